@@ -1,0 +1,372 @@
+"""Small PyTorch building blocks shared by every architecture.
+
+Every block creates its parameters with ``torch.empty`` and initialises them in
+``reset_parameters(generator)``, so building a model never draws from torch's
+global random number generator: the estimator passes an explicit
+``torch.Generator`` seeded from ``random_state``. Blocks that draw random numbers
+while training (dropout, unknown-category dropout) read them from the generator
+stored in their ``generator`` attribute; the training loop sets it for the
+duration of ``fit`` (see :func:`attach_generator`).
+
+Shapes are named in the docstrings: ``B`` batch, ``G`` groups (experts or
+tasks), ``F`` features, ``D`` embedding dimension.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "gelu": nn.GELU,
+    "tanh": nn.Tanh,
+    "silu": nn.SiLU,
+}
+
+
+def make_activation(name: str) -> nn.Module:
+    """Return a fresh activation module for ``name`` (relu, gelu, tanh, silu)."""
+    try:
+        return _ACTIVATIONS[name]()
+    except KeyError:
+        raise ValueError(
+            f"Unknown activation {name!r}; expected one of {sorted(_ACTIVATIONS)}."
+        ) from None
+
+
+def _uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator | None) -> None:
+    with torch.no_grad():
+        tensor.uniform_(-bound, bound, generator=generator)
+
+
+class RandomBlock(nn.Module):
+    """Base for blocks that draw random numbers while training.
+
+    ``generator`` is a plain attribute (not state): it is set by the training
+    loop and never pickled. When it is ``None`` the block falls back to torch's
+    global generator, as plain PyTorch modules do.
+    """
+
+    generator: torch.Generator | None = None
+
+    def __getstate__(self):
+        state = super().__getstate__().copy()
+        state.pop("generator", None)
+        return state
+
+
+def attach_generator(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Make every :class:`RandomBlock` inside ``module`` draw from ``generator``."""
+    for block in module.modules():
+        if isinstance(block, RandomBlock):
+            block.generator = generator
+
+
+class Dropout(RandomBlock):
+    """Inverted dropout whose masks come from an explicit generator.
+
+    Parameters
+    ----------
+    p : float
+        Probability of zeroing an element, in [0, 1).
+    """
+
+    def __init__(self, p: float = 0.0):
+        super().__init__()
+        self.p = float(p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        if self.generator is None:
+            return F.dropout(x, self.p, training=True)
+        keep = torch.empty_like(x).bernoulli_(1.0 - self.p, generator=self.generator)
+        return x * keep / (1.0 - self.p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class FeatureEmbedding(RandomBlock):
+    """Embed categorical codes and continuous values into one flat vector.
+
+    Categorical column ``j`` with ``cardinalities[j]`` rows gets its own table;
+    row 0 of every table is the reserved *unknown* row (unseen, rare or missing
+    categories). The tables are stored as one matrix with per-column offsets so
+    the lookup is a single gather. Continuous column ``j`` (already
+    standardised) becomes ``x_j * weight_j + bias_j``, a vector in the same
+    ``D``-dimensional space.
+
+    While training, each categorical value is replaced by the unknown row with
+    probability ``unknown_rate``, so that row learns a sensible "average"
+    embedding for categories never seen in training.
+
+    Parameters
+    ----------
+    cardinalities : sequence of int
+        Number of rows of each categorical table, unknown row included.
+    n_continuous : int
+        Number of continuous columns.
+    embedding_dim : int
+        ``D``, the size of every column's embedding.
+    unknown_rate : float, default=0.0
+        Training-time probability of mapping a categorical value to row 0.
+
+    Shapes
+    ------
+    ``x_cat`` (B, F_cat) int64 codes, ``x_cont`` (B, F_cont) float32 ->
+    (B, (F_cat + F_cont) * D).
+    """
+
+    def __init__(
+        self,
+        cardinalities: Sequence[int],
+        n_continuous: int,
+        embedding_dim: int,
+        unknown_rate: float = 0.0,
+    ):
+        super().__init__()
+        self.cardinalities = [int(c) for c in cardinalities]
+        self.n_continuous = int(n_continuous)
+        self.embedding_dim = int(embedding_dim)
+        self.unknown_rate = float(unknown_rate)
+        offsets = [0]
+        for c in self.cardinalities[:-1]:
+            offsets.append(offsets[-1] + c)
+        self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=True)
+        self.categorical_weight = nn.Parameter(
+            torch.empty(sum(self.cardinalities), self.embedding_dim)
+        )
+        self.continuous_weight = nn.Parameter(torch.empty(self.n_continuous, self.embedding_dim))
+        self.continuous_bias = nn.Parameter(torch.empty(self.n_continuous, self.embedding_dim))
+
+    @property
+    def n_features(self) -> int:
+        return len(self.cardinalities) + self.n_continuous
+
+    @property
+    def out_features(self) -> int:
+        """Width of the flat output, ``(F_cat + F_cont) * D``."""
+        return self.n_features * self.embedding_dim
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        bound = 1.0 / math.sqrt(self.embedding_dim)
+        for tensor in (self.categorical_weight, self.continuous_weight, self.continuous_bias):
+            _uniform_(tensor, bound, generator)
+
+    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
+        batch = x_cat.shape[0]
+        parts = []
+        if self.cardinalities:
+            if self.training and self.unknown_rate > 0.0:
+                drop = torch.rand(x_cat.shape, device=x_cat.device, generator=self.generator)
+                x_cat = x_cat.masked_fill(drop < self.unknown_rate, 0)
+            # (B, F_cat, D)
+            parts.append(F.embedding(x_cat + self.offsets, self.categorical_weight))
+        if self.n_continuous:
+            # (B, F_cont, 1) * (F_cont, D) + (F_cont, D) -> (B, F_cont, D)
+            parts.append(
+                torch.addcmul(self.continuous_bias, x_cont.unsqueeze(-1), self.continuous_weight)
+            )
+        tokens = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
+        return tokens.reshape(batch, self.out_features)
+
+    def extra_repr(self) -> str:
+        return (
+            f"cardinalities={self.cardinalities}, n_continuous={self.n_continuous}, "
+            f"embedding_dim={self.embedding_dim}, unknown_rate={self.unknown_rate}"
+        )
+
+
+class StackedLinear(nn.Module):
+    """``G`` independent linear maps evaluated as one batched matmul.
+
+    Parameters
+    ----------
+    n_groups : int
+        ``G``, the number of independent maps (experts or tasks).
+    in_features, out_features : int
+        Input and output width of each map.
+
+    Shapes
+    ------
+    (B, in) shared by all groups, or (G, B, in) one input per group ->
+    (G, B, out).
+    """
+
+    def __init__(self, n_groups: int, in_features: int, out_features: int):
+        super().__init__()
+        self.n_groups = int(n_groups)
+        self.in_features = int(in_features)
+        self.out_features = int(out_features)
+        self.weight = nn.Parameter(torch.empty(self.n_groups, self.in_features, self.out_features))
+        self.bias = nn.Parameter(torch.empty(self.n_groups, 1, self.out_features))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        # The bound of torch.nn.Linear's default initialisation.
+        bound = 1.0 / math.sqrt(self.in_features)
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 2:
+            # One wide matmul (B, in) @ (in, G*out), then split the groups.
+            wide = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)
+            out = (x @ wide).view(x.shape[0], self.n_groups, self.out_features)
+            return out.transpose(0, 1) + self.bias
+        return torch.baddbmm(self.bias, x, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"n_groups={self.n_groups}, in_features={self.in_features}, out_features={self.out_features}"
+
+
+class StackedMLP(nn.Module):
+    """``G`` independent MLPs of the same shape, computed together.
+
+    Each layer is a :class:`StackedLinear` followed by the activation and
+    dropout. With ``layer_sizes=()`` the block is the identity (broadcast to
+    ``G`` groups).
+
+    Parameters
+    ----------
+    n_groups : int
+        ``G``, the number of MLPs (e.g. experts, or task towers).
+    in_features : int
+        Input width.
+    layer_sizes : sequence of int
+        Width of each hidden layer; the last one is the output width.
+    activation : str, default="relu"
+        Activation after every layer.
+    dropout : float, default=0.0
+        Dropout probability after every layer.
+
+    Shapes
+    ------
+    (B, in) or (G, B, in) -> (G, B, layer_sizes[-1]).
+    """
+
+    def __init__(
+        self,
+        n_groups: int,
+        in_features: int,
+        layer_sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.n_groups = int(n_groups)
+        self.in_features = int(in_features)
+        widths = [self.in_features, *(int(s) for s in layer_sizes)]
+        layers: list[nn.Module] = []
+        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
+            layers.append(StackedLinear(self.n_groups, fan_in, fan_out))
+            layers.append(make_activation(activation))
+            if dropout > 0.0:
+                layers.append(Dropout(dropout))
+        self.layers = nn.Sequential(*layers)
+        self.out_features = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if len(self.layers) == 0:
+            return x.expand(self.n_groups, *x.shape) if x.dim() == 2 else x
+        return self.layers(x)
+
+
+class Gate(nn.Module):
+    """Softmax gates that mix experts: ``softmax(x @ W + b) / T``.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the gate input (the embedded features).
+    n_experts : int
+        Number of experts to weigh.
+    n_gates : int
+        Number of independent gates (1 for MoE, one per task for MMoE).
+    temperature : float, default=1.0
+        Softmax temperature ``T``; larger values give flatter mixtures.
+
+    Shapes
+    ------
+    (B, in) -> (B, n_gates, n_experts), each row summing to 1.
+    """
+
+    def __init__(self, in_features: int, n_experts: int, n_gates: int, temperature: float = 1.0):
+        super().__init__()
+        self.in_features = int(in_features)
+        self.n_experts = int(n_experts)
+        self.n_gates = int(n_gates)
+        self.temperature = float(temperature)
+        self.weight = nn.Parameter(torch.empty(self.in_features, self.n_gates * self.n_experts))
+        self.bias = nn.Parameter(torch.empty(self.n_gates * self.n_experts))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        bound = 1.0 / math.sqrt(self.in_features)
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = torch.addmm(self.bias, x, self.weight)
+        logits = logits.view(x.shape[0], self.n_gates, self.n_experts)
+        return torch.softmax(logits / self.temperature, dim=-1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, n_experts={self.n_experts}, "
+            f"n_gates={self.n_gates}, temperature={self.temperature}"
+        )
+
+
+class TaskTowers(nn.Module):
+    """One tower per task, all of the same hidden shape, plus output heads.
+
+    Binary tasks get one logit, a task with ``K > 2`` classes gets ``K``.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of each tower's input.
+    n_outputs : sequence of int
+        Number of logits of each task (1 for binary).
+    layer_sizes : sequence of int
+        Hidden layers shared in shape (not in weights) by all towers.
+    activation, dropout
+        As in :class:`StackedMLP`.
+
+    Shapes
+    ------
+    (B, in) shared by all towers or (T, B, in) one input per task -> list of
+    T tensors: (B,) for a binary task, (B, K) for a multiclass one.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_outputs: Sequence[int],
+        layer_sizes: Sequence[int] = (),
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.n_outputs = [int(k) for k in n_outputs]
+        n_tasks = len(self.n_outputs)
+        self.hidden = StackedMLP(n_tasks, in_features, layer_sizes, activation, dropout)
+        self.head = StackedLinear(n_tasks, self.hidden.out_features, max(self.n_outputs))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        logits = self.head(self.hidden(x))  # (T, B, max K)
+        return [
+            logits[t, :, 0] if k == 1 else logits[t, :, :k] for t, k in enumerate(self.n_outputs)
+        ]
+
+
+def init_parameters(module: nn.Module, generator: torch.Generator | None) -> None:
+    """Initialise every block of ``module`` from ``generator``, in module order."""
+    for block in module.modules():
+        if isinstance(block, (FeatureEmbedding, StackedLinear, Gate)):
+            block.reset_parameters(generator)
