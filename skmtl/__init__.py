@@ -1,0 +1,13 @@
+"""skmtl: multi-task deep learning (shared-bottom, MoE, MMoE) as scikit-learn estimators.
+
+The public face is :class:`MultiTaskClassifier`; :mod:`skmtl.metrics` holds
+multi-task scorers, :mod:`skmtl.datasets` the bundled data and generators, and
+:mod:`skmtl.nn` the plain PyTorch modules.
+"""
+
+from . import datasets, metrics
+from ._classifier import MultiTaskClassifier
+
+__version__ = "0.1.0"
+
+__all__ = ["MultiTaskClassifier", "datasets", "metrics", "__version__"]

@@ -1,0 +1,732 @@
+"""The scikit-learn layer: parameters, validation, fit/predict orchestration."""
+
+from __future__ import annotations
+
+import copy
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+
+from . import metrics
+from ._encoding import TabularEncoder, resolve_categorical
+from ._targets import fit_targets, predict_dtype
+from ._training import TensorData, TrainingConfig, predict_logits, train
+from .nn.architectures import ARCHITECTURES, build_network
+from .nn.blocks import init_parameters
+
+EARLY_STOPPING_AUTO_MIN_SAMPLES = 10_000
+
+
+def _auto_embedding_dim(cardinalities) -> int:
+    """One shared embedding size from the typical categorical cardinality.
+
+    ``round(1.6 * K ** 0.56)`` (the fast.ai rule of thumb) for the median
+    cardinality ``K``, clipped to [4, 32]; 8 without categorical columns.
+    """
+    if not cardinalities:
+        return 8
+    k = float(np.median(cardinalities))
+    return int(np.clip(round(1.6 * k**0.56), 4, 32))
+
+
+def _layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
+    sizes = tuple(np.atleast_1d(np.asarray(value)).tolist()) if np.ndim(value) else (value,)
+    if not allow_empty and len(sizes) == 0:
+        raise ValueError(f"{name} must have at least one layer; got {value!r}.")
+    for s in sizes:
+        if not isinstance(s, Integral) or isinstance(s, bool) or s < 1:
+            raise ValueError(f"{name} must contain positive integers; got {value!r}.")
+    return tuple(int(s) for s in sizes)
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but no CUDA GPU is available to PyTorch "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
+            "Use device='cpu' or device='auto'."
+        )
+    return torch.device(device)
+
+
+class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
+    """Multi-task neural network classifier (shared-bottom, MoE or MMoE) on PyTorch.
+
+    One model learns several classification tasks at once, sharing its
+    parameters across them. Categorical columns are embedded (one table per
+    column with a reserved, trained row for unknown values), continuous columns
+    are standardised and linearly projected into the same embedding space, and
+    the concatenated embeddings feed the chosen architecture, which ends in one
+    tower per task. The PyTorch model is built inside :meth:`fit` and is
+    available as ``module_``.
+
+    Parameters
+    ----------
+    architecture : {"shared_bottom", "moe", "mmoe"}, default="mmoe"
+        - ``"shared_bottom"``: one shared MLP encoder (``expert_layer_sizes``)
+          feeding one tower per task.
+        - ``"moe"``: ``n_experts`` expert MLPs mixed by ONE softmax gate shared
+          by all tasks, then the towers.
+        - ``"mmoe"``: the same experts, with one gate PER task (Ma et al.,
+          "Modeling Task Relationships in Multi-task Learning with Multi-gate
+          Mixture-of-Experts", KDD 2018).
+
+    categorical_features : "from_dtype", array-like of bool, int or str, or None, \
+            default="from_dtype"
+        Which columns are categorical, as in
+        :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
+
+        - ``"from_dtype"``: DataFrame columns of pandas ``category``,
+          string/object or bool dtype; for a numpy object array, the columns
+          holding strings; for a numeric numpy array, none.
+        - None: no categorical column.
+        - boolean mask of shape (n_features,), integer indices, or column names
+          (DataFrame input only).
+
+    embedding_dim : int or "auto", default=8
+        Size ``D`` of every column's embedding (categorical and continuous).
+        ``"auto"`` picks one size from the median categorical cardinality
+        ``K``: ``clip(round(1.6 * K ** 0.56), 4, 32)``.
+
+    min_frequency : int, default=5
+        Categories seen fewer than this many times in ``fit`` get no row of
+        their own: they share the unknown row, which therefore learns what
+        rare categories look like.
+
+    max_categories : int or None, default=None
+        If set, only the ``max_categories`` most frequent categories of each
+        column get their own row (the others share the unknown row). Bounds
+        the memory of ID-like columns.
+
+    category_dropout : float, default=0.02
+        While training, each categorical value is replaced by the unknown row
+        with this probability, so that the unknown row is trained on every
+        column and an unseen category at predict time gets a sensible
+        embedding.
+
+    expert_layer_sizes : array-like of int, default=(64, 32)
+        Layers of each expert (for ``"moe"``/``"mmoe"``) or of the shared
+        encoder (for ``"shared_bottom"``).
+
+    n_experts : int, default=4
+        Number of experts. Used only when ``architecture`` is ``"moe"`` or
+        ``"mmoe"``.
+
+    gate_temperature : float, default=1.0
+        Temperature ``T`` of the gates' softmax, ``softmax(logits / T)``.
+        Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``.
+
+    tower_layer_sizes : array-like of int, default=(32,)
+        Hidden layers of every task tower (all towers have this shape); each
+        tower ends in a linear head with one logit (binary task) or one per
+        class. ``()`` gives a linear head on the shared representation.
+
+    activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
+        Activation of every hidden layer.
+
+    dropout : float, default=0.0
+        Dropout probability after every hidden layer (experts and towers).
+
+    task_weights : array-like of shape (n_tasks,), dict or None, default=None
+        Weight of each task's loss; a dict maps task names (or indices) to
+        weights, missing tasks weigh 1. The total loss is
+        ``sum_t task_weights[t] * loss_t``, so a task's weight scales that
+        task's gradient and nothing else. None weighs all tasks 1.
+
+    class_weight : "balanced", dict, list or None, default=None
+        Per-task class weights: ``"balanced"`` for every task (computed on the
+        known labels as in :func:`~sklearn.utils.class_weight.compute_class_weight`),
+        a list with one entry (None, ``"balanced"`` or ``{class: weight}``) per
+        task, or a dict keyed by task name. For a single task, a plain
+        ``{class: weight}`` dict.
+
+    learning_rate_init : float, default=1e-3
+        Adam's learning rate.
+
+    alpha : float, default=0.0
+        Strength of the L2 penalty ``0.5 * alpha * ||W||^2`` added to the loss
+        of every weight matrix (experts, gates, towers, output heads and the
+        continuous-feature projections). Biases and categorical embedding
+        tables are not penalised. It is applied as Adam's (coupled)
+        ``weight_decay`` on those parameters, i.e. it is NOT decoupled weight
+        decay (AdamW).
+
+    batch_size : int or "auto", default="auto"
+        Mini-batch size; ``"auto"`` uses ``min(512, n_samples)``.
+
+    max_iter : int, default=200
+        Maximum number of epochs.
+
+    shuffle : bool, default=True
+        Whether to shuffle the rows before every epoch.
+
+    early_stopping : "auto" or bool, default="auto"
+        Hold out ``validation_fraction`` of the rows and stop when their loss
+        (the masked, weighted training objective) has not improved by ``tol``
+        for ``n_iter_no_change`` epochs; the weights of the best epoch are
+        restored. ``"auto"`` enables it when there are more than 10,000 rows.
+        When disabled, the training loss is monitored the same way.
+
+    validation_fraction : float, default=0.1
+        Fraction of rows held out for early stopping.
+
+    n_iter_no_change : int, default=10
+        Epochs without improvement before stopping.
+
+    tol : float, default=1e-4
+        Minimum improvement of the monitored loss.
+
+    warm_start : bool, default=False
+        Reuse the fitted model (encoders and weights) and keep training it.
+        The tasks and their classes must be those of the first fit.
+
+    device : {"auto", "cpu", "cuda"}, default="auto"
+        Where to train; ``"auto"`` uses a CUDA GPU when available. A model
+        trained on a GPU predicts on the GPU; once pickled it unpickles on
+        CPU-only machines and predicts there.
+
+    random_state : int, RandomState instance or None, default=None
+        Draws the one seed of each ``fit``, used through explicit
+        ``torch.Generator`` objects for weight initialisation, the
+        validation split, shuffling and dropout. The global torch and numpy
+        random states are never touched (None draws from numpy's global RNG,
+        as scikit-learn does).
+
+    verbose : int, default=0
+        Show a progress bar with the epoch, the training loss and the
+        validation loss.
+
+    Attributes
+    ----------
+    classes_ : ndarray or list of ndarray
+        Classes of each task; an ndarray when ``y`` is 1-D.
+    n_outputs_ : int
+        Number of tasks.
+    task_names_ : ndarray of str
+        Task names: DataFrame ``y`` columns, else ``task_0``, ``task_1``, ...
+    n_features_in_ : int
+        Number of features seen during ``fit``.
+    feature_names_in_ : ndarray of str
+        Feature names, when ``X`` is a DataFrame with string column names.
+    is_categorical_ : ndarray of bool of shape (n_features_in_,)
+        Which features were treated as categorical.
+    categories_ : list of (ndarray or None)
+        Categories with an embedding row of their own, per feature (None for
+        continuous features).
+    encoder_ : object
+        The fitted column encoder (vocabularies, continuous mean and scale).
+    module_ : torch.nn.Module
+        The trained PyTorch model; it maps categorical codes and standardised
+        continuous values to a list of per-task logits.
+    n_iter_ : int
+        Number of epochs run by the last ``fit``.
+    loss_curve_ : list of float
+        Training loss (the weighted sum over tasks) at each epoch.
+    task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
+        Each task's training loss at each epoch.
+    validation_scores_ : list of float or None
+        Negative validation loss at each epoch (higher is better), when early
+        stopping is on.
+    best_validation_score_ : float or None
+        Best of ``validation_scores_``.
+    best_loss_ : float
+        Lowest training loss.
+    device_ : torch.device
+        Device the model was trained on.
+
+    See Also
+    --------
+    sklearn.neural_network.MLPClassifier : A single-network classifier.
+    sklearn.multioutput.MultiOutputClassifier : One independent model per task.
+
+    Notes
+    -----
+    Labels that are NaN/None/``pd.NA`` are unknown for their task: they are
+    left out of that task's loss only. scikit-learn's built-in scorers raise
+    on NaN in ``y``; use :mod:`skmtl.metrics` with partially labelled data.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from skmtl import MultiTaskClassifier
+    >>> rng = np.random.RandomState(0)
+    >>> X = rng.normal(size=(200, 4))
+    >>> y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 0] > 0]).astype(int)
+    >>> clf = MultiTaskClassifier(max_iter=30, random_state=0).fit(X, y)
+    >>> [p.shape for p in clf.predict_proba(X[:3])]
+    [(3, 2), (3, 2)]
+    """
+
+    _parameter_constraints: dict = {
+        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "max_categories": [Interval(Integral, 1, None, closed="left"), None],
+        "category_dropout": [Interval(Real, 0, 1, closed="left")],
+        "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "gate_temperature": [Interval(Real, 0, None, closed="neither")],
+        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "task_weights": ["array-like", dict, None],
+        "class_weight": [StrOptions({"balanced"}), dict, list, None],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        architecture="mmoe",
+        *,
+        categorical_features="from_dtype",
+        embedding_dim=8,
+        min_frequency=5,
+        max_categories=None,
+        category_dropout=0.02,
+        expert_layer_sizes=(64, 32),
+        n_experts=4,
+        gate_temperature=1.0,
+        tower_layer_sizes=(32,),
+        activation="relu",
+        dropout=0.0,
+        task_weights=None,
+        class_weight=None,
+        learning_rate_init=1e-3,
+        alpha=0.0,
+        batch_size="auto",
+        max_iter=200,
+        shuffle=True,
+        early_stopping="auto",
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        tol=1e-4,
+        warm_start=False,
+        device="auto",
+        random_state=None,
+        verbose=0,
+    ):
+        self.architecture = architecture
+        self.categorical_features = categorical_features
+        self.embedding_dim = embedding_dim
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+        self.category_dropout = category_dropout
+        self.expert_layer_sizes = expert_layer_sizes
+        self.n_experts = n_experts
+        self.gate_temperature = gate_temperature
+        self.tower_layer_sizes = tower_layer_sizes
+        self.activation = activation
+        self.dropout = dropout
+        self.task_weights = task_weights
+        self.class_weight = class_weight
+        self.learning_rate_init = learning_rate_init
+        self.alpha = alpha
+        self.batch_size = batch_size
+        self.max_iter = max_iter
+        self.shuffle = shuffle
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.tol = tol
+        self.warm_start = warm_start
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    # ------------------------------------------------------------------ input
+    def _validate_X(self, X, *, reset: bool):
+        """Check X (feature names, n_features) without losing column dtypes.
+
+        Returns a DataFrame (dtypes kept, so categorical columns stay as they
+        are) or a 2-D ndarray (object arrays stay object).
+        """
+        if not isinstance(X, pd.DataFrame):
+            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+        validate_data(self, X, skip_check_array=True, reset=reset)
+        if isinstance(X, pd.DataFrame):
+            if X.shape[1] == 0:
+                raise ValueError(
+                    f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+                )
+            if X.shape[0] == 0:
+                raise ValueError(
+                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+                    "required."
+                )
+        return X
+
+    def _encode(self, X) -> tuple[torch.Tensor, torch.Tensor]:
+        codes, continuous = self.encoder_.transform(X)
+        device = next(self.module_.parameters()).device
+        return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
+
+    # ------------------------------------------------------------ fit helpers
+    def _architecture_params(self, cardinalities) -> dict:
+        embedding_dim = (
+            _auto_embedding_dim(cardinalities) if self.embedding_dim == "auto" else self.embedding_dim
+        )
+        return {
+            "embedding_dim": embedding_dim,
+            "category_dropout": self.category_dropout,
+            "expert_layer_sizes": _layer_sizes(self.expert_layer_sizes, "expert_layer_sizes", False),
+            "tower_layer_sizes": _layer_sizes(self.tower_layer_sizes, "tower_layer_sizes", True),
+            "n_experts": self.n_experts,
+            "gate_temperature": self.gate_temperature,
+            "activation": self.activation,
+            "dropout": self.dropout,
+        }
+
+    def _task_weight_vector(self, task_names) -> np.ndarray:
+        n_tasks = len(task_names)
+        if self.task_weights is None:
+            return np.ones(n_tasks)
+        if isinstance(self.task_weights, dict):
+            weights = np.ones(n_tasks)
+            for key, value in self.task_weights.items():
+                if isinstance(key, Integral) and not isinstance(key, bool) and 0 <= key < n_tasks:
+                    weights[key] = value
+                elif key in task_names:
+                    weights[task_names.index(key)] = value
+                else:
+                    raise ValueError(
+                        f"task_weights names task {key!r}, which is not one of the tasks "
+                        f"{task_names} (or an index below {n_tasks})."
+                    )
+        else:
+            weights = np.asarray(self.task_weights, dtype=np.float64).ravel()
+            if weights.shape[0] != n_tasks:
+                raise ValueError(
+                    f"task_weights has {weights.shape[0]} entries but y has {n_tasks} task(s)."
+                )
+        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+            raise ValueError(f"task_weights must be finite and non-negative; got {weights.tolist()}.")
+        return weights
+
+    def _class_weight_specs(self, task_names) -> list:
+        n_tasks = len(task_names)
+        spec = self.class_weight
+        if spec is None or isinstance(spec, str):
+            return [spec] * n_tasks
+        if isinstance(spec, list):
+            if len(spec) != n_tasks:
+                raise ValueError(
+                    f"class_weight is a list of {len(spec)} entries but y has {n_tasks} task(s)."
+                )
+            return spec
+        if n_tasks == 1 and not set(spec) & set(task_names):
+            return [spec]
+        unknown = [k for k in spec if k not in task_names]
+        if unknown:
+            raise ValueError(
+                f"class_weight names tasks {unknown} that are not among {task_names}; for "
+                "several tasks pass a list or a dict keyed by task name."
+            )
+        return [spec.get(name) for name in task_names]
+
+    def _class_weight_vectors(self, targets, sample_rows) -> list[np.ndarray | None]:
+        vectors = []
+        specs = self._class_weight_specs(targets.task_names)
+        for t, (spec, classes) in enumerate(zip(specs, targets.classes)):
+            if spec is None:
+                vectors.append(None)
+                continue
+            codes = targets.codes[sample_rows, t]
+            known = codes[codes >= 0]
+            if isinstance(spec, str) and spec == "balanced":
+                present = np.unique(known)
+                weights = np.ones(len(classes))
+                weights[present] = compute_class_weight("balanced", classes=present, y=known)
+            elif isinstance(spec, dict):
+                weights = np.ones(len(classes))
+                for label, value in spec.items():
+                    where = np.flatnonzero(classes == label)
+                    if where.size == 0:
+                        raise ValueError(
+                            f"class_weight for task {targets.task_names[t]!r} names class "
+                            f"{label!r}, which is not among its classes {classes.tolist()}."
+                        )
+                    weights[where[0]] = value
+            else:
+                raise ValueError(
+                    f"class_weight entry for task {targets.task_names[t]!r} must be None, "
+                    f"'balanced' or a dict; got {spec!r}."
+                )
+            vectors.append(weights)
+        return vectors
+
+    def _check_warm_start_targets(self, targets) -> None:
+        fitted = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        if len(fitted) != len(targets.classes):
+            raise ValueError(
+                f"warm_start=True: y has {len(targets.classes)} task(s) but the fitted model "
+                f"has {len(fitted)}. Set warm_start=False to fit a new model."
+            )
+        for name, old, new in zip(targets.task_names, fitted, targets.classes):
+            if len(old) != len(new) or not np.all(old == new):
+                raise ValueError(
+                    f"warm_start=True: task {name!r} has classes {new.tolist()} but the fitted "
+                    f"model has {old.tolist()}. Set warm_start=False to fit a new model."
+                )
+
+    def _validation_split(self, n_samples, codes, rng) -> tuple[np.ndarray, np.ndarray | None]:
+        early = self.early_stopping
+        if early == "auto":
+            early = n_samples > EARLY_STOPPING_AUTO_MIN_SAMPLES
+        if not early:
+            return np.arange(n_samples), None
+        n_val = int(round(self.validation_fraction * n_samples))
+        if n_val < 1 or n_samples - n_val < 1:
+            raise ValueError(
+                f"early_stopping with validation_fraction={self.validation_fraction} leaves "
+                f"{n_val} validation and {n_samples - n_val} training rows out of {n_samples}; "
+                "use more data, another validation_fraction, or early_stopping=False."
+            )
+        order = rng.permutation(n_samples)
+        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
+        for t in range(codes.shape[1]):
+            if not np.any(codes[train_rows, t] >= 0):
+                raise ValueError(
+                    f"The validation split left task {t} without known labels for training; "
+                    "use early_stopping=False or a smaller validation_fraction."
+                )
+        return train_rows, val_rows
+
+    # ---------------------------------------------------------------- fitting
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, sample_weight=None):
+        """Fit the model to ``X`` and the multi-task targets ``y``.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features. Categorical columns are chosen by
+            ``categorical_features``; the others must be numeric and finite.
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Labels of each task (ints, bools or strings); NaN/None marks an
+            unknown label, left out of that task's loss.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row.
+
+        Returns
+        -------
+        self : MultiTaskClassifier
+            The fitted estimator.
+        """
+        reuse = self.warm_start and hasattr(self, "module_")
+        X = self._validate_X(X, reset=not reuse)
+        targets = fit_targets(y)
+        check_consistent_length(X, targets.codes)
+        n_samples = X.shape[0]
+        if n_samples < 2:
+            raise ValueError(
+                f"n_samples={n_samples}: at least 2 samples are required to fit a classifier."
+            )
+        sample_weight = _check_sample_weight(
+            sample_weight, np.empty((n_samples, 0)), dtype=np.float64, ensure_non_negative=True
+        )
+        if not np.any(sample_weight > 0):
+            raise ValueError("sample_weight is zero for every row; at least one must be positive.")
+        if reuse:
+            self._check_warm_start_targets(targets)
+        task_weights = self._task_weight_vector(targets.task_names)
+
+        device = _resolve_device(self.device)
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(np.iinfo(np.int32).max))
+        split_rng = np.random.RandomState(seed)
+
+        if reuse:
+            encoder = self.encoder_
+            module = copy.deepcopy(self.module_).to(device)
+        else:
+            feature_names = getattr(self, "feature_names_in_", None)
+            is_categorical = resolve_categorical(X, self.categorical_features, feature_names)
+            encoder = TabularEncoder(
+                is_categorical, self.min_frequency, self.max_categories, feature_names
+            ).fit(X)
+            params = self._architecture_params(encoder.cardinalities)
+            module = build_network(
+                self.architecture,
+                cardinalities=encoder.cardinalities,
+                n_continuous=len(encoder.continuous_indices),
+                n_outputs=[1 if len(c) == 2 else len(c) for c in targets.classes],
+                params=params,
+            )
+            init_generator = torch.Generator().manual_seed(seed)
+            init_parameters(module, init_generator)
+            module = module.to(device)
+
+        codes, continuous = encoder.transform(X)
+        train_rows, val_rows = self._validation_split(n_samples, targets.codes, split_rng)
+        class_weights = self._class_weight_vectors(targets, train_rows)
+
+        def tensors(rows) -> TensorData:
+            return TensorData(
+                torch.from_numpy(codes[rows]).to(device),
+                torch.from_numpy(continuous[rows]).to(device),
+                torch.from_numpy(targets.codes[rows]).to(device),
+                torch.from_numpy(sample_weight[rows].astype(np.float32)).to(device),
+            )
+
+        batch_size = min(512, len(train_rows)) if self.batch_size == "auto" else self.batch_size
+        config = TrainingConfig(
+            max_iter=self.max_iter,
+            batch_size=batch_size,
+            learning_rate=self.learning_rate_init,
+            alpha=self.alpha,
+            shuffle=self.shuffle,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            task_weights=torch.tensor(task_weights, dtype=torch.float32, device=device),
+            class_weights=[
+                None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
+                for w in class_weights
+            ],
+            verbose=self.verbose,
+        )
+        history = train(
+            module,
+            tensors(train_rows),
+            None if val_rows is None else tensors(val_rows),
+            config,
+            shuffle_generator=torch.Generator().manual_seed(seed + 1),
+            dropout_generator=torch.Generator(device=device).manual_seed(seed + 2),
+        )
+
+        # Only now, with training finished, does the estimator change.
+        if not reuse:
+            self.encoder_ = encoder
+            self.is_categorical_ = encoder.is_categorical.copy()
+            self.categories_ = encoder.categories_by_feature()
+        self.module_ = module
+        self.device_ = device
+        self.n_outputs_ = len(targets.classes)
+        self.task_names_ = np.asarray(targets.task_names, dtype=object)
+        self.classes_ = targets.classes[0] if targets.one_dimensional else list(targets.classes)
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = history.loss_curve
+        self.task_loss_curves_ = np.vstack(history.task_loss_curves)
+        self.validation_scores_ = history.validation_scores
+        self.best_validation_score_ = history.best_validation_score
+        self.best_loss_ = history.best_loss
+        return self
+
+    # ------------------------------------------------------------- prediction
+    def _task_probabilities(self, X) -> list[np.ndarray]:
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        logits = predict_logits(self.module_, *self._encode(X))
+        probabilities = []
+        for task_logits in logits:
+            task_logits = task_logits.double()
+            if task_logits.dim() == 1:
+                positive = torch.sigmoid(task_logits)
+                proba = torch.stack([1.0 - positive, positive], dim=1)
+            else:
+                proba = torch.softmax(task_logits, dim=1)
+            probabilities.append(proba.cpu().numpy())
+        return probabilities
+
+    def predict_proba(self, X):
+        """Probability of each class of each task.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        proba : list of ndarray of shape (n_samples, n_classes_t), or ndarray
+            One array per task (columns ordered as ``classes_[t]``); a single
+            array when the model was fitted on 1-D ``y``.
+        """
+        probabilities = self._task_probabilities(X)
+        return probabilities[0] if not isinstance(self.classes_, list) else probabilities
+
+    def predict(self, X):
+        """Most probable class of each task.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
+            Predicted labels, with the dtype of the fitted labels; 1-D when the
+            model was fitted on 1-D ``y``.
+        """
+        probabilities = self._task_probabilities(X)
+        classes = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        out = np.empty((probabilities[0].shape[0], len(classes)), dtype=predict_dtype(classes))
+        for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
+            out[:, t] = task_classes[np.argmax(proba, axis=1)]
+        return out if isinstance(self.classes_, list) else out[:, 0]
+
+    def score(self, X, y, sample_weight=None):
+        """Subset accuracy, skipping unknown (NaN) labels task by task.
+
+        A row counts as correct when every one of its known labels is
+        predicted; rows with no known label are left out. Without unknown
+        labels this is :func:`sklearn.metrics.accuracy_score`'s subset
+        accuracy.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            True labels; NaN/None marks an unknown label.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weight of each row.
+
+        Returns
+        -------
+        score : float
+            Weighted fraction of rows whose known labels are all predicted.
+        """
+        return metrics.subset_accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+
+    # --------------------------------------------------------------- plumbing
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            state = dict(state)
+            state["module_"] = copy.deepcopy(module).cpu()
+        return state
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_label = True
+        return tags

@@ -1,0 +1,144 @@
+"""Multi-task targets: labels -> class indices with -1 for unknown labels.
+
+``y`` is 1-D (one task) or 2-D ``(n_samples, n_tasks)``, an array or a pandas
+object. Each task is binary or multiclass with int, bool or string labels. A
+missing label (NaN, None or ``pd.NA``) means "unknown for this task".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.multiclass import check_classification_targets
+
+UNKNOWN = -1
+"""Code of a missing label."""
+
+
+@dataclass
+class Targets:
+    """Encoded targets.
+
+    Attributes
+    ----------
+    codes : ndarray of int64 of shape (n_samples, n_tasks)
+        Index into ``classes[t]``, or -1 where the label is unknown.
+    classes : list of ndarray
+        Sorted classes of each task.
+    task_names : list of str
+        DataFrame column names, a Series name, or ``task_0``, ``task_1``, ...
+    one_dimensional : bool
+        True when ``y`` was 1-D (a single task).
+    """
+
+    codes: np.ndarray
+    classes: list[np.ndarray]
+    task_names: list[str]
+    one_dimensional: bool
+
+
+def task_columns(y) -> tuple[list[np.ndarray], list[str], bool]:
+    """Split ``y`` into one 1-D array per task, with task names and 1-D flag."""
+    if y is None:
+        raise ValueError(
+            "This estimator requires y to be passed, but the target y is None."
+        )
+    if isinstance(y, pd.DataFrame):
+        names = [str(c) for c in y.columns]
+        return [y.iloc[:, t].to_numpy() for t in range(y.shape[1])], names, False
+    if isinstance(y, pd.Series):
+        name = "task_0" if y.name is None else str(y.name)
+        return [y.to_numpy()], [name], True
+    if hasattr(y, "toarray") or hasattr(y, "tocsr"):
+        raise TypeError("Sparse y is not supported; pass a dense array or a DataFrame.")
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return [y], ["task_0"], True
+    if y.ndim != 2:
+        raise ValueError(f"y must be 1-D or 2-D (n_samples, n_tasks); got shape {y.shape}.")
+    return [y[:, t] for t in range(y.shape[1])], [f"task_{t}" for t in range(y.shape[1])], False
+
+
+def _missing(values: np.ndarray) -> np.ndarray:
+    return np.asarray(pd.isna(values), dtype=bool)
+
+
+_UNBOXED = {"integer": np.int64, "floating": np.float64, "mixed-integer-float": np.float64,
+            "boolean": np.bool_, "string": object}
+
+
+def _unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
+    """Object labels (e.g. from a nullable pandas column) as a plain numpy dtype."""
+    inferred = pd.api.types.infer_dtype(known, skipna=False)
+    if inferred not in _UNBOXED:
+        kinds = sorted({type(v).__name__ for v in known})
+        raise ValueError(
+            f"Task {name!r} has labels of mixed or unsupported types ({', '.join(kinds)}); "
+            "use one type per task (ints, bools or strings)."
+        )
+    return known.astype(_UNBOXED[inferred])
+
+
+def fit_targets(y) -> Targets:
+    """Learn each task's classes and encode ``y``.
+
+    Raises
+    ------
+    ValueError
+        For continuous or multilabel-within-task labels, infinite values, a
+        task with no known label, or a task with a single class.
+    """
+    columns, names, one_dimensional = task_columns(y)
+    if not columns:
+        raise ValueError("y has 0 tasks (columns); at least one task is required.")
+    classes = []
+    codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
+    for t, (values, name) in enumerate(zip(columns, names)):
+        missing = _missing(values)
+        known = values[~missing]
+        if known.dtype.kind == "f" and not np.isfinite(known).all():
+            raise ValueError(f"Task {name!r}: y contains infinity; labels must be class values.")
+        if known.size == 0:
+            raise ValueError(
+                f"Task {name!r} has no known label (all values are NaN/None); drop the task "
+                "or give it some labels."
+            )
+        if known.dtype == object:
+            known = _unbox_labels(known, name)
+        check_classification_targets(known)
+        task_classes = np.unique(known)
+        if task_classes.shape[0] < 2:
+            raise ValueError(
+                f"Task {name!r} has only one class ({task_classes[0]!r}) among its known labels: "
+                "a classifier can't train when only one class is present."
+            )
+        codes[:, t] = UNKNOWN
+        codes[~missing, t] = np.searchsorted(task_classes, known)
+        classes.append(task_classes)
+    return Targets(codes, classes, names, one_dimensional)
+
+
+def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
+    """Codes of ``y`` under fitted ``classes``: -1 unknown label, -2 a label never seen in fit."""
+    columns, _, _ = task_columns(y)
+    if len(columns) != len(classes):
+        raise ValueError(
+            f"y has {len(columns)} task(s) but the model was fitted on {len(classes)}."
+        )
+    codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
+    for t, (values, task_classes) in enumerate(zip(columns, classes)):
+        missing = _missing(values)
+        index = pd.Index(task_classes).get_indexer(values[~missing])
+        codes[:, t] = UNKNOWN
+        codes[~missing, t] = np.where(index >= 0, index, -2)
+    return codes
+
+
+def predict_dtype(classes: list[np.ndarray]) -> np.dtype:
+    """dtype of ``predict``'s output: the common dtype of the tasks' classes."""
+    dtypes = [c.dtype for c in classes]
+    if any(dt.kind in "OSU" for dt in dtypes):
+        return np.dtype(object) if len(set(dtypes)) > 1 else dtypes[0]
+    return np.result_type(*dtypes)

@@ -1,0 +1,248 @@
+"""The one training loop: batches, loss, early stopping, progress, restore best.
+
+It knows tensors and modules only (nothing of pandas or the estimator). The
+data are tensors on the training device built once per fit; a batch is an index
+slice of a (possibly shuffled) permutation. Inside the batch loop nothing is
+read back to the host: running loss sums and a non-finite flag stay on the
+device and are read once per epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.exceptions import ConvergenceWarning
+from torch import nn
+
+from .losses import multitask_loss
+from .nn.blocks import FeatureEmbedding, attach_generator
+
+INFERENCE_BATCH_SIZE = 65536
+
+
+class TrainingDivergedError(FloatingPointError, ValueError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TensorData:
+    """Encoded rows on one device: categorical codes, continuous values, labels, weights."""
+
+    x_cat: torch.Tensor  # (n, F_cat) int64
+    x_cont: torch.Tensor  # (n, F_cont) float32
+    y: torch.Tensor  # (n, T) int64, -1 unknown
+    sample_weight: torch.Tensor  # (n,) float32
+
+    def __len__(self) -> int:
+        return self.y.shape[0]
+
+    def take(self, index: torch.Tensor) -> TensorData:
+        return TensorData(
+            self.x_cat[index], self.x_cont[index], self.y[index], self.sample_weight[index]
+        )
+
+
+@dataclass
+class TrainingConfig:
+    """Settings of one call of :func:`train`."""
+
+    max_iter: int
+    batch_size: int
+    learning_rate: float
+    alpha: float
+    shuffle: bool
+    n_iter_no_change: int
+    tol: float
+    task_weights: torch.Tensor
+    class_weights: list
+    verbose: int = 0
+
+
+@dataclass
+class TrainingHistory:
+    """What :func:`train` measured, one entry per epoch."""
+
+    loss_curve: list[float] = field(default_factory=list)
+    task_loss_curves: list[np.ndarray] = field(default_factory=list)
+    validation_scores: list[float] | None = None
+    best_validation_score: float | None = None
+    best_loss: float = np.inf
+    n_iter: int = 0
+    converged: bool = False
+
+
+def split_parameters(module: nn.Module) -> tuple[list, list]:
+    """(weights that get the L2 penalty, parameters that do not).
+
+    Penalised: every weight matrix (experts, gates, towers, heads, the
+    continuous-feature projections). Not penalised: biases and categorical
+    embedding tables.
+    """
+    decay, no_decay = [], []
+    for block in module.modules():
+        for name, param in block.named_parameters(recurse=False):
+            exempt = (
+                name == "bias"
+                or name.endswith("_bias")
+                or isinstance(block, nn.Embedding)
+                or (isinstance(block, FeatureEmbedding) and name == "categorical_weight")
+            )
+            (no_decay if exempt else decay).append(param)
+    return decay, no_decay
+
+
+def make_optimizer(module: nn.Module, learning_rate: float, alpha: float) -> torch.optim.Optimizer:
+    """Adam with coupled L2 (``alpha``) on the weight matrices only."""
+    decay, no_decay = split_parameters(module)
+    groups = [
+        {"params": decay, "weight_decay": alpha},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.Adam([g for g in groups if g["params"]], lr=learning_rate)
+
+
+def predict_logits(module: nn.Module, x_cat: torch.Tensor, x_cont: torch.Tensor) -> list[torch.Tensor]:
+    """Logits of every task for all rows, in large batches, without autograd."""
+    module.eval()
+    chunks: list[list[torch.Tensor]] = []
+    with torch.inference_mode():
+        for start in range(0, x_cat.shape[0], INFERENCE_BATCH_SIZE):
+            stop = start + INFERENCE_BATCH_SIZE
+            chunks.append(module(x_cat[start:stop], x_cont[start:stop]))
+    if len(chunks) == 1:
+        return chunks[0]
+    return [torch.cat(parts) for parts in zip(*chunks)]
+
+
+def validation_loss(module: nn.Module, data: TensorData, config: TrainingConfig) -> torch.Tensor:
+    """The training objective on ``data`` (all rows at once), as a 0-d tensor."""
+    logits = predict_logits(module, data.x_cat, data.x_cont)
+    total, _ = multitask_loss(
+        logits,
+        data.y,
+        task_weights=config.task_weights,
+        sample_weight=data.sample_weight,
+        class_weights=config.class_weights,
+    )
+    return total
+
+
+def _progress(max_iter: int, verbose: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=max_iter, disable=not verbose, unit="epoch", leave=True)
+
+
+def train(
+    module: nn.Module,
+    data: TensorData,
+    validation: TensorData | None,
+    config: TrainingConfig,
+    *,
+    shuffle_generator: torch.Generator,
+    dropout_generator: torch.Generator,
+) -> TrainingHistory:
+    """Train ``module`` in place with Adam on mini-batches of ``data``.
+
+    With ``validation`` given, training stops once the validation loss has not
+    improved by ``tol`` for ``n_iter_no_change`` epochs and the weights of the
+    best epoch are restored; otherwise the training loss is monitored the same
+    way (without restoring).
+
+    Raises
+    ------
+    TrainingDivergedError
+        If a batch loss is NaN or infinite. The module is then left in an
+        unspecified state: callers train a copy.
+    """
+    optimizer = make_optimizer(module, config.learning_rate, config.alpha)
+    history = TrainingHistory(validation_scores=[] if validation is not None else None)
+    device = data.y.device
+    n_samples = len(data)
+    n_tasks = data.y.shape[1]
+    best_state = None
+    epochs_without_improvement = 0
+    progress = _progress(config.max_iter, config.verbose)
+    attach_generator(module, dropout_generator)
+    try:
+        for epoch in range(config.max_iter):
+            module.train()
+            if config.shuffle:
+                order = torch.randperm(n_samples, generator=shuffle_generator).to(device)
+            else:
+                order = torch.arange(n_samples, device=device)
+            loss_sum = torch.zeros((), device=device)
+            task_loss_sum = torch.zeros(n_tasks, device=device)
+            first_bad_batch = torch.full((), -1, device=device, dtype=torch.long)
+            for batch_number, start in enumerate(range(0, n_samples, config.batch_size)):
+                batch = data.take(order[start : start + config.batch_size])
+                logits = module(batch.x_cat, batch.x_cont)
+                total, losses = multitask_loss(
+                    logits,
+                    batch.y,
+                    task_weights=config.task_weights,
+                    sample_weight=batch.sample_weight,
+                    class_weights=config.class_weights,
+                )
+                optimizer.zero_grad(set_to_none=True)
+                total.backward()
+                optimizer.step()
+                size = len(batch)
+                detached = total.detach()
+                loss_sum += detached * size
+                task_loss_sum += losses.detach() * size
+                bad = ~torch.isfinite(detached) & (first_bad_batch < 0)
+                first_bad_batch = torch.where(bad, batch_number, first_bad_batch)
+            bad_batch = int(first_bad_batch)  # one host read per epoch
+            if bad_batch >= 0:
+                raise TrainingDivergedError(
+                    f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, "
+                    f"batch {bad_batch + 1}. Lower learning_rate_init (now "
+                    f"{config.learning_rate:g}), add an L2 penalty (alpha), or check the inputs "
+                    "for extreme values."
+                )
+            epoch_loss = float(loss_sum) / n_samples
+            history.loss_curve.append(epoch_loss)
+            history.task_loss_curves.append((task_loss_sum / n_samples).cpu().numpy())
+            history.n_iter = epoch + 1
+
+            if validation is not None:
+                score = -float(validation_loss(module, validation, config))
+                history.validation_scores.append(score)
+                improved = history.best_validation_score is None or (
+                    score > history.best_validation_score + config.tol
+                )
+                if history.best_validation_score is None or score > history.best_validation_score:
+                    history.best_validation_score = score
+                    best_state = copy.deepcopy(module.state_dict())
+                progress.set_postfix(loss=f"{epoch_loss:.4f}", val_loss=f"{-score:.4f}")
+            else:
+                improved = epoch_loss < history.best_loss - config.tol
+                progress.set_postfix(loss=f"{epoch_loss:.4f}")
+            history.best_loss = min(history.best_loss, epoch_loss)
+            progress.update(1)
+
+            epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
+            if epochs_without_improvement >= config.n_iter_no_change:
+                history.converged = True
+                break
+    finally:
+        attach_generator(module, None)
+        progress.close()
+
+    if best_state is not None:
+        module.load_state_dict(best_state)
+    module.eval()
+    if not history.converged:
+        warnings.warn(
+            f"Stopped at max_iter={config.max_iter} epochs before the "
+            f"{'validation' if validation is not None else 'training'} loss stopped improving; "
+            "consider increasing max_iter.",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    return history

@@ -1,0 +1,321 @@
+"""Metrics and scorers that are right for multi-task output.
+
+scikit-learn's built-in scorers raise on NaN in ``y``, and some
+(``"neg_log_loss"``, ``"neg_brier_score"``) compute the wrong quantity on
+multi-output input. The functions here take ``y_true`` of shape
+``(n_samples, n_tasks)`` (or 1-D for one task) and ``y_proba`` as returned by
+:meth:`MultiTaskClassifier.predict_proba` (a list of per-task arrays, or one
+array), score every task on its known labels only (NaN/None/``pd.NA`` are
+skipped task by task) and average over tasks.
+
+Scorers (callables ``scorer(estimator, X, y, sample_weight=None)``) plug into
+``GridSearchCV(scoring=...)`` and ``cross_validate``::
+
+    from skmtl import metrics
+    GridSearchCV(clf, grid, scoring=metrics.per_task_scorers(["roc_auc"], clf_task_names),
+                 refit="roc_auc_income")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from sklearn.preprocessing import label_binarize
+
+from ._targets import task_columns
+
+__all__ = [
+    "get_scorer",
+    "make_task_scorer",
+    "mean_average_precision_score",
+    "mean_log_loss",
+    "mean_roc_auc_score",
+    "per_task_scores",
+    "per_task_scorers",
+    "subset_accuracy_score",
+]
+
+
+def _proba_list(y_proba) -> list[np.ndarray]:
+    if isinstance(y_proba, (list, tuple)):
+        return [np.asarray(p, dtype=np.float64) for p in y_proba]
+    return [np.asarray(y_proba, dtype=np.float64)]
+
+
+def _known(values: np.ndarray) -> np.ndarray:
+    return ~np.asarray(pd.isna(values), dtype=bool)
+
+
+def _roc_auc(y, proba, classes, sample_weight):
+    if proba.shape[1] == 2:
+        return roc_auc_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
+    return roc_auc_score(
+        y, proba, multi_class="ovr", labels=classes, sample_weight=sample_weight
+    )
+
+
+def _average_precision(y, proba, classes, sample_weight):
+    if proba.shape[1] == 2:
+        return average_precision_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
+    return average_precision_score(
+        label_binarize(y, classes=classes), proba, average="macro", sample_weight=sample_weight
+    )
+
+
+def _log_loss(y, proba, classes, sample_weight):
+    return log_loss(y, proba, labels=classes, sample_weight=sample_weight)
+
+
+_METRICS: dict[str, Callable] = {
+    "roc_auc": _roc_auc,
+    "average_precision": _average_precision,
+    "log_loss": _log_loss,
+}
+_GREATER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False}
+
+
+def per_task_scores(metric: str, y_true, y_proba, *, classes=None, sample_weight=None) -> np.ndarray:
+    """Score each task on its known labels.
+
+    Parameters
+    ----------
+    metric : {"roc_auc", "average_precision", "log_loss"}
+        The per-task metric.
+    y_true : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+        True labels; NaN/None/``pd.NA`` marks an unknown label.
+    y_proba : list of ndarray of shape (n_samples, n_classes_t), or ndarray
+        Predicted probabilities, as returned by ``predict_proba``.
+    classes : list of ndarray, or ndarray, default=None
+        Each task's classes in the column order of ``y_proba`` (the fitted
+        ``classes_``). By default the sorted known labels of each task.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each row.
+
+    Returns
+    -------
+    scores : ndarray of shape (n_tasks,)
+        NaN for a task on which the metric is undefined (e.g. ROC AUC with a
+        single class among its known labels).
+    """
+    if metric not in _METRICS:
+        raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
+    columns, _, _ = task_columns(y_true)
+    probas = _proba_list(y_proba)
+    if len(columns) != len(probas):
+        raise ValueError(
+            f"y_true has {len(columns)} task(s) but y_proba has {len(probas)}."
+        )
+    if classes is not None and not isinstance(classes, list):
+        classes = [classes]
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    scores = np.full(len(columns), np.nan)
+    for t, (values, proba) in enumerate(zip(columns, probas)):
+        known = _known(values)
+        y = values[known]
+        task_classes = np.unique(y) if classes is None else np.asarray(classes[t])
+        if len(task_classes) != proba.shape[1]:
+            raise ValueError(
+                f"Task {t}: y_proba has {proba.shape[1]} columns but there are "
+                f"{len(task_classes)} classes; pass classes=estimator.classes_."
+            )
+        if metric != "log_loss" and np.unique(y).shape[0] < 2:
+            continue
+        w = None if weights is None else weights[known]
+        scores[t] = _METRICS[metric](y, proba[known], task_classes, w)
+    return scores
+
+
+def _mean(metric: str, y_true, y_proba, classes, sample_weight) -> float:
+    scores = per_task_scores(metric, y_true, y_proba, classes=classes, sample_weight=sample_weight)
+    if np.all(np.isnan(scores)):
+        raise ValueError(f"{metric} is undefined for every task (each has a single class).")
+    return float(np.nanmean(scores))
+
+
+def mean_roc_auc_score(y_true, y_proba, *, classes=None, sample_weight=None) -> float:
+    """Mean over tasks of each task's ROC AUC on its known labels.
+
+    Multiclass tasks use one-vs-rest macro AUC. Tasks whose known labels hold a
+    single class are left out of the mean. Parameters as in
+    :func:`per_task_scores`.
+
+    Returns
+    -------
+    score : float
+    """
+    return _mean("roc_auc", y_true, y_proba, classes, sample_weight)
+
+
+def mean_average_precision_score(y_true, y_proba, *, classes=None, sample_weight=None) -> float:
+    """Mean over tasks of each task's average precision on its known labels.
+
+    Parameters as in :func:`per_task_scores`.
+
+    Returns
+    -------
+    score : float
+    """
+    return _mean("average_precision", y_true, y_proba, classes, sample_weight)
+
+
+def mean_log_loss(y_true, y_proba, *, classes=None, sample_weight=None) -> float:
+    """Mean over tasks of each task's log loss on its known labels.
+
+    Parameters as in :func:`per_task_scores`.
+
+    Returns
+    -------
+    loss : float
+    """
+    return _mean("log_loss", y_true, y_proba, classes, sample_weight)
+
+
+def subset_accuracy_score(y_true, y_pred, *, sample_weight=None) -> float:
+    """Fraction of rows whose known labels are all predicted correctly.
+
+    Unknown labels (NaN/None/``pd.NA``) are skipped task by task; rows with no
+    known label are left out. Without unknown labels this equals
+    :func:`sklearn.metrics.accuracy_score` (subset accuracy).
+
+    Parameters
+    ----------
+    y_true : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+        True labels.
+    y_pred : array-like of the same shape
+        Predicted labels.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each row.
+
+    Returns
+    -------
+    score : float
+    """
+    true_columns, _, _ = task_columns(y_true)
+    pred_columns, _, _ = task_columns(y_pred)
+    if len(true_columns) != len(pred_columns):
+        raise ValueError(
+            f"y_true has {len(true_columns)} task(s) but y_pred has {len(pred_columns)}."
+        )
+    n = len(true_columns[0])
+    correct = np.ones(n, dtype=bool)
+    any_known = np.zeros(n, dtype=bool)
+    for truth, pred in zip(true_columns, pred_columns):
+        known = _known(truth)
+        any_known |= known
+        correct[known] &= np.asarray(truth[known] == pred[known], dtype=bool)
+    weights = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weights = weights[any_known]
+    if weights.sum() <= 0:
+        raise ValueError("No row has a known label to score.")
+    return float(np.average(correct[any_known], weights=weights))
+
+
+class _MultiTaskScorer:
+    """``scorer(estimator, X, y, sample_weight=None)`` for a metric on one or all tasks."""
+
+    def __init__(self, metric: str, task=None):
+        if metric not in _METRICS:
+            raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
+        self.metric = metric
+        self.task = task
+
+    def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        proba = _proba_list(estimator.predict_proba(X))
+        classes = estimator.classes_ if isinstance(estimator.classes_, list) else [estimator.classes_]
+        sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
+        if self.task is None:
+            return sign * _mean(self.metric, y, proba, classes, sample_weight)
+        t = self._task_index(estimator)
+        column = task_columns(y)[0][t]
+        score = per_task_scores(
+            self.metric, column, proba[t], classes=[classes[t]], sample_weight=sample_weight
+        )[0]
+        return sign * float(score)
+
+    def _task_index(self, estimator) -> int:
+        names = list(getattr(estimator, "task_names_", []))
+        if isinstance(self.task, str):
+            if self.task not in names:
+                raise ValueError(f"Unknown task {self.task!r}; the model's tasks are {names}.")
+            return names.index(self.task)
+        return int(self.task)
+
+    def __repr__(self) -> str:
+        prefix = "" if _GREATER_IS_BETTER[self.metric] else "neg_"
+        suffix = "" if self.task is None else f", task={self.task!r}"
+        return f"skmtl.metrics scorer({prefix}{self.metric}{suffix})"
+
+
+def make_task_scorer(metric: str, task=None) -> _MultiTaskScorer:
+    """A scorer for ``metric`` on one task (by name or index) or, with None, the mean over tasks.
+
+    Losses are negated (greater is better), as scikit-learn's ``neg_*``
+    scorers are.
+
+    Parameters
+    ----------
+    metric : {"roc_auc", "average_precision", "log_loss"}
+        The per-task metric.
+    task : str, int or None, default=None
+        The task to score (a name from ``task_names_`` or an index); None
+        averages over all tasks.
+
+    Returns
+    -------
+    scorer : callable
+        ``scorer(estimator, X, y, sample_weight=None) -> float``.
+    """
+    return _MultiTaskScorer(metric, task)
+
+
+_SCORER_NAMES = {
+    "mean_roc_auc": "roc_auc",
+    "mean_average_precision": "average_precision",
+    "neg_mean_log_loss": "log_loss",
+}
+
+
+def get_scorer(name: str) -> _MultiTaskScorer:
+    """A mean-over-tasks scorer by name.
+
+    Parameters
+    ----------
+    name : {"mean_roc_auc", "mean_average_precision", "neg_mean_log_loss"}
+        The scorer.
+
+    Returns
+    -------
+    scorer : callable
+    """
+    if name not in _SCORER_NAMES:
+        raise ValueError(f"Unknown scorer {name!r}; expected one of {sorted(_SCORER_NAMES)}.")
+    return _MultiTaskScorer(_SCORER_NAMES[name])
+
+
+def per_task_scorers(metrics: Sequence[str], tasks: Sequence) -> dict[str, _MultiTaskScorer]:
+    """A ``scoring=`` dict with one scorer per (metric, task) and the per-metric means.
+
+    Keys are ``"{metric}_{task}"`` and ``"mean_{metric}"`` (``"neg_..."`` for
+    log loss), ready for ``GridSearchCV(scoring=..., refit=key)``.
+
+    Parameters
+    ----------
+    metrics : sequence of {"roc_auc", "average_precision", "log_loss"}
+        Metrics to compute.
+    tasks : sequence of str or int
+        Task names (as in ``task_names_``) or indices.
+
+    Returns
+    -------
+    scoring : dict of str to callable
+    """
+    scoring = {}
+    for metric in metrics:
+        prefix = "" if _GREATER_IS_BETTER.get(metric, True) else "neg_"
+        scoring[f"{prefix}mean_{metric}"] = _MultiTaskScorer(metric)
+        for task in tasks:
+            scoring[f"{prefix}{metric}_{task}"] = _MultiTaskScorer(metric, task)
+    return scoring
