@@ -1,0 +1,313 @@
+"""MultiTaskClassifier behaviour, checked against numbers."""
+
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from skmtl import MultiTaskClassifier
+from skmtl.datasets import make_multitask_classification
+
+FAST = dict(max_iter=30, random_state=0, device="cpu")
+
+
+@pytest.mark.parametrize("architecture", ["shared_bottom", "moe", "mmoe"])
+def test_known_signal_reaches_stated_auc(architecture):
+    X, y = make_multitask_classification(
+        n_samples=3000, n_features=10, task_correlation=0.8, random_state=0
+    )
+    clf = MultiTaskClassifier(architecture, **FAST).fit(X[:2000], y[:2000])
+    proba = clf.predict_proba(X[2000:])
+    aucs = [roc_auc_score(y[2000:, t], proba[t][:, 1]) for t in range(2)]
+    assert min(aucs) > 0.9, aucs
+
+
+def test_dataframe_with_string_category_bool_columns(mixed_data):
+    X, y = mixed_data
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    assert clf.is_categorical_.tolist() == [True, True, True, False, False]
+    assert clf.categories_[0].tolist() == sorted(f"c{i}" for i in range(12))
+    assert clf.categories_[3] is None
+    assert list(clf.task_names_) == ["click", "buy"]
+    proba = clf.predict_proba(X)
+    assert roc_auc_score(y["click"], proba[0][:, 1]) > 0.85
+    assert roc_auc_score(y["buy"], proba[1][:, 1]) > 0.85
+
+
+@pytest.mark.parametrize(
+    "spec", [None, [True, False, False], [0], ["city"]], ids=["none", "mask", "index", "name"]
+)
+def test_categorical_features_specs(spec):
+    X = pd.DataFrame({"city": [1.0, 2.0, 3.0, 1.0] * 10, "a": np.arange(40.0), "b": np.ones(40)})
+    y = np.arange(40) % 2
+    clf = MultiTaskClassifier(categorical_features=spec, max_iter=2, min_frequency=1).fit(X, y)
+    assert clf.is_categorical_.tolist() == [spec is not None, False, False]
+
+
+def test_categorical_features_names_need_a_dataframe():
+    with pytest.raises(ValueError, match="needs X to be a pandas DataFrame"):
+        MultiTaskClassifier(categorical_features=["a"], max_iter=1).fit(np.ones((4, 2)), [0, 1, 0, 1])
+
+
+def test_numpy_object_array_with_strings():
+    rng = np.random.RandomState(0)
+    color = rng.choice(["red", "green", "blue"], size=300)
+    X = np.empty((300, 2), dtype=object)
+    X[:, 0] = color
+    X[:, 1] = rng.normal(size=300)
+    y = (color == "red").astype(int)
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    assert clf.is_categorical_.tolist() == [True, False]
+    assert roc_auc_score(y, clf.predict_proba(X)[:, 1]) > 0.95
+
+
+def test_missing_and_unseen_categories_map_to_a_trained_unknown_row():
+    rng = np.random.RandomState(0)
+    n = 4000
+    city = rng.choice([f"c{i}" for i in range(10)], size=n)
+    rate = {f"c{i}": r for i, r in enumerate(np.linspace(0.05, 0.95, 10))}
+    y = (rng.rand(n) < np.vectorize(rate.get)(city)).astype(int)
+    X = pd.DataFrame({"city": pd.array(city, dtype="string"), "noise": rng.normal(size=n)})
+    clf = MultiTaskClassifier(category_dropout=0.1, max_iter=40, random_state=0).fit(X, y)
+    base_rate = y.mean()
+    new = pd.DataFrame(
+        {
+            "city": pd.array(["never-seen"] * 200 + [pd.NA] * 100 + [None] * 100, dtype="string"),
+            "noise": rng.normal(size=400),
+        }
+    )
+    proba = clf.predict_proba(new)[:, 1]
+    assert np.all(np.isfinite(proba))
+    # The unknown row sits near the base rate, far from the extreme categories.
+    assert abs(proba.mean() - base_rate) < 0.08, (proba.mean(), base_rate)
+    known = clf.predict_proba(X.iloc[:200])[:, 1]
+    assert known.std() > 3 * proba.std()
+
+
+def test_rare_categories_share_the_unknown_row():
+    X = pd.DataFrame({"c": pd.Categorical(["a"] * 30 + ["b"] * 30 + ["rare"] * 2)})
+    y = np.r_[np.zeros(30), np.ones(30), [0, 1]].astype(int)
+    clf = MultiTaskClassifier(min_frequency=5, max_iter=3).fit(X, y)
+    assert clf.categories_[0].tolist() == ["a", "b"]
+    codes, _ = clf.encoder_.transform(pd.DataFrame({"c": pd.Categorical(["rare", "a", "zzz", None])}))
+    assert codes[:, 0].tolist() == [0, 1, 0, 0]
+
+
+def test_max_categories_keeps_the_most_frequent():
+    X = pd.DataFrame({"c": ["a"] * 5 + ["b"] * 9 + ["c"] * 7 + ["d"] * 6})
+    y = np.arange(27) % 2
+    clf = MultiTaskClassifier(min_frequency=1, max_categories=2, max_iter=1).fit(X, y)
+    assert clf.categories_[0].tolist() == ["b", "c"]
+
+
+def test_mixed_type_categorical_column_is_a_clear_error():
+    X = pd.DataFrame({"c": pd.Series(["a", 1, "b", 2.5] * 5, dtype=object)})
+    with pytest.raises(ValueError, match="mixes value types"):
+        MultiTaskClassifier(categorical_features=[0], max_iter=1).fit(X, np.arange(20) % 2)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_in_continuous_column_suggests_imputer(bad):
+    X = pd.DataFrame({"a": [1.0, bad, 3.0, 4.0], "b": [1.0, 2.0, 3.0, 4.0]})
+    before = X.copy()
+    with pytest.raises(ValueError, match=r"NaN or infinity in continuous column\(s\) 'a'.*SimpleImputer"):
+        MultiTaskClassifier(max_iter=1).fit(X, [0, 1, 0, 1])
+    pd.testing.assert_frame_equal(X, before)
+
+
+def test_string_labels_and_multiclass_tasks():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 3))
+    y = pd.DataFrame(
+        {
+            "kind": np.where(X[:, 0] > 0.5, "high", np.where(X[:, 0] < -0.5, "low", "mid")),
+            "flag": X[:, 1] > 0,
+        }
+    )
+    clf = MultiTaskClassifier(max_iter=60, random_state=0).fit(X, y)
+    assert clf.classes_[0].tolist() == ["high", "low", "mid"]
+    assert clf.classes_[1].tolist() == [False, True]
+    proba = clf.predict_proba(X)
+    assert proba[0].shape == (400, 3) and proba[1].shape == (400, 2)
+    np.testing.assert_allclose(proba[0].sum(1), 1.0)
+    pred = clf.predict(X)
+    assert pred.shape == (400, 2) and pred.dtype == object
+    assert (pred[:, 0] == y["kind"].to_numpy()).mean() > 0.85
+    # predict is the argmax of predict_proba
+    assert np.array_equal(pred[:, 0], clf.classes_[0][proba[0].argmax(1)])
+
+
+def test_one_dimensional_y_gives_ndarray_classes(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(**FAST).fit(X, y[:, 0])
+    assert isinstance(clf.classes_, np.ndarray)
+    assert clf.predict_proba(X).shape == (600, 2)
+    assert clf.predict(X).shape == (600,)
+    assert clf.predict(X).dtype == y.dtype
+
+
+def test_nan_labels_are_masked_per_task(numeric_data):
+    X, y = numeric_data
+    y_nan = y.astype(float)
+    y_nan[::3, 1] = np.nan
+    clf = MultiTaskClassifier(**FAST).fit(X, y_nan)
+    assert clf.classes_[1].tolist() == [0.0, 1.0]
+    # Masking every label of task 1 in rows 0..k: same as dropping those rows for task 1 only.
+    score = clf.score(X, y_nan)
+    assert 0.5 < score <= 1.0
+    # pd.NA and None also mean unknown.
+    y_obj = pd.DataFrame({"a": pd.array(y[:, 0], dtype="Int64"), "b": pd.array(y[:, 1], dtype="Int64")})
+    y_obj.loc[::4, "b"] = pd.NA
+    clf2 = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y_obj)
+    assert clf2.classes_[1].tolist() == [0, 1]
+
+
+def test_task_with_all_labels_missing_is_an_error(numeric_data):
+    X, y = numeric_data
+    y_nan = y.astype(float)
+    y_nan[:, 1] = np.nan
+    with pytest.raises(ValueError, match="Task 'task_1' has no known label"):
+        MultiTaskClassifier(max_iter=1).fit(X, y_nan)
+
+
+def test_task_weights_zero_freezes_the_task_tower(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(task_weights={"task_1": 0.0}, **FAST)
+    clf.fit(X, y)
+    reference = MultiTaskClassifier(**{**FAST, "max_iter": 1}).fit(X, y)
+    # Same seed -> same initial tower; with weight 0 the task-1 tower never moves.
+    init = MultiTaskClassifier(**{**FAST, "max_iter": 1, "learning_rate_init": 1e-12}).fit(X, y)
+    towers, towers0 = clf.module_.body.towers, init.module_.body.towers
+    torch.testing.assert_close(towers.head.weight[1], towers0.head.weight[1], rtol=0, atol=1e-9)
+    assert not torch.allclose(towers.head.weight[0], towers0.head.weight[0])
+    assert reference.n_outputs_ == 2
+
+
+@pytest.mark.parametrize(
+    "weights, message",
+    [([1.0], "task_weights has 1 entries but y has 2"), ({"nope": 1.0}, "names task 'nope'")],
+)
+def test_bad_task_weights(numeric_data, weights, message):
+    X, y = numeric_data
+    with pytest.raises(ValueError, match=message):
+        MultiTaskClassifier(task_weights=weights, max_iter=1).fit(X, y)
+
+
+def test_class_weight_balanced_raises_recall_of_rare_positives():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(3000, 4))
+    y = (X[:, 0] + rng.normal(scale=1.0, size=3000) > 2.2).astype(int)  # ~6 % positives
+    plain = MultiTaskClassifier(max_iter=20, random_state=0).fit(X, y)
+    balanced = MultiTaskClassifier(max_iter=20, random_state=0, class_weight="balanced").fit(X, y)
+    recall = lambda clf: clf.predict(X)[y == 1].mean()  # noqa: E731
+    assert recall(balanced) > recall(plain) + 0.2
+
+
+def test_sample_weight_zero_rows_are_ignored(numeric_data):
+    X, y = numeric_data
+    w = np.ones(len(X))
+    w[:300] = 0.0
+    a = MultiTaskClassifier(max_iter=5, random_state=0, shuffle=False, batch_size=600).fit(X, y, sample_weight=w)
+    # Flipping the labels of zero-weight rows changes nothing.
+    y_flipped = y.copy()
+    y_flipped[:300] = 1 - y_flipped[:300]
+    b = MultiTaskClassifier(max_iter=5, random_state=0, shuffle=False, batch_size=600).fit(X, y_flipped, sample_weight=w)
+    np.testing.assert_allclose(a.predict_proba(X)[0], b.predict_proba(X)[0], rtol=1e-6)
+
+
+def test_early_stopping_restores_the_best_epoch():
+    X, y = make_multitask_classification(n_samples=2000, n_features=10, random_state=1)
+    clf = MultiTaskClassifier(
+        early_stopping=True, n_iter_no_change=3, max_iter=200, learning_rate_init=0.01, random_state=0
+    ).fit(X, y)
+    assert clf.n_iter_ < 200
+    scores = np.asarray(clf.validation_scores_)
+    assert len(scores) == clf.n_iter_
+    assert clf.best_validation_score_ == scores.max()
+    assert np.argmax(scores) < clf.n_iter_ - 1 or clf.n_iter_ == 200
+
+
+def test_loss_curves_and_convergence(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    assert len(clf.loss_curve_) == clf.n_iter_
+    assert clf.loss_curve_[-1] < clf.loss_curve_[0]
+    assert clf.task_loss_curves_.shape == (clf.n_iter_, 2)
+    np.testing.assert_allclose(clf.task_loss_curves_.sum(1), clf.loss_curve_, rtol=1e-5)
+    assert clf.validation_scores_ is None
+
+
+def test_warm_start_keeps_training_and_checks_tasks(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(warm_start=True, max_iter=5, random_state=0).fit(X, y)
+    first = clf.loss_curve_[-1]
+    module = clf.module_
+    clf.fit(X, y)
+    assert clf.loss_curve_[0] < first + 1e-3 and clf.module_ is not module
+    with pytest.raises(ValueError, match="warm_start=True: y has 1 task"):
+        clf.fit(X, y[:, 0])
+    # A plain refit with another y shape is legal.
+    clf.set_params(warm_start=False).fit(X, y[:, 0])
+    assert clf.n_outputs_ == 1
+
+
+def test_same_seed_same_model_and_global_rng_untouched(numeric_data):
+    X, y = numeric_data
+    torch_state, np_state = torch.random.get_rng_state(), np.random.get_state()
+    a = MultiTaskClassifier(dropout=0.2, **FAST).fit(X, y)
+    b = MultiTaskClassifier(dropout=0.2, **FAST).fit(X, y)
+    assert torch.equal(torch_state, torch.random.get_rng_state())
+    assert np.array_equal(np_state[1], np.random.get_state()[1])
+    for pa, pb in zip(a.predict_proba(X), b.predict_proba(X)):
+        assert np.array_equal(pa, pb)
+    c = MultiTaskClassifier(dropout=0.2, **{**FAST, "random_state": 1}).fit(X, y)
+    assert not np.array_equal(a.predict_proba(X)[0], c.predict_proba(X)[0])
+
+
+def test_pickle_round_trip_is_bit_identical(mixed_data):
+    X, y = mixed_data
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    restored = pickle.loads(pickle.dumps(clf))
+    for a, b in zip(clf.predict_proba(X), restored.predict_proba(X)):
+        assert np.array_equal(a, b)
+    assert np.array_equal(clf.predict(X), restored.predict(X))
+
+
+def test_verbose_shows_a_progress_bar(numeric_data, capsys):
+    X, y = numeric_data
+    MultiTaskClassifier(verbose=1, max_iter=3, random_state=0).fit(X, y)
+    err = capsys.readouterr().err
+    assert "3/3" in err and "loss=" in err
+
+
+def test_cuda_without_gpu_is_a_clear_error(numeric_data):
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is available")
+    X, y = numeric_data
+    with pytest.raises(ValueError, match="device='cuda' was requested but no CUDA GPU"):
+        MultiTaskClassifier(device="cuda", max_iter=1).fit(X, y)
+
+
+def test_divergence_is_reported(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(max_iter=3, random_state=0).fit(X, y)
+    before = clf.predict_proba(X)
+    X_huge = X * 1e30
+    X_huge[:, 0] = X[:, 0]
+    with pytest.raises(FloatingPointError, match="Training diverged"):
+        clf.set_params(learning_rate_init=1e30).fit(X * 1e38, y)
+    # The previous model is untouched.
+    for a, b in zip(before, clf.predict_proba(X)):
+        assert np.array_equal(a, b)
+
+
+def test_predict_does_not_change_input(mixed_data):
+    X, y = mixed_data
+    X_before, y_before = X.copy(), y.copy()
+    clf = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y)
+    clf.predict_proba(X)
+    pd.testing.assert_frame_equal(X, X_before)
+    pd.testing.assert_frame_equal(y, y_before)

@@ -1,0 +1,156 @@
+"""The plain PyTorch modules: shapes, gates, gradients, seeded initialisation."""
+
+import numpy as np
+import pytest
+import torch
+
+from skmtl.losses import multitask_loss
+from skmtl.nn import (
+    ARCHITECTURES,
+    FeatureEmbedding,
+    Gate,
+    StackedLinear,
+    StackedMLP,
+    build_network,
+    init_parameters,
+)
+
+PARAMS = {
+    "embedding_dim": 4,
+    "category_dropout": 0.0,
+    "expert_layer_sizes": (16, 8),
+    "tower_layer_sizes": (6,),
+    "n_experts": 3,
+    "gate_temperature": 1.0,
+    "activation": "relu",
+    "dropout": 0.0,
+}
+
+
+def _network(architecture, n_outputs=(1, 3), seed=0):
+    net = build_network(
+        architecture, cardinalities=[4, 6], n_continuous=3, n_outputs=list(n_outputs), params=PARAMS
+    )
+    init_parameters(net, torch.Generator().manual_seed(seed))
+    return net
+
+
+def _batch(n=10, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x_cat = torch.stack([torch.randint(0, 4, (n,), generator=g), torch.randint(0, 6, (n,), generator=g)], 1)
+    return x_cat, torch.randn(n, 3, generator=g)
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_output_shapes(architecture):
+    logits = _network(architecture)(*_batch(10))
+    assert [tuple(t.shape) for t in logits] == [(10,), (10, 3)]
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_every_parameter_receives_gradient(architecture):
+    net = _network(architecture)
+    x_cat, x_cont = _batch(64)
+    total, _ = multitask_loss(net(x_cat, x_cont), torch.stack([torch.randint(0, 2, (64,)), torch.randint(0, 3, (64,))], 1))
+    total.backward()
+    for name, param in net.named_parameters():
+        assert param.grad is not None and torch.any(param.grad != 0), name
+
+
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_zero_task_weight_gives_its_tower_zero_gradient(architecture):
+    net = _network(architecture, n_outputs=(1, 1))
+    x_cat, x_cont = _batch(64)
+    y = torch.randint(0, 2, (64, 2))
+    total, _ = multitask_loss(net(x_cat, x_cont), y, task_weights=torch.tensor([1.0, 0.0]))
+    total.backward()
+    towers = net.body.towers
+    for layer in (towers.head, towers.hidden.layers[0]):
+        assert torch.all(layer.weight.grad[1] == 0) and torch.all(layer.bias.grad[1] == 0)
+        assert torch.any(layer.weight.grad[0] != 0)
+    # The shared parameters get exactly the gradient of task 0 alone.
+    shared = {n: p.grad.clone() for n, p in net.named_parameters() if "towers" not in n}
+    net.zero_grad()
+    total0, _ = multitask_loss([net(x_cat, x_cont)[0], torch.zeros(64)], torch.stack([y[:, 0], torch.full((64,), -1)], 1))
+    total0.backward()
+    for name, grad in shared.items():
+        torch.testing.assert_close(grad, dict(net.named_parameters())[name].grad, rtol=0, atol=0)
+
+
+def test_mmoe_gates_sum_to_one_and_are_per_task():
+    net = _network("mmoe", n_outputs=(1, 1))
+    x = net.embedding(*_batch(20))
+    gates = net.body.gate_weights(x)
+    assert gates.shape == (20, 2, 3)
+    torch.testing.assert_close(gates.sum(-1), torch.ones(20, 2))
+    assert not torch.allclose(gates[:, 0], gates[:, 1])
+    moe = _network("moe", n_outputs=(1, 1))
+    assert moe.body.gate_weights(moe.embedding(*_batch(20))).shape == (20, 1, 3)
+
+
+def test_gate_temperature_flattens_the_mixture():
+    gate = Gate(5, 4, 1, temperature=1.0)
+    gate.reset_parameters(torch.Generator().manual_seed(0))
+    x = torch.randn(50, 5, generator=torch.Generator().manual_seed(1)) * 5
+    sharp = gate(x)
+    gate.temperature = 100.0
+    flat = gate(x)
+    assert (flat.max(-1).values < sharp.max(-1).values).all()
+    torch.testing.assert_close(flat, torch.full_like(flat, 0.25), atol=0.05, rtol=0)
+
+
+def test_stacked_mlp_equals_a_loop_over_experts():
+    mlp = StackedMLP(3, 5, (7, 4))
+    init_parameters(mlp, torch.Generator().manual_seed(0))
+    x = torch.randn(11, 5)
+    out = mlp(x)
+    first, second = mlp.layers[0], mlp.layers[2]
+    for e in range(3):
+        h = torch.relu(x @ first.weight[e] + first.bias[e])
+        expected = torch.relu(h @ second.weight[e] + second.bias[e])
+        torch.testing.assert_close(out[e], expected)
+    # A (G, B, in) input gives each group its own input.
+    xs = torch.randn(3, 11, 5)
+    for e in range(3):
+        torch.testing.assert_close(mlp(xs)[e], mlp(xs[e])[e])
+
+
+def test_stacked_linear_shapes():
+    layer = StackedLinear(2, 3, 4)
+    init_parameters(layer, None)
+    assert layer(torch.randn(5, 3)).shape == (2, 5, 4)
+    assert layer(torch.randn(2, 5, 3)).shape == (2, 5, 4)
+
+
+def test_embedding_unknown_row_and_continuous_projection():
+    emb = FeatureEmbedding([3, 2], 1, 2)
+    init_parameters(emb, torch.Generator().manual_seed(0))
+    out = emb(torch.tensor([[0, 1], [2, 0]]), torch.tensor([[0.0], [2.0]]))
+    assert out.shape == (2, 6)
+    table = emb.categorical_weight
+    torch.testing.assert_close(out[0, :2], table[0])  # column 0, unknown row
+    torch.testing.assert_close(out[1, 2:4], table[3])  # column 1 starts at offset 3, row 0
+    torch.testing.assert_close(out[1, 4:], 2.0 * emb.continuous_weight[0] + emb.continuous_bias[0])
+
+
+def test_unknown_dropout_uses_the_given_generator_only():
+    emb = FeatureEmbedding([5], 0, 2, unknown_rate=0.5)
+    init_parameters(emb, torch.Generator().manual_seed(0))
+    emb.train()
+    codes = torch.full((1000, 1), 3)
+    emb.generator = torch.Generator().manual_seed(0)
+    state = torch.random.get_rng_state()
+    out = emb(codes, torch.empty(1000, 0))
+    assert torch.equal(state, torch.random.get_rng_state())
+    unknown = (out == emb.categorical_weight[0]).all(1).float().mean().item()
+    assert 0.4 < unknown < 0.6
+
+
+def test_seeded_initialisation_is_reproducible_and_leaves_global_rng_alone():
+    state = torch.random.get_rng_state()
+    a, b = _network("mmoe", seed=3), _network("mmoe", seed=3)
+    c = _network("mmoe", seed=4)
+    assert torch.equal(state, torch.random.get_rng_state())
+    for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
+        assert torch.equal(pa, pb), name
+        assert not torch.equal(pa, pc), name

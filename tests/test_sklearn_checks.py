@@ -1,0 +1,37 @@
+"""scikit-learn's own estimator checks, for every architecture."""
+
+import pytest
+from sklearn.utils.estimator_checks import (
+    check_dataframe_column_names_consistency,
+    check_param_validation,
+    parametrize_with_checks,
+)
+
+from skmtl import MultiTaskClassifier
+from skmtl.nn import ARCHITECTURES
+
+ESTIMATORS = [MultiTaskClassifier(architecture=name, random_state=0) for name in sorted(ARCHITECTURES)]
+
+
+def expected_failed_checks(estimator):
+    return {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Mini-batch training in float32: weighting a row by 2 is not bit-for-bit the same "
+            "optimisation path as repeating it (batches differ), so the fitted models differ."
+        ),
+    }
+
+
+@parametrize_with_checks(ESTIMATORS, expected_failed_checks=expected_failed_checks)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.architecture)
+def test_param_validation(estimator):
+    check_param_validation(type(estimator).__name__, estimator)
+
+
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.architecture)
+def test_dataframe_column_names_consistency(estimator):
+    check_dataframe_column_names_consistency(type(estimator).__name__, estimator)
