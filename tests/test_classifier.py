@@ -311,3 +311,15 @@ def test_predict_does_not_change_input(mixed_data):
     clf.predict_proba(X)
     pd.testing.assert_frame_equal(X, X_before)
     pd.testing.assert_frame_equal(y, y_before)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_trained_model_pickles_to_cpu(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(device="cuda", max_iter=3, random_state=0).fit(X, y)
+    assert next(clf.module_.parameters()).device.type == "cuda"
+    state = clf.__getstate__()
+    assert all(p.device.type == "cpu" for p in state["module_"].parameters())
+    restored = pickle.loads(pickle.dumps(clf))
+    assert next(restored.module_.parameters()).device.type == "cpu"
+    np.testing.assert_allclose(restored.predict_proba(X)[0], clf.predict_proba(X)[0], atol=1e-6)
