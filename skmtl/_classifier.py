@@ -693,6 +693,41 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             out[:, t] = task_classes[np.argmax(proba, axis=1)]
         return out if isinstance(self.classes_, list) else out[:, 0]
 
+    def gate_weights(self, X):
+        """How much each task's gate weighs each expert, for every sample.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_tasks, n_experts)
+            Softmax gate weights (each ``weights[i, t]`` sums to 1). With
+            ``architecture="moe"`` all tasks share one gate, so the task rows
+            are identical.
+
+        Raises
+        ------
+        AttributeError
+            If the fitted architecture has no gates (``"shared_bottom"``).
+        """
+        check_is_fitted(self)
+        body = self.module_.body
+        if not hasattr(body, "gate_weights"):
+            raise AttributeError(
+                f"architecture={self.architecture!r} has no gates; gate_weights is available "
+                "for gated architectures such as 'moe' and 'mmoe'."
+            )
+        X = self._validate_X(X, reset=False)
+        x_cat, x_cont = self._encode(X)
+        self.module_.eval()
+        with torch.inference_mode():
+            weights = body.gate_weights(self.module_.embedding(x_cat, x_cont))
+        weights = weights.expand(-1, self.n_outputs_, -1)
+        return weights.double().cpu().numpy()
+
     def score(self, X, y, sample_weight=None):
         """Subset accuracy, skipping unknown (NaN) labels task by task.
 

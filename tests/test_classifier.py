@@ -323,3 +323,23 @@ def test_gpu_trained_model_pickles_to_cpu(numeric_data):
     restored = pickle.loads(pickle.dumps(clf))
     assert next(restored.module_.parameters()).device.type == "cpu"
     np.testing.assert_allclose(restored.predict_proba(X)[0], clf.predict_proba(X)[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("architecture", ["moe", "mmoe"])
+def test_gate_weights_per_sample_task_expert(numeric_data, architecture):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(architecture, n_experts=3, **FAST).fit(X, y)
+    weights = clf.gate_weights(X[:50])
+    assert weights.shape == (50, 2, 3)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+    if architecture == "moe":
+        np.testing.assert_array_equal(weights[:, 0], weights[:, 1])
+    else:
+        assert not np.allclose(weights[:, 0], weights[:, 1])
+
+
+def test_shared_bottom_has_no_gates(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier("shared_bottom", max_iter=1).fit(X, y)
+    with pytest.raises(AttributeError, match="has no gates"):
+        clf.gate_weights(X)
