@@ -22,8 +22,10 @@ from sklearn.utils.validation import (
 
 from . import metrics
 from ._encoding import TabularEncoder, resolve_categorical
-from ._targets import fit_targets, predict_dtype
+from ._funnel import impression_space_codes, resolve_funnel
+from ._targets import encode_targets, fit_targets, predict_dtype
 from ._training import TensorData, TrainingConfig, predict_logits, train
+from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES, build_network
 from .nn.blocks import init_parameters
 
@@ -155,6 +157,54 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         task, or a dict keyed by task name. For a single task, a plain
         ``{class: weight}`` dict.
 
+    funnel : array-like of str or int, default=None
+        An ordered chain of binary tasks (names or indices) where each step
+        can only happen after the previous one, e.g. ``("click",
+        "conversion")`` or ``("click", "cart", "purchase")``. Labels of a
+        later step may be 0 or unknown (NaN) where an earlier step is
+        negative: both mean 0 over the impression space (the same convention
+        holds in training, ``score`` and :mod:`skmtl.metrics`); a positive
+        later step after a negative earlier one is an error. For funnel steps
+        ``predict_proba`` gives the probability of reaching the step over all
+        impressions (pCTR, pCTCVR) and :meth:`predict_conditional_proba` the
+        post-click conditionals (pCVR).
+
+    funnel_mode : {"esmm", "independent"}, default="esmm"
+        Used only when ``funnel`` is set. ``"esmm"`` (Ma et al., SIGIR 2018):
+        each step's head predicts the conditional probability
+        ``P(step k | step k-1)``; the probability of reaching step ``k`` is the
+        product of the conditionals and is trained against the
+        impression-space label on ALL rows, so ``P(step k) <= P(step k-1)``
+        holds by construction. ``"independent"``: each head predicts its
+        step's impression-space probability directly; ``funnel_penalty`` can
+        discourage violations of the funnel order.
+
+    funnel_penalty : float, default=0.0
+        Used only when ``funnel_mode="independent"``: strength of the penalty
+        ``sum_k mean(relu(p_k - p_{k-1}))`` added to the loss (0 turns it
+        off).
+
+    negative_sampling_rate : float, dict or None, default=None
+        Corrects predicted probabilities for negatives that were downsampled
+        before training: with a fraction ``r`` of the negatives kept, a
+        binary task's logit is shifted by ``log(r)`` when predicting
+        (``p' = p / (p + (1 - p) / r)``). A float applies to the single task
+        of 1-D ``y`` or, with a funnel, to its first step (non-clicks
+        downsampled; later steps' conditionals are unaffected). A dict maps
+        task names (or indices) to rates; within a funnel a rate corrects
+        that step's conditional probability.
+
+    feature_groups : dict of str to array-like, default=None
+        Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``: feature
+        groups (e.g. ``{"user": [...], "item": [...]}``, columns by name or
+        index) that get ``n_group_experts`` dedicated experts each. A
+        dedicated expert reads only its group's embeddings; the
+        ``n_experts`` shared experts read all of them, and the gates mix all
+        experts.
+
+    n_group_experts : int, default=1
+        Used only with ``feature_groups``: dedicated experts per group.
+
     learning_rate_init : float, default=1e-3
         Adam's learning rate.
 
@@ -248,6 +298,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         Lowest training loss.
     device_ : torch.device
         Device the model was trained on.
+    funnel_ : list of int
+        Task indices of the funnel, in order (empty without a funnel).
+    objective_ : MultiTaskObjective
+        The loss of the fit (task and class weights, funnel, logit offsets);
+        it also turns logits into probabilities.
 
     See Also
     --------
@@ -287,6 +342,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "task_weights": ["array-like", dict, None],
         "class_weight": [StrOptions({"balanced"}), dict, list, None],
+        "funnel": ["array-like", None],
+        "funnel_mode": [StrOptions({"esmm", "independent"})],
+        "funnel_penalty": [Interval(Real, 0, None, closed="left")],
+        "negative_sampling_rate": [Interval(Real, 0, 1, closed="right"), dict, None],
+        "feature_groups": [dict, None],
+        "n_group_experts": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
@@ -319,6 +380,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         dropout=0.0,
         task_weights=None,
         class_weight=None,
+        funnel=None,
+        funnel_mode="esmm",
+        funnel_penalty=0.0,
+        negative_sampling_rate=None,
+        feature_groups=None,
+        n_group_experts=1,
         learning_rate_init=1e-3,
         alpha=0.0,
         batch_size="auto",
@@ -347,6 +414,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.dropout = dropout
         self.task_weights = task_weights
         self.class_weight = class_weight
+        self.funnel = funnel
+        self.funnel_mode = funnel_mode
+        self.funnel_penalty = funnel_penalty
+        self.negative_sampling_rate = negative_sampling_rate
+        self.feature_groups = feature_groups
+        self.n_group_experts = n_group_experts
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
         self.batch_size = batch_size
@@ -389,7 +462,9 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
 
     # ------------------------------------------------------------ fit helpers
-    def _architecture_params(self, cardinalities) -> dict:
+    def _architecture_params(self, encoder: TabularEncoder) -> dict:
+        """The flat hyperparameters the architecture builders read."""
+        cardinalities = encoder.cardinalities
         embedding_dim = (
             _auto_embedding_dim(cardinalities) if self.embedding_dim == "auto" else self.embedding_dim
         )
@@ -402,7 +477,83 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             "gate_temperature": self.gate_temperature,
             "activation": self.activation,
             "dropout": self.dropout,
+            "expert_input_mask": self._expert_input_mask(encoder, embedding_dim),
         }
+
+    def _expert_input_mask(self, encoder: TabularEncoder, embedding_dim: int):
+        """(n_experts_total, in_features) 0/1 mask: shared experts, then each group's experts."""
+        if self.feature_groups is None:
+            return None
+        if self.architecture not in ("moe", "mmoe"):
+            raise ValueError(
+                "feature_groups is used only when architecture is 'moe' or 'mmoe'; got "
+                f"architecture={self.architecture!r}."
+            )
+        # Position of each input feature among the embedded tokens: categorical first.
+        order = np.concatenate([encoder.categorical_indices, encoder.continuous_indices])
+        token_of_feature = np.empty(len(order), dtype=int)
+        token_of_feature[order] = np.arange(len(order))
+        names = [str(n) for n in getattr(self, "feature_names_in_", [])]
+        width = len(order) * embedding_dim
+        rows = [np.ones(width)] * self.n_experts
+        for group, columns in self.feature_groups.items():
+            columns = [columns] if isinstance(columns, (str, Integral)) else list(columns)
+            if not columns:
+                raise ValueError(f"feature_groups[{group!r}] is empty.")
+            row = np.zeros(width)
+            for col in columns:
+                if isinstance(col, Integral) and not isinstance(col, bool) and 0 <= col < len(order):
+                    j = int(col)
+                elif isinstance(col, str) and col in names:
+                    j = names.index(col)
+                else:
+                    raise ValueError(
+                        f"feature_groups[{group!r}] names {col!r}, which is not a column of X "
+                        f"(columns: {names or list(range(len(order)))})."
+                    )
+                start = token_of_feature[j] * embedding_dim
+                row[start : start + embedding_dim] = 1.0
+            rows.extend([row] * self.n_group_experts)
+        return torch.tensor(np.vstack(rows), dtype=torch.float32)
+
+    def _logit_offsets(self, task_names, classes, funnel) -> np.ndarray | None:
+        rate = self.negative_sampling_rate
+        if rate is None:
+            return None
+        if isinstance(rate, dict):
+            rates = {}
+            for key, value in rate.items():
+                t = key if isinstance(key, Integral) and not isinstance(key, bool) else None
+                if t is None and key in task_names:
+                    t = task_names.index(key)
+                if t is None or not 0 <= t < len(task_names):
+                    raise ValueError(
+                        f"negative_sampling_rate names task {key!r}, which is not one of "
+                        f"{task_names}."
+                    )
+                if not (isinstance(value, Real) and 0 < value <= 1):
+                    raise ValueError(
+                        f"negative_sampling_rate[{key!r}] must be in (0, 1]; got {value!r}."
+                    )
+                rates[t] = value
+        elif funnel:
+            rates = {funnel[0]: rate}
+        elif len(task_names) == 1:
+            rates = {0: rate}
+        else:
+            raise ValueError(
+                "A single negative_sampling_rate is ambiguous with several tasks and no funnel; "
+                "pass a dict {task: rate}."
+            )
+        offsets = np.zeros(len(task_names))
+        for t, value in rates.items():
+            if len(classes[t]) != 2:
+                raise ValueError(
+                    f"negative_sampling_rate applies to binary tasks; task {task_names[t]!r} "
+                    f"has {len(classes[t])} classes."
+                )
+            offsets[t] = np.log(value)
+        return offsets
 
     def _task_weight_vector(self, task_names) -> np.ndarray:
         n_tasks = len(task_names)
@@ -556,7 +707,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
         if reuse:
             self._check_warm_start_targets(targets)
+        funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
+        if funnel:
+            targets.codes = impression_space_codes(targets.codes, funnel, targets.task_names)
         task_weights = self._task_weight_vector(targets.task_names)
+        logit_offsets = self._logit_offsets(targets.task_names, targets.classes, funnel)
 
         device = _resolve_device(self.device)
         rng = check_random_state(self.random_state)
@@ -572,7 +727,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             encoder = TabularEncoder(
                 is_categorical, self.min_frequency, self.max_categories, feature_names
             ).fit(X)
-            params = self._architecture_params(encoder.cardinalities)
+            params = self._architecture_params(encoder)
             module = build_network(
                 self.architecture,
                 cardinalities=encoder.cardinalities,
@@ -596,6 +751,16 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 torch.from_numpy(sample_weight[rows].astype(np.float32)).to(device),
             )
 
+        as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)  # noqa: E731
+        objective = MultiTaskObjective(
+            [1 if len(c) == 2 else len(c) for c in targets.classes],
+            task_weights=as_tensor(task_weights),
+            class_weights=[as_tensor(w) for w in class_weights],
+            funnel=funnel,
+            funnel_mode=self.funnel_mode,
+            funnel_penalty=self.funnel_penalty,
+            logit_offsets=as_tensor(logit_offsets),
+        ).to(device)
         batch_size = min(512, len(train_rows)) if self.batch_size == "auto" else self.batch_size
         config = TrainingConfig(
             max_iter=self.max_iter,
@@ -605,11 +770,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             shuffle=self.shuffle,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
-            task_weights=torch.tensor(task_weights, dtype=torch.float32, device=device),
-            class_weights=[
-                None if w is None else torch.tensor(w, dtype=torch.float32, device=device)
-                for w in class_weights
-            ],
+            objective=objective,
             verbose=self.verbose,
         )
         history = train(
@@ -628,6 +789,8 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             self.categories_ = encoder.categories_by_feature()
         self.module_ = module
         self.device_ = device
+        self.funnel_ = funnel
+        self.objective_ = objective
         self.n_outputs_ = len(targets.classes)
         self.task_names_ = np.asarray(targets.task_names, dtype=object)
         self.classes_ = targets.classes[0] if targets.one_dimensional else list(targets.classes)
@@ -640,20 +803,13 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return self
 
     # ------------------------------------------------------------- prediction
-    def _task_probabilities(self, X) -> list[np.ndarray]:
+    def _logits(self, X) -> list[torch.Tensor]:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        logits = predict_logits(self.module_, *self._encode(X))
-        probabilities = []
-        for task_logits in logits:
-            task_logits = task_logits.double()
-            if task_logits.dim() == 1:
-                positive = torch.sigmoid(task_logits)
-                proba = torch.stack([1.0 - positive, positive], dim=1)
-            else:
-                proba = torch.softmax(task_logits, dim=1)
-            probabilities.append(proba.cpu().numpy())
-        return probabilities
+        return predict_logits(self.module_, *self._encode(X))
+
+    def _task_probabilities(self, X) -> list[np.ndarray]:
+        return [p.cpu().numpy() for p in self.objective_.probabilities(self._logits(X))]
 
     def predict_proba(self, X):
         """Probability of each class of each task.
@@ -692,6 +848,41 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
             out[:, t] = task_classes[np.argmax(proba, axis=1)]
         return out if isinstance(self.classes_, list) else out[:, 0]
+
+    def predict_conditional_proba(self, X):
+        """Conditional probability of each funnel step given the previous one.
+
+        For a funnel ``("click", "conversion")`` this returns pCTR and the
+        post-click pCVR = P(conversion | click), while :meth:`predict_proba`
+        gives pCTR and pCTCVR = P(click and conversion) over all impressions
+        (pCTCVR = pCTR * pCVR in ESMM mode).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        proba : dict of str to ndarray of shape (n_samples,)
+            ``P(step k | step k-1)`` keyed by task name, in funnel order (the
+            first step's is its plain probability).
+
+        Raises
+        ------
+        AttributeError
+            If the model was fitted without a funnel.
+        """
+        check_is_fitted(self)
+        if not self.funnel_:
+            raise AttributeError(
+                "predict_conditional_proba needs a model fitted with funnel=...; this one has "
+                "no funnel."
+            )
+        conditional = self.objective_.conditional_probabilities(self._logits(X))
+        return {
+            str(self.task_names_[t]): p.cpu().numpy() for t, p in zip(self.funnel_, conditional)
+        }
 
     def gate_weights(self, X):
         """How much each task's gate weighs each expert, for every sample.
@@ -750,7 +941,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         score : float
             Weighted fraction of rows whose known labels are all predicted.
         """
-        return metrics.subset_accuracy_score(y, self.predict(X), sample_weight=sample_weight)
+        classes = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        codes = encode_targets(y, classes)
+        if self.funnel_:
+            codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))
+        predicted = np.column_stack([p.argmax(axis=1) for p in self._task_probabilities(X)])
+        return metrics.subset_accuracy_from_codes(codes, predicted, sample_weight=sample_weight)
 
     # --------------------------------------------------------------- plumbing
     def __getstate__(self):

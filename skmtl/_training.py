@@ -18,7 +18,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
-from .losses import multitask_loss
+from .losses import MultiTaskObjective
 from .nn.blocks import FeatureEmbedding, attach_generator
 
 INFERENCE_BATCH_SIZE = 65536
@@ -57,8 +57,7 @@ class TrainingConfig:
     shuffle: bool
     n_iter_no_change: int
     tol: float
-    task_weights: torch.Tensor
-    class_weights: list
+    objective: MultiTaskObjective
     verbose: int = 0
 
 
@@ -121,13 +120,7 @@ def predict_logits(module: nn.Module, x_cat: torch.Tensor, x_cont: torch.Tensor)
 def validation_loss(module: nn.Module, data: TensorData, config: TrainingConfig) -> torch.Tensor:
     """The training objective on ``data`` (all rows at once), as a 0-d tensor."""
     logits = predict_logits(module, data.x_cat, data.x_cont)
-    total, _ = multitask_loss(
-        logits,
-        data.y,
-        task_weights=config.task_weights,
-        sample_weight=data.sample_weight,
-        class_weights=config.class_weights,
-    )
+    total, _ = config.objective(logits, data.y, data.sample_weight)
     return total
 
 
@@ -181,13 +174,7 @@ def train(
             for batch_number, start in enumerate(range(0, n_samples, config.batch_size)):
                 batch = data.take(order[start : start + config.batch_size])
                 logits = module(batch.x_cat, batch.x_cont)
-                total, losses = multitask_loss(
-                    logits,
-                    batch.y,
-                    task_weights=config.task_weights,
-                    sample_weight=batch.sample_weight,
-                    class_weights=config.class_weights,
-                )
+                total, losses = config.objective(logits, batch.y, batch.sample_weight)
                 optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 optimizer.step()

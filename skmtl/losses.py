@@ -1,4 +1,4 @@
-"""Masked, weighted multi-task cross-entropy on logits.
+"""Masked, weighted multi-task cross-entropy on logits, and funnel (ESMM) losses.
 
 Conventions (shared by training, validation and the tests):
 
@@ -10,6 +10,15 @@ Conventions (shared by training, validation and the tests):
   exactly zero (never NaN).
 - The total is ``sum_t task_weight_t * loss_t``: a task's weight scales that
   task's gradient and nothing else.
+
+Funnels (click -> conversion -> ...): the labels of funnel step ``k`` are
+given over the whole impression space, ``Y_k = y_1 * ... * y_k``. In ESMM mode
+(Ma et al., "Entire Space Multi-Task Model", SIGIR 2018) the model's heads give
+the conditional logits ``a_j`` of each step and ``P(reach k) = prod_{j<=k}
+sigmoid(a_j)``; the loss of step ``k`` is the cross-entropy of that product
+against ``Y_k`` on all rows, computed in log space (:func:`chain_log_probs`).
+In independent mode each head predicts ``P(reach k)`` directly and an optional
+penalty ``mean(relu(p_k - p_{k-1}))`` discourages violations of the funnel.
 """
 
 from __future__ import annotations
@@ -19,9 +28,62 @@ from collections.abc import Sequence
 import torch
 from torch.nn import functional as F
 
+LogProbs = tuple[torch.Tensor, torch.Tensor]
+"""``(log p, log(1 - p))`` of a binary event, each of shape (B,)."""
+
+
+def chain_log_probs(logits: Sequence[torch.Tensor]) -> list[LogProbs]:
+    """Log-probabilities of reaching each step of a chain of conditional events.
+
+    For conditional logits ``a_1..a_K`` (``P(step j | step j-1) =
+    sigmoid(a_j)``), returns for every ``k`` the pair ``(log P_k, log(1 -
+    P_k))`` with ``P_k = prod_{j<=k} sigmoid(a_j)``, computed stably:
+
+    - ``log P_k = -sum_{j<=k} softplus(-a_j)``;
+    - ``1 - P_k = (prod_j (1 + e^{-a_j}) - 1) / prod_j (1 + e^{-a_j})``, whose
+      numerator expands into the sum over non-empty subsets ``S`` of
+      ``{1..k}`` of ``exp(-sum_{j in S} a_j)``, so
+      ``log(1 - P_k) = logsumexp_S(-sum_{j in S} a_j) - sum_{j<=k} softplus(-a_j)``.
+      For two steps this is ``logsumexp(-a, -b, -a-b) - softplus(-a) -
+      softplus(-b)``.
+
+    Unlike ``log1p(-exp(log P_k))`` this stays finite, with finite gradients,
+    for float32 logits of any size (tested up to +-200).
+
+    Parameters
+    ----------
+    logits : sequence of Tensor of shape (B,)
+        Conditional logits of the steps, in funnel order.
+
+    Returns
+    -------
+    log_probs : list of (Tensor, Tensor)
+        ``(log P_k, log(1 - P_k))`` for each step ``k``.
+    """
+    out: list[LogProbs] = []
+    subset_terms: list[torch.Tensor] = []  # -sum_{j in S} a_j for non-empty S within steps so far
+    softplus_sum = torch.zeros_like(logits[0])
+    for a in logits:
+        subset_terms = subset_terms + [-a] + [term - a for term in subset_terms]
+        softplus_sum = softplus_sum + F.softplus(-a)
+        log_q = torch.logsumexp(torch.stack(subset_terms), dim=0) - softplus_sum
+        out.append((-softplus_sum, log_q))
+    return out
+
+
+def _row_losses(output: torch.Tensor | LogProbs, y: torch.Tensor) -> torch.Tensor:
+    """Per-row cross-entropy of one task; ``y`` holds valid class indices."""
+    if isinstance(output, tuple):
+        log_p, log_q = output
+        y = y.to(log_p.dtype)
+        return -(y * log_p + (1.0 - y) * log_q)
+    if output.dim() == 1:
+        return F.binary_cross_entropy_with_logits(output, y.to(output.dtype), reduction="none")
+    return F.cross_entropy(output, y, reduction="none")
+
 
 def task_losses(
-    logits: Sequence[torch.Tensor],
+    outputs: Sequence[torch.Tensor | LogProbs],
     targets: torch.Tensor,
     sample_weight: torch.Tensor | None = None,
     class_weights: Sequence[torch.Tensor | None] | None = None,
@@ -30,9 +92,10 @@ def task_losses(
 
     Parameters
     ----------
-    logits : sequence of Tensor
-        One tensor per task: ``(B,)`` for a binary task (the logit of class
-        1), ``(B, K)`` for a task with ``K`` classes.
+    outputs : sequence of Tensor or (Tensor, Tensor)
+        One entry per task: ``(B,)`` logits of a binary task (the logit of
+        class 1), ``(B, K)`` logits of a task with ``K`` classes, or a pair
+        ``(log p, log(1 - p))`` of a binary task.
     targets : Tensor of shape (B, T), int64
         Class indices, ``-1`` where the label is unknown.
     sample_weight : Tensor of shape (B,), optional
@@ -49,16 +112,11 @@ def task_losses(
     """
     losses = []
     weights = []
-    for t, task_logits in enumerate(logits):
+    for t, output in enumerate(outputs):
         y = targets[:, t]
         known = y >= 0
         y_safe = y.clamp(min=0)
-        if task_logits.dim() == 1:
-            per_row = F.binary_cross_entropy_with_logits(
-                task_logits, y_safe.to(task_logits.dtype), reduction="none"
-            )
-        else:
-            per_row = F.cross_entropy(task_logits, y_safe, reduction="none")
+        per_row = _row_losses(output, y_safe)
         w = known.to(per_row.dtype)
         if sample_weight is not None:
             w = w * sample_weight
@@ -79,7 +137,7 @@ def multitask_loss(
     sample_weight: torch.Tensor | None = None,
     class_weights: Sequence[torch.Tensor | None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Total training loss ``sum_t task_weights[t] * loss_t``.
+    """Total training loss ``sum_t task_weights[t] * loss_t`` of independent tasks.
 
     Parameters are those of :func:`task_losses`, plus ``task_weights`` of shape
     ``(T,)`` (all ones when None).
@@ -89,8 +147,147 @@ def multitask_loss(
     total : Tensor (scalar)
         The loss to minimise.
     losses : Tensor of shape (T,)
-        Each task's unweighted-by-task mean loss (for logging).
+        Each task's mean loss (before task weights).
     """
     losses, _ = task_losses(logits, targets, sample_weight, class_weights)
     total = losses.sum() if task_weights is None else (task_weights * losses).sum()
     return total, losses
+
+
+def funnel_violation(probabilities: Sequence[torch.Tensor]) -> torch.Tensor:
+    """``sum_k mean(relu(p_k - p_{k-1}))`` over consecutive funnel steps.
+
+    Parameters
+    ----------
+    probabilities : sequence of Tensor of shape (B,)
+        Probability of reaching each step, in funnel order.
+    """
+    penalty = torch.zeros((), dtype=probabilities[0].dtype, device=probabilities[0].device)
+    for earlier, later in zip(probabilities[:-1], probabilities[1:]):
+        penalty = penalty + F.relu(later - earlier).mean()
+    return penalty
+
+
+class MultiTaskObjective:
+    """Everything about the loss of one fit: task and class weights, funnel, offsets.
+
+    It turns the model's per-task logits into the training loss and into
+    probabilities, so the training loop and the predict path share one
+    definition.
+
+    Parameters
+    ----------
+    n_outputs : sequence of int
+        Logits per task (1 for binary tasks).
+    task_weights : Tensor of shape (T,), optional
+        Weight of each task's loss (ones when None).
+    class_weights : sequence of (Tensor or None), optional
+        Per-task class weights.
+    funnel : sequence of int, default=()
+        Indices of the binary tasks that form a funnel, in order.
+    funnel_mode : {"esmm", "independent"}, default="esmm"
+        ``"esmm"``: the funnel tasks' heads are conditional logits and the
+        probability of reaching step ``k`` is their product.
+        ``"independent"``: each head predicts its step directly.
+    funnel_penalty : float, default=0.0
+        Strength of :func:`funnel_violation` added to the loss in independent
+        mode (0 turns it off; ESMM satisfies the funnel by construction).
+    logit_offsets : Tensor of shape (T,), optional
+        Added to each binary task's (conditional) logit when predicting, e.g.
+        ``log(rate)`` to undo negative downsampling at ``rate``.
+    """
+
+    def __init__(
+        self,
+        n_outputs: Sequence[int],
+        *,
+        task_weights: torch.Tensor | None = None,
+        class_weights: Sequence[torch.Tensor | None] | None = None,
+        funnel: Sequence[int] = (),
+        funnel_mode: str = "esmm",
+        funnel_penalty: float = 0.0,
+        logit_offsets: torch.Tensor | None = None,
+    ):
+        self.n_outputs = [int(k) for k in n_outputs]
+        self.task_weights = task_weights
+        self.class_weights = class_weights
+        self.funnel = [int(t) for t in funnel]
+        self.funnel_mode = funnel_mode
+        self.funnel_penalty = float(funnel_penalty)
+        self.logit_offsets = logit_offsets
+
+    def to(self, device) -> MultiTaskObjective:
+        """Move the objective's tensors to ``device`` (returns self)."""
+        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        self.task_weights = move(self.task_weights)
+        self.logit_offsets = move(self.logit_offsets)
+        if self.class_weights is not None:
+            self.class_weights = [move(w) for w in self.class_weights]
+        return self
+
+    def outputs(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor | LogProbs]:
+        """Per-task loss inputs: logits, or ``(log p, log(1-p))`` for ESMM funnel steps."""
+        outputs: list[torch.Tensor | LogProbs] = list(logits)
+        if self.funnel and self.funnel_mode == "esmm":
+            chain = chain_log_probs([logits[t] for t in self.funnel])
+            for t, log_probs in zip(self.funnel, chain):
+                outputs[t] = log_probs
+        return outputs
+
+    def __call__(
+        self,
+        logits: Sequence[torch.Tensor],
+        targets: torch.Tensor,
+        sample_weight: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Total loss (with penalties) and each task's mean loss."""
+        losses, _ = task_losses(self.outputs(logits), targets, sample_weight, self.class_weights)
+        total = losses.sum() if self.task_weights is None else (self.task_weights * losses).sum()
+        if self.funnel and self.funnel_mode == "independent" and self.funnel_penalty > 0:
+            steps = [torch.sigmoid(logits[t]) for t in self.funnel]
+            total = total + self.funnel_penalty * funnel_violation(steps)
+        return total, losses
+
+    def _offset(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        if self.logit_offsets is None:
+            return list(logits)
+        return [
+            z + self.logit_offsets[t] if z.dim() == 1 else z for t, z in enumerate(logits)
+        ]
+
+    def probabilities(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Class probabilities of every task, in float64, ``(B, K_t)`` each.
+
+        Funnel steps give the probability of reaching the step over the whole
+        impression space (e.g. pCTR, pCTCVR).
+        """
+        logits = [z.double() for z in self._offset(logits)]
+        positive: dict[int, torch.Tensor] = {}
+        if self.funnel and self.funnel_mode == "esmm":
+            for t, (log_p, _) in zip(self.funnel, chain_log_probs([logits[t] for t in self.funnel])):
+                positive[t] = torch.exp(log_p)
+        probabilities = []
+        for t, z in enumerate(logits):
+            if z.dim() == 1:
+                p = positive.get(t, torch.sigmoid(z))
+                probabilities.append(torch.stack([1.0 - p, p], dim=1))
+            else:
+                probabilities.append(torch.softmax(z, dim=1))
+        return probabilities
+
+    def conditional_probabilities(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """``P(step k | step k-1)`` of each funnel step, shape (B,) each, in float64.
+
+        The first step's is its plain probability. In independent mode it is
+        ``p_k / p_{k-1}`` clipped to [0, 1].
+        """
+        logits = [z.double() for z in self._offset(logits)]
+        steps = [torch.sigmoid(logits[t]) for t in self.funnel]
+        if self.funnel_mode == "esmm":
+            return steps
+        conditional = [steps[0]]
+        for earlier, later in zip(steps[:-1], steps[1:]):
+            conditional.append(
+                torch.where(earlier > 0, later / earlier.clamp_min(1e-300), 0.0).clamp(0.0, 1.0)
+            )
+        return conditional

@@ -25,6 +25,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
+from ._funnel import fill_funnel_columns
 from ._targets import task_columns
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "mean_roc_auc_score",
     "per_task_scores",
     "per_task_scorers",
+    "subset_accuracy_from_codes",
     "subset_accuracy_score",
 ]
 
@@ -77,7 +79,9 @@ _METRICS: dict[str, Callable] = {
 _GREATER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False}
 
 
-def per_task_scores(metric: str, y_true, y_proba, *, classes=None, sample_weight=None) -> np.ndarray:
+def per_task_scores(
+    metric: str, y_true, y_proba, *, classes=None, sample_weight=None, funnel=None
+) -> np.ndarray:
     """Score each task on its known labels.
 
     Parameters
@@ -93,6 +97,9 @@ def per_task_scores(metric: str, y_true, y_proba, *, classes=None, sample_weight
         ``classes_``). By default the sorted known labels of each task.
     sample_weight : array-like of shape (n_samples,), default=None
         Weight of each row.
+    funnel : sequence of int, default=None
+        Task indices of a funnel (the fitted ``funnel_``): an unknown label
+        after a negative earlier step counts as negative, as in training.
 
     Returns
     -------
@@ -110,6 +117,10 @@ def per_task_scores(metric: str, y_true, y_proba, *, classes=None, sample_weight
         )
     if classes is not None and not isinstance(classes, list):
         classes = [classes]
+    if funnel:
+        if classes is None:
+            classes = [np.unique(c[_known(c)]) for c in columns]
+        columns = fill_funnel_columns(columns, classes, list(funnel))
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     scores = np.full(len(columns), np.nan)
     for t, (values, proba) in enumerate(zip(columns, probas)):
@@ -128,8 +139,10 @@ def per_task_scores(metric: str, y_true, y_proba, *, classes=None, sample_weight
     return scores
 
 
-def _mean(metric: str, y_true, y_proba, classes, sample_weight) -> float:
-    scores = per_task_scores(metric, y_true, y_proba, classes=classes, sample_weight=sample_weight)
+def _mean(metric: str, y_true, y_proba, classes, sample_weight, funnel=None) -> float:
+    scores = per_task_scores(
+        metric, y_true, y_proba, classes=classes, sample_weight=sample_weight, funnel=funnel
+    )
     if np.all(np.isnan(scores)):
         raise ValueError(f"{metric} is undefined for every task (each has a single class).")
     return float(np.nanmean(scores))
@@ -206,11 +219,37 @@ def subset_accuracy_score(y_true, y_pred, *, sample_weight=None) -> float:
         known = _known(truth)
         any_known |= known
         correct[known] &= np.asarray(truth[known] == pred[known], dtype=bool)
-    weights = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    weights = weights[any_known]
+    return _weighted_fraction(correct, any_known, sample_weight)
+
+
+def _weighted_fraction(correct, scored, sample_weight) -> float:
+    weights = np.ones(len(correct)) if sample_weight is None else np.asarray(sample_weight, float)
+    weights = weights[scored]
     if weights.sum() <= 0:
         raise ValueError("No row has a known label to score.")
-    return float(np.average(correct[any_known], weights=weights))
+    return float(np.average(correct[scored], weights=weights))
+
+
+def subset_accuracy_from_codes(true_codes, predicted_codes, *, sample_weight=None) -> float:
+    """Subset accuracy on class indices; ``-1`` in ``true_codes`` is an unknown label.
+
+    Parameters
+    ----------
+    true_codes : ndarray of int of shape (n_samples, n_tasks)
+        True class indices; -1 unknown (skipped), any other negative value a
+        label the model never saw (always wrong).
+    predicted_codes : ndarray of int of shape (n_samples, n_tasks)
+        Predicted class indices.
+    sample_weight : array-like of shape (n_samples,), default=None
+        Weight of each row.
+
+    Returns
+    -------
+    score : float
+    """
+    known = true_codes != -1
+    correct = np.all((true_codes == predicted_codes) | ~known, axis=1)
+    return _weighted_fraction(correct, known.any(axis=1), sample_weight)
 
 
 class _MultiTaskScorer:
@@ -225,15 +264,15 @@ class _MultiTaskScorer:
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
         proba = _proba_list(estimator.predict_proba(X))
         classes = estimator.classes_ if isinstance(estimator.classes_, list) else [estimator.classes_]
+        funnel = list(getattr(estimator, "funnel_", []))
         sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
         if self.task is None:
-            return sign * _mean(self.metric, y, proba, classes, sample_weight)
+            return sign * _mean(self.metric, y, proba, classes, sample_weight, funnel)
         t = self._task_index(estimator)
-        column = task_columns(y)[0][t]
-        score = per_task_scores(
-            self.metric, column, proba[t], classes=[classes[t]], sample_weight=sample_weight
-        )[0]
-        return sign * float(score)
+        scores = per_task_scores(
+            self.metric, y, proba, classes=classes, sample_weight=sample_weight, funnel=funnel
+        )
+        return sign * float(scores[t])
 
     def _task_index(self, estimator) -> int:
         names = list(getattr(estimator, "task_names_", []))

@@ -89,6 +89,11 @@ class MixtureOfExperts(nn.Module):
         As in :class:`SharedBottom`.
     gate_temperature : float
         Softmax temperature of the gates.
+    expert_input_mask : Tensor of shape (n_experts, in_features), optional
+        0/1 mask of the inputs each expert reads: experts dedicated to a
+        feature group (e.g. user or item columns, as in two-tower models)
+        see only that group's embeddings; shared experts see everything. The
+        gates read the whole input and mix all experts.
     """
 
     def __init__(
@@ -103,10 +108,13 @@ class MixtureOfExperts(nn.Module):
         activation: str = "relu",
         dropout: float = 0.0,
         gate_temperature: float = 1.0,
+        expert_input_mask: torch.Tensor | None = None,
     ):
         super().__init__()
         n_gates = len(n_outputs) if per_task_gates else 1
-        self.experts = StackedMLP(n_experts, in_features, expert_layer_sizes, activation, dropout)
+        self.experts = StackedMLP(
+            n_experts, in_features, expert_layer_sizes, activation, dropout, expert_input_mask
+        )
         self.gate = Gate(in_features, n_experts, n_gates, gate_temperature)
         self.towers = TaskTowers(
             self.experts.out_features, n_outputs, tower_layer_sizes, activation, dropout
@@ -122,16 +130,18 @@ class MixtureOfExperts(nn.Module):
 
     @classmethod
     def _from_params(cls, in_features, n_outputs, params, *, per_task_gates):
+        mask = params.get("expert_input_mask")
         return cls(
             in_features,
             n_outputs,
-            n_experts=params["n_experts"],
+            n_experts=params["n_experts"] if mask is None else len(mask),
             per_task_gates=per_task_gates,
             expert_layer_sizes=params["expert_layer_sizes"],
             tower_layer_sizes=params["tower_layer_sizes"],
             activation=params["activation"],
             dropout=params["dropout"],
             gate_temperature=params["gate_temperature"],
+            expert_input_mask=mask,
         )
 
     def gate_weights(self, x: torch.Tensor) -> torch.Tensor:

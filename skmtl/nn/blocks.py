@@ -199,13 +199,34 @@ class StackedLinear(nn.Module):
     (G, B, out).
     """
 
-    def __init__(self, n_groups: int, in_features: int, out_features: int):
+    def __init__(
+        self,
+        n_groups: int,
+        in_features: int,
+        out_features: int,
+        input_mask: torch.Tensor | None = None,
+    ):
         super().__init__()
         self.n_groups = int(n_groups)
         self.in_features = int(in_features)
         self.out_features = int(out_features)
         self.weight = nn.Parameter(torch.empty(self.n_groups, self.in_features, self.out_features))
         self.bias = nn.Parameter(torch.empty(self.n_groups, 1, self.out_features))
+        if input_mask is not None:
+            input_mask = torch.as_tensor(input_mask, dtype=torch.float32)
+            if input_mask.shape != (self.n_groups, self.in_features):
+                raise ValueError(
+                    f"input_mask must have shape {(self.n_groups, self.in_features)}; "
+                    f"got {tuple(input_mask.shape)}."
+                )
+            # (G, in, 1): group g only reads the inputs where input_mask[g] is 1.
+            self.register_buffer("input_mask", input_mask.unsqueeze(-1))
+        else:
+            self.input_mask = None
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight with masked inputs zeroed, (G, in, out)."""
+        return self.weight if self.input_mask is None else self.weight * self.input_mask
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         # The bound of torch.nn.Linear's default initialisation.
@@ -214,12 +235,13 @@ class StackedLinear(nn.Module):
         _uniform_(self.bias, bound, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weight = self.effective_weight()
         if x.dim() == 2:
             # One wide matmul (B, in) @ (in, G*out), then split the groups.
-            wide = self.weight.permute(1, 0, 2).reshape(self.in_features, -1)
+            wide = weight.permute(1, 0, 2).reshape(self.in_features, -1)
             out = (x @ wide).view(x.shape[0], self.n_groups, self.out_features)
             return out.transpose(0, 1) + self.bias
-        return torch.baddbmm(self.bias, x, self.weight)
+        return torch.baddbmm(self.bias, x, weight)
 
     def extra_repr(self) -> str:
         return f"n_groups={self.n_groups}, in_features={self.in_features}, out_features={self.out_features}"
@@ -244,6 +266,9 @@ class StackedMLP(nn.Module):
         Activation after every layer.
     dropout : float, default=0.0
         Dropout probability after every layer.
+    input_mask : Tensor of shape (G, in), optional
+        0/1 mask of the inputs each group may read (e.g. experts dedicated to
+        a feature group); applied to the first layer's weights.
 
     Shapes
     ------
@@ -257,14 +282,16 @@ class StackedMLP(nn.Module):
         layer_sizes: Sequence[int],
         activation: str = "relu",
         dropout: float = 0.0,
+        input_mask: torch.Tensor | None = None,
     ):
         super().__init__()
         self.n_groups = int(n_groups)
         self.in_features = int(in_features)
         widths = [self.in_features, *(int(s) for s in layer_sizes)]
         layers: list[nn.Module] = []
-        for fan_in, fan_out in zip(widths[:-1], widths[1:]):
-            layers.append(StackedLinear(self.n_groups, fan_in, fan_out))
+        for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):
+            mask = input_mask if i == 0 else None
+            layers.append(StackedLinear(self.n_groups, fan_in, fan_out, mask))
             layers.append(make_activation(activation))
             if dropout > 0.0:
                 layers.append(Dropout(dropout))

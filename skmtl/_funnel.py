@@ -1,0 +1,136 @@
+"""Funnels of tasks (click -> conversion -> ...): declaration, labels, conventions.
+
+A funnel is an ordered chain of binary tasks where step ``k`` can only happen
+after step ``k-1``. Its labels are taken over the whole impression space: the
+label of step ``k`` is ``Y_k = y_1 * ... * y_k``. One convention holds
+everywhere (training, ``score``, :mod:`skmtl.metrics`):
+
+- a later step may be given as 0 or as unknown (NaN) where an earlier step is
+  negative: either way it means 0 over the impression space;
+- a positive later step with a known negative earlier step is an error (the
+  data contradict the funnel);
+- an unknown earlier step leaves later steps unknown unless they are known
+  negative.
+
+The positive class of a funnel task is its greater class (1, True, ...).
+"""
+
+from __future__ import annotations
+
+from numbers import Integral
+
+import numpy as np
+
+from ._targets import encode_targets
+
+
+def resolve_funnel(funnel, task_names: list[str], classes: list[np.ndarray]) -> list[int]:
+    """Task indices of ``funnel`` (names or indices), validated.
+
+    Raises
+    ------
+    ValueError
+        If a step is not a task, appears twice, is not binary, or the funnel
+        has fewer than two steps.
+    """
+    if funnel is None:
+        return []
+    steps = list(funnel) if not isinstance(funnel, str) else [funnel]
+    indices = []
+    for step in steps:
+        if isinstance(step, Integral) and not isinstance(step, bool):
+            if not 0 <= step < len(task_names):
+                raise ValueError(
+                    f"funnel step {step} is not a task index (y has {len(task_names)} tasks)."
+                )
+            indices.append(int(step))
+        elif step in task_names:
+            indices.append(task_names.index(step))
+        else:
+            raise ValueError(
+                f"funnel names {step!r}, which is not one of the tasks {task_names}."
+            )
+    if len(indices) < 2:
+        raise ValueError(f"funnel needs at least two steps; got {list(steps)}.")
+    if len(set(indices)) != len(indices):
+        raise ValueError(f"funnel repeats a task: {list(steps)}.")
+    for t in indices:
+        if len(classes[t]) != 2:
+            raise ValueError(
+                f"funnel step {task_names[t]!r} must be a binary task; it has classes "
+                f"{classes[t].tolist()}."
+            )
+    return indices
+
+
+def impression_space_codes(codes: np.ndarray, funnel: list[int], task_names=None) -> np.ndarray:
+    """Labels of the funnel steps over the whole impression space.
+
+    Parameters
+    ----------
+    codes : ndarray of int64 of shape (n_samples, n_tasks)
+        Class indices (1 = positive), -1 unknown.
+    funnel : list of int
+        Task indices of the funnel, in order.
+
+    Returns
+    -------
+    codes : ndarray of int64
+        A copy in which funnel step ``k`` is 0 where any step ``<= k`` is
+        known negative, 1 where all are positive, -1 otherwise.
+
+    Raises
+    ------
+    ValueError
+        If a step is positive where an earlier step is negative.
+    """
+    out = codes.copy()
+    reached_negative = np.zeros(codes.shape[0], dtype=bool)
+    all_positive = np.ones(codes.shape[0], dtype=bool)
+    for k, t in enumerate(funnel):
+        y = codes[:, t]
+        contradiction = reached_negative & (y == 1)
+        if contradiction.any():
+            names = task_names or [str(i) for i in range(codes.shape[1])]
+            earlier = ", ".join(repr(names[j]) for j in funnel[:k])
+            raise ValueError(
+                f"{int(contradiction.sum())} row(s) have funnel step {names[t]!r} positive while "
+                f"an earlier step ({earlier}) is negative (first at row "
+                f"{int(np.flatnonzero(contradiction)[0])}). A funnel step can only happen after "
+                "the previous one: fix the labels or drop the funnel."
+            )
+        reached_negative |= y == 0
+        all_positive &= y == 1
+        out[:, t] = np.where(reached_negative, 0, np.where(all_positive, 1, -1))
+    return out
+
+
+def fill_funnel_columns(columns: list[np.ndarray], classes: list[np.ndarray], funnel: list[int]):
+    """Raw label columns with unknown funnel labels after a negative step set to the negative class.
+
+    Parameters
+    ----------
+    columns : list of ndarray
+        One label array per task (raw labels, NaN/None for unknown).
+    classes : list of ndarray
+        Each task's classes; the funnel tasks' negative class is ``classes[t][0]``.
+    funnel : list of int
+        Task indices of the funnel, in order.
+
+    Returns
+    -------
+    columns : list of ndarray
+        New arrays for the funnel tasks (object dtype where needed); the
+        others unchanged.
+    """
+    codes = encode_targets(np.column_stack([np.asarray(c, dtype=object) for c in columns]), classes)
+    filled = impression_space_codes(codes, funnel)
+    columns = list(columns)
+    for t in funnel:
+        becomes_negative = (codes[:, t] < 0) & (filled[:, t] == 0)
+        if becomes_negative.any():
+            column = columns[t].astype(object)
+            column[becomes_negative] = classes[t][0]
+            columns[t] = column
+    return columns
+
