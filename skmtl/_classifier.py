@@ -79,7 +79,8 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    architecture : {"shared_bottom", "moe", "mmoe"}, default="mmoe"
+    architecture : {"shared_bottom", "moe", "mmoe", "ple", "aitm", "single_task"} \
+            or callable, default="mmoe"
         - ``"shared_bottom"``: one shared MLP encoder (``expert_layer_sizes``)
           feeding one tower per task.
         - ``"moe"``: ``n_experts`` expert MLPs mixed by ONE softmax gate shared
@@ -87,6 +88,27 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         - ``"mmoe"``: the same experts, with one gate PER task (Ma et al.,
           "Modeling Task Relationships in Multi-task Learning with Multi-gate
           Mixture-of-Experts", KDD 2018).
+        - ``"ple"``: Progressive Layered Extraction (Tang et al., RecSys
+          2020): ``n_levels`` levels of task-specific (``n_task_experts`` per
+          task) and shared (``n_shared_experts``) experts; each task's gate
+          mixes its own and the shared experts. One level is CGC.
+        - ``"aitm"``: Adaptive Information Transfer Multi-task (Xi et al., KDD
+          2021) for ordered tasks: one encoder and tower per task, and an
+          attention unit passing information from each step of ``funnel``
+          (all tasks in order when ``funnel`` is None) to the next. Its
+          behavioural expectation calibrator is ``funnel_penalty`` with
+          ``funnel_mode="independent"``.
+        - ``"single_task"``: no sharing at all, one independent network
+          (embeddings, encoder, tower) per task: the baseline every
+          multi-task model should beat.
+        - a ``torch.nn.Module`` class or factory, called as
+          ``architecture(in_features, n_outputs)`` with the width of the
+          embedded input and the number of logits per task (1 for binary
+          tasks); its module maps the embedded input ``(batch, in_features)``
+          to a list with one logit tensor per task (``(batch,)`` for binary,
+          ``(batch, n_classes)`` otherwise). Define the class at module level
+          so the estimator pickles. Its parameters are re-initialised from
+          the fit's seed (see :func:`skmtl.nn.init_parameters`).
 
     categorical_features : "from_dtype", array-like of bool, int or str, or None, \
             default="from_dtype"
@@ -131,7 +153,18 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
     gate_temperature : float, default=1.0
         Temperature ``T`` of the gates' softmax, ``softmax(logits / T)``.
-        Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``.
+        Used only when ``architecture`` is ``"moe"``, ``"mmoe"`` or ``"ple"``.
+
+    n_levels : int, default=2
+        Extraction levels. Used only when ``architecture="ple"``.
+
+    n_task_experts : int, default=1
+        Experts dedicated to each task at every level. Used only when
+        ``architecture="ple"``.
+
+    n_shared_experts : int, default=2
+        Experts shared by all tasks at every level. Used only when
+        ``architecture="ple"``.
 
     tower_layer_sizes : array-like of int, default=(32,)
         Hidden layers of every task tower (all towers have this shape); each
@@ -328,7 +361,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "architecture": [StrOptions(set(ARCHITECTURES))],
+        "architecture": [StrOptions(set(ARCHITECTURES)), callable],
         "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
@@ -337,6 +370,9 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "gate_temperature": [Interval(Real, 0, None, closed="neither")],
+        "n_levels": [Interval(Integral, 1, None, closed="left")],
+        "n_task_experts": [Interval(Integral, 1, None, closed="left")],
+        "n_shared_experts": [Interval(Integral, 1, None, closed="left")],
         "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
@@ -375,6 +411,9 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         expert_layer_sizes=(64, 32),
         n_experts=4,
         gate_temperature=1.0,
+        n_levels=2,
+        n_task_experts=1,
+        n_shared_experts=2,
         tower_layer_sizes=(32,),
         activation="relu",
         dropout=0.0,
@@ -409,6 +448,9 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.expert_layer_sizes = expert_layer_sizes
         self.n_experts = n_experts
         self.gate_temperature = gate_temperature
+        self.n_levels = n_levels
+        self.n_task_experts = n_task_experts
+        self.n_shared_experts = n_shared_experts
         self.tower_layer_sizes = tower_layer_sizes
         self.activation = activation
         self.dropout = dropout
@@ -462,7 +504,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
 
     # ------------------------------------------------------------ fit helpers
-    def _architecture_params(self, encoder: TabularEncoder) -> dict:
+    def _architecture_params(self, encoder: TabularEncoder, funnel: list[int]) -> dict:
         """The flat hyperparameters the architecture builders read."""
         cardinalities = encoder.cardinalities
         embedding_dim = (
@@ -475,8 +517,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             "tower_layer_sizes": _layer_sizes(self.tower_layer_sizes, "tower_layer_sizes", True),
             "n_experts": self.n_experts,
             "gate_temperature": self.gate_temperature,
+            "n_levels": self.n_levels,
+            "n_task_experts": self.n_task_experts,
+            "n_shared_experts": self.n_shared_experts,
             "activation": self.activation,
             "dropout": self.dropout,
+            "funnel": list(funnel),
             "expert_input_mask": self._expert_input_mask(encoder, embedding_dim),
         }
 
@@ -484,7 +530,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         """(n_experts_total, in_features) 0/1 mask: shared experts, then each group's experts."""
         if self.feature_groups is None:
             return None
-        if self.architecture not in ("moe", "mmoe"):
+        if not (isinstance(self.architecture, str) and self.architecture in ("moe", "mmoe")):
             raise ValueError(
                 "feature_groups is used only when architecture is 'moe' or 'mmoe'; got "
                 f"architecture={self.architecture!r}."
@@ -727,7 +773,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             encoder = TabularEncoder(
                 is_categorical, self.min_frequency, self.max_categories, feature_names
             ).fit(X)
-            params = self._architecture_params(encoder)
+            params = self._architecture_params(encoder, funnel)
             module = build_network(
                 self.architecture,
                 cardinalities=encoder.cardinalities,
@@ -809,7 +855,8 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return predict_logits(self.module_, *self._encode(X))
 
     def _task_probabilities(self, X) -> list[np.ndarray]:
-        return [p.cpu().numpy() for p in self.objective_.probabilities(self._logits(X))]
+        logits = self._logits(X)
+        return [p.cpu().numpy() for p in self.objective_.probabilities(logits)]
 
     def predict_proba(self, X):
         """Probability of each class of each task.
@@ -879,7 +926,8 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 "predict_conditional_proba needs a model fitted with funnel=...; this one has "
                 "no funnel."
             )
-        conditional = self.objective_.conditional_probabilities(self._logits(X))
+        logits = self._logits(X)
+        conditional = self.objective_.conditional_probabilities(logits)
         return {
             str(self.task_names_[t]): p.cpu().numpy() for t, p in zip(self.funnel_, conditional)
         }

@@ -8,13 +8,17 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 
+from sklearn.base import clone
+from sklearn.model_selection import GridSearchCV, KFold
+
 from skmtl import MultiTaskClassifier
 from skmtl.datasets import make_multitask_classification
+from skmtl.nn import ARCHITECTURES
 
 FAST = dict(max_iter=30, random_state=0, device="cpu")
 
 
-@pytest.mark.parametrize("architecture", ["shared_bottom", "moe", "mmoe"])
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
 def test_known_signal_reaches_stated_auc(architecture):
     X, y = make_multitask_classification(
         n_samples=3000, n_features=10, task_correlation=0.8, random_state=0
@@ -343,3 +347,66 @@ def test_shared_bottom_has_no_gates(numeric_data):
     clf = MultiTaskClassifier("shared_bottom", max_iter=1).fit(X, y)
     with pytest.raises(AttributeError, match="has no gates"):
         clf.gate_weights(X)
+
+
+class OneHiddenLayer(torch.nn.Module):
+    """A user-defined architecture for the tests: a shared hidden layer and linear heads."""
+
+    def __init__(self, in_features, n_outputs):
+        super().__init__()
+        self.hidden = torch.nn.Linear(in_features, 16)
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(16, k) for k in n_outputs)
+
+    def forward(self, x):
+        h = torch.relu(self.hidden(x))
+        return [head(h)[:, 0] if head.out_features == 1 else head(h) for head in self.heads]
+
+
+def test_custom_architecture_fits_clones_pickles_and_grid_searches(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier(OneHiddenLayer, **FAST)
+    clf.fit(X, y)
+    assert isinstance(clf.module_.body, OneHiddenLayer)
+    assert min(roc_auc_score(y[:, t], clf.predict_proba(X)[t][:, 1]) for t in range(2)) > 0.85
+    again = clone(clf).fit(X, y)
+    for a, b in zip(clf.predict_proba(X), again.predict_proba(X)):
+        assert np.array_equal(a, b)  # same seed, same model: init drawn from the fit's generator
+    restored = pickle.loads(pickle.dumps(clf))
+    assert np.array_equal(restored.predict_proba(X)[1], clf.predict_proba(X)[1])
+    search = GridSearchCV(
+        MultiTaskClassifier(max_iter=5, random_state=0),
+        [{"architecture": [OneHiddenLayer, "mmoe"]}, {"architecture": ["ple"], "n_levels": [1, 2]}],
+        cv=KFold(2), scoring="roc_auc",
+    ).fit(X, y)
+    assert len(search.cv_results_["params"]) == 4
+
+
+def test_custom_architecture_returning_a_non_module_is_a_clear_error(numeric_data):
+    X, y = numeric_data
+    with pytest.raises(TypeError, match="not a torch.nn.Module"):
+        MultiTaskClassifier(lambda in_features, n_outputs: None, max_iter=1).fit(X, y)
+
+
+def test_ple_gate_weights(numeric_data):
+    X, y = numeric_data
+    clf = MultiTaskClassifier("ple", n_task_experts=2, n_shared_experts=3, **FAST).fit(X, y)
+    weights = clf.gate_weights(X[:10])
+    assert weights.shape == (10, 2, 5)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-6)
+
+
+def test_aitm_follows_the_funnel_order():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(800, 4))
+    click = (X[:, 0] + rng.logistic(size=800) > 0).astype(int)
+    conversion = click * (X[:, 1] + rng.logistic(size=800) > 0)
+    y = pd.DataFrame({"conversion": conversion, "click": click})
+    clf = MultiTaskClassifier(
+        "aitm", funnel=["click", "conversion"], funnel_mode="independent", funnel_penalty=1.0, **FAST
+    ).fit(X, y)
+    assert clf.module_.body.chain == [1, 0]
+    p = clf.predict_proba(X)
+    oracle = 1 / (1 + np.exp(-X[:, 0])) / (1 + np.exp(-X[:, 1]))
+    oracle_auc = roc_auc_score(conversion, oracle)  # 0.742
+    assert roc_auc_score(conversion, p[0][:, 1]) > oracle_auc - 0.03
+    assert roc_auc_score(click, p[1][:, 1]) > 0.7

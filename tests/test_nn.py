@@ -24,6 +24,10 @@ PARAMS = {
     "gate_temperature": 1.0,
     "activation": "relu",
     "dropout": 0.0,
+    "n_levels": 2,
+    "n_task_experts": 2,
+    "n_shared_experts": 1,
+    "funnel": [0, 1],
 }
 
 
@@ -154,3 +158,82 @@ def test_seeded_initialisation_is_reproducible_and_leaves_global_rng_alone():
     for (name, pa), pb, pc in zip(a.named_parameters(), b.parameters(), c.parameters()):
         assert torch.equal(pa, pb), name
         assert not torch.equal(pa, pc), name
+
+
+def test_ple_gates_mix_own_and_shared_experts():
+    net = _network("ple", n_outputs=(1, 1))
+    gates = net.body.gate_weights(net.embedding(*_batch(20)))
+    assert gates.shape == (20, 2, 3)  # 2 own experts + 1 shared, per task
+    torch.testing.assert_close(gates.sum(-1), torch.ones(20, 2))
+    assert len(net.body.levels) == 2
+    assert net.body.levels[0].shared_gate is not None and net.body.levels[1].shared_gate is None
+
+
+def test_ple_task_experts_read_their_own_task_input():
+    level = _network("ple", n_outputs=(1, 1)).body.levels[1]
+    x = torch.randn(2, 7, level.task_experts.in_features)
+    shared = torch.randn(7, level.task_experts.in_features)
+    out, _, _ = level(x, shared)
+    changed = x.clone()
+    changed[1] += 1.0  # only task 1's input changes
+    out2, _, _ = level(changed, shared)
+    torch.testing.assert_close(out[0], out2[0])
+    assert not torch.allclose(out[1], out2[1])
+
+
+def test_single_task_shares_nothing_between_tasks():
+    net = _network("single_task", n_outputs=(1, 1))
+    x_cat, x_cont = _batch(32)
+    y = torch.randint(0, 2, (32, 2))
+    total, _ = multitask_loss(net(x_cat, x_cont), y, task_weights=torch.tensor([1.0, 0.0]))
+    total.backward()
+    d = PARAMS["embedding_dim"]
+    # Task 1's copy of every embedding table and its encoder get no gradient.
+    assert torch.all(net.embedding.categorical_weight.grad[:, d:] == 0)
+    assert torch.any(net.embedding.categorical_weight.grad[:, :d] != 0)
+    assert torch.all(net.body.encoders.layers[0].weight.grad[1] == 0)
+
+
+def test_aitm_transfers_information_along_the_chain_only():
+    net = _network("aitm", n_outputs=(1, 1))
+    x = net.embedding(*_batch(16))
+    encoded = net.body.encoders(x)
+    # Perturbing task 0's encoder changes task 1's output (transfer), not vice versa.
+    out = net.body(x)
+    with torch.no_grad():
+        net.body.encoders.layers[-2].bias[0] += 1.0
+    out_shift = net.body(x)
+    assert not torch.allclose(out[1], out_shift[1])
+    with torch.no_grad():
+        net.body.encoders.layers[-2].bias[0] -= 1.0
+        net.body.encoders.layers[-2].bias[1] += 1.0
+    out_shift = net.body(x)
+    torch.testing.assert_close(out[0], out_shift[0])
+    assert encoded.shape[0] == 2
+
+
+class _TinyCustom(torch.nn.Module):
+    def __init__(self, in_features, n_outputs):
+        super().__init__()
+        self.hidden = torch.nn.Linear(in_features, 8)
+        self.norm = torch.nn.LayerNorm(8)
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(8, k) for k in n_outputs)
+
+    def forward(self, x):
+        h = torch.relu(self.norm(self.hidden(x)))
+        return [head(h).squeeze(-1) if head.out_features == 1 else head(h) for head in self.heads]
+
+
+def test_custom_module_is_initialised_from_the_generator():
+    a = build_network(_TinyCustom, cardinalities=[4, 6], n_continuous=3, n_outputs=[1, 3], params=PARAMS)
+    b = build_network(_TinyCustom, cardinalities=[4, 6], n_continuous=3, n_outputs=[1, 3], params=PARAMS)
+    init_parameters(a, torch.Generator().manual_seed(5))
+    state = torch.random.get_rng_state()
+    init_parameters(b, torch.Generator().manual_seed(5))
+    assert torch.equal(state, torch.random.get_rng_state())
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        assert torch.equal(pa, pb)
+    assert torch.all(a.body.norm.weight == 1) and torch.all(a.body.norm.bias == 0)
+    bound = 1 / np.sqrt(a.body.hidden.in_features)
+    assert a.body.hidden.weight.abs().max() <= bound
+    assert [tuple(t.shape) for t in a(*_batch(5))] == [(5,), (5, 3)]

@@ -7,10 +7,26 @@ from sklearn.utils.estimator_checks import (
     parametrize_with_checks,
 )
 
+import torch
+
 from skmtl import MultiTaskClassifier
 from skmtl.nn import ARCHITECTURES
 
-ESTIMATORS = [MultiTaskClassifier(architecture=name, random_state=0) for name in sorted(ARCHITECTURES)]
+
+class LinearHeads(torch.nn.Module):
+    """A user-defined architecture: one linear head per task on the embeddings."""
+
+    def __init__(self, in_features, n_outputs):
+        super().__init__()
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(in_features, k) for k in n_outputs)
+
+    def forward(self, x):
+        return [h(x)[:, 0] if h.out_features == 1 else h(x) for h in self.heads]
+
+
+ESTIMATORS = [
+    MultiTaskClassifier(architecture=name, random_state=0) for name in sorted(ARCHITECTURES)
+] + [MultiTaskClassifier(architecture=LinearHeads, random_state=0)]
 
 
 def expected_failed_checks(estimator):
@@ -27,11 +43,11 @@ def test_sklearn_compatible_estimator(estimator, check):
     check(estimator)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.architecture)
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: str(e.architecture))
 def test_param_validation(estimator):
     check_param_validation(type(estimator).__name__, estimator)
 
 
-@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: e.architecture)
+@pytest.mark.parametrize("estimator", ESTIMATORS, ids=lambda e: str(e.architecture))
 def test_dataframe_column_names_consistency(estimator):
     check_dataframe_column_names_consistency(type(estimator).__name__, estimator)

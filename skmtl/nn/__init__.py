@@ -4,8 +4,21 @@ Nothing here knows about scikit-learn or pandas: the modules take tensors of
 categorical codes and standardised continuous values and return logits.
 """
 
-from .architectures import ARCHITECTURES, MixtureOfExperts, MultiTaskNetwork, SharedBottom, build_network
+from .architectures import (
+    ARCHITECTURES,
+    AdaptiveInformationTransfer,
+    ExtractionLevel,
+    MixtureOfExperts,
+    MMoE,
+    MoE,
+    MultiTaskNetwork,
+    ProgressiveLayeredExtraction,
+    SharedBottom,
+    SingleTask,
+    build_network,
+)
 from .blocks import (
+    AttentionTransfer,
     Dropout,
     FeatureEmbedding,
     Gate,
@@ -18,7 +31,14 @@ from .blocks import (
 
 __all__ = [
     "ARCHITECTURES",
+    "AdaptiveInformationTransfer",
+    "AttentionTransfer",
     "Dropout",
+    "ExtractionLevel",
+    "MMoE",
+    "MoE",
+    "ProgressiveLayeredExtraction",
+    "SingleTask",
     "FeatureEmbedding",
     "Gate",
     "MixtureOfExperts",

@@ -3,18 +3,23 @@
 An architecture maps the flat embedded input ``(B, in_features)`` to one logit
 tensor per task (``(B,)`` for binary tasks, ``(B, K)`` for ``K`` classes). It is
 registered in :data:`ARCHITECTURES` under the name the estimator's
-``architecture`` parameter accepts; its ``from_params`` picks the
-hyperparameters it uses from the estimator's flat parameter dict.
+``architecture`` parameter accepts; its ``from_params`` classmethod picks the
+hyperparameters it uses from the estimator's flat parameter dict. Adding an
+architecture is a class plus one registry entry: the estimator and the
+training loop do not change.
+
+An architecture that sets ``per_task_embeddings = True`` receives one copy of
+the embedded input per task, ``(T, B, in_features)``, from independent tables.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
-from .blocks import FeatureEmbedding, Gate, StackedMLP, TaskTowers
+from .blocks import AttentionTransfer, FeatureEmbedding, Gate, StackedLinear, StackedMLP, TaskTowers
 
 
 class SharedBottom(nn.Module):
@@ -120,22 +125,16 @@ class MixtureOfExperts(nn.Module):
             self.experts.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
 
-    @classmethod
-    def moe_from_params(cls, in_features, n_outputs, params: Mapping) -> MixtureOfExperts:
-        return cls._from_params(in_features, n_outputs, params, per_task_gates=False)
+    per_task_gates = True
 
     @classmethod
-    def mmoe_from_params(cls, in_features, n_outputs, params: Mapping) -> MixtureOfExperts:
-        return cls._from_params(in_features, n_outputs, params, per_task_gates=True)
-
-    @classmethod
-    def _from_params(cls, in_features, n_outputs, params, *, per_task_gates):
+    def from_params(cls, in_features, n_outputs, params: Mapping) -> MixtureOfExperts:
         mask = params.get("expert_input_mask")
         return cls(
             in_features,
             n_outputs,
             n_experts=params["n_experts"] if mask is None else len(mask),
-            per_task_gates=per_task_gates,
+            per_task_gates=cls.per_task_gates,
             expert_layer_sizes=params["expert_layer_sizes"],
             tower_layer_sizes=params["tower_layer_sizes"],
             activation=params["activation"],
@@ -155,12 +154,287 @@ class MixtureOfExperts(nn.Module):
         return self.towers(mixed[0] if mixed.shape[0] == 1 else mixed)
 
 
-ARCHITECTURES: dict[str, Callable[[int, Sequence[int], Mapping], nn.Module]] = {
-    "shared_bottom": SharedBottom.from_params,
-    "moe": MixtureOfExperts.moe_from_params,
-    "mmoe": MixtureOfExperts.mmoe_from_params,
+class MoE(MixtureOfExperts):
+    """Experts mixed by ONE softmax gate shared by all tasks (see :class:`MixtureOfExperts`)."""
+
+    per_task_gates = False
+
+
+class MMoE(MixtureOfExperts):
+    """Experts mixed by one softmax gate PER task (see :class:`MixtureOfExperts`)."""
+
+    per_task_gates = True
+
+
+class SingleTask(nn.Module):
+    """No sharing: one independent network per task (the baseline to beat).
+
+    Each task has its own embedding tables (``per_task_embeddings``), its own
+    MLP encoder (``expert_layer_sizes``) and its own tower; all tasks are still
+    computed together by batched matmuls.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of each task's embedded input.
+    n_outputs : sequence of int
+        Logits per task (1 for binary tasks).
+    expert_layer_sizes, tower_layer_sizes, activation, dropout
+        As in :class:`SharedBottom`.
+    """
+
+    per_task_embeddings = True
+
+    def __init__(
+        self,
+        in_features: int,
+        n_outputs: Sequence[int],
+        *,
+        expert_layer_sizes: Sequence[int],
+        tower_layer_sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.encoders = StackedMLP(len(n_outputs), in_features, expert_layer_sizes, activation, dropout)
+        self.towers = TaskTowers(
+            self.encoders.out_features, n_outputs, tower_layer_sizes, activation, dropout
+        )
+
+    # Same hyperparameters as SharedBottom, built as this class.
+    from_params = classmethod(SharedBottom.from_params.__func__)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.towers(self.encoders(x))  # x: (T, B, in), one embedding per task
+
+
+class ExtractionLevel(nn.Module):
+    """One level of PLE (a CGC layer): task-specific and shared experts, gated.
+
+    Each task's gate mixes that task's own experts and the shared experts; a
+    shared gate (all levels but the last) mixes every expert to feed the next
+    level's shared experts.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the level's inputs.
+    n_tasks : int
+        ``T``.
+    n_task_experts, n_shared_experts : int
+        Experts per task, and shared experts.
+    layer_sizes : sequence of int
+        Layers of every expert.
+    activation, dropout
+        As in :class:`~skmtl.nn.blocks.StackedMLP`.
+    temperature : float
+        Softmax temperature of the gates.
+    shared_gate : bool
+        Whether to compute the shared output for a next level.
+
+    Shapes
+    ------
+    task input (B, in) or (T, B, in), shared input (B, in) -> task output
+    (T, B, H), shared output (B, H) or None, task gates (T, B, n_task + n_shared).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_tasks: int,
+        n_task_experts: int,
+        n_shared_experts: int,
+        layer_sizes: Sequence[int],
+        activation: str,
+        dropout: float,
+        temperature: float,
+        shared_gate: bool,
+    ):
+        super().__init__()
+        self.n_tasks = n_tasks
+        self.n_task_experts = n_task_experts
+        self.temperature = temperature
+        self.task_experts = StackedMLP(
+            n_tasks * n_task_experts, in_features, layer_sizes, activation, dropout
+        )
+        self.shared_experts = StackedMLP(n_shared_experts, in_features, layer_sizes, activation, dropout)
+        self.task_gates = StackedLinear(n_tasks, in_features, n_task_experts + n_shared_experts)
+        n_all = n_tasks * n_task_experts + n_shared_experts
+        self.shared_gate = Gate(in_features, n_all, 1, temperature) if shared_gate else None
+        self.out_features = self.shared_experts.out_features
+
+    def forward(self, task_in: torch.Tensor, shared_in: torch.Tensor):
+        T, E = self.n_tasks, self.n_task_experts
+        if task_in.dim() == 3:  # each task's experts read that task's input
+            task_in_per_expert = task_in.repeat_interleave(E, dim=0)
+        else:
+            task_in_per_expert = task_in
+        task_out = self.task_experts(task_in_per_expert)  # (T*E, B, H)
+        batch, width = task_out.shape[1], task_out.shape[2]
+        shared_out = self.shared_experts(shared_in)  # (S, B, H)
+        gates = torch.softmax(self.task_gates(task_in) / self.temperature, dim=-1)  # (T, B, E+S)
+        candidates = torch.cat(
+            [task_out.view(T, E, batch, width), shared_out.expand(T, -1, -1, -1)], dim=1
+        )  # (T, E+S, B, H)
+        task_next = torch.einsum("tebh,tbe->tbh", candidates, gates)
+        shared_next = None
+        if self.shared_gate is not None:
+            everything = torch.cat([task_out, shared_out])  # (T*E+S, B, H)
+            weights = self.shared_gate(shared_in)[:, 0]  # (B, T*E+S)
+            shared_next = torch.einsum("ebh,be->bh", everything, weights)
+        return task_next, shared_next, gates
+
+
+class ProgressiveLayeredExtraction(nn.Module):
+    """PLE (Tang et al., RecSys 2020): stacked extraction levels, then towers.
+
+    One level is CGC (Customized Gate Control).
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the embedded input.
+    n_outputs : sequence of int
+        Logits per task (1 for binary tasks).
+    n_levels : int
+        Number of extraction levels.
+    n_task_experts, n_shared_experts : int
+        Experts per task and shared experts, at every level.
+    expert_layer_sizes, tower_layer_sizes, activation, dropout, gate_temperature
+        As in :class:`MixtureOfExperts`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_outputs: Sequence[int],
+        *,
+        n_levels: int,
+        n_task_experts: int,
+        n_shared_experts: int,
+        expert_layer_sizes: Sequence[int],
+        tower_layer_sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+        gate_temperature: float = 1.0,
+    ):
+        super().__init__()
+        levels = []
+        width = in_features
+        for level in range(n_levels):
+            levels.append(
+                ExtractionLevel(
+                    width, len(n_outputs), n_task_experts, n_shared_experts, expert_layer_sizes,
+                    activation, dropout, gate_temperature, shared_gate=level < n_levels - 1,
+                )
+            )
+            width = levels[-1].out_features
+        self.levels = nn.ModuleList(levels)
+        self.towers = TaskTowers(width, n_outputs, tower_layer_sizes, activation, dropout)
+
+    @classmethod
+    def from_params(cls, in_features, n_outputs, params: Mapping) -> ProgressiveLayeredExtraction:
+        return cls(
+            in_features,
+            n_outputs,
+            n_levels=params["n_levels"],
+            n_task_experts=params["n_task_experts"],
+            n_shared_experts=params["n_shared_experts"],
+            expert_layer_sizes=params["expert_layer_sizes"],
+            tower_layer_sizes=params["tower_layer_sizes"],
+            activation=params["activation"],
+            dropout=params["dropout"],
+            gate_temperature=params["gate_temperature"],
+        )
+
+    def _levels(self, x: torch.Tensor):
+        task_in, shared_in, gates = x, x, None
+        for level in self.levels:
+            task_in, shared_in, gates = level(task_in, shared_in)
+        return task_in, gates
+
+    def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """Last level's task gates ``(B, T, n_task_experts + n_shared_experts)``.
+
+        For task ``t`` the expert axis lists its own experts, then the shared ones.
+        """
+        return self._levels(x)[1].permute(1, 0, 2)
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return self.towers(self._levels(x)[0])
+
+
+class AdaptiveInformationTransfer(nn.Module):
+    """AITM (Xi et al., KDD 2021) for ordered tasks such as click -> conversion.
+
+    Every task has its own encoder ``q_t`` (an MLP of ``expert_layer_sizes``
+    on the shared embeddings). Along the chain, task ``t`` receives what task
+    ``t-1`` passes on through an :class:`~skmtl.nn.blocks.AttentionTransfer`
+    unit, which decides by attention how much of it to use; tasks outside the
+    chain use their own encoding. Each task then has its tower. The paper's
+    behavioural expectation calibrator (a penalty when a later step's
+    probability exceeds the earlier one's) is the estimator's
+    ``funnel_penalty`` with ``funnel_mode="independent"``.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the embedded input.
+    n_outputs : sequence of int
+        Logits per task (1 for binary tasks).
+    chain : sequence of int
+        Task indices in order; all tasks in their order when empty.
+    expert_layer_sizes, tower_layer_sizes, activation, dropout
+        As in :class:`SharedBottom`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_outputs: Sequence[int],
+        *,
+        chain: Sequence[int] = (),
+        expert_layer_sizes: Sequence[int],
+        tower_layer_sizes: Sequence[int],
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.chain = [int(t) for t in chain] or list(range(len(n_outputs)))
+        self.encoders = StackedMLP(len(n_outputs), in_features, expert_layer_sizes, activation, dropout)
+        width = self.encoders.out_features
+        self.transfers = nn.ModuleList(AttentionTransfer(width) for _ in self.chain[1:])
+        self.towers = TaskTowers(width, n_outputs, tower_layer_sizes, activation, dropout)
+
+    @classmethod
+    def from_params(cls, in_features, n_outputs, params: Mapping) -> AdaptiveInformationTransfer:
+        return cls(
+            in_features,
+            n_outputs,
+            chain=params.get("funnel") or (),
+            expert_layer_sizes=params["expert_layer_sizes"],
+            tower_layer_sizes=params["tower_layer_sizes"],
+            activation=params["activation"],
+            dropout=params["dropout"],
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        encoded = self.encoders(x)  # (T, B, H)
+        outputs = list(encoded.unbind(0))
+        for previous, task, transfer in zip(self.chain[:-1], self.chain[1:], self.transfers):
+            outputs[task] = transfer(outputs[previous], encoded[task])
+        return self.towers(torch.stack(outputs))
+
+
+ARCHITECTURES: dict[str, type[nn.Module]] = {
+    "shared_bottom": SharedBottom,
+    "moe": MoE,
+    "mmoe": MMoE,
+    "ple": ProgressiveLayeredExtraction,
+    "aitm": AdaptiveInformationTransfer,
+    "single_task": SingleTask,
 }
-"""Registry: architecture name -> builder ``(in_features, n_outputs, params)``."""
+"""Registry: architecture name -> class with ``from_params(in_features, n_outputs, params)``."""
 
 
 class MultiTaskNetwork(nn.Module):
@@ -189,16 +463,44 @@ class MultiTaskNetwork(nn.Module):
 
 
 def build_network(
-    architecture: str,
+    architecture,
     *,
     cardinalities: Sequence[int],
     n_continuous: int,
     n_outputs: Sequence[int],
     params: Mapping,
 ) -> MultiTaskNetwork:
-    """Build the embedding and the registered ``architecture`` (parameters uninitialised)."""
-    embedding = FeatureEmbedding(
-        cardinalities, n_continuous, params["embedding_dim"], params["category_dropout"]
-    )
-    body = ARCHITECTURES[architecture](embedding.out_features, n_outputs, params)
+    """Build the embedding and the architecture (parameters uninitialised).
+
+    Parameters
+    ----------
+    architecture : str or callable
+        A name from :data:`ARCHITECTURES`, or a user-defined ``nn.Module``
+        class or factory called as ``architecture(in_features, n_outputs)``
+        whose module maps the embedded input ``(B, in_features)`` to a list of
+        per-task logits.
+    cardinalities, n_continuous
+        As in :class:`~skmtl.nn.blocks.FeatureEmbedding`.
+    n_outputs : sequence of int
+        Logits per task (1 for binary tasks).
+    params : mapping
+        The estimator's flat hyperparameters.
+    """
+    if isinstance(architecture, str):
+        cls = ARCHITECTURES[architecture]
+        copies = len(n_outputs) if getattr(cls, "per_task_embeddings", False) else 1
+        embedding = FeatureEmbedding(
+            cardinalities, n_continuous, params["embedding_dim"], params["category_dropout"], copies
+        )
+        body = cls.from_params(embedding.out_features, list(n_outputs), params)
+    else:
+        embedding = FeatureEmbedding(
+            cardinalities, n_continuous, params["embedding_dim"], params["category_dropout"]
+        )
+        body = architecture(embedding.out_features, list(n_outputs))
+        if not isinstance(body, nn.Module):
+            raise TypeError(
+                f"architecture={architecture!r} returned {type(body).__name__}, not a "
+                "torch.nn.Module."
+            )
     return MultiTaskNetwork(embedding, body)

@@ -116,11 +116,15 @@ class FeatureEmbedding(RandomBlock):
         ``D``, the size of every column's embedding.
     unknown_rate : float, default=0.0
         Training-time probability of mapping a categorical value to row 0.
+    n_copies : int, default=1
+        Independent copies of every table (e.g. one per task for models that
+        share nothing); all copies are looked up in the same gather.
 
     Shapes
     ------
     ``x_cat`` (B, F_cat) int64 codes, ``x_cont`` (B, F_cont) float32 ->
-    (B, (F_cat + F_cont) * D).
+    (B, (F_cat + F_cont) * D), or (n_copies, B, (F_cat + F_cont) * D) when
+    ``n_copies > 1``.
     """
 
     def __init__(
@@ -129,21 +133,22 @@ class FeatureEmbedding(RandomBlock):
         n_continuous: int,
         embedding_dim: int,
         unknown_rate: float = 0.0,
+        n_copies: int = 1,
     ):
         super().__init__()
         self.cardinalities = [int(c) for c in cardinalities]
         self.n_continuous = int(n_continuous)
         self.embedding_dim = int(embedding_dim)
         self.unknown_rate = float(unknown_rate)
+        self.n_copies = int(n_copies)
         offsets = [0]
         for c in self.cardinalities[:-1]:
             offsets.append(offsets[-1] + c)
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=True)
-        self.categorical_weight = nn.Parameter(
-            torch.empty(sum(self.cardinalities), self.embedding_dim)
-        )
-        self.continuous_weight = nn.Parameter(torch.empty(self.n_continuous, self.embedding_dim))
-        self.continuous_bias = nn.Parameter(torch.empty(self.n_continuous, self.embedding_dim))
+        width = self.n_copies * self.embedding_dim
+        self.categorical_weight = nn.Parameter(torch.empty(sum(self.cardinalities), width))
+        self.continuous_weight = nn.Parameter(torch.empty(self.n_continuous, width))
+        self.continuous_bias = nn.Parameter(torch.empty(self.n_continuous, width))
 
     @property
     def n_features(self) -> int:
@@ -174,12 +179,17 @@ class FeatureEmbedding(RandomBlock):
                 torch.addcmul(self.continuous_bias, x_cont.unsqueeze(-1), self.continuous_weight)
             )
         tokens = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
-        return tokens.reshape(batch, self.out_features)
+        if self.n_copies == 1:
+            return tokens.reshape(batch, self.out_features)
+        # (B, F, C * D) -> (C, B, F * D)
+        tokens = tokens.view(batch, self.n_features, self.n_copies, self.embedding_dim)
+        return tokens.permute(2, 0, 1, 3).reshape(self.n_copies, batch, self.out_features)
 
     def extra_repr(self) -> str:
         return (
             f"cardinalities={self.cardinalities}, n_continuous={self.n_continuous}, "
-            f"embedding_dim={self.embedding_dim}, unknown_rate={self.unknown_rate}"
+            f"embedding_dim={self.embedding_dim}, unknown_rate={self.unknown_rate}, "
+            f"n_copies={self.n_copies}"
         )
 
 
@@ -349,6 +359,46 @@ class Gate(nn.Module):
         )
 
 
+class AttentionTransfer(nn.Module):
+    """AITM's adaptive information transfer between consecutive tasks.
+
+    Following Xi et al., "Modeling the Sequential Dependence among Audience
+    Multi-step Conversions with Multi-task Learning in Targeted Display
+    Advertising" (KDD 2021): the previous task's representation ``z_prev`` is
+    mapped to the information it passes on, ``p = relu(z_prev W_t + b_t)``;
+    then self-attention over the two candidates ``u in {p, q}`` (``q`` the
+    current task's own representation) weighs them by
+    ``softmax_u(<u W_q, u W_k> / sqrt(H))`` and returns ``sum_u w_u (u W_v)``.
+
+    Parameters
+    ----------
+    width : int
+        ``H``, the width of the task representations.
+
+    Shapes
+    ------
+    ``z_prev`` (B, H), ``q`` (B, H) -> (B, H).
+    """
+
+    def __init__(self, width: int):
+        super().__init__()
+        self.width = int(width)
+        # transfer, query, key, value: four (H, H) maps evaluated together.
+        self.maps = StackedLinear(4, self.width, self.width)
+
+    def forward(self, z_prev: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        transfer = self.maps.weight[0], self.maps.bias[0]
+        p = torch.relu(torch.addmm(transfer[1], z_prev, transfer[0]))
+        candidates = torch.stack([p, q])  # (2, B, H)
+        query, key, value = (
+            torch.baddbmm(self.maps.bias[i], candidates, self.maps.weight[i].expand(2, -1, -1))
+            for i in (1, 2, 3)
+        )
+        scores = (query * key).sum(-1) / math.sqrt(self.width)  # (2, B)
+        weights = torch.softmax(scores, dim=0).unsqueeze(-1)
+        return (weights * value).sum(0)
+
+
 class TaskTowers(nn.Module):
     """One tower per task, all of the same hidden shape, plus output heads.
 
@@ -392,8 +442,55 @@ class TaskTowers(nn.Module):
         ]
 
 
+_SKMTL_BLOCKS = (FeatureEmbedding, StackedLinear, Gate)
+
+
+def _init_torch_layer(layer: nn.Module, generator: torch.Generator | None) -> None:
+    """torch's default initialisation of common layers, drawn from ``generator``."""
+    if isinstance(layer, nn.Embedding):
+        with torch.no_grad():
+            layer.weight.normal_(0.0, 1.0, generator=generator)
+        return
+    if isinstance(layer, (nn.LayerNorm, nn.modules.batchnorm._NormBase, nn.GroupNorm)):
+        layer.reset_parameters()  # deterministic: ones, zeros, fresh running statistics
+        return
+    # nn.Linear's (and most layers') default bound, 1 / sqrt(fan_in), for weights and biases.
+    weight = getattr(layer, "weight", None)
+    layer_fan_in = weight[0].numel() if isinstance(weight, torch.Tensor) and weight.dim() > 1 else None
+    for param in layer.parameters(recurse=False):
+        fan_in = layer_fan_in or (param[0].numel() if param.dim() > 1 else param.numel())
+        _uniform_(param, 1.0 / math.sqrt(max(fan_in, 1)), generator)
+
+
 def init_parameters(module: nn.Module, generator: torch.Generator | None) -> None:
-    """Initialise every block of ``module`` from ``generator``, in module order."""
+    """Initialise every parameter of ``module`` from ``generator``, in module order.
+
+    skmtl's blocks use their own ``reset_parameters(generator)``; so does any
+    module defining ``reset_parameters`` with a ``generator`` argument (which
+    then owns its whole subtree). Other modules with parameters of their own
+    get torch's default initialisation drawn from ``generator``: uniform in
+    ``+-1/sqrt(fan_in)`` (as ``nn.Linear``), ``N(0, 1)`` for ``nn.Embedding``,
+    ones and zeros for normalisation layers.
+    """
+    owned: set[int] = set()
     for block in module.modules():
-        if isinstance(block, (FeatureEmbedding, StackedLinear, Gate)):
+        if id(block) in owned:
+            continue
+        if isinstance(block, _SKMTL_BLOCKS):
             block.reset_parameters(generator)
+        elif _accepts_generator(getattr(block, "reset_parameters", None)):
+            block.reset_parameters(generator=generator)
+            owned.update(id(m) for m in block.modules())
+        elif any(True for _ in block.parameters(recurse=False)):
+            _init_torch_layer(block, generator)
+
+
+def _accepts_generator(method) -> bool:
+    if method is None:
+        return False
+    import inspect
+
+    try:
+        return "generator" in inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
