@@ -69,7 +69,7 @@ _UNBOXED = {"integer": np.int64, "floating": np.float64, "mixed-integer-float": 
             "boolean": np.bool_, "string": object}
 
 
-def _unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
+def unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
     """Object labels (e.g. from a nullable pandas column) as a plain numpy dtype."""
     inferred = pd.api.types.infer_dtype(known, skipna=False)
     if inferred not in _UNBOXED:
@@ -106,7 +106,7 @@ def fit_targets(y) -> Targets:
                 "or give it some labels."
             )
         if known.dtype == object:
-            known = _unbox_labels(known, name)
+            known = unbox_labels(known, name)
         check_classification_targets(known)
         task_classes = np.unique(known)
         if task_classes.shape[0] < 2:

@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
 from ._funnel import fill_funnel_columns
-from ._targets import task_columns
+from ._targets import task_columns, unbox_labels
 
 __all__ = [
     "get_scorer",
@@ -126,6 +126,8 @@ def per_task_scores(
     for t, (values, proba) in enumerate(zip(columns, probas)):
         known = _known(values)
         y = values[known]
+        if y.dtype == object:  # e.g. None-marked unknowns, or funnel-filled labels
+            y = unbox_labels(y, str(t))
         task_classes = np.unique(y) if classes is None else np.asarray(classes[t])
         if len(task_classes) != proba.shape[1]:
             raise ValueError(

@@ -1,0 +1,471 @@
+"""Synthetic advertising funnel: impressions -> clicks -> conversions with known probabilities."""
+
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import Bunch, check_random_state
+
+__all__ = ["make_ad_funnel"]
+
+_SEGMENTS = ["bargain", "family", "student", "professional", "senior", "gamer", "traveller",
+             "casual"]
+_DEVICES = ["android", "ios", "web"]
+_CATEGORIES = ["books", "electronics", "fashion", "home", "toys", "sports", "beauty", "grocery",
+               "garden", "music", "auto", "pets"]
+_USER_FEATURES = ["user_segment", "device", "user_activity", "user_age"]
+_ITEM_FEATURES = ["item_category", "item_price", "item_rating"]
+_SEGMENT_SHARES = [0.18, 0.16, 0.14, 0.14, 0.1, 0.1, 0.08, 0.1]
+_LATENT_DIM = 3
+
+
+def _check_int(value, name, minimum):
+    """Return ``value`` as an int after checking it is an integer >= ``minimum``.
+
+    Parameters
+    ----------
+    value : object
+        Value to check.
+    name : str
+        Parameter name, used in the error message.
+    minimum : int
+        Smallest allowed value.
+
+    Returns
+    -------
+    value : int
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not an integer (bools are refused) or is below ``minimum``.
+    """
+    if isinstance(value, bool) or not isinstance(value, Integral):
+        raise ValueError(f"{name} must be an integer, got {value!r}.")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
+    return int(value)
+
+
+def _check_rate(value, name):
+    """Return ``value`` as a float after checking it lies strictly between 0 and 1.
+
+    Parameters
+    ----------
+    value : object
+        Value to check.
+    name : str
+        Parameter name, used in the error message.
+
+    Returns
+    -------
+    value : float
+
+    Raises
+    ------
+    ValueError
+        If ``value`` is not a real number in the open interval (0, 1).
+    """
+    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value):
+        raise ValueError(f"{name} must be a real number in (0, 1), got {value!r}.")
+    if not 0.0 < value < 1.0:
+        raise ValueError(f"{name} must lie strictly between 0 and 1, got {value}.")
+    return float(value)
+
+
+def _sigmoid(z):
+    """Logistic function ``1 / (1 + exp(-z))``, without overflow warnings.
+
+    Parameters
+    ----------
+    z : ndarray
+
+    Returns
+    -------
+    p : ndarray of the same shape
+    """
+    out = np.empty_like(z, dtype=np.float64)
+    positive = z >= 0
+    out[positive] = 1.0 / (1.0 + np.exp(-z[positive]))
+    e = np.exp(z[~positive])
+    out[~positive] = e / (1.0 + e)
+    return out
+
+
+def _calibrate_intercept(logit, target, weights=None, n_steps=100):
+    """Find ``b`` such that the (weighted) mean of ``sigmoid(logit + b)`` equals ``target``.
+
+    The mean is strictly increasing in ``b`` and runs from 0 to 1, so bisection
+    on ``[-60, 60]`` (where it runs from below 1e-25 to above 1 - 1e-25 for
+    logits of moderate size) converges to the unique root.
+
+    Parameters
+    ----------
+    logit : ndarray of shape (n_samples,)
+        Logits before the intercept.
+    target : float
+        Wanted mean probability, in (0, 1).
+    weights : ndarray of shape (n_samples,), default=None
+        Non-negative weights of the rows in the mean (None: equal weights).
+    n_steps : int, default=100
+        Bisection steps (each halves the bracket).
+
+    Returns
+    -------
+    intercept : float
+    """
+    low, high = -60.0 - logit.max(), 60.0 - logit.min()
+    for _ in range(n_steps):
+        middle = 0.5 * (low + high)
+        if np.average(_sigmoid(logit + middle), weights=weights) < target:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
+
+
+def _standardize(values):
+    """Centre ``values`` and scale them to unit standard deviation (0 if constant).
+
+    Parameters
+    ----------
+    values : ndarray of shape (n,)
+
+    Returns
+    -------
+    z : ndarray of shape (n,)
+    """
+    std = values.std()
+    return (values - values.mean()) / (std if std > 0 else 1.0)
+
+
+def _draw_users(n_users, rng):
+    """Draw the attributes of the user pool.
+
+    Parameters
+    ----------
+    n_users : int
+        Number of distinct users.
+    rng : numpy.random.RandomState
+        Random number generator.
+
+    Returns
+    -------
+    users : dict of str to ndarray of shape (n_users,)
+        ``segment`` and ``device`` (integer codes), ``activity`` (sessions
+        per week, log-normal) and ``age`` (whole years, 18 to 80).
+    """
+    return {
+        "segment": rng.choice(len(_SEGMENTS), size=n_users, p=_SEGMENT_SHARES),
+        "device": rng.choice(len(_DEVICES), size=n_users, p=[0.5, 0.35, 0.15]),
+        "activity": rng.lognormal(mean=1.0, sigma=0.8, size=n_users),
+        "age": np.round(np.clip(rng.normal(40.0, 13.0, size=n_users), 18.0, 80.0)),
+    }
+
+
+def _draw_items(n_items, rng):
+    """Draw the attributes of the item pool.
+
+    Parameters
+    ----------
+    n_items : int
+        Number of distinct items (ads).
+    rng : numpy.random.RandomState
+        Random number generator.
+
+    Returns
+    -------
+    items : dict of str to ndarray of shape (n_items,)
+        ``category`` (integer codes), ``price`` (log-normal, with a
+        category-dependent median) and ``rating`` (1 to 5).
+    """
+    category = rng.randint(len(_CATEGORIES), size=n_items)
+    category_price = rng.normal(3.0, 0.7, size=len(_CATEGORIES))
+    price = np.exp(category_price[category] + 0.6 * rng.standard_normal(n_items))
+    rating = np.clip(rng.normal(3.8, 0.6, size=n_items), 1.0, 5.0)
+    return {"category": category, "price": np.round(price, 2), "rating": np.round(rating, 1)}
+
+
+def _draw_effects(rng):
+    """Draw the coefficients of the two logits.
+
+    Parameters
+    ----------
+    rng : numpy.random.RandomState
+        Random number generator.
+
+    Returns
+    -------
+    effects : dict
+        ``segment_factors`` (n_segments, 3) and ``category_factors``
+        (n_categories, 3): low-rank user x item affinity shared by both tasks;
+        ``click_device``, ``conversion_device``, ``conversion_category``,
+        ``price_sensitivity`` (one per segment): task-specific effects.
+    """
+    return {
+        "segment_factors": (
+            rng.standard_normal((len(_SEGMENTS), _LATENT_DIM)) / np.sqrt(_LATENT_DIM)
+        ),
+        "category_factors": rng.standard_normal((len(_CATEGORIES), _LATENT_DIM)),
+        "click_device": np.array([0.3, 0.2, -0.4]) + 0.1 * rng.standard_normal(len(_DEVICES)),
+        "conversion_device": np.array([-0.3, 0.1, 0.5]) + 0.1 * rng.standard_normal(len(_DEVICES)),
+        "conversion_category": 0.5 * rng.standard_normal(len(_CATEGORIES)),
+        "price_sensitivity": rng.uniform(0.2, 1.2, size=len(_SEGMENTS)),
+    }
+
+
+def _logits(users, items, user_index, item_index, effects):
+    """Click and post-click conversion logits of each impression, before intercepts.
+
+    Both logits share the user x item affinity ``a(segment, category)`` (a
+    low-rank interaction) and the user's activity; each also has its own
+    terms:
+
+    - click: ``1.0 a + 0.5 activity + device_c + 0.4 rating - 0.2 price``;
+    - conversion given click: ``0.7 a + 0.3 activity + device_v + category_v
+      + 0.5 rating - price_sensitivity(segment) * price + 0.3 age * price``,
+
+    where activity (log activity), age, price (log price) and rating are
+    standardised over the user or item pool. The segment-dependent price
+    sensitivity and the age x price term are user x item interactions seen
+    only by conversions.
+
+    Parameters
+    ----------
+    users, items : dict of str to ndarray
+        Pools from :func:`_draw_users` and :func:`_draw_items`.
+    user_index, item_index : ndarray of int of shape (n_samples,)
+        User and item of each impression.
+    effects : dict
+        Coefficients from :func:`_draw_effects`.
+
+    Returns
+    -------
+    click_logit, conversion_logit : ndarray of shape (n_samples,)
+    """
+    segment = users["segment"][user_index]
+    device = users["device"][user_index]
+    category = items["category"][item_index]
+    activity = _standardize(np.log(users["activity"]))[user_index]
+    age = _standardize(users["age"])[user_index]
+    price = _standardize(np.log(items["price"]))[item_index]
+    rating = _standardize(items["rating"])[item_index]
+    affinity = np.einsum(
+        "nk,nk->n", effects["segment_factors"][segment], effects["category_factors"][category]
+    )
+    click = (
+        1.0 * affinity
+        + 0.5 * activity
+        + effects["click_device"][device]
+        + 0.4 * rating
+        - 0.2 * price
+    )
+    conversion = (
+        0.7 * affinity
+        + 0.3 * activity
+        + effects["conversion_device"][device]
+        + effects["conversion_category"][category]
+        + 0.5 * rating
+        - effects["price_sensitivity"][segment] * price
+        + 0.3 * age * price
+    )
+    return click, conversion
+
+
+def _features(users, items, user_index, item_index):
+    """The observed features of each impression as a DataFrame.
+
+    Parameters
+    ----------
+    users, items : dict of str to ndarray
+        Pools from :func:`_draw_users` and :func:`_draw_items`.
+    user_index, item_index : ndarray of int of shape (n_samples,)
+        User and item of each impression.
+
+    Returns
+    -------
+    X : pandas.DataFrame of shape (n_samples, 7)
+        Categorical columns ``user_segment``, ``device``, ``item_category``
+        (pandas ``category`` dtype); float64 columns ``user_activity``,
+        ``user_age``, ``item_price``, ``item_rating``.
+    """
+
+    def categorical(codes, labels):
+        return pd.Categorical.from_codes(codes, categories=labels)
+
+    columns = {
+        "user_segment": categorical(users["segment"][user_index], _SEGMENTS),
+        "device": categorical(users["device"][user_index], _DEVICES),
+        "user_activity": users["activity"][user_index].astype(np.float64),
+        "user_age": users["age"][user_index].astype(np.float64),
+        "item_category": categorical(items["category"][item_index], _CATEGORIES),
+        "item_price": items["price"][item_index].astype(np.float64),
+        "item_rating": items["rating"][item_index].astype(np.float64),
+    }
+    return pd.DataFrame(columns)[_USER_FEATURES + _ITEM_FEATURES]
+
+
+def make_ad_funnel(
+    n_samples=200_000,
+    *,
+    ctr=0.04,
+    cvr=0.10,
+    n_users=5_000,
+    n_items=1_000,
+    conversion_when_not_clicked="zero",
+    return_X_y=False,
+    random_state=None,
+):
+    """Generate ad impressions with clicks and post-click conversions of known probability.
+
+    Each impression shows one item (ad) to one user. A click is drawn from a
+    known ``P(click | x)``; a conversion is drawn from a known
+    ``P(conversion | click, x)`` for clicked impressions only, so a
+    conversion can never happen without a click. The two probabilities are
+    related but different, so a multi-task model has something to share:
+
+    - both depend on a low-rank user x item affinity between the user's
+      segment and the item's category, and on the user's activity;
+    - clicks also depend on the device, the item's rating and weakly on its
+      price;
+    - conversions depend on the device (in the opposite direction: web users
+      click less and convert more), the item's category, its rating, and
+      strongly on its price, with a segment-dependent price sensitivity and
+      an age x price interaction.
+
+    The intercepts are set by bisection on the sample so that the expected
+    click-through rate (mean ``P(click | x)``) is ``ctr`` and the expected
+    post-click conversion rate (mean ``P(conversion | click, x)`` weighted by
+    ``P(click | x)``) is ``cvr``; the realised rates differ from these by
+    sampling noise only.
+
+    Parameters
+    ----------
+    n_samples : int, default=200_000
+        Number of impressions.
+    ctr : float, default=0.04
+        Expected click-through rate, in (0, 1).
+    cvr : float, default=0.10
+        Expected conversion rate among clicked impressions, in (0, 1).
+    n_users : int, default=5_000
+        Number of distinct users; each impression's user is drawn with
+        probability proportional to the user's activity.
+    n_items : int, default=1_000
+        Number of distinct items, drawn uniformly for each impression.
+    conversion_when_not_clicked : {"zero", "nan"}, default="zero"
+        Conversion label of impressions without a click: ``"zero"`` gives 0
+        (the ``conversion`` column is int64), ``"nan"`` gives NaN, i.e.
+        unobserved (the column is float64 with 0.0/1.0 on clicked rows).
+        :class:`~skmtl.MultiTaskClassifier` with
+        ``funnel=("click", "conversion")`` treats both alike.
+    return_X_y : bool, default=False
+        If True, return ``(X, y)`` instead of a Bunch.
+    random_state : int, RandomState instance or None, default=None
+        Seed or generator for every random draw (users, items, effects,
+        impressions and labels). Pass an int for reproducible output.
+
+    Returns
+    -------
+    X : pandas.DataFrame of shape (n_samples, 7)
+        Returned when ``return_X_y`` is True. User features
+        ``user_segment`` (8 categories), ``device`` (android, ios, web),
+        ``user_activity`` (sessions per week), ``user_age``; item features
+        ``item_category`` (12 categories), ``item_price``, ``item_rating``.
+        Categorical columns have pandas ``category`` dtype, the others
+        float64.
+    y : pandas.DataFrame of shape (n_samples, 2)
+        Returned when ``return_X_y`` is True. Columns ``click`` (int64) and
+        ``conversion`` (see ``conversion_when_not_clicked``).
+    bunch : sklearn.utils.Bunch
+        Returned when ``return_X_y`` is False, with attributes ``data``
+        (``X``), ``target`` (``y``), ``p_click`` (ndarray of shape
+        ``(n_samples,)``, the true ``P(click | x)``),
+        ``p_conversion_given_click`` (the true ``P(conversion | click, x)``),
+        ``p_conversion`` (``p_click * p_conversion_given_click``, the true
+        probability of a conversion over all impressions), ``user_index`` and
+        ``item_index`` (int64 arrays: which user and item each impression
+        shows, e.g. for group-aware splits), ``feature_groups`` (dict
+        ``{"user": [...], "item": [...]}`` of column names, ready for
+        ``MultiTaskClassifier(feature_groups=...)``), ``intercepts`` (dict
+        with the calibrated ``"click"`` and ``"conversion"`` intercepts),
+        ``feature_names`` and ``target_names`` (lists of str).
+
+    Raises
+    ------
+    ValueError
+        If ``n_samples``, ``n_users`` or ``n_items`` is not a positive
+        integer, ``ctr`` or ``cvr`` is not in (0, 1), or
+        ``conversion_when_not_clicked`` is not ``"zero"`` or ``"nan"``.
+
+    See Also
+    --------
+    make_multitask_classification : Synthetic tasks of controlled relatedness.
+
+    Notes
+    -----
+    The true probabilities are those the labels were drawn from, so scores
+    computed from them (e.g. the ROC AUC of ``p_conversion`` against the
+    conversion labels) are the best any model can reach on this data. All
+    the effects are functions of the observed features; users and items
+    recur (about ``n_samples / n_users`` impressions per user), but no
+    hidden per-user or per-item effect exists.
+
+    Examples
+    --------
+    >>> from skmtl.datasets import make_ad_funnel
+    >>> funnel = make_ad_funnel(n_samples=50_000, random_state=0)
+    >>> funnel.data.shape, list(funnel.target.columns)
+    ((50000, 7), ['click', 'conversion'])
+    >>> bool(abs(funnel.p_click.mean() - 0.04) < 1e-6)
+    True
+    >>> int((funnel.target["conversion"] > funnel.target["click"]).sum())
+    0
+    """
+    n_samples = _check_int(n_samples, "n_samples", 1)
+    n_users = _check_int(n_users, "n_users", 1)
+    n_items = _check_int(n_items, "n_items", 1)
+    ctr = _check_rate(ctr, "ctr")
+    cvr = _check_rate(cvr, "cvr")
+    if conversion_when_not_clicked not in ("zero", "nan"):
+        raise ValueError(
+            "conversion_when_not_clicked must be 'zero' or 'nan', got "
+            f"{conversion_when_not_clicked!r}."
+        )
+    rng = check_random_state(random_state)
+
+    users = _draw_users(n_users, rng)
+    items = _draw_items(n_items, rng)
+    effects = _draw_effects(rng)
+    user_popularity = users["activity"] / users["activity"].sum()
+    user_index = rng.choice(n_users, size=n_samples, p=user_popularity)
+    item_index = rng.randint(n_items, size=n_samples)
+
+    click_logit, conversion_logit = _logits(users, items, user_index, item_index, effects)
+    click_intercept = _calibrate_intercept(click_logit, ctr)
+    p_click = _sigmoid(click_logit + click_intercept)
+    conversion_intercept = _calibrate_intercept(conversion_logit, cvr, weights=p_click)
+    p_conversion_given_click = _sigmoid(conversion_logit + conversion_intercept)
+
+    click = rng.uniform(size=n_samples) < p_click
+    converted = rng.uniform(size=n_samples) < p_conversion_given_click
+    conversion = (click & converted).astype(np.int64)
+    if conversion_when_not_clicked == "nan":
+        conversion = np.where(click, conversion, np.nan)
+
+    X = _features(users, items, user_index, item_index)
+    y = pd.DataFrame({"click": click.astype(np.int64), "conversion": conversion})
+    if return_X_y:
+        return X, y
+    return Bunch(
+        data=X,
+        target=y,
+        p_click=p_click,
+        p_conversion_given_click=p_conversion_given_click,
+        p_conversion=p_click * p_conversion_given_click,
+        user_index=user_index.astype(np.int64),
+        item_index=item_index.astype(np.int64),
+        feature_groups={"user": list(_USER_FEATURES), "item": list(_ITEM_FEATURES)},
+        intercepts={"click": click_intercept, "conversion": conversion_intercept},
+        feature_names=list(X.columns),
+        target_names=["click", "conversion"],
+    )
