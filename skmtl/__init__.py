@@ -7,7 +7,8 @@ multi-task scorers, :mod:`skmtl.datasets` the bundled data and generators, and
 
 from . import datasets, metrics
 from ._classifier import MultiTaskClassifier
+from ._persistence import load_model, save_model
 
 __version__ = "0.1.0"
 
-__all__ = ["MultiTaskClassifier", "datasets", "metrics", "__version__"]
+__all__ = ["MultiTaskClassifier", "datasets", "load_model", "metrics", "save_model", "__version__"]

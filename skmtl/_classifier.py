@@ -25,6 +25,7 @@ from ._encoding import TabularEncoder, resolve_categorical
 from ._funnel import impression_space_codes, resolve_funnel
 from ._targets import encode_targets, fit_targets, predict_dtype
 from ._training import TensorData, TrainingConfig, predict_logits, train
+from ._validation import check_embedding_tables, keep_state_on_error
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES, build_network
 from .nn.blocks import init_parameters
@@ -618,13 +619,22 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                         f"{task_names} (or an index below {n_tasks})."
                     )
         else:
-            weights = np.asarray(self.task_weights, dtype=np.float64).ravel()
+            try:
+                weights = np.asarray(self.task_weights, dtype=np.float64)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"task_weights must be numbers; got {self.task_weights!r}."
+                ) from None
+            if weights.ndim != 1:
+                raise ValueError(f"task_weights must be 1-dimensional; got shape {weights.shape}.")
             if weights.shape[0] != n_tasks:
                 raise ValueError(
                     f"task_weights has {weights.shape[0]} entries but y has {n_tasks} task(s)."
                 )
         if not np.all(np.isfinite(weights)) or np.any(weights < 0):
             raise ValueError(f"task_weights must be finite and non-negative; got {weights.tolist()}.")
+        if not np.any(weights > 0):
+            raise ValueError("task_weights are all zero: no task would be trained.")
         return weights
 
     def _class_weight_specs(self, task_names) -> list:
@@ -718,6 +728,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
     # ---------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
+    @keep_state_on_error
     def fit(self, X, y, sample_weight=None):
         """Fit the model to ``X`` and the multi-task targets ``y``.
 
@@ -739,18 +750,23 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         """
         reuse = self.warm_start and hasattr(self, "module_")
         X = self._validate_X(X, reset=not reuse)
-        targets = fit_targets(y)
-        check_consistent_length(X, targets.codes)
         n_samples = X.shape[0]
         if n_samples < 2:
             raise ValueError(
                 f"n_samples={n_samples}: at least 2 samples are required to fit a classifier."
             )
+        check_consistent_length(X, y)
+        targets = fit_targets(y)
         sample_weight = _check_sample_weight(
             sample_weight, np.empty((n_samples, 0)), dtype=np.float64, ensure_non_negative=True
         )
         if not np.any(sample_weight > 0):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
+        if sample_weight.max() > np.finfo(np.float32).max:
+            raise ValueError(
+                "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
+                f"{sample_weight.max():.3g}. Rescale it: only the ratios between weights matter."
+            )
         if reuse:
             self._check_warm_start_targets(targets)
         funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
@@ -774,6 +790,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 is_categorical, self.min_frequency, self.max_categories, feature_names
             ).fit(X)
             params = self._architecture_params(encoder, funnel)
+            check_embedding_tables(encoder, params["embedding_dim"])
             module = build_network(
                 self.architecture,
                 cardinalities=encoder.cardinalities,

@@ -1,0 +1,454 @@
+"""Safe model files: exact round trips, and damaged, altered or foreign files refused."""
+
+import io
+import json
+import pickle
+import sys
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from skmtl import MultiTaskClassifier, _persistence, load_model, save_model
+
+FAST = dict(
+    max_iter=2, random_state=0, device="cpu", expert_layer_sizes=(8,), tower_layer_sizes=(4,)
+)
+ARCHITECTURE_NAMES = ["shared_bottom", "moe", "mmoe", "ple", "aitm", "single_task"]
+
+
+def make_frame(n=120, seed=0):
+    rng = np.random.RandomState(seed)
+    city = rng.choice(["paris", "lyon", "nice", "brest"], size=n)
+    X = pd.DataFrame(
+        {
+            "city": pd.array(city, dtype="str"),
+            "device": pd.Categorical(rng.choice(["ios", "web"], size=n)),
+            "plan": pd.Series(rng.choice(["free", "pro"], size=n), dtype=object),
+            "member": rng.rand(n) < 0.5,
+            "visits": rng.poisson(3, size=n),
+            "age": rng.normal(40, 10, size=n),
+        }
+    )
+    click = (X["age"] > 40) ^ (city == "paris")
+    buy = np.where(click, rng.rand(n) < 0.7, False)
+    y = pd.DataFrame({"click": click.astype(int), "buy": buy.astype(int)})
+    return X, y
+
+
+def _proba_list(clf, X):
+    proba = clf.predict_proba(X)
+    return proba if isinstance(proba, list) else [proba]
+
+
+def assert_same_model(a, b, X):
+    for pa, pb in zip(_proba_list(a, X), _proba_list(b, X)):
+        assert pa.dtype == pb.dtype and np.array_equal(pa, pb)
+    pred_a, pred_b = a.predict(X), b.predict(X)
+    assert pred_a.dtype == pred_b.dtype and np.array_equal(pred_a, pred_b)
+    assert repr(a.get_params()) == repr(b.get_params())
+
+
+def _roundtrip(clf, tmp_path, **kwargs):
+    path = tmp_path / "model.skmtl"
+    save_model(clf, path, **kwargs)
+    return load_model(path, **{k: v for k, v in kwargs.items() if k == "key"})
+
+
+# ------------------------------------------------------------------ round trips
+@pytest.mark.parametrize("architecture", ARCHITECTURE_NAMES)
+def test_round_trip_is_exact_for_every_architecture(architecture, tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(architecture, dropout=0.1, **FAST).fit(X, y)
+    restored = _roundtrip(clf, tmp_path)
+    assert type(restored) is MultiTaskClassifier
+    assert_same_model(clf, restored, X)
+    assert restored.score(X, y) == clf.score(X, y)
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["one-dimensional", "string-labels", "nan-labels", "weights", "funnel", "feature-groups",
+     "auto-dim"],
+)
+def test_round_trip_keeps_every_fitted_attribute(case, tmp_path):
+    X, y = make_frame()
+    params = dict(FAST)
+    if case == "one-dimensional":
+        y = y["click"].to_numpy()
+    elif case == "string-labels":
+        y = y.assign(buy=np.where(y["buy"] == 1, "yes", "no"), kind=np.array(["a", "b", "c"] * 40))
+    elif case == "nan-labels":
+        y = y.astype(float)
+        y.loc[::3, "buy"] = np.nan
+    elif case == "weights":
+        params.update(class_weight="balanced", task_weights={"buy": 2.0})
+        params.update(negative_sampling_rate={"click": 0.5})
+    elif case == "funnel":
+        params.update(funnel=["click", "buy"], funnel_mode="esmm")
+    elif case == "feature-groups":
+        params.update(architecture="mmoe", feature_groups={"user": ["age", "member"]})
+    elif case == "auto-dim":
+        params.update(embedding_dim="auto", min_frequency=1, max_categories=3)
+    clf = MultiTaskClassifier(**params).fit(X, y)
+    restored = _roundtrip(clf, tmp_path)
+    assert_same_model(clf, restored, X)
+    assert sorted(vars(restored)) == sorted(vars(clf))
+    for name in ["n_features_in_", "n_outputs_", "n_iter_", "loss_curve_", "best_loss_",
+                 "validation_scores_", "best_validation_score_", "funnel_"]:
+        assert getattr(restored, name) == getattr(clf, name), name
+    for name in ["feature_names_in_", "is_categorical_", "task_names_", "task_loss_curves_"]:
+        a, b = getattr(clf, name), getattr(restored, name)
+        assert a.dtype == b.dtype and np.array_equal(a, b), name
+    classes_a = clf.classes_ if isinstance(clf.classes_, list) else [clf.classes_]
+    classes_b = restored.classes_ if isinstance(restored.classes_, list) else [restored.classes_]
+    assert type(clf.classes_) is type(restored.classes_)
+    for a, b in zip(classes_a, classes_b):
+        assert a.dtype == b.dtype and np.array_equal(a, b)
+    for a, b in zip(clf.encoder_.vocabularies_, restored.encoder_.vocabularies_):
+        assert a.dtype == b.dtype and a.equals(b)
+    assert np.array_equal(clf.encoder_.mean_, restored.encoder_.mean_)
+    assert np.array_equal(clf.encoder_.scale_, restored.encoder_.scale_)
+    assert restored.device_ == torch.device("cpu")
+
+
+def test_loaded_model_is_a_real_estimator(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    restored = _roundtrip(clf, tmp_path)
+    assert clone(restored).get_params() == clone(clf).get_params()
+    assert_same_model(pickle.loads(pickle.dumps(restored)), clf, X)
+    # New and missing categories still map to the unknown row.
+    new = X.head(3).assign(city=pd.array(["oslo", None, "paris"], dtype="str"))
+    for a, b in zip(_proba_list(clf, new), _proba_list(restored, new)):
+        assert np.array_equal(a, b)
+    # It keeps training like the original (warm start continues from the same weights).
+    clf.set_params(warm_start=True).fit(X, y)
+    restored.set_params(warm_start=True).fit(X, y)
+    assert_same_model(clf, restored, X)
+
+
+def test_categorical_float_column_with_infinity(tmp_path):
+    X = pd.DataFrame({"level": [1.0, 2.5, np.inf, -np.inf] * 10, "x": np.arange(40.0)})
+    y = np.arange(40) % 2
+    clf = MultiTaskClassifier(categorical_features=[0], min_frequency=1, **FAST).fit(X, y)
+    assert np.isinf(clf.categories_[0]).sum() == 2
+    restored = _roundtrip(clf, tmp_path)
+    assert_same_model(clf, restored, X)
+    assert "Infinity" not in (tmp_path / "model.skmtl").read_bytes().decode("latin-1")
+
+
+def test_random_state_instance_round_trips(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(**{**FAST, "random_state": np.random.RandomState(5)}).fit(X, y)
+    restored = _roundtrip(clf, tmp_path)
+    a, b = clf.random_state.get_state(), restored.random_state.get_state()
+    assert np.array_equal(a[1], b[1]) and a[2:] == b[2:]
+
+
+# ------------------------------------------------------------------ the file
+@pytest.fixture
+def saved(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    path = tmp_path / "model.skmtl"
+    save_model(clf, path, key=b"secret")
+    return clf, path, X
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _rewrite(path, document=None, weights=None, key=None):
+    """Replace members and recompute the checksums, as a forger without the key would."""
+    members = _members(path)
+    model_json = members["model.json"] if document is None else json.dumps(document).encode()
+    weights = members["weights.pt"] if weights is None else weights
+    checksums = _persistence._checksums(model_json, weights, key)
+    members = {"checksums.json": json.dumps(checksums).encode(), "model.json": model_json}
+    _persistence._write_archive(path, {**members, "weights.pt": weights})
+
+
+def test_file_is_a_zip_of_plain_json_and_tensors(saved):
+    clf, path, _ = saved
+    members = _members(path)
+    assert sorted(members) == ["checksums.json", "model.json", "weights.pt"]
+    document = json.loads(members["model.json"])
+    assert document["format"] == "skmtl-model" and document["format_version"] == 1
+    assert set(document["versions"]) >= {"skmtl", "torch", "sklearn"}
+    assert document["network"]["cardinalities"] == clf.encoder_.cardinalities
+    assert document["params"]["architecture"] == "mmoe"
+    state = torch.load(io.BytesIO(members["weights.pt"]), weights_only=True)
+    assert state.keys() == clf.module_.state_dict().keys()
+    checksums = json.loads(members["checksums.json"])
+    assert len(checksums["hmac_sha256"]) == 64
+
+
+def test_saving_again_replaces_the_file_and_leaves_no_temporary(saved, tmp_path):
+    clf, path, X = saved
+    save_model(clf, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.skmtl"]
+    assert_same_model(clf, load_model(path), X)
+
+
+@pytest.mark.parametrize("member", ["weights.pt", "model.json", "checksums.json"])
+def test_flipped_byte_is_detected(saved, member):
+    _, path, _ = saved
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo(member)
+    # The member's (possibly compressed) bytes follow its 30-byte local header and name.
+    start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
+    data = bytearray(path.read_bytes())
+    data[start + info.compress_size // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"not a readable skmtl model file .*(CRC|Bad)"):
+        load_model(path)
+
+
+def test_truncated_file(saved):
+    _, path, _ = saved
+    path.write_bytes(path.read_bytes()[:-100])
+    # Without its directory, the zip reader may even find the one nested in weights.pt.
+    with pytest.raises(ValueError, match=r"is not (a readable|an) skmtl model file"):
+        load_model(path)
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_model(tmp_path / "absent.skmtl")
+
+
+def test_not_a_model_file(tmp_path):
+    path = tmp_path / "other.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "hello")
+    with pytest.raises(ValueError, match=r"is not an skmtl model file: it holds \['readme.txt'\]"):
+        load_model(path)
+
+
+def test_pickle_file_is_refused_without_being_unpickled(tmp_path):
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps({"a": 1}))
+    with pytest.raises(ValueError, match=r"is not a readable skmtl model file \(File is not a zip"):
+        load_model(path)
+
+
+def test_member_changed_without_updating_its_hash(saved):
+    _, path, _ = saved
+    members = _members(path)
+    document = json.loads(members["model.json"])
+    document["fitted"]["n_iter_"] = 99
+    members["model.json"] = json.dumps(document).encode()
+    _persistence._write_archive(path, members)
+    with pytest.raises(ValueError, match=r"model.json does not match its SHA-256 in checksums"):
+        load_model(path)
+
+
+def _tamper_mean(path):
+    members = _members(path)
+    document = json.loads(members["model.json"])
+    mean = document["fitted"]["encoder_"]["$object"]["state"]["mean_"]["$ndarray"]["data"]
+    mean[0] += 5.0
+    return document
+
+
+def test_rehashed_forgery_needs_the_key_to_be_caught(saved):
+    clf, path, X = saved
+    _rewrite(path, _tamper_mean(path))
+    forged = load_model(path)  # hashes alone only catch accidents...
+    assert not np.array_equal(forged.predict_proba(X)[0], clf.predict_proba(X)[0])
+    with pytest.raises(ValueError, match=r"carries no HMAC signature"):
+        load_model(path, key=b"secret")  # ...the key catches the forgery
+
+
+def test_forgery_signed_with_another_key(saved):
+    _, path, _ = saved
+    _rewrite(path, _tamper_mean(path), key=b"guess")
+    with pytest.raises(ValueError, match=r"HMAC signature mismatch"):
+        load_model(path, key=b"secret")
+
+
+def test_wrong_key(saved):
+    _, path, X = saved
+    with pytest.raises(ValueError, match=r"HMAC signature mismatch"):
+        load_model(path, key="not-the-secret")
+    assert load_model(path, key="secret").predict(X).shape == (len(X), 2)  # str keys work too
+
+
+def test_key_given_for_an_unsigned_file(tmp_path):
+    X, y = make_frame()
+    path = tmp_path / "m.skmtl"
+    save_model(MultiTaskClassifier(**FAST).fit(X, y), path)
+    with pytest.raises(ValueError, match=r"saved without a key"):
+        load_model(path, key=b"secret")
+
+
+def test_weights_that_do_not_fit_the_network(saved):
+    _, path, _ = saved
+    members = _members(path)
+    state = torch.load(io.BytesIO(members["weights.pt"]), weights_only=True)
+    name = "embedding.categorical_weight"
+    state[name] = torch.cat([state[name], state[name][:1]])
+    del state[next(k for k in state if k.startswith("body."))]
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    _rewrite(path, weights=buffer.getvalue(), key=b"secret")
+    match = (r"weights.pt does not fit the network .*missing tensors \['body\..*"
+             r"'embedding.categorical_weight' is \(\d+, 8\)")
+    with pytest.raises(ValueError, match=match):
+        load_model(path, key=b"secret")
+
+
+def test_huge_network_description_is_refused_before_allocating(saved):
+    _, path, _ = saved
+    document = json.loads(_members(path)["model.json"])
+    document["network"]["params"]["expert_layer_sizes"] = {"$tuple": [10**12]}
+    _rewrite(path, document)
+    match = r"does not fit the network .*needs \(\d+, \d+, 1000000000000\)"
+    with pytest.raises(ValueError, match=match):
+        load_model(path)
+
+
+def test_inconsistent_description(saved):
+    _, path, _ = saved
+    document = json.loads(_members(path)["model.json"])
+    document["fitted"]["n_features_in_"] = 5
+    _rewrite(path, document)
+    with pytest.raises(ValueError, match=r"model.json is inconsistent"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda d: d["versions"].update(skmtl="1.0.0"),
+         r"saved by skmtl 1.0.0 .* same major version only"),
+        (lambda d: d.update(format_version=2), r"format version 2 is not supported"),
+        (lambda d: d.update(format="other"), r"does not describe an skmtl model"),
+        (lambda d: d["params"].update(colour="red"), r"unknown parameters \['colour'\]"),
+        (lambda d: d["params"].update(max_iter=-1),
+         r"The 'max_iter' parameter of MultiTaskClassifier"),
+        (lambda d: d["fitted"].update(__class__="MultiTaskClassifier"),
+         r"unexpected attribute '__class__'"),
+        (lambda d: d["network"].update(architecture="transformer"),
+         r"names architecture 'transformer'"),
+        (lambda d: d["fitted"].update(n_iter_={"$pickle": "gASVAAAAAAAAAAB9lC4="}),
+         r"unknown tagged value"),
+        (lambda d: d["fitted"].update(
+            n_iter_={"$ndarray": {"dtype": "V8", "shape": [1], "data": [0]}}),
+         r"array dtype 'V8' is not allowed"),
+    ],
+    ids=["major-version", "format-version", "format", "unknown-param", "bad-param", "dunder",
+         "architecture", "unknown-tag", "void-dtype"],
+)
+def test_foreign_or_malformed_description(saved, change, match):
+    _, path, _ = saved
+    document = json.loads(_members(path)["model.json"])
+    change(document)
+    _rewrite(path, document)
+    with pytest.raises(ValueError, match=match):
+        load_model(path)
+
+
+def test_class_named_in_the_file_is_never_imported(saved):
+    _, path, _ = saved
+    document = json.loads(_members(path)["model.json"])
+    evil = {"$callable": "skmtl_evil_module_for_tests.Payload"}
+    document["params"]["architecture"] = document["network"]["architecture"] = evil
+    document["fitted"]["encoder_"]["$object"]["class"] = "os.system"
+    _rewrite(path, document)
+    with pytest.raises(ValueError):
+        load_model(path)
+    document["fitted"]["encoder_"] = json.loads(_members(path)["model.json"])["fitted"]["encoder_"]
+    _rewrite(path, document)
+    with pytest.raises(ValueError, match=r"never imports names read from a file: pass that class"):
+        load_model(path)
+    assert "skmtl_evil_module_for_tests" not in sys.modules
+
+
+# ------------------------------------------------------------------ user-defined modules
+class LinearHeads(torch.nn.Module):
+    """A user-defined architecture: one linear head per task on the embedded input."""
+
+    def __init__(self, in_features, n_outputs):
+        super().__init__()
+        self.n_outputs = list(n_outputs)
+        self.heads = torch.nn.ModuleList(torch.nn.Linear(in_features, k) for k in self.n_outputs)
+
+    def forward(self, x):
+        return [h(x)[:, 0] if k == 1 else h(x) for h, k in zip(self.heads, self.n_outputs)]
+
+
+class OtherHeads(LinearHeads):
+    """The same shapes under another name."""
+
+
+def test_user_defined_module_must_be_passed_by_the_caller(tmp_path):
+    X, y = make_frame()
+    torch.manual_seed(0)  # torch.nn.Linear initialises from the global generator
+    clf = MultiTaskClassifier(LinearHeads, **FAST).fit(X, y)
+    path = tmp_path / "custom.skmtl"
+    save_model(clf, path)
+    match = r"user-defined architecture '.*LinearHeads'.*module_class"
+    with pytest.raises(ValueError, match=match):
+        load_model(path)
+    match = r"module_class is '.*OtherHeads' but the model was fitted with '.*LinearHeads'"
+    with pytest.raises(ValueError, match=match):
+        load_model(path, module_class=OtherHeads)
+    restored = load_model(path, module_class=LinearHeads)
+    assert_same_model(clf, restored, X)
+
+
+def test_module_class_for_a_built_in_architecture(saved):
+    _, path, _ = saved
+    match = r"uses the built-in architecture 'mmoe'; leave module_class=None"
+    with pytest.raises(ValueError, match=match):
+        load_model(path, key=b"secret", module_class=LinearHeads)
+
+
+# ------------------------------------------------------------------ what cannot be saved
+def test_unfitted_estimator():
+    with pytest.raises(NotFittedError):
+        save_model(MultiTaskClassifier(), "never-written.skmtl")
+
+
+def test_not_a_multitask_classifier(tmp_path):
+    from sklearn.linear_model import LogisticRegression
+
+    match = r"save_model expects a MultiTaskClassifier; got LogisticRegression"
+    with pytest.raises(TypeError, match=match):
+        save_model(LogisticRegression(), tmp_path / "m.skmtl")
+
+
+def test_parameters_changed_after_fit(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(**FAST).fit(X, y).set_params(n_experts=7)
+    with pytest.raises(ValueError, match=r"parameters no longer describe its fitted module_"):
+        save_model(clf, tmp_path / "m.skmtl")
+    assert not any(tmp_path.iterdir())
+
+
+def test_value_a_model_file_cannot_store(tmp_path):
+    days = pd.to_datetime(["2024-01-01", "2024-01-02"] * 20)
+    X = pd.DataFrame({"day": days, "x": np.arange(40.0)})
+    clf = MultiTaskClassifier(categorical_features=["day"], min_frequency=1, **FAST)
+    clf.fit(X, np.arange(40) % 2)
+    with pytest.raises(TypeError, match=r"cannot store a pandas Index of dtype datetime64"):
+        save_model(clf, tmp_path / "m.skmtl")
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gpu_trained_model_loads_on_cpu(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(**{**FAST, "device": "cuda"}).fit(X, y)
+    restored = _roundtrip(clf, tmp_path)
+    assert next(restored.module_.parameters()).device.type == "cpu"
+    for a, b in zip(_proba_list(clf, X), _proba_list(restored, X)):
+        np.testing.assert_allclose(a, b, atol=1e-6)
