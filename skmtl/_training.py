@@ -204,8 +204,8 @@ def train(
                 raise TrainingDivergedError(
                     f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, "
                     f"batch {bad_batch + 1}. Lower learning_rate_init (now "
-                    f"{config.learning_rate:g}), add an L2 penalty (alpha), or check the inputs "
-                    "for extreme values."
+                    f"{config.learning_rate:g}), add an L2 penalty (alpha), avoid a tiny "
+                    "gate_temperature, or check the inputs and sample weights for extreme values."
                 )
             epoch_loss = float(loss_sum) / n_samples
             history.loss_curve.append(epoch_loss)
