@@ -1,0 +1,222 @@
+"""Plots of a fitted :class:`~skmtl.MultiTaskClassifier`.
+
+Two helpers, each drawing on a matplotlib ``Axes`` (a new figure when none is
+given) and returning it:
+
+- :func:`plot_learning_curves`: the training loss per epoch (the weighted total
+  and each task's), and the validation loss when early stopping was on;
+- :func:`plot_expert_usage`: how much each task's gate weighs each expert on
+  average over some inputs (``"moe"`` and ``"mmoe"`` only).
+
+matplotlib is an optional dependency (``pip install "skmtl[plot]"``); it is
+imported when a function here is called, not when :mod:`skmtl` is imported.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted
+
+__all__ = ["plot_expert_usage", "plot_learning_curves"]
+
+
+def _pyplot():
+    """Import and return ``matplotlib.pyplot``, or explain how to install it.
+
+    Returns
+    -------
+    module
+        ``matplotlib.pyplot``.
+
+    Raises
+    ------
+    ImportError
+        If matplotlib is not installed.
+    """
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as exc:  # pragma: no cover - exercised only without matplotlib
+        raise ImportError(
+            "skmtl.plotting needs matplotlib, which is not installed. Install it with "
+            "`pip install \"skmtl[plot]\"` (or `pip install matplotlib`)."
+        ) from exc
+    return plt
+
+
+def _axes(ax):
+    """Return ``ax``, or the Axes of a new figure when ``ax`` is None."""
+    if ax is not None:
+        return ax
+    _, ax = _pyplot().subplots()
+    return ax
+
+
+def _task_names(estimator) -> list[str]:
+    names = getattr(estimator, "task_names_", None)
+    if names is None:
+        return [f"task_{t}" for t in range(estimator.n_outputs_)]
+    return [str(name) for name in names]
+
+
+def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
+    """Plot the loss per epoch of a fitted multi-task classifier.
+
+    Draws the training loss ``loss_curve_`` (the weighted sum over tasks that
+    the optimiser minimises), each task's training loss from
+    ``task_loss_curves_``, and, when the estimator was fitted with early
+    stopping, the validation loss (``-validation_scores_``, the same weighted
+    objective on the held-out rows) with a dotted vertical line at the best
+    epoch, whose weights the estimator kept.
+
+    Parameters
+    ----------
+    estimator : MultiTaskClassifier
+        A fitted estimator.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure is created when None.
+    tasks : bool, default=True
+        Also draw one line per task (dashed).
+    validation : bool, default=True
+        Also draw the validation loss when it was recorded.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The Axes drawn on. Its lines are, in order: the total training loss,
+        one line per task (if ``tasks``), the validation loss (if recorded and
+        ``validation``). Epochs on the x axis start at 1.
+
+    See Also
+    --------
+    plot_expert_usage : Mean gate weight of each expert per task.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skmtl import MultiTaskClassifier
+    >>> from skmtl.datasets import make_multitask_classification
+    >>> from skmtl.plotting import plot_learning_curves
+    >>> X, y = make_multitask_classification(300, 8, random_state=0)
+    >>> clf = MultiTaskClassifier(max_iter=5, random_state=0).fit(X, y)
+    >>> ax = plot_learning_curves(clf)
+    >>> len(ax.lines)  # total + one per task (no early stopping on 300 rows)
+    3
+    """
+    check_is_fitted(estimator, "loss_curve_")
+    ax = _axes(ax)
+    loss = np.asarray(estimator.loss_curve_, dtype=float)
+    epochs = np.arange(1, len(loss) + 1)
+    ax.plot(epochs, loss, color="black", linewidth=2, label="training loss (total)")
+    if tasks:
+        task_curves = np.asarray(estimator.task_loss_curves_, dtype=float)
+        for t, name in enumerate(_task_names(estimator)):
+            ax.plot(epochs, task_curves[:, t], linestyle="--", label=f"training loss: {name}")
+    scores = getattr(estimator, "validation_scores_", None)
+    if validation and scores:
+        val_loss = -np.asarray(scores, dtype=float)
+        ax.plot(epochs[: len(val_loss)], val_loss, color="tab:red", linewidth=2,
+                label="validation loss (total)")
+        best_epoch = int(np.argmin(val_loss)) + 1
+        ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1,
+                   label=f"best epoch ({best_epoch})")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
+    """Plot each task's average gate weight per expert.
+
+    For every task ``t`` and expert ``e`` the quantity drawn is
+    ``estimator.gate_weights(X).mean(axis=0)[t, e]``: the weight that task's
+    gate gives the expert, averaged over the rows of ``X``. Each task's weights
+    sum to 1. With ``architecture="mmoe"`` every task has its own gate, so the
+    rows differ when the tasks use the experts differently; with ``"moe"`` the
+    one gate is shared and all tasks show the same weights.
+
+    Parameters
+    ----------
+    estimator : MultiTaskClassifier
+        A fitted estimator with gates (``architecture`` ``"moe"`` or ``"mmoe"``).
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        Inputs on which the gate weights are averaged.
+    ax : matplotlib.axes.Axes, default=None
+        Where to draw; a new figure is created when None.
+    kind : {"bar", "heatmap"}, default="bar"
+        ``"bar"``: grouped bars, one group per expert and one bar per task
+        (``ax.containers[t]`` holds task ``t``'s bars) and a dotted line at
+        ``1 / n_experts``, the weight of every expert under a uniform gate.
+        ``"heatmap"``: an
+        image with tasks as rows, experts as columns and each cell's value
+        written in it.
+
+    Returns
+    -------
+    ax : matplotlib.axes.Axes
+        The Axes drawn on.
+
+    Raises
+    ------
+    ValueError
+        If ``kind`` is unknown or the estimator's architecture has no gates.
+
+    See Also
+    --------
+    MultiTaskClassifier.gate_weights : The per-sample weights averaged here.
+    plot_learning_curves : Loss per epoch.
+
+    Examples
+    --------
+    >>> import matplotlib
+    >>> matplotlib.use("Agg")
+    >>> from skmtl import MultiTaskClassifier
+    >>> from skmtl.datasets import make_multitask_classification
+    >>> from skmtl.plotting import plot_expert_usage
+    >>> X, y = make_multitask_classification(300, 8, random_state=0)
+    >>> clf = MultiTaskClassifier("mmoe", n_experts=3, max_iter=5, random_state=0).fit(X, y)
+    >>> ax = plot_expert_usage(clf, X)
+    >>> [len(bars) for bars in ax.containers]  # one bar per expert, for each task
+    [3, 3]
+    """
+    if kind not in ("bar", "heatmap"):
+        raise ValueError(f"kind must be 'bar' or 'heatmap'; got {kind!r}.")
+    check_is_fitted(estimator)
+    try:
+        weights = estimator.gate_weights(X)
+    except AttributeError as exc:
+        raise ValueError(
+            "plot_expert_usage needs a model with gates (architecture 'moe' or 'mmoe'); "
+            f"this one has architecture={getattr(estimator, 'architecture', None)!r}."
+        ) from exc
+    mean = weights.mean(axis=0)  # (n_tasks, n_experts)
+    n_tasks, n_experts = mean.shape
+    names = _task_names(estimator)
+    ax = _axes(ax)
+    if kind == "bar":
+        width = 0.8 / n_tasks
+        positions = np.arange(n_experts)
+        for t in range(n_tasks):
+            offset = (t - (n_tasks - 1) / 2) * width
+            ax.bar(positions + offset, mean[t], width=width, label=names[t])
+        ax.set_xticks(positions, [f"expert {e}" for e in range(n_experts)])
+        ax.set_ylabel("mean gate weight")
+        ax.axhline(1.0 / n_experts, color="grey", linestyle=":", linewidth=1)
+        ax.set_ylim(0.0, 1.25 * float(mean.max()))  # room for the legend above the bars
+        ax.legend(fontsize="small", loc="upper right", ncol=min(n_tasks, 3))
+    else:
+        image = ax.imshow(mean, vmin=0.0, vmax=max(float(mean.max()), 1e-12), cmap="viridis",
+                          aspect="auto")
+        for t in range(n_tasks):
+            for e in range(n_experts):
+                ax.text(e, t, f"{mean[t, e]:.2f}", ha="center", va="center",
+                        color="white" if mean[t, e] < 0.6 * mean.max() else "black")
+        ax.set_xticks(np.arange(n_experts), [f"expert {e}" for e in range(n_experts)])
+        ax.set_yticks(np.arange(n_tasks), names)
+        ax.figure.colorbar(image, ax=ax, label="mean gate weight")
+    ax.set_title(f"{getattr(estimator, 'architecture', '')}: mean gate weight per expert")
+    return ax

@@ -1,0 +1,74 @@
+"""Smoke test of the main demo, examples/census_income.py, on a small subsample."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_example(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "examples" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def census():
+    return _load_example("census_income")
+
+
+@pytest.fixture(scope="module")
+def fitted(census):
+    X_train, X_test, y_train, y_test = census.load_split(1500, random_state=0)
+    rows, models = census.fit_architectures(
+        X_train, y_train, X_test, y_test, max_iter=3, verbose=0, random_state=0
+    )
+    return rows, models, X_test
+
+
+def test_load_split_subsamples_and_splits_80_20(census):
+    X_train, X_test, y_train, y_test = census.load_split(1000)
+    assert (len(X_train), len(X_test)) == (800, 200)
+    assert list(y_train.columns) == ["income_50k", "never_married"]
+    assert X_train.shape[1] == X_test.shape[1] == 38
+
+
+def test_table_has_the_three_architectures_with_finite_aucs(census, fitted):
+    rows, models, _ = fitted
+    assert [row["architecture"] for row in rows] == ["shared_bottom", "moe", "mmoe"]
+    assert list(models) == ["shared_bottom", "moe", "mmoe"]
+    for row in rows:
+        aucs = [row["auc_income_50k"], row["auc_never_married"]]
+        assert all(math.isfinite(a) and 0.0 <= a <= 1.0 for a in aucs)
+        assert row["mean_auc"] == pytest.approx(sum(aucs) / 2)
+        assert row["epochs"] == 3 and row["fit_seconds"] > 0
+    table = census.format_table(rows).splitlines()
+    assert table[0].startswith("| architecture | auc_income_50k | auc_never_married")
+    assert len(table) == 2 + 3
+    assert all(f"| {name} |" in line for name, line in zip(models, table[2:]))
+
+
+def test_figure_is_written(census, fitted, tmp_path):
+    pytest.importorskip("matplotlib")
+    rows, models, X_test = fitted
+    path = tmp_path / "census.png"
+    figure = census.plot_results(models, rows, X_test, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # 3 learning-curve panels, 2 expert-usage panels, 1 AUC panel
+    assert sum(ax.get_visible() for ax in figure.axes) == 6
+
+
+def test_main_prints_the_table_and_writes_figure_and_table(census, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    figure, table = tmp_path / "f.png", tmp_path / "t.md"
+    rows = census.main(["--n-rows", "800", "--max-iter", "2", "--quiet",
+                        "--architectures", "shared_bottom", "mmoe",
+                        "--output", str(figure), "--table", str(table)])
+    printed = capsys.readouterr().out
+    assert [row["architecture"] for row in rows] == ["shared_bottom", "mmoe"]
+    assert table.read_text().strip() in printed
+    assert figure.stat().st_size > 0 and f"figure saved to {figure}" in printed

@@ -1,0 +1,134 @@
+"""skmtl.plotting: the plotted numbers are the estimator's numbers."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+matplotlib = pytest.importorskip("matplotlib", reason="skmtl.plotting needs the 'plot' extra")
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+from sklearn.exceptions import NotFittedError  # noqa: E402
+
+from skmtl import MultiTaskClassifier  # noqa: E402
+from skmtl.datasets import make_multitask_classification  # noqa: E402
+from skmtl.plotting import plot_expert_usage, plot_learning_curves  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def data():
+    return make_multitask_classification(400, 6, n_tasks=3, task_correlation=0.5, random_state=0)
+
+
+@pytest.fixture(scope="module")
+def fitted(data):
+    X, y = data
+    models = {}
+    for architecture in ("shared_bottom", "moe", "mmoe"):
+        models[architecture] = MultiTaskClassifier(
+            architecture,
+            n_experts=3,
+            expert_layer_sizes=(8,),
+            tower_layer_sizes=(4,),
+            max_iter=6,
+            early_stopping=True,
+            n_iter_no_change=50,
+            random_state=0,
+        ).fit(X, y)
+    return models
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+@pytest.mark.parametrize("architecture", ["moe", "mmoe"])
+def test_expert_usage_bar_heights_are_mean_gate_weights(fitted, data, architecture):
+    clf, X = fitted[architecture], data[0]
+    expected = clf.gate_weights(X).mean(axis=0)  # (n_tasks, n_experts)
+    ax = plot_expert_usage(clf, X)
+    assert len(ax.containers) == clf.n_outputs_ == 3
+    heights = np.array([[bar.get_height() for bar in bars] for bars in ax.containers])
+    np.testing.assert_allclose(heights, expected)
+    np.testing.assert_allclose(heights.sum(axis=1), 1.0)
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == list(clf.task_names_)
+
+
+def test_moe_tasks_share_one_gate_and_mmoe_tasks_do_not(fitted, data):
+    X = data[0]
+    moe = np.array([[b.get_height() for b in bars]
+                    for bars in plot_expert_usage(fitted["moe"], X).containers])
+    mmoe = np.array([[b.get_height() for b in bars]
+                     for bars in plot_expert_usage(fitted["mmoe"], X).containers])
+    np.testing.assert_allclose(moe, np.broadcast_to(moe[0], moe.shape))
+    assert np.ptp(mmoe, axis=0).max() > 1e-4
+
+
+def test_expert_usage_heatmap_shows_the_same_matrix(fitted, data):
+    clf, X = fitted["mmoe"], data[0]
+    ax = plot_expert_usage(clf, X, kind="heatmap")
+    np.testing.assert_allclose(ax.images[0].get_array(), clf.gate_weights(X).mean(axis=0))
+    texts = [t.get_text() for t in ax.texts]
+    assert len(texts) == 3 * 3
+    assert texts[0] == f"{clf.gate_weights(X).mean(axis=0)[0, 0]:.2f}"
+
+
+def test_expert_usage_draws_on_the_given_axes(fitted, data):
+    figure, (left, right) = plt.subplots(1, 2)
+    assert plot_expert_usage(fitted["mmoe"], data[0], ax=right) is right
+    assert len(left.patches) == 0 and len(right.patches) == 3 * 3
+
+
+def test_expert_usage_rejects_models_without_gates_and_bad_kind(fitted, data):
+    with pytest.raises(ValueError, match="needs a model with gates"):
+        plot_expert_usage(fitted["shared_bottom"], data[0])
+    with pytest.raises(ValueError, match="kind must be"):
+        plot_expert_usage(fitted["mmoe"], data[0], kind="pie")
+
+
+def test_unfitted_estimator_raises(data):
+    with pytest.raises(NotFittedError):
+        plot_learning_curves(MultiTaskClassifier())
+    with pytest.raises(NotFittedError):
+        plot_expert_usage(MultiTaskClassifier(), data[0])
+
+
+@pytest.mark.parametrize("architecture", ["shared_bottom", "mmoe"])
+def test_learning_curves_plot_the_recorded_losses(fitted, architecture):
+    clf = fitted[architecture]
+    ax = plot_learning_curves(clf)
+    lines = ax.get_lines()
+    # total, 3 tasks, validation loss, best-epoch marker
+    assert len(lines) == 1 + clf.n_outputs_ + 2
+    epochs = np.arange(1, clf.n_iter_ + 1)
+    np.testing.assert_allclose(lines[0].get_xdata(), epochs)
+    np.testing.assert_allclose(lines[0].get_ydata(), clf.loss_curve_)
+    for t in range(clf.n_outputs_):
+        np.testing.assert_allclose(lines[1 + t].get_ydata(), clf.task_loss_curves_[:, t])
+    np.testing.assert_allclose(lines[4].get_ydata(), -np.asarray(clf.validation_scores_))
+    best = int(np.argmax(clf.validation_scores_)) + 1
+    np.testing.assert_allclose(lines[5].get_xdata(), [best, best])
+
+
+def test_learning_curves_options_and_no_validation(data):
+    X, y = data
+    clf = MultiTaskClassifier(max_iter=3, early_stopping=False, random_state=0).fit(X, y)
+    assert clf.validation_scores_ is None
+    assert len(plot_learning_curves(clf).get_lines()) == 1 + 3
+    assert len(plot_learning_curves(clf, tasks=False).get_lines()) == 1
+    figure, ax = plt.subplots()
+    assert plot_learning_curves(clf, ax=ax) is ax
+
+
+def test_importing_skmtl_plotting_does_not_import_matplotlib():
+    code = "import sys, skmtl.plotting; assert 'matplotlib' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_matplotlib_gives_an_install_hint(fitted, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import now raises
+    with pytest.raises(ImportError, match=r"skmtl\[plot\]"):
+        plot_learning_curves(fitted["mmoe"])
