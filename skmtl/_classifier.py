@@ -10,6 +10,7 @@ import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, _fit_context
 from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import (
@@ -949,6 +950,15 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             str(self.task_names_[t]): p.cpu().numpy() for t, p in zip(self.funnel_, conditional)
         }
 
+    def _has_gates(self) -> bool:
+        if hasattr(self, "module_"):
+            return hasattr(self.module_.body, "gate_weights")
+        architecture = self.architecture
+        if isinstance(architecture, str):
+            architecture = ARCHITECTURES.get(architecture)
+        return hasattr(architecture, "gate_weights")
+
+    @available_if(_has_gates)
     def gate_weights(self, X):
         """How much each task's gate weighs each expert, for every sample.
 
@@ -964,18 +974,15 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             ``architecture="moe"`` all tasks share one gate, so the task rows
             are identical.
 
-        Raises
-        ------
-        AttributeError
-            If the fitted architecture has no gates (``"shared_bottom"``).
+        Notes
+        -----
+        Available only for architectures with gates (``"moe"``, ``"mmoe"``,
+        ``"ple"``, and user modules defining ``gate_weights``); for
+        ``"ple"`` these are the last level's task gates, over each task's own
+        experts followed by the shared ones.
         """
         check_is_fitted(self)
         body = self.module_.body
-        if not hasattr(body, "gate_weights"):
-            raise AttributeError(
-                f"architecture={self.architecture!r} has no gates; gate_weights is available "
-                "for gated architectures such as 'moe' and 'mmoe'."
-            )
         X = self._validate_X(X, reset=False)
         x_cat, x_cont = self._encode(X)
         self.module_.eval()

@@ -39,6 +39,19 @@ class Targets:
     one_dimensional: bool
 
 
+def _series_values(series: pd.Series) -> np.ndarray:
+    """Labels of a pandas column; nullable (extension) dtypes keep their value type.
+
+    ``Int64``/``boolean``/``string`` columns with ``pd.NA`` become object arrays
+    (later unboxed to int/bool/str), not floats with NaN.
+    """
+    if pd.api.types.is_extension_array_dtype(series.dtype) and not isinstance(
+        series.dtype, pd.CategoricalDtype
+    ):
+        return series.to_numpy(dtype=object)
+    return series.to_numpy()
+
+
 def task_columns(y) -> tuple[list[np.ndarray], list[str], bool]:
     """Split ``y`` into one 1-D array per task, with task names and 1-D flag."""
     if y is None:
@@ -47,10 +60,10 @@ def task_columns(y) -> tuple[list[np.ndarray], list[str], bool]:
         )
     if isinstance(y, pd.DataFrame):
         names = [str(c) for c in y.columns]
-        return [y.iloc[:, t].to_numpy() for t in range(y.shape[1])], names, False
+        return [_series_values(y.iloc[:, t]) for t in range(y.shape[1])], names, False
     if isinstance(y, pd.Series):
         name = "task_0" if y.name is None else str(y.name)
-        return [y.to_numpy()], [name], True
+        return [_series_values(y)], [name], True
     if hasattr(y, "toarray") or hasattr(y, "tocsr"):
         raise TypeError("Sparse y is not supported; pass a dense array or a DataFrame.")
     y = np.asarray(y)

@@ -245,6 +245,7 @@ def train(
             f"{'validation' if validation is not None else 'training'} loss stopped improving; "
             "consider increasing max_iter.",
             ConvergenceWarning,
-            stacklevel=3,
+            # train <- fit <- keep_state_on_error <- sklearn's _fit_context <- the caller
+            stacklevel=5,
         )
     return history

@@ -93,7 +93,7 @@ def check_embedding_tables(encoder, embedding_dim: int) -> None:
             f"min_frequency={encoder.min_frequency} times, so all of them share the unknown "
             "row and the model cannot use the column(s). Lower min_frequency, or drop them.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=5,
         )
     rows = [len(vocabulary) + 1 for vocabulary in encoder.vocabularies_]
     n_parameters = sum(rows) * embedding_dim
@@ -106,5 +106,5 @@ def check_embedding_tables(encoder, embedding_dim: int) -> None:
             f"slow and training takes about {16 * n_parameters / 2**20:,.0f} MiB for them. "
             "Set max_categories (e.g. 10_000) or raise min_frequency.",
             UserWarning,
-            stacklevel=3,
+            stacklevel=5,
         )

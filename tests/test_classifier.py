@@ -167,6 +167,8 @@ def test_nan_labels_are_masked_per_task(numeric_data):
     y_obj.loc[::4, "b"] = pd.NA
     clf2 = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y_obj)
     assert clf2.classes_[1].tolist() == [0, 1]
+    assert clf2.classes_[1].dtype.kind == "i"  # Int64 with pd.NA keeps integer classes
+    assert clf2.predict(X).dtype.kind == "i"
 
 
 def test_task_with_all_labels_missing_is_an_error(numeric_data):
@@ -344,9 +346,13 @@ def test_gate_weights_per_sample_task_expert(numeric_data, architecture):
 
 def test_shared_bottom_has_no_gates(numeric_data):
     X, y = numeric_data
-    clf = MultiTaskClassifier("shared_bottom", max_iter=1).fit(X, y)
-    with pytest.raises(AttributeError, match="has no gates"):
+    clf = MultiTaskClassifier("shared_bottom", max_iter=1)
+    assert not hasattr(clf, "gate_weights")
+    clf.fit(X, y)
+    assert not hasattr(clf, "gate_weights")
+    with pytest.raises(AttributeError, match="gate_weights"):
         clf.gate_weights(X)
+    assert hasattr(MultiTaskClassifier("ple"), "gate_weights")
 
 
 class OneHiddenLayer(torch.nn.Module):

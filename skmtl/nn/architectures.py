@@ -232,9 +232,9 @@ class ExtractionLevel(nn.Module):
     shared_gate : bool
         Whether to compute the shared output for a next level.
 
-    Shapes
-    ------
-    task input (B, in) or (T, B, in), shared input (B, in) -> task output
+    Notes
+    -----
+    Shapes: task input (B, in) or (T, B, in), shared input (B, in) -> task output
     (T, B, H), shared output (B, H) or None, task gates (T, B, n_task + n_shared).
     """
 
@@ -447,9 +447,9 @@ class MultiTaskNetwork(nn.Module):
     body : nn.Module
         Maps ``(B, embedding.out_features)`` to a list of per-task logits.
 
-    Shapes
-    ------
-    ``x_cat`` (B, F_cat) int64, ``x_cont`` (B, F_cont) float32 -> list of
+    Notes
+    -----
+    Shapes: ``x_cat`` (B, F_cat) int64, ``x_cont`` (B, F_cont) float32 -> list of
     per-task logits.
     """
 

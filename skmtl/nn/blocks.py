@@ -120,9 +120,9 @@ class FeatureEmbedding(RandomBlock):
         Independent copies of every table (e.g. one per task for models that
         share nothing); all copies are looked up in the same gather.
 
-    Shapes
-    ------
-    ``x_cat`` (B, F_cat) int64 codes, ``x_cont`` (B, F_cont) float32 ->
+    Notes
+    -----
+    Shapes: ``x_cat`` (B, F_cat) int64 codes, ``x_cont`` (B, F_cont) float32 ->
     (B, (F_cat + F_cont) * D), or (n_copies, B, (F_cat + F_cont) * D) when
     ``n_copies > 1``.
     """
@@ -203,9 +203,9 @@ class StackedLinear(nn.Module):
     in_features, out_features : int
         Input and output width of each map.
 
-    Shapes
-    ------
-    (B, in) shared by all groups, or (G, B, in) one input per group ->
+    Notes
+    -----
+    Shapes: (B, in) shared by all groups, or (G, B, in) one input per group ->
     (G, B, out).
     """
 
@@ -280,9 +280,9 @@ class StackedMLP(nn.Module):
         0/1 mask of the inputs each group may read (e.g. experts dedicated to
         a feature group); applied to the first layer's weights.
 
-    Shapes
-    ------
-    (B, in) or (G, B, in) -> (G, B, layer_sizes[-1]).
+    Notes
+    -----
+    Shapes: (B, in) or (G, B, in) -> (G, B, layer_sizes[-1]).
     """
 
     def __init__(
@@ -315,7 +315,7 @@ class StackedMLP(nn.Module):
 
 
 class Gate(nn.Module):
-    """Softmax gates that mix experts: ``softmax(x @ W + b) / T``.
+    """Softmax gates that mix experts: ``softmax((x @ W + b) / T)``.
 
     Parameters
     ----------
@@ -328,9 +328,9 @@ class Gate(nn.Module):
     temperature : float, default=1.0
         Softmax temperature ``T``; larger values give flatter mixtures.
 
-    Shapes
-    ------
-    (B, in) -> (B, n_gates, n_experts), each row summing to 1.
+    Notes
+    -----
+    Shapes: (B, in) -> (B, n_gates, n_experts), each row summing to 1.
     """
 
     def __init__(self, in_features: int, n_experts: int, n_gates: int, temperature: float = 1.0):
@@ -375,9 +375,9 @@ class AttentionTransfer(nn.Module):
     width : int
         ``H``, the width of the task representations.
 
-    Shapes
-    ------
-    ``z_prev`` (B, H), ``q`` (B, H) -> (B, H).
+    Notes
+    -----
+    Shapes: ``z_prev`` (B, H), ``q`` (B, H) -> (B, H).
     """
 
     def __init__(self, width: int):
@@ -415,9 +415,9 @@ class TaskTowers(nn.Module):
     activation, dropout
         As in :class:`StackedMLP`.
 
-    Shapes
-    ------
-    (B, in) shared by all towers or (T, B, in) one input per task -> list of
+    Notes
+    -----
+    Shapes: (B, in) shared by all towers or (T, B, in) one input per task -> list of
     T tensors: (B,) for a binary task, (B, K) for a multiclass one.
     """
 
