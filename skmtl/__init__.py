@@ -1,4 +1,4 @@
-"""skmtl: multi-task deep learning (shared-bottom, MoE, MMoE) as scikit-learn estimators.
+"""skmtl: multi-task deep learning (shared-bottom, MoE, MMoE, PLE, AITM) as scikit-learn estimators.
 
 The public face is :class:`MultiTaskClassifier`; :mod:`skmtl.metrics` holds
 multi-task scorers, :mod:`skmtl.datasets` the bundled data and generators, and

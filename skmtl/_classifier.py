@@ -69,7 +69,7 @@ def _resolve_device(device: str) -> torch.device:
 
 
 class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
-    """Multi-task neural network classifier (shared-bottom, MoE or MMoE) on PyTorch.
+    """Multi-task neural network classifier (shared-bottom, MoE, MMoE, PLE, AITM...) on PyTorch.
 
     One model learns several classification tasks at once, sharing its
     parameters across them. Categorical columns are embedded (one table per
@@ -110,7 +110,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
           to a list with one logit tensor per task (``(batch,)`` for binary,
           ``(batch, n_classes)`` otherwise). Define the class at module level
           so the estimator pickles. Its parameters are re-initialised from
-          the fit's seed (see :func:`skmtl.nn.init_parameters`).
+          the fit's seed (see :func:`skmtl.nn.blocks.init_parameters`).
 
     categorical_features : "from_dtype", array-like of bool, int or str, or None, \
             default="from_dtype"
@@ -202,7 +202,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         later step after a negative earlier one is an error. For funnel steps
         ``predict_proba`` gives the probability of reaching the step over all
         impressions (pCTR, pCTCVR) and :meth:`predict_conditional_proba` the
-        post-click conditionals (pCVR).
+        post-click conditionals (pCVR). The positive class of a funnel step
+        is its greater class (1 or True; for strings the one sorting last),
+        and a positive step implies the earlier ones (an unknown click with a
+        known conversion counts as a click).
 
     funnel_mode : {"esmm", "independent"}, default="esmm"
         Used only when ``funnel`` is set. ``"esmm"`` (Ma et al., SIGIR 2018):
@@ -225,9 +228,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         binary task's logit is shifted by ``log(r)`` when predicting
         (``p' = p / (p + (1 - p) / r)``). A float applies to the single task
         of 1-D ``y`` or, with a funnel, to its first step (non-clicks
-        downsampled; later steps' conditionals are unaffected). A dict maps
-        task names (or indices) to rates; within a funnel a rate corrects
-        that step's conditional probability.
+        downsampled, every clicked row kept): in ESMM mode the later steps'
+        conditionals are unbiased and pCTCVR = corrected pCTR * pCVR; in
+        independent mode the later steps are rescaled by the same factor as
+        pCTR. A dict maps task names (or indices) to rates (within a funnel,
+        only the first step may have one).
 
     feature_groups : dict of str to array-like, default=None
         Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``: feature
@@ -592,6 +597,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             raise ValueError(
                 "A single negative_sampling_rate is ambiguous with several tasks and no funnel; "
                 "pass a dict {task: rate}."
+            )
+        if funnel and set(rates) & set(funnel[1:]):
+            raise ValueError(
+                "negative_sampling_rate can correct the first funnel step only (its negatives, "
+                f"e.g. non-clicks, were downsampled); got rates for {sorted(rates)} with funnel "
+                f"{[task_names[t] for t in funnel]}."
             )
         offsets = np.zeros(len(task_names))
         for t, value in rates.items():

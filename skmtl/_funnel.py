@@ -9,8 +9,10 @@ everywhere (training, ``score``, :mod:`skmtl.metrics`):
   negative: either way it means 0 over the impression space;
 - a positive later step with a known negative earlier step is an error (the
   data contradict the funnel);
-- an unknown earlier step leaves later steps unknown unless they are known
-  negative.
+- a positive step implies every earlier step: an unknown earlier label is
+  then taken as positive (a conversion implies the click);
+- otherwise an unknown earlier step leaves later steps unknown unless they are
+  known negative.
 
 The positive class of a funnel task is its greater class (1, True, ...).
 """
@@ -77,7 +79,8 @@ def impression_space_codes(codes: np.ndarray, funnel: list[int], task_names=None
     -------
     codes : ndarray of int64
         A copy in which funnel step ``k`` is 0 where any step ``<= k`` is
-        known negative, 1 where all are positive, -1 otherwise.
+        known negative, 1 where all are positive (an unknown step counts as
+        positive when a later step is positive), -1 otherwise.
 
     Raises
     ------
@@ -85,6 +88,11 @@ def impression_space_codes(codes: np.ndarray, funnel: list[int], task_names=None
         If a step is positive where an earlier step is negative.
     """
     out = codes.copy()
+    codes = codes.copy()
+    later_positive = np.zeros(codes.shape[0], dtype=bool)
+    for t in reversed(funnel):  # a positive step implies the unknown earlier ones
+        codes[:, t] = np.where((codes[:, t] == -1) & later_positive, 1, codes[:, t])
+        later_positive |= codes[:, t] == 1
     reached_negative = np.zeros(codes.shape[0], dtype=bool)
     all_positive = np.ones(codes.shape[0], dtype=bool)
     for k, t in enumerate(funnel):

@@ -258,11 +258,27 @@ class MultiTaskObjective:
         return total, losses
 
     def _offset(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Logits with the negative-sampling offsets applied (as float64).
+
+        In independent funnel mode only the first step carries an offset; the
+        later steps' heads, trained on the same sampled rows, are rescaled by
+        the first step's correction ``p_1 / p_1_sampled``: downsampling
+        non-clicks keeps every clicked row, so ``P(step k) / P(click)`` is
+        unbiased and only ``P(click)`` needs the correction.
+        """
+        logits = [z.double() for z in logits]
         if self.logit_offsets is None:
-            return list(logits)
-        return [
-            z + self.logit_offsets[t] if z.dim() == 1 else z for t, z in enumerate(logits)
-        ]
+            return logits
+        offsets = self.logit_offsets.double()
+        shifted = [z + offsets[t] if z.dim() == 1 else z for t, z in enumerate(logits)]
+        if self.funnel and self.funnel_mode == "independent":
+            first = self.funnel[0]
+            # log(p_1 / p_1_sampled), added in log space to the later steps' log-probabilities.
+            log_scale = F.logsigmoid(shifted[first]) - F.logsigmoid(logits[first])
+            for t in self.funnel[1:]:
+                p = torch.exp(F.logsigmoid(logits[t]) + log_scale)
+                shifted[t] = torch.logit(p.clamp(0.0, 1.0))
+        return shifted
 
     def probabilities(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Class probabilities of every task, in float64, ``(B, K_t)`` each.
@@ -270,7 +286,7 @@ class MultiTaskObjective:
         Funnel steps give the probability of reaching the step over the whole
         impression space (e.g. pCTR, pCTCVR).
         """
-        logits = [z.double() for z in self._offset(logits)]
+        logits = self._offset(logits)
         positive: dict[int, torch.Tensor] = {}
         if self.funnel and self.funnel_mode == "esmm":
             for t, (log_p, _) in zip(self.funnel, chain_log_probs([logits[t] for t in self.funnel])):
@@ -290,7 +306,7 @@ class MultiTaskObjective:
         The first step's is its plain probability. In independent mode it is
         ``p_k / p_{k-1}`` clipped to [0, 1].
         """
-        logits = [z.double() for z in self._offset(logits)]
+        logits = self._offset(logits)
         steps = [torch.sigmoid(logits[t]) for t in self.funnel]
         if self.funnel_mode == "esmm":
             return steps

@@ -478,6 +478,49 @@ def test_negative_sampling_rate_recovers_the_click_rate():
     np.testing.assert_array_equal(p["conversion"], raw["conversion"])
 
 
+def test_negative_sampling_in_independent_mode_rescales_every_step():
+    data = make_ad_funnel(40_000, ctr=0.05, cvr=0.2, n_users=2_000, n_items=300, random_state=1)
+    X, y = data.data, data.target
+    train, test = np.arange(30_000), np.arange(30_000, 40_000)
+    rate = 0.1
+    clicked = y["click"].to_numpy()[train] == 1
+    kept = train[clicked | (np.random.RandomState(0).rand(len(train)) < rate)]
+    clf = MultiTaskClassifier(
+        "mmoe", funnel=FUNNEL, funnel_mode="independent", negative_sampling_rate=rate,
+        max_iter=8, random_state=0, **SMALL,
+    ).fit(X.iloc[kept], y.iloc[kept])
+    corrected = clf.predict_proba(X.iloc[test])
+    offsets = clf.objective_.logit_offsets
+    clf.objective_.logit_offsets = None
+    raw = clf.predict_proba(X.iloc[test])
+    clf.objective_.logit_offsets = offsets
+    # Downsampling non-clicks keeps every click, so P(conversion) / P(click) is unbiased:
+    # the conversion head is rescaled by exactly the click correction.
+    scale = corrected[0][:, 1] / raw[0][:, 1]
+    np.testing.assert_allclose(corrected[1][:, 1], raw[1][:, 1] * scale, rtol=1e-9)
+    true_ctcvr = data.p_conversion[test].mean()
+    # Measured: true mean P(conversion) 0.0098, corrected pCTCVR 0.0111 (+12 %),
+    # the raw sampled-scale head 0.0462 (4.7 times too high).
+    assert abs(corrected[1][:, 1].mean() / true_ctcvr - 1) < 0.3, (true_ctcvr, corrected[1][:, 1].mean(), raw[1][:, 1].mean())
+    assert raw[1][:, 1].mean() > 2 * true_ctcvr
+
+
+def test_negative_sampling_rate_for_a_later_funnel_step_is_refused(funnel_data):
+    X, y = funnel_data[0].iloc[:200], funnel_data[1].iloc[:200]
+    with pytest.raises(ValueError, match="first funnel step only"):
+        MultiTaskClassifier(
+            funnel=FUNNEL, negative_sampling_rate={"conversion": 0.5}, max_iter=1
+        ).fit(X, y)
+
+
+def test_a_known_conversion_implies_an_unknown_click():
+    from skmtl._funnel import impression_space_codes
+
+    codes = np.array([[-1, 1], [-1, 0], [-1, -1], [0, -1], [1, -1]])
+    filled = impression_space_codes(codes, [0, 1])
+    assert filled.tolist() == [[1, 1], [-1, 0], [-1, -1], [0, 0], [1, -1]]
+
+
 # ------------------------------------------------------------ feature groups
 
 
