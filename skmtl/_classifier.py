@@ -25,7 +25,7 @@ from . import metrics
 from ._encoding import TabularEncoder, resolve_categorical
 from ._funnel import impression_space_codes, resolve_funnel
 from ._targets import encode_targets, fit_targets, predict_dtype
-from ._training import TensorData, TrainingConfig, predict_logits, train
+from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
 from ._validation import check_embedding_tables, keep_state_on_error
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES, build_network
@@ -324,7 +324,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         The trained PyTorch model; it maps categorical codes and standardised
         continuous values to a list of per-task logits.
     n_iter_ : int
-        Number of epochs run by the last ``fit``.
+        Number of epochs run by the last ``fit`` (summed over ``partial_fit``
+        calls).
+    optimizer_ : torch.optim.Adam or None
+        The optimiser of the last ``fit``; ``partial_fit`` continues it. None
+        after :func:`skmtl.load_model` (model files keep no optimiser state).
     loss_curve_ : list of float
         Training loss (the weighted sum over tasks) at each epoch.
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
@@ -760,15 +764,67 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self : MultiTaskClassifier
             The fitted estimator.
         """
-        reuse = self.warm_start and hasattr(self, "module_")
+        return self._fit(X, y, sample_weight, reuse=self.warm_start and hasattr(self, "module_"))
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    @keep_state_on_error
+    def partial_fit(self, X, y, sample_weight=None, *, classes=None, categories=None):
+        """Train one epoch on a chunk of data, continuing from earlier calls.
+
+        For data that arrive in chunks or do not fit in memory. The first call
+        builds the model: it takes the tasks' classes from ``classes`` (or from
+        this chunk's labels), the categorical vocabularies from ``categories``
+        (or from this chunk: categories first seen later map to the unknown
+        row) and the continuous columns' mean and scale from this chunk. Later
+        calls train the same model with the same Adam state. Early stopping
+        and ``max_iter`` do not apply: each call is one pass over its chunk.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            A chunk of input features.
+        y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
+            Its labels; NaN/None marks an unknown label.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each row.
+        classes : list of array-like, or array-like, default=None
+            First call only: every class of each task (one array per task, or
+            one array for 1-D ``y``), needed when a chunk may miss some.
+        categories : dict, default=None
+            First call only: the full set of categories of some categorical
+            columns, keyed by column name (DataFrame input) or index.
+
+        Returns
+        -------
+        self : MultiTaskClassifier
+            The updated estimator.
+        """
+        first = not hasattr(self, "module_")
+        if not first and (classes is not None or categories is not None):
+            raise ValueError(
+                "classes and categories are taken on the first partial_fit call only."
+            )
+        if classes is not None:
+            classes = [classes] if np.ndim(classes[0]) == 0 else list(classes)
+            classes = [np.unique(np.asarray(c)) for c in classes]
+        return self._fit(
+            X, y, sample_weight, reuse=not first, partial=True, classes=classes,
+            categories=categories,
+        )
+
+    def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
+        """The work of ``fit`` and ``partial_fit``: validate, build or reuse, train, store."""
         X = self._validate_X(X, reset=not reuse)
         n_samples = X.shape[0]
-        if n_samples < 2:
+        if n_samples < (1 if partial else 2):
             raise ValueError(
-                f"n_samples={n_samples}: at least 2 samples are required to fit a classifier."
+                f"n_samples={n_samples}: at least {1 if partial else 2} samples are required "
+                "to fit a classifier."
             )
         check_consistent_length(X, y)
-        targets = fit_targets(y)
+        if reuse and partial:
+            classes = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        targets = fit_targets(y, classes)
         sample_weight = _check_sample_weight(
             sample_weight, np.empty((n_samples, 0)), dtype=np.float64, ensure_non_negative=True
         )
@@ -779,7 +835,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
                 f"{sample_weight.max():.3g}. Rescale it: only the ratios between weights matter."
             )
-        if reuse:
+        if reuse and not partial:
             self._check_warm_start_targets(targets)
         funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
         if funnel:
@@ -792,15 +848,21 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         seed = int(rng.randint(np.iinfo(np.int32).max))
         split_rng = np.random.RandomState(seed)
 
+        optimizer = None
         if reuse:
             encoder = self.encoder_
-            module = copy.deepcopy(self.module_).to(device)
+            # Copy module and optimizer together so the copy's Adam state points at the
+            # copied parameters; the estimator keeps its model if training fails.
+            module, optimizer = copy.deepcopy((self.module_, getattr(self, "optimizer_", None)))
+            module = module.to(device)
+            if not partial:
+                optimizer = None
         else:
             feature_names = getattr(self, "feature_names_in_", None)
             is_categorical = resolve_categorical(X, self.categorical_features, feature_names)
             encoder = TabularEncoder(
                 is_categorical, self.min_frequency, self.max_categories, feature_names
-            ).fit(X)
+            ).fit(X, self._declared_categories(categories, is_categorical, feature_names))
             params = self._architecture_params(encoder, funnel)
             check_embedding_tables(encoder, params["embedding_dim"])
             module = build_network(
@@ -815,7 +877,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             module = module.to(device)
 
         codes, continuous = encoder.transform(X)
-        train_rows, val_rows = self._validation_split(n_samples, targets.codes, split_rng)
+        if partial:
+            train_rows, val_rows = np.arange(n_samples), None
+        else:
+            train_rows, val_rows = self._validation_split(n_samples, targets.codes, split_rng)
         class_weights = self._class_weight_vectors(targets, train_rows)
 
         def tensors(rows) -> TensorData:
@@ -837,8 +902,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             logit_offsets=as_tensor(logit_offsets),
         ).to(device)
         batch_size = min(512, len(train_rows)) if self.batch_size == "auto" else self.batch_size
+        if optimizer is None:
+            optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         config = TrainingConfig(
-            max_iter=self.max_iter,
+            max_iter=1 if partial else self.max_iter,
             batch_size=batch_size,
             learning_rate=self.learning_rate_init,
             alpha=self.alpha,
@@ -847,6 +914,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             tol=self.tol,
             objective=objective,
             verbose=self.verbose,
+            warn_on_max_iter=not partial,
         )
         history = train(
             module,
@@ -855,6 +923,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             config,
             shuffle_generator=torch.Generator().manual_seed(seed + 1),
             dropout_generator=torch.Generator(device=device).manual_seed(seed + 2),
+            optimizer=optimizer,
         )
 
         # Only now, with training finished, does the estimator change.
@@ -862,7 +931,13 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             self.encoder_ = encoder
             self.is_categorical_ = encoder.is_categorical.copy()
             self.categories_ = encoder.categories_by_feature()
+        if partial and reuse:  # the curves go on
+            history.loss_curve = self.loss_curve_ + history.loss_curve
+            history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
+            history.n_iter += self.n_iter_
+            history.best_loss = min(history.best_loss, self.best_loss_)
         self.module_ = module
+        self.optimizer_ = optimizer
         self.device_ = device
         self.funnel_ = funnel
         self.objective_ = objective
@@ -876,6 +951,21 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.best_validation_score_ = history.best_validation_score
         self.best_loss_ = history.best_loss
         return self
+
+    def _declared_categories(self, categories, is_categorical, feature_names) -> dict:
+        """``partial_fit``'s ``categories`` keyed by feature index."""
+        if not categories:
+            return {}
+        names = [str(n) for n in feature_names] if feature_names is not None else []
+        declared = {}
+        for key, values in categories.items():
+            j = names.index(key) if isinstance(key, str) and key in names else key
+            if not (isinstance(j, Integral) and 0 <= j < len(is_categorical) and is_categorical[j]):
+                raise ValueError(
+                    f"categories names {key!r}, which is not a categorical column of X."
+                )
+            declared[int(j)] = values
+        return declared
 
     # ------------------------------------------------------------- prediction
     def _logits(self, X) -> list[torch.Tensor]:
@@ -1036,8 +1126,18 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         state = super().__getstate__()
         module = state.get("module_")
         if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            # A GPU-trained model pickles to CPU tensors, so it unpickles anywhere.
             state = dict(state)
-            state["module_"] = copy.deepcopy(module).cpu()
+            module, optimizer = copy.deepcopy((module, state.get("optimizer_")))
+            module.cpu()
+            if optimizer is not None:
+                for values in optimizer.state.values():
+                    for key, value in values.items():
+                        if torch.is_tensor(value):
+                            values[key] = value.cpu()
+            state["module_"], state["optimizer_"] = module, optimizer
+            if state.get("objective_") is not None:
+                state["objective_"] = copy.deepcopy(state["objective_"]).to("cpu")
         return state
 
     def __sklearn_tags__(self):

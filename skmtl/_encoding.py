@@ -131,6 +131,13 @@ def _vocabulary(values, min_frequency: int, max_categories: int | None, name: st
     return pd.Index(counts.index).sort_values()
 
 
+def _declared_vocabulary(values, name: str) -> pd.Index:
+    vocabulary = pd.Index(pd.unique(pd.Series(np.asarray(values, dtype=object)).dropna()))
+    if pd.api.types.infer_dtype(vocabulary, skipna=True) in _MIXED_INFERRED:
+        raise ValueError(f"The declared categories of column {name} mix value types.")
+    return pd.Index(vocabulary.tolist()).sort_values()
+
+
 class TabularEncoder:
     """Learn categorical vocabularies and continuous statistics; encode to arrays.
 
@@ -166,10 +173,18 @@ class TabularEncoder:
         """Rows of each categorical table: learnt categories plus the unknown row."""
         return [len(v) + 1 for v in self.vocabularies_]
 
-    def fit(self, X) -> TabularEncoder:
-        """Learn vocabularies and the mean/scale of continuous columns from ``X``."""
+    def fit(self, X, declared: dict | None = None) -> TabularEncoder:
+        """Learn vocabularies and the mean/scale of continuous columns from ``X``.
+
+        ``declared`` maps a categorical column's index to its full set of
+        categories, used as given instead of being learnt from ``X`` (e.g.
+        when ``X`` is only the first chunk of a stream).
+        """
+        declared = declared or {}
         self.vocabularies_ = [
-            _vocabulary(column(X, j), self.min_frequency, self.max_categories, self._name(j))
+            _declared_vocabulary(declared[j], self._name(j))
+            if j in declared
+            else _vocabulary(column(X, j), self.min_frequency, self.max_categories, self._name(j))
             for j in self.categorical_indices
         ]
         continuous = self._continuous(X)

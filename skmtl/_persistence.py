@@ -69,7 +69,9 @@ MAX_JSON_BYTES = 1 << 30
 # skmtl objects a fitted estimator holds, rebuilt by class name from this table only.
 _OBJECTS = {"TabularEncoder": TabularEncoder, "MultiTaskObjective": MultiTaskObjective}
 # State that is not written as JSON: the module goes to weights.pt, the device is CPU on load.
-_NOT_IN_JSON = frozenset({"module_", "device_"})
+# The optimiser's moments are training state, not model: a loaded model predicts
+# exactly, and partial_fit after load_model starts a fresh Adam.
+_NOT_IN_JSON = frozenset({"module_", "device_", "optimizer_"})
 _NUMPY_DTYPE = re.compile(r"^[<>|=]?[biufUO][0-9]*$")
 _PANDAS_DTYPES = frozenset(
     {"object", "str", "string", "bool", "boolean", "float32", "float64", "Float32", "Float64"}
@@ -250,6 +252,7 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
         setattr(estimator, name, value)
     estimator.module_ = module
     estimator.device_ = torch.device("cpu")
+    estimator.optimizer_ = None  # not stored; partial_fit starts a fresh Adam
     _check_consistent(estimator, network)
     return estimator
 

@@ -94,8 +94,11 @@ def unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
     return known.astype(_UNBOXED[inferred])
 
 
-def fit_targets(y) -> Targets:
-    """Learn each task's classes and encode ``y``.
+def fit_targets(y, classes: list[np.ndarray] | None = None) -> Targets:
+    """Learn each task's classes (or use the given ``classes``) and encode ``y``.
+
+    With ``classes`` (e.g. in ``partial_fit``), every known label must be one
+    of them, and a task may show a single class or none in this ``y``.
 
     Raises
     ------
@@ -106,6 +109,11 @@ def fit_targets(y) -> Targets:
     columns, names, one_dimensional = task_columns(y)
     if not columns:
         raise ValueError("y has 0 tasks (columns); at least one task is required.")
+    if classes is not None and len(classes) != len(columns):
+        raise ValueError(
+            f"y has {len(columns)} task(s) but classes describes {len(classes)}."
+        )
+    fitted_classes = classes
     classes = []
     codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
     for t, (values, name) in enumerate(zip(columns, names)):
@@ -113,6 +121,19 @@ def fit_targets(y) -> Targets:
         known = values[~missing]
         if known.dtype.kind == "f" and not np.isfinite(known).all():
             raise ValueError(f"Task {name!r}: y contains infinity; labels must be class values.")
+        if fitted_classes is not None:
+            task_classes = np.asarray(fitted_classes[t])
+            index = pd.Index(task_classes).get_indexer(known)
+            if np.any(index < 0):
+                unseen = pd.unique(known[index < 0])[:5].tolist()
+                raise ValueError(
+                    f"Task {name!r} has labels {unseen} that are not among its classes "
+                    f"{task_classes.tolist()}; declare every class in the first partial_fit call."
+                )
+            codes[:, t] = UNKNOWN
+            codes[~missing, t] = index
+            classes.append(task_classes)
+            continue
         if known.size == 0:
             raise ValueError(
                 f"Task {name!r} has no known label (all values are NaN/None); drop the task "

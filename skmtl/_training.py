@@ -67,6 +67,7 @@ class TrainingConfig:
     tol: float
     objective: MultiTaskObjective
     verbose: int = 0
+    warn_on_max_iter: bool = True
 
 
 @dataclass
@@ -152,6 +153,7 @@ def train(
     *,
     shuffle_generator: torch.Generator,
     dropout_generator: torch.Generator,
+    optimizer: torch.optim.Optimizer | None = None,
 ) -> TrainingHistory:
     """Train ``module`` in place with Adam on mini-batches of ``data``.
 
@@ -160,13 +162,17 @@ def train(
     best epoch are restored; otherwise the training loss is monitored the same
     way (without restoring).
 
+    ``optimizer`` continues an earlier optimisation (``partial_fit``); by
+    default a new Adam is made.
+
     Raises
     ------
     TrainingDivergedError
         If a batch loss is NaN or infinite. The module is then left in an
         unspecified state: callers train a copy.
     """
-    optimizer = make_optimizer(module, config.learning_rate, config.alpha)
+    if optimizer is None:
+        optimizer = make_optimizer(module, config.learning_rate, config.alpha)
     history = TrainingHistory(validation_scores=[] if validation is not None else None)
     device = data.y.device
     n_samples = len(data)
@@ -239,7 +245,7 @@ def train(
     if best_state is not None:
         module.load_state_dict(best_state)
     module.eval()
-    if not history.converged:
+    if not history.converged and config.warn_on_max_iter:
         warnings.warn(
             f"Stopped at max_iter={config.max_iter} epochs before the "
             f"{'validation' if validation is not None else 'training'} loss stopped improving; "
