@@ -207,8 +207,18 @@ class TabularEncoder:
         codes = np.empty((n_samples, len(self.vocabularies_)), dtype=np.int64)
         for k, (j, vocabulary) in enumerate(zip(self.categorical_indices, self.vocabularies_)):
             codes[:, k] = _encode_column(column(X, j), vocabulary)
-        continuous = (self._continuous(X) - self.mean_) / self.scale_
-        return codes, np.ascontiguousarray(continuous, dtype=np.float32)
+        continuous = np.ascontiguousarray(
+            (self._continuous(X) - self.mean_) / self.scale_, dtype=np.float32
+        )
+        if continuous.size and not np.isfinite(continuous).all():
+            bad = np.flatnonzero(~np.isfinite(continuous).all(axis=0))
+            raise ValueError(
+                "Continuous column(s) "
+                f"{', '.join(self._name(self.continuous_indices[k]) for k in bad)} hold values "
+                "too large for float32 once standardised with the training mean and scale; "
+                "clip or rescale them (e.g. a log transform) first."
+            )
+        return codes, continuous
 
     def categories_by_feature(self) -> list[np.ndarray | None]:
         """Learnt categories of every feature, None for continuous ones."""

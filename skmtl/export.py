@@ -1,0 +1,572 @@
+"""Export a fitted :class:`~skmtl.MultiTaskClassifier` to ONNX for serving.
+
+:func:`to_onnx` writes ONE self-contained ONNX graph that takes the raw
+feature columns and returns the probabilities of every task, so a serving
+system (onnxruntime, Triton, a JVM or C++ runtime...) needs neither Python nor
+skmtl:
+
+1. **Inputs**: one graph input per original feature column, named after the
+   column (``feature_names_in_``; ``x0``, ``x1``, ... for arrays without
+   names), of shape ``(N, 1)`` with a dynamic batch size ``N``. Its type
+   follows the column's role in the fitted model:
+
+   - continuous column (any numeric dtype): ``double``; it must be finite
+     (see below);
+   - categorical column with string categories (str, object or ``string``
+     dtype, or ``category`` with string categories): ``string``; any string
+     that is not a learnt category, e.g. ``""``, means missing/unknown;
+   - categorical bool column: ``int64``, 1 for True and 0 for False; any
+     other value, e.g. -1, means missing;
+   - categorical column with integer categories: ``int64``; any integer that
+     is not a learnt category means unknown;
+   - categorical column with float categories: ``double``; NaN or any value
+     that is not a learnt category means missing/unknown.
+
+2. **Encoding inside the graph**: each categorical column goes through an
+   ``ai.onnx.ml`` ``LabelEncoder`` that maps the column's learnt categories
+   (``categories_``) to their codes ``1..K`` and everything else to the
+   unknown code 0, exactly as the estimator does (float categories use an
+   ``Equal``/``Where``/``ReduceMax`` lookup instead: ``LabelEncoder`` takes
+   float64 keys only from ``ai.onnx.ml`` version 4 on). Continuous columns are standardised in float64 with the
+   training mean and scale, then cast to float32, bit for bit as in
+   ``predict_proba``.
+3. **The network**, exported from ``module_`` with PyTorch's
+   ``torch.export``-based ONNX exporter (``torch.onnx.export(...,
+   dynamo=True)``, which needs the ``onnxscript`` package). The legacy
+   TorchScript exporter is not used: PyTorch has deprecated it.
+4. **Probabilities** computed by the estimator's own
+   :meth:`~skmtl.losses.MultiTaskObjective.probabilities`, traced into the
+   graph: ``[1 - p, p]`` for binary tasks (with negative-sampling logit
+   offsets), softmax for multiclass tasks, products of the step
+   probabilities for ESMM funnels (pCTR, pCTCVR). They are computed in
+   float64 and returned as float32 (``softplus`` and ``log_sigmoid`` are
+   translated to elementary ONNX ops, which onnxruntime runs in float64).
+5. **Outputs**: one float32 tensor per task, named after ``task_names_``, of
+   shape ``(N, n_classes_t)`` with the columns in the order of
+   ``classes_[t]``. The model's metadata (``metadata_props``) records the
+   classes of every task (``skmtl.classes``), the inputs and their kinds
+   (``skmtl.inputs``) and the funnel (``skmtl.funnel``) as JSON.
+
+Non-finite continuous values. ``predict_proba`` raises on NaN or infinity in
+a continuous column; an ONNX graph cannot raise. A row with NaN or +-inf in
+any continuous input gets NaN for every probability of every task (the graph
+sets them explicitly, it does not rely on NaN propagating through the
+network). Check for NaN in the outputs, or validate inputs upstream. Missing
+values in categorical columns are fine: they map to the unknown category, as
+in ``predict_proba``.
+
+:func:`onnx_inputs` turns a DataFrame (or array) into the input dictionary
+the exported graph expects, with the same conventions (it does not need the
+``onnx`` package).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.utils.validation import check_is_fitted
+
+from ._classifier import MultiTaskClassifier
+from ._encoding import _encode_column, _to_float, column
+
+__all__ = ["onnx_inputs", "to_onnx"]
+
+DEFAULT_OPSET = 20
+"""Default version of the ``ai.onnx`` operator set (onnxruntime >= 1.17 runs it)."""
+
+MIN_OPSET = 18
+"""Oldest ``ai.onnx`` operator set the ``torch.export``-based exporter targets."""
+
+ML_OPSET = 2
+"""Version of ``ai.onnx.ml`` used (its ``LabelEncoder`` maps string and int64 keys)."""
+
+_PREFIX = "skmtl/"  # every tensor the graph creates internally starts with this
+
+
+@dataclass
+class _Column:
+    """How one feature column enters the exported graph."""
+
+    name: str  # the graph input's name
+    index: int  # position in X
+    kind: str  # "continuous", "string", "bool", "int" or "float"
+    vocabulary: pd.Index | None = None  # learnt categories (categorical columns)
+    keys: np.ndarray | None = None  # the categories as graph values (object str, int64, float64)
+    missing: object = None  # a graph value that is not a learnt category
+
+    @property
+    def onnx_type(self) -> str:
+        """``string``, ``int64`` or ``double``."""
+        return {"string": "string", "bool": "int64", "int": "int64"}.get(self.kind, "double")
+
+
+def _category_kind(vocabulary: pd.Index, name: str) -> str:
+    """``string``, ``bool``, ``int`` or ``float``: how a column's categories are fed."""
+    dtype = vocabulary.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+        inferred = pd.api.types.infer_dtype(vocabulary, skipna=True)
+        kinds = {"string": "string", "empty": "string", "boolean": "bool", "integer": "int",
+                 "floating": "float", "mixed-integer-float": "float"}
+        if inferred in kinds:
+            return kinds[inferred]
+        dtype = inferred
+    raise ValueError(
+        f"Categorical column {name!r} has categories of type {dtype}, which the ONNX export "
+        "does not support (strings, bools, integers and floats are); convert the column, "
+        "e.g. X[col].astype(str), and refit."
+    )
+
+
+def _unused(candidates, taken) -> object:
+    taken = set(taken)
+    return next(c for c in candidates if c not in taken)
+
+
+def _columns(estimator: MultiTaskClassifier) -> list[_Column]:
+    """The graph input of every feature column, in the order of ``X``."""
+    encoder = estimator.encoder_
+    names = getattr(estimator, "feature_names_in_", None)
+    n_features = estimator.n_features_in_
+    names = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(n_features)]
+    columns = [_Column(name, j, "continuous") for j, name in enumerate(names)]
+    for j, vocabulary in zip(encoder.categorical_indices, encoder.vocabularies_):
+        col = columns[j]
+        col.vocabulary = vocabulary
+        col.kind = _category_kind(vocabulary, col.name)
+        values = vocabulary.to_numpy(dtype=object)
+        if col.kind == "string":
+            col.keys = np.array([str(v) for v in values], dtype=object)
+            col.missing = _unused(("", *(f"<missing {i}>" for i in range(len(values) + 1))),
+                                  col.keys)
+        elif col.kind == "bool":
+            col.keys = np.array([int(bool(v)) for v in values], dtype=np.int64)
+            col.missing = -1
+        elif col.kind == "int":
+            ints = [int(v) for v in values]
+            info = np.iinfo(np.int64)
+            if ints and not (info.min <= min(ints) and max(ints) <= info.max):
+                raise ValueError(
+                    f"Categorical column {col.name!r} has integer categories outside the int64 "
+                    "range, which ONNX cannot feed."
+                )
+            col.keys = np.array(ints, dtype=np.int64)
+            col.missing = _unused((-1, info.min, info.max, *range(-2, -len(ints) - 3, -1)), ints)
+        else:
+            col.keys = np.array([float(v) for v in values], dtype=np.float64)
+            col.missing = np.nan
+    return columns
+
+
+def _output_names(estimator: MultiTaskClassifier, inputs: list[_Column]) -> list[str]:
+    """Task names as graph output names, checked to be unique among all graph names."""
+    names = [str(t) for t in estimator.task_names_]
+    every = names + [c.name for c in inputs]
+    repeated = sorted({n for n in every if every.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"The ONNX graph names its inputs after the features and its outputs after the "
+            f"tasks, which must then all differ; {repeated} appear(s) twice. Rename the "
+            "columns of X or y and refit."
+        )
+    internal = sorted(n for n in every if n.startswith(_PREFIX))
+    if internal:
+        raise ValueError(
+            f"Feature or task names {internal} start with {_PREFIX!r}, which the exported "
+            "graph reserves for its internal tensors. Rename them and refit."
+        )
+    return names
+
+
+# ----------------------------------------------------------------------- inputs
+def onnx_inputs(estimator: MultiTaskClassifier, X) -> dict[str, np.ndarray]:
+    """The input dictionary of the graph :func:`to_onnx` exports, for the rows of ``X``.
+
+    Every column becomes an array of shape ``(n_samples, 1)`` of the input's
+    type (see :mod:`skmtl.export`): categorical values that the estimator
+    would encode as unknown (missing, unseen, or too rare at fit time) are
+    replaced by a value that is not a learnt category (``""`` for strings
+    unless ``""`` was learnt, -1 for bools, NaN for floats), so the graph
+    encodes them as unknown too. Continuous columns are converted to float64;
+    NaN and infinity are kept (the graph returns NaN probabilities for those
+    rows).
+
+    Parameters
+    ----------
+    estimator : MultiTaskClassifier
+        The fitted estimator that was exported.
+    X : array-like or DataFrame of shape (n_samples, n_features)
+        Input features, as given to ``predict_proba``.
+
+    Returns
+    -------
+    inputs : dict of str to ndarray of shape (n_samples, 1)
+        Graph input name -> values (object arrays of str, int64 or float64),
+        ready for ``onnxruntime.InferenceSession.run(None, inputs)``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from skmtl import MultiTaskClassifier
+    >>> from skmtl.export import onnx_inputs
+    >>> X = pd.DataFrame({"city": ["a", "b"] * 50, "age": range(100)})
+    >>> y = pd.DataFrame({"click": [0, 1] * 50, "buy": [0, 0, 1, 1] * 25})
+    >>> clf = MultiTaskClassifier(max_iter=1, random_state=0).fit(X, y)
+    >>> feed = onnx_inputs(clf, pd.DataFrame({"city": ["b", None], "age": [3, 4]}))
+    >>> feed["city"].ravel().tolist(), feed["age"].dtype, feed["age"].shape
+    (['b', ''], dtype('float64'), (2, 1))
+    """
+    check_is_fitted(estimator)
+    X = estimator._validate_X(X, reset=False)
+    out = {}
+    for col in _columns(estimator):
+        values = column(X, col.index)
+        if col.kind == "continuous":
+            arr = _to_float(values, repr(col.name))
+        else:
+            codes = np.asarray(_encode_column(values, col.vocabulary))
+            arr = np.full(codes.shape, col.missing, dtype=col.keys.dtype)
+            known = codes > 0
+            arr[known] = col.keys[codes[known] - 1]
+        out[col.name] = arr.reshape(-1, 1)
+    return out
+
+
+# ------------------------------------------------------------------ the network
+class _ProbabilityModel(torch.nn.Module):
+    """``module_`` followed by the objective's probabilities: what gets traced.
+
+    It takes ``x_cat`` (int64 codes) and/or ``x_cont`` (standardised float32),
+    whichever the model has, and returns one float32 ``(B, K_t)`` tensor per
+    task; rows with a non-finite continuous value get NaN everywhere.
+    """
+
+    def __init__(self, network, objective, n_categorical: int, n_continuous: int):
+        super().__init__()
+        self.network = network
+        self.objective = objective
+        self.n_categorical = n_categorical
+        self.n_continuous = n_continuous
+
+    def forward(self, *inputs):
+        x_cat = inputs[0] if self.n_categorical else None
+        x_cont = inputs[-1] if self.n_continuous else None
+        if x_cat is None:
+            x_cat = torch.zeros((x_cont.shape[0], 0), dtype=torch.long)
+        if x_cont is None:
+            x_cont = torch.zeros((x_cat.shape[0], 0), dtype=torch.float32)
+        probabilities = self.objective.probabilities(self.network(x_cat, x_cont))
+        if self.n_continuous:
+            bad = ~torch.isfinite(x_cont).all(dim=1, keepdim=True)
+            probabilities = [torch.where(bad, torch.nan, p) for p in probabilities]
+        return tuple(p.to(torch.float32) for p in probabilities)
+
+
+def _translations() -> dict:
+    """ONNX translations of the aten ops that onnxruntime cannot run in float64.
+
+    The probability head runs in float64, as ``predict_proba`` does; the
+    default translations of ``softplus`` (ONNX ``Softplus``) and
+    ``log_sigmoid`` (``Log(Sigmoid(x))``) have no float64 kernel in
+    onnxruntime or lose precision. These use elementary ops instead, with
+    PyTorch's own formulas.
+    """
+    from onnxscript import opset18 as op
+
+    def softplus(x, beta: float = 1.0, threshold: float = 20.0):
+        # torch: x where beta * x > threshold, else log1p(exp(beta * x)) / beta
+        beta_ = op.CastLike(beta, x)
+        scaled = op.Mul(x, beta_)
+        smooth = op.Div(op.Log(op.Add(op.CastLike(1.0, x), op.Exp(scaled))), beta_)
+        return op.Where(op.Greater(scaled, op.CastLike(threshold, x)), x, smooth)
+
+    def log_sigmoid(x):
+        # torch: min(x, 0) - log1p(exp(-|x|)), finite for every finite x
+        tail = op.Log(op.Add(op.CastLike(1.0, x), op.Exp(op.Neg(op.Abs(x)))))
+        return op.Sub(op.Min(x, op.CastLike(0.0, x)), tail)
+
+    return {
+        torch.ops.aten.softplus.default: softplus,
+        torch.ops.aten.log_sigmoid.default: log_sigmoid,
+    }
+
+
+@contextlib.contextmanager
+def _quiet_exporter():
+    """Silence the exporter's own warnings and log lines (not errors)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
+
+
+def _export_network(estimator, n_categorical, n_continuous, opset):
+    """The traced network + probabilities as an ONNX model.
+
+    Its inputs are ``x_cat`` and/or ``x_cont`` (those the model has), its
+    outputs ``proba_0``, ``proba_1``, ... in task order.
+    """
+    network = copy.deepcopy(estimator.module_).cpu().eval()
+    objective = copy.copy(estimator.objective_).to("cpu")
+    model = _ProbabilityModel(network, objective, n_categorical, n_continuous).eval()
+    batch = 3  # example rows; the batch axis is exported as dynamic
+    example, names = [], []
+    if n_categorical:
+        example.append(torch.zeros((batch, n_categorical), dtype=torch.long))
+        names.append("x_cat")
+    if n_continuous:
+        example.append(torch.zeros((batch, n_continuous), dtype=torch.float32))
+        names.append("x_cont")
+    rows = torch.export.Dim("N")
+    try:
+        with _quiet_exporter(), torch.no_grad():
+            program = torch.onnx.export(
+                model,
+                tuple(example),
+                dynamo=True,
+                opset_version=opset,
+                custom_translation_table=_translations(),
+                input_names=names,
+                output_names=[f"proba_{t}" for t in range(estimator.n_outputs_)],
+                dynamic_shapes=(tuple({0: rows} for _ in example),),  # forward(*inputs)
+                verbose=False,
+            )
+    except Exception as exc:
+        raise RuntimeError(
+            f"PyTorch could not export the network ({type(estimator.module_.body).__name__}) "
+            f"to ONNX: {type(exc).__name__}: {exc}. Built-in architectures export; a "
+            "user-defined module must be traceable by torch.export (no data-dependent Python "
+            "control flow, no NumPy calls in forward)."
+        ) from exc
+    return program.model_proto
+
+
+# -------------------------------------------------------------- the front end
+def _front_end(columns, encoder, helper, numpy_helper, TensorProto):
+    """Nodes, initializers and graph inputs that turn raw columns into x_cat / x_cont."""
+    nodes, initializers, inputs = [], [], []
+    onnx_types = {"string": TensorProto.STRING, "int64": TensorProto.INT64,
+                  "double": TensorProto.DOUBLE}
+
+    def const(name, array):
+        initializers.append(numpy_helper.from_array(np.asarray(array), _PREFIX + name))
+        return _PREFIX + name
+
+    for col in columns:
+        inputs.append(helper.make_tensor_value_info(col.name, onnx_types[col.onnx_type], ["N", 1]))
+
+    codes = []
+    for k, j in enumerate(encoder.categorical_indices):
+        col, out = columns[j], f"{_PREFIX}code_{k}"
+        if len(col.keys) == 0:  # no learnt category: always unknown
+            shape = f"{_PREFIX}shape_{k}"
+            nodes.append(helper.make_node("Shape", [col.name], [shape]))
+            nodes.append(helper.make_node(
+                "ConstantOfShape", [shape], [out],
+                value=numpy_helper.from_array(np.zeros(1, dtype=np.int64)),
+            ))
+        elif col.kind == "float":
+            # (N, 1) == (K,) -> (N, K); the matching code, or 0; max over K.
+            equal, picked = f"{_PREFIX}equal_{k}", f"{_PREFIX}picked_{k}"
+            keys = const(f"keys_{k}", col.keys)
+            nodes.append(helper.make_node("Equal", [col.name, keys], [equal]))
+            nodes.append(helper.make_node(
+                "Where",
+                [equal, const(f"values_{k}", np.arange(1, len(col.keys) + 1, dtype=np.int64)),
+                 const(f"zero_{k}", np.zeros((), dtype=np.int64))],
+                [picked],
+            ))
+            nodes.append(helper.make_node(
+                "ReduceMax", [picked, const(f"axis_{k}", np.ones(1, dtype=np.int64))], [out],
+                keepdims=1,
+            ))
+        else:
+            keys = ({"keys_strings": col.keys.tolist()} if col.kind == "string"
+                    else {"keys_int64s": col.keys.tolist()})
+            nodes.append(helper.make_node(
+                "LabelEncoder", [col.name], [out], domain="ai.onnx.ml",
+                values_int64s=list(range(1, len(col.keys) + 1)), default_int64=0, **keys,
+            ))
+        codes.append(out)
+    if codes:
+        nodes.append(helper.make_node("Concat", codes, [_PREFIX + "net/x_cat"], axis=1))
+
+    continuous = [columns[j].name for j in encoder.continuous_indices]
+    if continuous:
+        raw, centred, scaled = (_PREFIX + s for s in ("continuous", "centred", "scaled"))
+        nodes.append(helper.make_node("Concat", continuous, [raw], axis=1))
+        nodes.append(helper.make_node(
+            "Sub", [raw, const("mean", np.asarray(encoder.mean_, dtype=np.float64))], [centred]
+        ))
+        nodes.append(helper.make_node(
+            "Div", [centred, const("scale", np.asarray(encoder.scale_, dtype=np.float64))],
+            [scaled],
+        ))
+        nodes.append(helper.make_node(
+            "Cast", [scaled], [_PREFIX + "net/x_cont"], to=TensorProto.FLOAT
+        ))
+    return nodes, initializers, inputs
+
+
+def _jsonable(values) -> list:
+    return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values).tolist()]
+
+
+def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = None):
+    """Export a fitted :class:`~skmtl.MultiTaskClassifier`, input encoding included, to ONNX.
+
+    The graph takes one input per raw feature column and returns one
+    probability tensor per task, equal to ``predict_proba`` (to float32
+    precision); see :mod:`skmtl.export` for the input names, types and the
+    handling of unknown, missing and non-finite values.
+
+    Parameters
+    ----------
+    estimator : MultiTaskClassifier
+        A fitted estimator. Built-in architectures all export; a user-defined
+        ``architecture`` exports if ``torch.export`` can trace its module.
+    path : str or path-like, default=None
+        Where to write the ``.onnx`` file; None writes nothing.
+    opset : int, default=None
+        Version of the ``ai.onnx`` operator set, at least 18 (the oldest the
+        PyTorch exporter targets); None uses :data:`DEFAULT_OPSET` (20).
+        The categorical lookups use ``ai.onnx.ml`` version 2.
+
+    Returns
+    -------
+    model : onnx.ModelProto
+        The checked model (also written to ``path`` when given).
+
+    Raises
+    ------
+    ImportError
+        If ``onnx`` or ``onnxscript`` is not installed (``pip install
+        "skmtl[onnx]"``).
+    ValueError
+        If a categorical column's categories are not strings, bools,
+        integers or floats, or the feature and task names are not unique.
+    RuntimeError
+        If PyTorch cannot trace the network (user-defined modules).
+
+    Notes
+    -----
+    Outputs are float32; the network runs in float32 as in ``predict_proba``
+    and the probability head in float64 before the final cast, so the
+    differences to ``predict_proba`` are of the order of 1e-7. Check an
+    export with :func:`onnx_inputs` and onnxruntime::
+
+        import onnxruntime as ort
+        session = ort.InferenceSession(model.SerializeToString())
+        proba = session.run(None, onnx_inputs(clf, X))   # one array per task
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skmtl import MultiTaskClassifier
+    >>> from skmtl.export import to_onnx
+    >>> X = pd.DataFrame({"city": ["a", "b"] * 50, "age": np.arange(100.0)})
+    >>> y = pd.DataFrame({"click": [0, 1] * 50, "buy": [0, 0, 1, 1] * 25})
+    >>> clf = MultiTaskClassifier(max_iter=1, random_state=0).fit(X, y)
+    >>> model = to_onnx(clf)  # doctest: +SKIP
+    >>> [i.name for i in model.graph.input], [o.name for o in model.graph.output]  # doctest: +SKIP
+    (['city', 'age'], ['click', 'buy'])
+    """
+    try:
+        import onnx
+        import onnxscript  # noqa: F401  (the torch.export-based exporter needs it)
+        from onnx import TensorProto, helper, numpy_helper
+    except ImportError as exc:
+        raise ImportError(
+            f"to_onnx needs the onnx and onnxscript packages ({exc}); install them with "
+            "pip install 'skmtl[onnx]'."
+        ) from None
+    if not isinstance(estimator, MultiTaskClassifier):
+        raise TypeError(f"to_onnx exports a MultiTaskClassifier; got {type(estimator).__name__}.")
+    check_is_fitted(estimator)
+    if opset is None:
+        opset = DEFAULT_OPSET
+    if isinstance(opset, bool) or not isinstance(opset, (int, np.integer)) or opset < MIN_OPSET:
+        raise ValueError(f"opset must be an integer >= {MIN_OPSET}; got {opset!r}.")
+    opset = int(opset)
+
+    encoder = estimator.encoder_
+    columns = _columns(estimator)
+    task_names = _output_names(estimator, columns)
+    n_categorical, n_continuous = len(encoder.categorical_indices), len(encoder.continuous_indices)
+
+    net = _export_network(estimator, n_categorical, n_continuous, opset)
+    net = onnx.compose.add_prefix(net, _PREFIX + "net/")
+    graph = net.graph  # inputs skmtl/net/x_cat, skmtl/net/x_cont: the front end's outputs
+    # One name for the batch axis everywhere: the inputs' "N".
+    batch_names = {graph.input[i].type.tensor_type.shape.dim[0].dim_param
+                   for i in range(len(graph.input))} - {""}
+    for info in [*graph.input, *graph.output, *graph.value_info]:
+        for dim in info.type.tensor_type.shape.dim:
+            if dim.dim_param in batch_names:
+                dim.dim_param = "N"
+
+    nodes, initializers, inputs = _front_end(columns, encoder, helper, numpy_helper, TensorProto)
+    outputs = []
+    classes = estimator.classes_ if isinstance(estimator.classes_, list) else [estimator.classes_]
+    for name, internal, task_classes in zip(task_names, graph.output, classes):
+        graph.node.append(helper.make_node("Identity", [internal.name], [name]))
+        outputs.append(
+            helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", len(task_classes)])
+        )
+
+    merged = helper.make_graph(
+        nodes + list(graph.node),
+        "skmtl_multitask_classifier",
+        inputs,
+        outputs,
+        initializer=initializers + list(graph.initializer),
+        value_info=list(graph.value_info),
+    )
+    opsets = {o.domain: o.version for o in net.opset_import}
+    opsets.setdefault("", opset)
+    if n_categorical:
+        opsets.setdefault("ai.onnx.ml", ML_OPSET)
+    model = helper.make_model(
+        merged,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+        ir_version=net.ir_version,
+        producer_name="skmtl",
+        functions=list(net.functions),
+    )
+    from . import __version__
+
+    model.producer_version = __version__
+    model.doc_string = (
+        "skmtl MultiTaskClassifier: raw feature columns in, one probability tensor per task out."
+    )
+    metadata = {
+        "skmtl.task_names": task_names,
+        "skmtl.classes": {n: _jsonable(c) for n, c in zip(task_names, classes)},
+        "skmtl.inputs": [{"name": c.name, "kind": c.kind, "type": c.onnx_type} for c in columns],
+        "skmtl.funnel": [task_names[t] for t in estimator.funnel_],
+        "skmtl.architecture": str(type(estimator.module_.body).__name__),
+    }
+    helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata.items()})
+    onnx.checker.check_model(model, full_check=True)
+    if path is not None:
+        onnx.save_model(model, os.fspath(path))
+    return model
