@@ -119,6 +119,8 @@ def task_losses(
     weights : Tensor of shape (T,)
         Sum of the weights behind each task's mean (its denominator).
     """
+    if all(torch.is_tensor(o) and o.dim() == 1 for o in outputs):
+        return _binary_task_losses(outputs, targets, sample_weight, class_weights)
     losses = []
     weights = []
     for t, output in enumerate(outputs):
@@ -136,6 +138,25 @@ def task_losses(
         losses.append((w * per_row).sum() / total.clamp_min(torch.finfo(per_row.dtype).tiny))
         weights.append(total)
     return torch.stack(losses), torch.stack(weights)
+
+
+def _binary_task_losses(logits, targets, sample_weight, class_weights):
+    """:func:`task_losses` for binary logits only, all tasks in one batched computation."""
+    z = torch.stack(list(logits))  # (T, B)
+    y = targets.T  # (T, B)
+    known = y >= 0
+    y_safe = y.clamp(min=0)
+    per_row = F.binary_cross_entropy_with_logits(z, y_safe.to(z.dtype), reduction="none")
+    w = known.to(z.dtype)
+    if sample_weight is not None:
+        w = w * sample_weight
+    if class_weights is not None and any(c is not None for c in class_weights):
+        ones = torch.ones(2, dtype=z.dtype, device=z.device)
+        table = torch.stack([ones if c is None else c.to(z.dtype) for c in class_weights])
+        w = w * table.gather(1, y_safe)
+    totals = w.sum(dim=1)
+    losses = (w * per_row).sum(dim=1) / totals.clamp_min(torch.finfo(z.dtype).tiny)
+    return losses, totals
 
 
 def multitask_loss(

@@ -78,3 +78,17 @@ def test_zero_sample_weights_contribute_zero():
     targets = torch.tensor([[1], [0]])
     losses, weights = task_losses(logits, targets, sample_weight=torch.tensor([0.0, 0.0]))
     assert losses.item() == 0.0 and weights.item() == 0.0
+
+
+def test_batched_binary_path_equals_the_per_task_computation():
+    rng = np.random.RandomState(1)
+    z = [torch.tensor(rng.normal(size=20) * 3), torch.tensor(rng.normal(size=20) * 3)]
+    targets = torch.tensor(rng.randint(-1, 2, size=(20, 2)))
+    sw = torch.tensor(rng.rand(20))
+    cw = [torch.tensor([1.0, 4.0], dtype=torch.float64), None]
+    batched, totals = task_losses(z, targets, sw, cw)
+    # (log p, log(1 - p)) pairs take the general per-task path.
+    pairs = [(-torch.nn.functional.softplus(-a), -torch.nn.functional.softplus(a)) for a in z]
+    general, general_totals = task_losses(pairs, targets, sw, cw)
+    torch.testing.assert_close(batched, general, rtol=1e-12, atol=0)
+    torch.testing.assert_close(totals, general_totals, rtol=1e-12, atol=0)

@@ -171,8 +171,10 @@ class FeatureEmbedding(RandomBlock):
             if self.training and self.unknown_rate > 0.0:
                 drop = torch.rand(x_cat.shape, device=x_cat.device, generator=self.generator)
                 x_cat = x_cat.masked_fill(drop < self.unknown_rate, 0)
-            # (B, F_cat, D)
-            parts.append(F.embedding(x_cat + self.offsets, self.categorical_weight))
+            # (B, F_cat, D). index_select rather than F.embedding: same values, and its
+            # backward (index_add_) is several times cheaper on CPU.
+            rows = (x_cat + self.offsets).reshape(-1)
+            parts.append(self.categorical_weight.index_select(0, rows).view(batch, -1, self.categorical_weight.shape[1]))
         if self.n_continuous:
             # (B, F_cont, 1) * (F_cont, D) + (F_cont, D) -> (B, F_cont, D)
             parts.append(
