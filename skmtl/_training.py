@@ -121,7 +121,8 @@ def make_optimizer(module: nn.Module, learning_rate: float, alpha: float) -> tor
 
 def predict_logits(module: nn.Module, x_cat: torch.Tensor, x_cont: torch.Tensor) -> list[torch.Tensor]:
     """Logits of every task for all rows, in large batches, without autograd."""
-    module.eval()
+    if module.training:  # walking the module tree costs more than a one-row forward
+        module.eval()
     chunks: list[list[torch.Tensor]] = []
     with torch.inference_mode():
         for start in range(0, x_cat.shape[0], INFERENCE_BATCH_SIZE):
