@@ -249,10 +249,11 @@ class StackedLinear(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         weight = self.effective_weight()
         if x.dim() == 2:
-            # One wide matmul (B, in) @ (in, G*out), then split the groups.
+            # One wide matmul with the bias fused, (B, in) @ (in, G*out); the groups are
+            # then a view (G, B, out) of it, not a copy.
             wide = weight.permute(1, 0, 2).reshape(self.in_features, -1)
-            out = (x @ wide).view(x.shape[0], self.n_groups, self.out_features)
-            return out.transpose(0, 1) + self.bias
+            out = torch.addmm(self.bias.reshape(-1), x, wide)
+            return out.view(x.shape[0], self.n_groups, self.out_features).transpose(0, 1)
         return torch.baddbmm(self.bias, x, weight)
 
     def extra_repr(self) -> str:
