@@ -416,3 +416,21 @@ def test_aitm_follows_the_funnel_order():
     oracle_auc = roc_auc_score(conversion, oracle)  # 0.742
     assert roc_auc_score(conversion, p[0][:, 1]) > oracle_auc - 0.03
     assert roc_auc_score(click, p[1][:, 1]) > 0.7
+
+
+def test_integer_category_lookup_matches_hashing():
+    from skmtl._encoding import _encode_column
+
+    rng = np.random.RandomState(0)
+    vocabulary = pd.Index(np.array([-3.0, 0.0, 2.0, 5.0, 40.0]))
+    values = np.concatenate(
+        [rng.randint(-6, 45, size=500).astype(float), [np.nan, np.inf, -np.inf, 2.5, 1e300, -0.0]]
+    )
+    expected = vocabulary.get_indexer(values) + 1
+    assert np.array_equal(_encode_column(values, vocabulary), expected)
+    assert np.array_equal(_encode_column(values.astype(np.float32), vocabulary), expected)
+    ints = rng.randint(-6, 45, size=200)
+    assert np.array_equal(_encode_column(ints, vocabulary), vocabulary.get_indexer(ints) + 1)
+    # A sparse vocabulary (huge range) falls back to hashing, with the same result.
+    wide = pd.Index(np.array([0, 10**9]))
+    assert _encode_column(np.array([0, 5, 10**9]), wide).tolist() == [1, 0, 2]
