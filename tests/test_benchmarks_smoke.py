@@ -1,0 +1,79 @@
+"""Smoke test of benchmarks/bench_mmoe.py: tiny data, floor and skmtl only.
+
+It checks that the driver runs each implementation in its own subprocess,
+collects their results and writes the table; it asserts nothing about timings.
+"""
+
+import json
+import math
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mmoe.py"
+
+pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="benchmarks/bench_mmoe.py not present")
+
+
+def _row(table: str, name: str) -> list[str]:
+    for line in table.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if cells and cells[0] == name:
+            return cells
+    raise AssertionError(f"no row {name!r} in:\n{table}")
+
+
+def _number(cell: str) -> float:
+    return float(re.sub(r"[,x]", "", cell))
+
+
+def test_bench_mmoe_tiny_run(tmp_path):
+    cmd = [
+        sys.executable, str(SCRIPT),
+        "--rows", "3000", "--test-rows", "1000", "--epochs", "1", "--repeats", "1",
+        "--predict-repeats", "2", "--impls", "floor,skmtl", "--threads", "1",
+        "--out-dir", str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+    table = (tmp_path / "mmoe_latest.md").read_text()
+    assert table in proc.stdout
+    for name in ("floor", "skmtl"):
+        cells = _row(table, name)
+        # implementation, runs, train/s, train vs floor, predict/s, predict vs floor,
+        # fit s, peak RSS MB, AUC task 0, AUC task 1
+        assert len(cells) == 10, cells
+        assert cells[1] == "1"
+        values = [_number(c) for c in cells[2:]]
+        assert all(math.isfinite(v) and v > 0 for v in values), cells
+        assert all(0.0 <= v <= 1.0 for v in values[-2:]), cells
+    assert _number(_row(table, "floor")[3]) == pytest.approx(1.0)
+
+    payload = json.loads((tmp_path / "mmoe_latest.json").read_text())
+    assert payload["implementations"] == ["floor", "skmtl"]
+    assert payload["skipped"] == {}
+    assert payload["meta"]["n_train"] == 3000
+    for name in ("floor", "skmtl"):
+        (run,) = payload["runs"][name]
+        assert run["n_train"] == 3000 and run["epochs"] == 1
+        assert math.isfinite(run["train_samples_per_s"]) and run["maxrss_mb"] > 0
+    assert payload["runs"]["skmtl"][0]["dropped_params"] == []
+
+
+def test_bench_mmoe_skips_missing_peer_cleanly(tmp_path):
+    cmd = [
+        sys.executable, str(SCRIPT),
+        "--rows", "500", "--test-rows", "200", "--epochs", "1", "--repeats", "1",
+        "--predict-repeats", "1", "--impls", "floor,deepctr_torch", "--threads", "1",
+        "--peers-python", str(tmp_path / "no-such-python"), "--out-dir", str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    table = (tmp_path / "mmoe_latest.md").read_text()
+    assert "skipping deepctr_torch" in proc.stdout
+    assert _row(table, "deepctr_torch")[2].startswith("skipped")
+    assert _number(_row(table, "floor")[2]) > 0
