@@ -246,15 +246,19 @@ class StackedLinear(nn.Module):
         _uniform_(self.weight, bound, generator)
         _uniform_(self.bias, bound, generator)
 
+    def forward_wide(self, x: torch.Tensor) -> torch.Tensor:
+        """All groups on a shared input as one wide matmul, bias fused: (B, in) -> (B, G*out)."""
+        wide = self.effective_weight().permute(1, 0, 2).reshape(self.in_features, -1)
+        return torch.addmm(self.bias.reshape(-1), x, wide)
+
+    def split_groups(self, wide: torch.Tensor) -> torch.Tensor:
+        """(B, G*out) -> (G, B, out), a view."""
+        return wide.view(wide.shape[0], self.n_groups, self.out_features).transpose(0, 1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        weight = self.effective_weight()
         if x.dim() == 2:
-            # One wide matmul with the bias fused, (B, in) @ (in, G*out); the groups are
-            # then a view (G, B, out) of it, not a copy.
-            wide = weight.permute(1, 0, 2).reshape(self.in_features, -1)
-            out = torch.addmm(self.bias.reshape(-1), x, wide)
-            return out.view(x.shape[0], self.n_groups, self.out_features).transpose(0, 1)
-        return torch.baddbmm(self.bias, x, weight)
+            return self.split_groups(self.forward_wide(x))
+        return torch.baddbmm(self.bias, x, self.effective_weight())
 
     def extra_repr(self) -> str:
         return f"n_groups={self.n_groups}, in_features={self.in_features}, out_features={self.out_features}"
@@ -314,6 +318,12 @@ class StackedMLP(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if len(self.layers) == 0:
             return x.expand(self.n_groups, *x.shape) if x.dim() == 2 else x
+        if x.dim() == 2:
+            # Shared input: the first layer is one wide matmul, activated while still
+            # contiguous (cheaper forward and backward), then viewed as (G, B, out).
+            first, activation = self.layers[0], self.layers[1]
+            x = first.split_groups(activation(first.forward_wide(x)))
+            return self.layers[2:](x)
         return self.layers(x)
 
 
