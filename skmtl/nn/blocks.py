@@ -363,7 +363,9 @@ class Gate(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = torch.addmm(self.bias, x, self.weight)
         logits = logits.view(x.shape[0], self.n_gates, self.n_experts)
-        return torch.softmax(logits / self.temperature, dim=-1)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return torch.softmax(logits, dim=-1)
 
     def extra_repr(self) -> str:
         return (
