@@ -24,7 +24,7 @@ from sklearn.utils.validation import (
 from . import metrics
 from ._encoding import TabularEncoder, resolve_categorical
 from ._funnel import impression_space_codes, resolve_funnel
-from ._targets import encode_targets, fit_targets, predict_dtype
+from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
 from ._validation import check_embedding_tables, keep_state_on_error
 from .losses import MultiTaskObjective
@@ -706,7 +706,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return vectors
 
     def _check_warm_start_targets(self, targets) -> None:
-        fitted = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        fitted = fitted_classes(self)
         if len(fitted) != len(targets.classes):
             raise ValueError(
                 f"warm_start=True: y has {len(targets.classes)} task(s) but the fitted model "
@@ -823,7 +823,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             )
         check_consistent_length(X, y)
         if reuse and partial:
-            classes = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+            classes = fitted_classes(self)
         targets = fit_targets(y, classes)
         sample_weight = _check_sample_weight(
             sample_weight, np.empty((n_samples, 0)), dtype=np.float64, ensure_non_negative=True
@@ -1009,7 +1009,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             model was fitted on 1-D ``y``.
         """
         probabilities = self._task_probabilities(X)
-        classes = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        classes = fitted_classes(self)
         out = np.empty((probabilities[0].shape[0], len(classes)), dtype=predict_dtype(classes))
         for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
             out[:, t] = task_classes[np.argmax(proba, axis=1)]
@@ -1114,7 +1114,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         score : float
             Weighted fraction of rows whose known labels are all predicted.
         """
-        classes = self.classes_ if isinstance(self.classes_, list) else [self.classes_]
+        classes = fitted_classes(self)
         codes = encode_targets(y, classes)
         if self.funnel_:
             codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))

@@ -55,6 +55,7 @@ import sklearn
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._targets import fitted_classes
 from ._classifier import MultiTaskClassifier
 from ._encoding import TabularEncoder
 from .losses import MultiTaskObjective
@@ -407,7 +408,7 @@ def _is_fitted_name(name: str) -> bool:
 def _network_spec(estimator) -> dict:
     """The arguments ``fit`` gave :func:`~skmtl.nn.architectures.build_network`."""
     encoder = estimator.encoder_
-    classes = estimator.classes_ if isinstance(estimator.classes_, list) else [estimator.classes_]
+    classes = fitted_classes(estimator)
     return {
         "architecture": estimator.architecture,
         "cardinalities": list(encoder.cardinalities),

@@ -113,7 +113,7 @@ def fit_targets(y, classes: list[np.ndarray] | None = None) -> Targets:
         raise ValueError(
             f"y has {len(columns)} task(s) but classes describes {len(classes)}."
         )
-    fitted_classes = classes
+    given_classes = classes
     classes = []
     codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
     for t, (values, name) in enumerate(zip(columns, names)):
@@ -121,8 +121,8 @@ def fit_targets(y, classes: list[np.ndarray] | None = None) -> Targets:
         known = values[~missing]
         if known.dtype.kind == "f" and not np.isfinite(known).all():
             raise ValueError(f"Task {name!r}: y contains infinity; labels must be class values.")
-        if fitted_classes is not None:
-            task_classes = np.asarray(fitted_classes[t])
+        if given_classes is not None:
+            task_classes = np.asarray(given_classes[t])
             index = pd.Index(task_classes).get_indexer(known)
             if np.any(index < 0):
                 unseen = pd.unique(known[index < 0])[:5].tolist()
@@ -176,3 +176,9 @@ def predict_dtype(classes: list[np.ndarray]) -> np.dtype:
     if any(dt.kind in "OSU" for dt in dtypes):
         return np.dtype(object) if len(set(dtypes)) > 1 else dtypes[0]
     return np.result_type(*dtypes)
+
+
+def fitted_classes(estimator) -> list[np.ndarray]:
+    """A fitted estimator's classes as one array per task (``classes_`` is an ndarray for 1-D y)."""
+    classes = estimator.classes_
+    return classes if isinstance(classes, list) else [classes]

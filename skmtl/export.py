@@ -75,6 +75,7 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
+from ._targets import fitted_classes
 from ._classifier import MultiTaskClassifier
 from ._encoding import _encode_column, _to_float, column
 
@@ -526,7 +527,7 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
 
     nodes, initializers, inputs = _front_end(columns, encoder, helper, numpy_helper, TensorProto)
     outputs = []
-    classes = estimator.classes_ if isinstance(estimator.classes_, list) else [estimator.classes_]
+    classes = fitted_classes(estimator)
     for name, internal, task_classes in zip(task_names, graph.output, classes):
         graph.node.append(helper.make_node("Identity", [internal.name], [name]))
         outputs.append(

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 
+from ._synthetic import _check_int
+
 __all__ = ["make_ad_funnel"]
 
 _SEGMENTS = ["bargain", "family", "student", "professional", "senior", "gamer", "traveller",
@@ -17,34 +19,6 @@ _USER_FEATURES = ["user_segment", "device", "user_activity", "user_age"]
 _ITEM_FEATURES = ["item_category", "item_price", "item_rating"]
 _SEGMENT_SHARES = [0.18, 0.16, 0.14, 0.14, 0.1, 0.1, 0.08, 0.1]
 _LATENT_DIM = 3
-
-
-def _check_int(value, name, minimum):
-    """Return ``value`` as an int after checking it is an integer >= ``minimum``.
-
-    Parameters
-    ----------
-    value : object
-        Value to check.
-    name : str
-        Parameter name, used in the error message.
-    minimum : int
-        Smallest allowed value.
-
-    Returns
-    -------
-    value : int
-
-    Raises
-    ------
-    ValueError
-        If ``value`` is not an integer (bools are refused) or is below ``minimum``.
-    """
-    if isinstance(value, bool) or not isinstance(value, Integral):
-        raise ValueError(f"{name} must be an integer, got {value!r}.")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}.")
-    return int(value)
 
 
 def _check_rate(value, name):
