@@ -718,10 +718,19 @@ def summarise(runs: dict, skipped: dict, impls, meta: dict) -> tuple[str, dict]:
             ),
         }
     floor = rows.get("floor")
-    for row in rows.values():
+    floor_by_round = {r.get("round"): r for r in runs.get("floor", [])}
+    for impl, row in rows.items():
         for key, ratio in (("train_samples_per_s", "train_vs_floor"),
                            ("predict_samples_per_s", "predict_vs_floor")):
             row[ratio] = row[key] / floor[key] if floor else float("nan")
+            # Paired: each run against the floor run of the same round (they ran
+            # back to back), so slow drifts of the machine's speed cancel out.
+            paired = [
+                r[key] / floor_by_round[r["round"]][key]
+                for r in runs[impl]
+                if r.get("round") in floor_by_round
+            ]
+            row[ratio + "_paired"] = paired
 
     lines = [
         f"## MMoE benchmark ({meta['date']})",
@@ -758,6 +767,26 @@ def summarise(runs: dict, skipped: dict, impls, meta: dict) -> tuple[str, dict]:
         )
     for impl, reason in skipped.items():
         lines.append(f"| {impl} | 0 | skipped: {reason} | | | | | | | |")
+    if floor and len(rows) > 1:
+        lines += [
+            "",
+            "Paired ratios (each run divided by the floor run of the same round; the "
+            "implementations run one after the other in each round; median and range over the rounds):",
+            "",
+            "| implementation | train vs floor, paired | predict vs floor, paired |",
+            "|---|---:|---:|",
+        ]
+        for impl, row in rows.items():
+            if impl == "floor":
+                continue
+            cells = []
+            for ratio in ("train_vs_floor_paired", "predict_vs_floor_paired"):
+                values = row[ratio]
+                cells.append(
+                    f"{_fmt(_median(values), 2, 'x')} ({_fmt(min(values), 2)}-{_fmt(max(values), 2)})"
+                    if values else "n/a"
+                )
+            lines.append(f"| {impl} | {cells[0]} | {cells[1]} |")
     lines += ["", "Notes:"]
     left_out = [f"{impl} {row['shared_runs_left_out']}" for impl, row in rows.items()
                 if row["shared_runs_left_out"]]
@@ -860,6 +889,7 @@ def run_driver(args) -> int:
                         skipped[impl] = f"failed: {error[:300]}"
                         del pythons[impl]
                     continue
+                result["round"] = r
                 runs[impl].append(result)
                 others = result.get("others_cpu_share")
                 print(f"train {result['train_samples_per_s']:,.0f}/s, predict "
