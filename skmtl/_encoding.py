@@ -106,16 +106,19 @@ def resolve_categorical(X, categorical_features, feature_names) -> np.ndarray:
     )
 
 
-def _vocabulary(values, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
-    """Sorted categories of one column that earn an embedding row of their own."""
+def _category_counts(values) -> pd.Series:
+    """How often each category of one column occurs (missing values left out)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy()
-        counts = pd.Series(
+        return pd.Series(
             np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)),
             index=values.cat.categories,
         )
-    else:
-        counts = pd.Series(values, copy=False).value_counts(dropna=True, sort=False)
+    return pd.Series(values, copy=False).value_counts(dropna=True, sort=False)
+
+
+def _vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
+    """Sorted categories of one column that earn an embedding row of their own."""
     inferred = pd.api.types.infer_dtype(counts.index, skipna=True)
     if inferred in _MIXED_INFERRED:
         kinds = sorted({type(v).__name__ for v in counts.index})
@@ -129,6 +132,32 @@ def _vocabulary(values, min_frequency: int, max_categories: int | None, name: st
         counts = counts.sort_index()
         counts = counts.iloc[np.argsort(-counts.to_numpy(), kind="stable")[:max_categories]]
     return pd.Index(counts.index).sort_values()
+
+
+def _sum_counts(parts: list[pd.Series]) -> pd.Series:
+    """Category counts of several shards added up (one shard: returned as is)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts).groupby(level=0, sort=False).sum()
+
+
+def _moments(values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(rows, column means, column sums of squared deviations) of one shard."""
+    mean = values.mean(axis=0) if values.shape[0] else np.zeros(values.shape[1])
+    return values.shape[0], mean, ((values - mean) ** 2).sum(axis=0)
+
+
+def _combine_moments(parts) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) standard deviation of the union of the shards.
+
+    Chan, Golub and LeVeque's pairwise update: the squared deviations of each
+    shard are corrected by ``n_i * (mean_i - mean)**2``, which avoids the
+    cancellation of ``E[x^2] - E[x]^2``.
+    """
+    n = sum(p[0] for p in parts)
+    mean = sum(p[0] * p[1] for p in parts) / n
+    m2 = sum(p[2] + p[0] * (p[1] - mean) ** 2 for p in parts)
+    return mean, np.sqrt(m2 / n)
 
 
 def _declared_vocabulary(values, name: str) -> pd.Index:
@@ -173,23 +202,44 @@ class TabularEncoder:
         """Rows of each categorical table: learnt categories plus the unknown row."""
         return [len(v) + 1 for v in self.vocabularies_]
 
-    def fit(self, X, declared: dict | None = None) -> TabularEncoder:
+    def fit(self, X, declared: dict | None = None, share=None) -> TabularEncoder:
         """Learn vocabularies and the mean/scale of continuous columns from ``X``.
 
         ``declared`` maps a categorical column's index to its full set of
         categories, used as given instead of being learnt from ``X`` (e.g.
         when ``X`` is only the first chunk of a stream).
+
+        ``share`` (data-parallel fits) runs a function on every process and
+        returns the list of their results: category counts are then summed
+        over the processes before ``min_frequency`` and ``max_categories``
+        apply, and the mean and scale are those of all processes' rows.
         """
         declared = declared or {}
+
+        def statistics():
+            counts = [
+                None if j in declared else _category_counts(column(X, j))
+                for j in self.categorical_indices
+            ]
+            return counts, self._continuous(X)
+
+        if share is None:
+            counts, continuous = statistics()
+            self.mean_ = continuous.mean(axis=0)
+            scale = continuous.std(axis=0)
+        else:
+            shards = share(lambda: (lambda c, v: (c, _moments(v)))(*statistics()))
+            counts = [
+                None if j in declared else _sum_counts([shard[0][k] for shard in shards])
+                for k, j in enumerate(self.categorical_indices)
+            ]
+            self.mean_, scale = _combine_moments([shard[1] for shard in shards])
         self.vocabularies_ = [
             _declared_vocabulary(declared[j], self._name(j))
             if j in declared
-            else _vocabulary(column(X, j), self.min_frequency, self.max_categories, self._name(j))
-            for j in self.categorical_indices
+            else _vocabulary(column_counts, self.min_frequency, self.max_categories, self._name(j))
+            for j, column_counts in zip(self.categorical_indices, counts)
         ]
-        continuous = self._continuous(X)
-        self.mean_ = continuous.mean(axis=0)
-        scale = continuous.std(axis=0)
         self.scale_ = np.where(scale > 0, scale, 1.0)
         return self
 

@@ -94,11 +94,59 @@ def unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
     return known.astype(_UNBOXED[inferred])
 
 
-def fit_targets(y, classes: list[np.ndarray] | None = None) -> Targets:
+def _observed_classes(values: np.ndarray, missing: np.ndarray, name: str) -> np.ndarray:
+    """Sorted distinct known labels of one task (possibly none)."""
+    known = values[~missing]
+    if known.dtype.kind == "f" and not np.isfinite(known).all():
+        raise ValueError(f"Task {name!r}: y contains infinity; labels must be class values.")
+    if known.size == 0:
+        return known
+    if known.dtype == object:
+        known = unbox_labels(known, name)
+    check_classification_targets(known)
+    return np.unique(known)
+
+
+def _union_classes(parts: list[np.ndarray], name: str) -> np.ndarray:
+    """Classes of one task seen by several processes, merged."""
+    parts = [p for p in parts if p.size]
+    if not parts:
+        return np.empty(0)
+    if len({p.dtype.kind in "OSU" for p in parts}) > 1:
+        kinds = sorted({str(p.dtype) for p in parts})
+        raise ValueError(
+            f"Task {name!r} has labels of different types on different processes "
+            f"({', '.join(kinds)}); use one type per task."
+        )
+    return np.unique(np.concatenate(parts))
+
+
+def _codes_in_classes(columns, missing, names, classes) -> np.ndarray:
+    """Codes of ``y`` under declared ``classes``; a label outside them raises."""
+    codes = np.full((len(columns[0]), len(columns)), UNKNOWN, dtype=np.int64)
+    for t, (values, unknown, name) in enumerate(zip(columns, missing, names)):
+        task_classes = np.asarray(classes[t])
+        known = values[~unknown]
+        index = pd.Index(task_classes).get_indexer(known)
+        if np.any(index < 0):
+            unseen = pd.unique(known[index < 0])[:5].tolist()
+            raise ValueError(
+                f"Task {name!r} has labels {unseen} that are not among its classes "
+                f"{task_classes.tolist()}; declare every class in the first partial_fit call."
+            )
+        codes[~unknown, t] = index
+    return codes
+
+
+def fit_targets(y, classes: list[np.ndarray] | None = None, share=None) -> Targets:
     """Learn each task's classes (or use the given ``classes``) and encode ``y``.
 
     With ``classes`` (e.g. in ``partial_fit``), every known label must be one
     of them, and a task may show a single class or none in this ``y``.
+
+    ``share`` (data-parallel fits) runs a function on every process and
+    returns the list of their results; the classes are then the union of all
+    processes' labels, so one process's shard may miss a class.
 
     Raises
     ------
@@ -106,52 +154,68 @@ def fit_targets(y, classes: list[np.ndarray] | None = None) -> Targets:
         For continuous or multilabel-within-task labels, infinite values, a
         task with no known label, or a task with a single class.
     """
-    columns, names, one_dimensional = task_columns(y)
-    if not columns:
-        raise ValueError("y has 0 tasks (columns); at least one task is required.")
-    if classes is not None and len(classes) != len(columns):
-        raise ValueError(
-            f"y has {len(columns)} task(s) but classes describes {len(classes)}."
-        )
-    given_classes = classes
-    classes = []
-    codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
-    for t, (values, name) in enumerate(zip(columns, names)):
-        missing = _missing(values)
-        known = values[~missing]
-        if known.dtype.kind == "f" and not np.isfinite(known).all():
-            raise ValueError(f"Task {name!r}: y contains infinity; labels must be class values.")
-        if given_classes is not None:
-            task_classes = np.asarray(given_classes[t])
-            index = pd.Index(task_classes).get_indexer(known)
-            if np.any(index < 0):
-                unseen = pd.unique(known[index < 0])[:5].tolist()
-                raise ValueError(
-                    f"Task {name!r} has labels {unseen} that are not among its classes "
-                    f"{task_classes.tolist()}; declare every class in the first partial_fit call."
-                )
-            codes[:, t] = UNKNOWN
-            codes[~missing, t] = index
-            classes.append(task_classes)
-            continue
-        if known.size == 0:
+    local = {}
+
+    def inspect():
+        """This process's part: task columns, and its codes or observed classes."""
+        columns, names, one_dimensional = task_columns(y)
+        if not columns:
+            raise ValueError("y has 0 tasks (columns); at least one task is required.")
+        if classes is not None and len(classes) != len(columns):
             raise ValueError(
-                f"Task {name!r} has no known label (all values are NaN/None); drop the task "
-                "or give it some labels."
+                f"y has {len(columns)} task(s) but classes describes {len(classes)}."
             )
-        if known.dtype == object:
-            known = unbox_labels(known, name)
-        check_classification_targets(known)
-        task_classes = np.unique(known)
+        missing = [_missing(values) for values in columns]
+        local.update(columns=columns, missing=missing)
+        if classes is not None:
+            local["codes"] = _codes_in_classes(columns, missing, names, classes)
+            return names, one_dimensional, None
+        observed = [
+            _observed_classes(values, unknown, name)
+            for values, unknown, name in zip(columns, missing, names)
+        ]
+        return names, one_dimensional, observed
+
+    if share is None:
+        names, one_dimensional, observed = inspect()
+    else:
+        shards = share(inspect)
+        names, one_dimensional, _ = shards[0]
+        for other_names, other_1d, _ in shards:
+            if other_names != names or other_1d != one_dimensional:
+                raise ValueError(
+                    "Every process of a distributed fit must pass y with the same tasks; "
+                    f"got {other_names} and {names}."
+                )
+        if classes is None:
+            observed = [
+                _union_classes([shard[2][t] for shard in shards], name)
+                for t, name in enumerate(names)
+            ]
+    if classes is not None:
+        return Targets(local["codes"], [np.asarray(c) for c in classes], names, one_dimensional)
+    for task_classes, name in zip(observed, names):
+        if task_classes.size == 0:
+            raise ValueError(
+                f"Task {name!r} has no known label (all values are NaN/None); drop the "
+                "task or give it some labels."
+            )
         if task_classes.shape[0] < 2:
             raise ValueError(
-                f"Task {name!r} has only one class ({task_classes[0]!r}) among its known labels: "
-                "a classifier can't train when only one class is present."
+                f"Task {name!r} has only one class ({task_classes[0]!r}) among its known "
+                "labels: a classifier can't train when only one class is present."
             )
-        codes[:, t] = UNKNOWN
-        codes[~missing, t] = np.searchsorted(task_classes, known)
-        classes.append(task_classes)
-    return Targets(codes, classes, names, one_dimensional)
+    columns, missing = local["columns"], local["missing"]
+    codes = np.full((len(columns[0]), len(columns)), UNKNOWN, dtype=np.int64)
+    for t, (values, unknown, name) in enumerate(zip(columns, missing, names)):
+        known = values[~unknown]
+        if share is None:
+            if known.dtype == object:
+                known = unbox_labels(known, name)
+            codes[~unknown, t] = np.searchsorted(observed[t], known)
+        else:  # the union's dtype may differ from this shard's: look labels up by value
+            codes[~unknown, t] = pd.Index(observed[t]).get_indexer(known)
+    return Targets(codes, observed, names, one_dimensional)
 
 
 def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
