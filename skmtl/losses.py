@@ -96,6 +96,7 @@ def task_losses(
     targets: torch.Tensor,
     sample_weight: torch.Tensor | None = None,
     class_weights: Sequence[torch.Tensor | None] | None = None,
+    denominators: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-task weighted mean cross-entropy and per-task total weight.
 
@@ -111,16 +112,21 @@ def task_losses(
         Non-negative weight of each row.
     class_weights : sequence of (Tensor of shape (K_t,) or None), optional
         Per-task weight of each class.
+    denominators : Tensor of shape (T,), optional
+        Divide each task's weighted loss sum by this instead of by this
+        batch's total weight: in data-parallel training, the total weight of
+        the whole global batch (all processes' parts), so that the processes'
+        losses add up to the global batch's loss.
 
     Returns
     -------
     losses : Tensor of shape (T,)
         Weighted mean loss of each task (0 where a task has no known label).
     weights : Tensor of shape (T,)
-        Sum of the weights behind each task's mean (its denominator).
+        Sum of this batch's weights behind each task's mean.
     """
     if all(torch.is_tensor(o) and o.dim() == 1 for o in outputs):
-        return _binary_task_losses(outputs, targets, sample_weight, class_weights)
+        return _binary_task_losses(outputs, targets, sample_weight, class_weights, denominators)
     losses = []
     weights = []
     for t, output in enumerate(outputs):
@@ -134,13 +140,14 @@ def task_losses(
         if class_weights is not None and class_weights[t] is not None:
             w = w * class_weights[t][y_safe]
         total = w.sum()
+        divisor = total if denominators is None else denominators[t].to(per_row.dtype)
         # sum(w * l) / sum(w); an all-zero weight gives 0 / tiny = 0, never NaN.
-        losses.append((w * per_row).sum() / total.clamp_min(torch.finfo(per_row.dtype).tiny))
+        losses.append((w * per_row).sum() / divisor.clamp_min(torch.finfo(per_row.dtype).tiny))
         weights.append(total)
     return torch.stack(losses), torch.stack(weights)
 
 
-def _binary_task_losses(logits, targets, sample_weight, class_weights):
+def _binary_task_losses(logits, targets, sample_weight, class_weights, denominators=None):
     """:func:`task_losses` for binary logits only, all tasks in one batched computation."""
     z = torch.stack(list(logits))  # (T, B)
     y = targets.T  # (T, B)
@@ -155,7 +162,8 @@ def _binary_task_losses(logits, targets, sample_weight, class_weights):
         table = torch.stack([ones if c is None else c.to(z.dtype) for c in class_weights])
         w = w * table.gather(1, y_safe)
     totals = w.sum(dim=1)
-    losses = (w * per_row).sum(dim=1) / totals.clamp_min(torch.finfo(z.dtype).tiny)
+    divisor = totals if denominators is None else denominators.to(z.dtype)
+    losses = (w * per_row).sum(dim=1) / divisor.clamp_min(torch.finfo(z.dtype).tiny)
     return losses, totals
 
 
@@ -184,17 +192,23 @@ def multitask_loss(
     return total, losses
 
 
-def funnel_violation(probabilities: Sequence[torch.Tensor]) -> torch.Tensor:
+def funnel_violation(
+    probabilities: Sequence[torch.Tensor], n_rows: torch.Tensor | None = None
+) -> torch.Tensor:
     """``sum_k mean(relu(p_k - p_{k-1}))`` over consecutive funnel steps.
 
     Parameters
     ----------
     probabilities : sequence of Tensor of shape (B,)
         Probability of reaching each step, in funnel order.
+    n_rows : Tensor (scalar), optional
+        Divide the sums by this instead of ``B`` (the rows of the whole global
+        batch in data-parallel training).
     """
     penalty = torch.zeros((), dtype=probabilities[0].dtype, device=probabilities[0].device)
     for earlier, later in zip(probabilities[:-1], probabilities[1:]):
-        penalty = penalty + F.relu(later - earlier).mean()
+        excess = F.relu(later - earlier)
+        penalty = penalty + (excess.mean() if n_rows is None else excess.sum() / n_rows.clamp_min(1))
     return penalty
 
 
@@ -269,14 +283,58 @@ class MultiTaskObjective:
         logits: Sequence[torch.Tensor],
         targets: torch.Tensor,
         sample_weight: torch.Tensor | None = None,
+        global_totals: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Total loss (with penalties) and each task's mean loss."""
-        losses, _ = task_losses(self.outputs(logits), targets, sample_weight, self.class_weights)
+        """Total loss (with penalties) and each task's mean loss.
+
+        ``global_totals`` (data-parallel training): the :meth:`batch_totals`
+        row of the global batch this batch is a part of; the losses are then
+        this part's share of the global batch's, and they add up over the
+        processes.
+        """
+        denominators = n_rows = None
+        if global_totals is not None:
+            denominators, n_rows = global_totals[:-1], global_totals[-1]
+        losses, _ = task_losses(
+            self.outputs(logits), targets, sample_weight, self.class_weights, denominators
+        )
         total = losses.sum() if self.task_weights is None else (self.task_weights * losses).sum()
         if self.funnel and self.funnel_mode == "independent" and self.funnel_penalty > 0:
             steps = [torch.sigmoid(logits[t]) for t in self.funnel]
-            total = total + self.funnel_penalty * funnel_violation(steps)
+            total = total + self.funnel_penalty * funnel_violation(steps, n_rows)
         return total, losses
+
+    def row_weights(self, targets: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
+        """Weight of each row in each task's mean, ``(B, T)``: 0 for unknown labels."""
+        known = targets >= 0
+        weights = known.to(torch.float32)
+        if sample_weight is not None:
+            weights = weights * sample_weight.unsqueeze(1)
+        if self.class_weights is not None:
+            safe = targets.clamp(min=0)
+            for t, table in enumerate(self.class_weights):
+                if table is not None:
+                    weights[:, t] = weights[:, t] * table.to(weights.dtype)[safe[:, t]]
+        return weights
+
+    def batch_totals(
+        self,
+        targets: torch.Tensor,
+        sample_weight: torch.Tensor | None,
+        batch_size: int,
+        n_batches: int,
+    ) -> torch.Tensor:
+        """Per-batch denominators of consecutive batches, ``(n_batches, T + 1)``.
+
+        Row ``b`` holds each task's total weight over rows ``b * batch_size``
+        to ``(b + 1) * batch_size`` (see :meth:`row_weights`), then the number
+        of those rows; batches past the end of the data are all zeros.
+        """
+        weights = self.row_weights(targets, sample_weight)
+        per_row = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
+        padded = per_row.new_zeros(n_batches * batch_size, per_row.shape[1])
+        padded[: per_row.shape[0]] = per_row[: padded.shape[0]]
+        return padded.view(n_batches, batch_size, per_row.shape[1]).sum(dim=1)
 
     def _offset(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Logits with the negative-sampling offsets applied (as float64).

@@ -174,7 +174,8 @@ class FeatureEmbedding(RandomBlock):
             # (B, F_cat, D). index_select rather than F.embedding: same values, and its
             # backward (index_add_) is several times cheaper on CPU.
             rows = (x_cat + self.offsets).reshape(-1)
-            parts.append(self.categorical_weight.index_select(0, rows).view(batch, -1, self.categorical_weight.shape[1]))
+            table = self.categorical_weight
+            parts.append(table.index_select(0, rows).view(batch, x_cat.shape[1], table.shape[1]))
         if self.n_continuous:
             # (B, F_cont, 1) * (F_cont, D) + (F_cont, D) -> (B, F_cont, D)
             parts.append(
