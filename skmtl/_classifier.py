@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from numbers import Integral, Real
 
 import numpy as np
@@ -12,7 +13,6 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, _fit_
 from sklearn.utils import check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_array,
@@ -22,6 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from . import metrics
+from ._distributed import check_same_on_every_rank, process_group
 from ._encoding import TabularEncoder, resolve_categorical
 from ._funnel import impression_space_codes, resolve_funnel
 from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
@@ -56,16 +57,34 @@ def _layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
-def _resolve_device(device: str) -> torch.device:
+def _resolve_device(device: str, distributed: bool = False) -> torch.device:
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     if device == "cuda" and not torch.cuda.is_available():
         raise ValueError(
             "device='cuda' was requested but no CUDA GPU is available to PyTorch "
             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
             "Use device='cpu' or device='auto'."
         )
+    if device == "cuda" and distributed:  # one GPU per process, as torchrun numbers them
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
     return torch.device(device)
+
+
+def _comparable_params(estimator) -> dict:
+    """Parameters that every process of a distributed fit must share, as strings.
+
+    ``verbose`` may differ (e.g. a progress bar on rank 0 only), and so may
+    ``random_state`` (rank 0's seed is used); values whose repr is an object
+    address (functions, generator instances) are compared by type only.
+    """
+    out = {}
+    for name, value in estimator.get_params(deep=False).items():
+        if name in ("verbose", "random_state"):
+            continue
+        text = repr(value)
+        out[name] = type(value).__qualname__ if " at 0x" in text else text
+    return out
 
 
 class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
@@ -290,6 +309,21 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         trained on a GPU predicts on the GPU; once pickled it unpickles on
         CPU-only machines and predicts there.
 
+    distributed : bool, default=False
+        Data-parallel training with ``torch.distributed``: every process of
+        an initialised process group (started with ``torchrun``, see
+        :doc:`/data_parallel`) calls ``fit`` with its own shard of the rows and
+        the same parameters, and they train one model together through
+        ``DistributedDataParallel`` (gloo on CPUs, nccl on GPUs, where each
+        process uses ``cuda:LOCAL_RANK``). Classes, category vocabularies,
+        continuous-column statistics and class weights are learnt from all
+        shards; ``batch_size`` is the global batch, split between the
+        processes; each task's loss is normalised by its label weight over
+        the whole global batch and the early-stopping decisions are taken on
+        losses summed over all processes. Every process ends with the same
+        fitted estimator. ``random_state`` should be an int (with None, rank
+        0's seed is used by all).
+
     random_state : int, RandomState instance or None, default=None
         Draws the one seed of each ``fit``, used through explicit
         ``torch.Generator`` objects for weight initialisation, the
@@ -406,6 +440,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         "tol": [Interval(Real, 0, None, closed="left")],
         "warm_start": ["boolean"],
         "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "distributed": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
     }
@@ -447,6 +482,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         tol=1e-4,
         warm_start=False,
         device="auto",
+        distributed=False,
         random_state=None,
         verbose=0,
     ):
@@ -484,6 +520,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.tol = tol
         self.warm_start = warm_start
         self.device = device
+        self.distributed = distributed
         self.random_state = random_state
         self.verbose = verbose
 
@@ -674,21 +711,29 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             )
         return [spec.get(name) for name in task_names]
 
-    def _class_weight_vectors(self, targets, sample_rows) -> list[np.ndarray | None]:
-        vectors = []
+    def _class_weight_vectors(self, targets, sample_rows, group) -> list[np.ndarray | None]:
         specs = self._class_weight_specs(targets.task_names)
+        balanced = [t for t, spec in enumerate(specs) if isinstance(spec, str)]
+        counts = {}
+        if balanced:  # class counts over every process's training rows
+            codes = targets.codes[sample_rows]
+            local = [
+                np.bincount(codes[codes[:, t] >= 0, t], minlength=len(targets.classes[t]))
+                for t in balanced
+            ]
+            for t, shards in zip(balanced, zip(*group.share(lambda: local))):
+                counts[t] = np.sum(shards, axis=0)
+        vectors = []
         for t, (spec, classes) in enumerate(zip(specs, targets.classes)):
             if spec is None:
                 vectors.append(None)
                 continue
-            codes = targets.codes[sample_rows, t]
-            known = codes[codes >= 0]
+            weights = np.ones(len(classes))
             if isinstance(spec, str) and spec == "balanced":
-                present = np.unique(known)
-                weights = np.ones(len(classes))
-                weights[present] = compute_class_weight("balanced", classes=present, y=known)
+                # sklearn's "balanced" over the classes present: n / (n_classes * count).
+                present = counts[t] > 0
+                weights[present] = counts[t].sum() / (present.sum() * counts[t][present])
             elif isinstance(spec, dict):
-                weights = np.ones(len(classes))
                 for label, value in spec.items():
                     where = np.flatnonzero(classes == label)
                     if where.size == 0:
@@ -719,27 +764,35 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                     f"model has {old.tolist()}. Set warm_start=False to fit a new model."
                 )
 
-    def _validation_split(self, n_samples, codes, rng) -> tuple[np.ndarray, np.ndarray | None]:
+    def _validation_split(
+        self, n_samples, codes, rng, group
+    ) -> tuple[np.ndarray, np.ndarray | None]:
         early = self.early_stopping
-        if early == "auto":
-            early = n_samples > EARLY_STOPPING_AUTO_MIN_SAMPLES
+        if early == "auto":  # decided on the rows of every process
+            early = sum(group.share(lambda: n_samples)) > EARLY_STOPPING_AUTO_MIN_SAMPLES
         if not early:
             return np.arange(n_samples), None
-        n_val = int(round(self.validation_fraction * n_samples))
-        if n_val < 1 or n_samples - n_val < 1:
-            raise ValueError(
-                f"early_stopping with validation_fraction={self.validation_fraction} leaves "
-                f"{n_val} validation and {n_samples - n_val} training rows out of {n_samples}; "
-                "use more data, another validation_fraction, or early_stopping=False."
-            )
-        order = rng.permutation(n_samples)
-        val_rows, train_rows = np.sort(order[:n_val]), np.sort(order[n_val:])
-        for t in range(codes.shape[1]):
-            if not np.any(codes[train_rows, t] >= 0):
+
+        def split():
+            n_val = int(round(self.validation_fraction * n_samples))
+            if n_val < 1 or n_samples - n_val < 1:
                 raise ValueError(
-                    f"The validation split left task {t} without known labels for training; "
-                    "use early_stopping=False or a smaller validation_fraction."
+                    f"early_stopping with validation_fraction={self.validation_fraction} leaves "
+                    f"{n_val} validation and {n_samples - n_val} training rows out of "
+                    f"{n_samples}; use more data, another validation_fraction, or "
+                    "early_stopping=False."
                 )
+            order = rng.permutation(n_samples)
+            return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+        train_rows, val_rows = group.run(split)
+        labelled = np.any(codes[train_rows] >= 0, axis=0)
+        labelled = np.any(group.share(lambda: labelled), axis=0)
+        for t in np.flatnonzero(~labelled):
+            raise ValueError(
+                f"The validation split left task {t} without known labels for training; "
+                "use early_stopping=False or a smaller validation_fraction."
+            )
         return train_rows, val_rows
 
     # ---------------------------------------------------------------- fitting
@@ -813,28 +866,49 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         )
 
     def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
-        """The work of ``fit`` and ``partial_fit``: validate, build or reuse, train, store."""
-        X = self._validate_X(X, reset=not reuse)
-        n_samples = X.shape[0]
-        if n_samples < (1 if partial else 2):
-            raise ValueError(
-                f"n_samples={n_samples}: at least {1 if partial else 2} samples are required "
-                "to fit a classifier."
+        """The work of ``fit`` and ``partial_fit``: validate, build or reuse, train, store.
+
+        With ``distributed=True`` every step that learns from the data goes
+        through the process group: each process validates its own shard
+        (an error on any process stops all of them with a ValueError, rather
+        than leaving the others waiting) and the statistics are shared.
+        """
+        group = process_group(self.distributed)
+
+        def check_inputs():
+            X_checked = self._validate_X(X, reset=not reuse)
+            n_samples = X_checked.shape[0]
+            if n_samples < (1 if partial else 2):
+                raise ValueError(
+                    f"n_samples={n_samples}: at least {1 if partial else 2} samples are "
+                    "required to fit a classifier."
+                )
+            check_consistent_length(X_checked, y)
+            weights = _check_sample_weight(
+                sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
+                ensure_non_negative=True,
             )
-        check_consistent_length(X, y)
+            if weights.max() > np.finfo(np.float32).max:
+                raise ValueError(
+                    "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
+                    f"{weights.max():.3g}. Rescale it: only the ratios between weights matter."
+                )
+            return X_checked, weights
+
+        X, sample_weight = group.run(check_inputs)
+        n_samples = X.shape[0]
+        if group.active:
+            check_same_on_every_rank(group, "parameters", _comparable_params(self))
+            check_same_on_every_rank(
+                group, "columns",
+                (X.shape[1], None if not hasattr(self, "feature_names_in_")
+                 else self.feature_names_in_.tolist()),
+            )
+        if not any(group.share(lambda: bool(np.any(sample_weight > 0)))):
+            raise ValueError("sample_weight is zero for every row; at least one must be positive.")
         if reuse and partial:
             classes = fitted_classes(self)
-        targets = fit_targets(y, classes)
-        sample_weight = _check_sample_weight(
-            sample_weight, np.empty((n_samples, 0)), dtype=np.float64, ensure_non_negative=True
-        )
-        if not np.any(sample_weight > 0):
-            raise ValueError("sample_weight is zero for every row; at least one must be positive.")
-        if sample_weight.max() > np.finfo(np.float32).max:
-            raise ValueError(
-                "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
-                f"{sample_weight.max():.3g}. Rescale it: only the ratios between weights matter."
-            )
+        targets = fit_targets(y, classes, share=group.share if group.active else None)
         if reuse and not partial:
             self._check_warm_start_targets(targets)
         funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
@@ -843,10 +917,15 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         task_weights = self._task_weight_vector(targets.task_names)
         logit_offsets = self._logit_offsets(targets.task_names, targets.classes, funnel)
 
-        device = _resolve_device(self.device)
+        device = _resolve_device(self.device, self.distributed)
         rng = check_random_state(self.random_state)
-        seed = int(rng.randint(np.iinfo(np.int32).max))
-        split_rng = np.random.RandomState(seed)
+        seed = group.share(lambda: int(rng.randint(np.iinfo(np.int32).max)))[0]
+        # Each process splits its own shard and draws its own dropout masks; the
+        # shuffle generator is the same on all of them (one shuffle order).
+        split_rng = np.random.RandomState([seed, group.rank] if group.active else seed)
+        dropout_seed = seed + 2 if not group.active else int(
+            np.random.SeedSequence([seed, 2, group.rank]).generate_state(1)[0]
+        )
 
         optimizer = None
         if reuse:
@@ -859,10 +938,18 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 optimizer = None
         else:
             feature_names = getattr(self, "feature_names_in_", None)
-            is_categorical = resolve_categorical(X, self.categorical_features, feature_names)
+            is_categorical = group.run(
+                lambda: resolve_categorical(X, self.categorical_features, feature_names)
+            )
+            if group.active:  # e.g. a column of strings on one process, of numbers on another
+                check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
             encoder = TabularEncoder(
                 is_categorical, self.min_frequency, self.max_categories, feature_names
-            ).fit(X, self._declared_categories(categories, is_categorical, feature_names))
+            ).fit(
+                X,
+                self._declared_categories(categories, is_categorical, feature_names),
+                share=group.share if group.active else None,
+            )
             params = self._architecture_params(encoder, funnel)
             check_embedding_tables(encoder, params["embedding_dim"])
             module = build_network(
@@ -876,12 +963,14 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             init_parameters(module, init_generator)
             module = module.to(device)
 
-        codes, continuous = encoder.transform(X)
+        codes, continuous = group.run(lambda: encoder.transform(X))
         if partial:
             train_rows, val_rows = np.arange(n_samples), None
         else:
-            train_rows, val_rows = self._validation_split(n_samples, targets.codes, split_rng)
-        class_weights = self._class_weight_vectors(targets, train_rows)
+            train_rows, val_rows = self._validation_split(
+                n_samples, targets.codes, split_rng, group
+            )
+        class_weights = self._class_weight_vectors(targets, train_rows, group)
 
         def tensors(rows) -> TensorData:
             return TensorData(
@@ -901,7 +990,8 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             funnel_penalty=self.funnel_penalty,
             logit_offsets=as_tensor(logit_offsets),
         ).to(device)
-        batch_size = min(512, len(train_rows)) if self.batch_size == "auto" else self.batch_size
+        n_train = sum(group.share(lambda: len(train_rows)))
+        batch_size = min(512, n_train) if self.batch_size == "auto" else self.batch_size
         if optimizer is None:
             optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
         config = TrainingConfig(
@@ -922,8 +1012,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             None if val_rows is None else tensors(val_rows),
             config,
             shuffle_generator=torch.Generator().manual_seed(seed + 1),
-            dropout_generator=torch.Generator(device=device).manual_seed(seed + 2),
+            dropout_generator=torch.Generator(device=device).manual_seed(dropout_seed),
             optimizer=optimizer,
+            group=group,
+            find_unused_parameters=not isinstance(self.architecture, str),
         )
 
         # Only now, with training finished, does the estimator change.

@@ -18,6 +18,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from ._distributed import SingleProcess
 from .losses import MultiTaskObjective
 from .nn.blocks import FeatureEmbedding, attach_generator
 
@@ -136,11 +137,27 @@ def predict_logits(module: nn.Module, x_cat: torch.Tensor, x_cont: torch.Tensor)
     return [torch.cat(parts) for parts in zip(*chunks)]
 
 
-def validation_loss(module: nn.Module, data: TensorData, config: TrainingConfig) -> torch.Tensor:
-    """The training objective on ``data`` (all rows at once), as a 0-d tensor."""
+def validation_loss(
+    module: nn.Module,
+    data: TensorData,
+    config: TrainingConfig,
+    group: SingleProcess = SingleProcess(),
+    global_totals: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The training objective on ``data`` (all rows at once), as a 0-d tensor.
+
+    Data-parallel: ``data`` is this process's part, ``global_totals`` the
+    objective's denominators over every process's part, and the result is the
+    loss over all of them (the same on every process).
+    """
     logits = predict_logits(module, data.x_cat, data.x_cont)
-    total, _ = config.objective(logits, data.y, data.sample_weight)
-    return total
+    total, _ = config.objective(logits, data.y, data.sample_weight, global_totals)
+    return group.sum_(total.detach().reshape(1))[0]
+
+
+def local_batch_size(batch_size: int, group: SingleProcess) -> int:
+    """This process's part of a global batch of ``batch_size`` rows (split as evenly as can be)."""
+    return batch_size // group.world_size + (group.rank < batch_size % group.world_size)
 
 
 def _progress(max_iter: int, verbose: int):
@@ -158,6 +175,8 @@ def train(
     shuffle_generator: torch.Generator,
     dropout_generator: torch.Generator,
     optimizer: torch.optim.Optimizer | None = None,
+    group: SingleProcess = SingleProcess(),
+    find_unused_parameters: bool = False,
 ) -> TrainingHistory:
     """Train ``module`` in place with Adam on mini-batches of ``data``.
 
@@ -168,6 +187,15 @@ def train(
 
     ``optimizer`` continues an earlier optimisation (``partial_fit``); by
     default a new Adam is made.
+
+    Data-parallel training (``group`` a :class:`~skmtl._distributed.ProcessGroup`):
+    ``data`` and ``validation`` are this process's shards and
+    ``config.batch_size`` is the global batch. Every process takes the same
+    number of steps per epoch; each step's loss is normalised by the global
+    batch's label weights (:meth:`MultiTaskObjective.batch_totals`, summed
+    over processes once per epoch) and ``DistributedDataParallel`` sums the
+    gradients, so a step is the step of one process on the global batch.
+    ``find_unused_parameters`` is passed to it (for user modules).
 
     Raises
     ------
@@ -181,51 +209,78 @@ def train(
     device = data.y.device
     n_samples = len(data)
     n_tasks = data.y.shape[1]
+    objective = config.objective
+    batch_size = local_batch_size(config.batch_size, group)
+    n_batches = -(-n_samples // batch_size)
+    validation_totals = None
+    if group.active:  # every process takes as many steps as the one with the most rows
+        n_batches = max(group.gather(n_batches))
+        if validation is not None:
+            validation_totals = group.sum_(
+                objective.batch_totals(validation.y, validation.sample_weight, len(validation), 1)
+            )[0]
+    model = group.wrap(module, device, find_unused_parameters)
     best_state = None
     epochs_without_improvement = 0
-    progress = _progress(config.max_iter, config.verbose)
+    progress = _progress(config.max_iter, config.verbose if group.rank == 0 else 0)
     attach_generator(module, dropout_generator)
     try:
         for epoch in range(config.max_iter):
-            module.train()
+            model.train()
             if config.shuffle:
                 order = torch.randperm(n_samples, generator=shuffle_generator).to(device)
                 epoch_data = data.take(order)  # one gather per epoch; batches are then views
             else:
                 epoch_data = data
-            starts = range(0, n_samples, config.batch_size)
+            starts = range(0, n_batches * batch_size, batch_size)
+            totals = None
+            if group.active:  # (n_batches, T + 1): the global batches' denominators
+                totals = group.sum_(objective.batch_totals(
+                    epoch_data.y, epoch_data.sample_weight, batch_size, n_batches
+                ))
             # Row b: the batch's total loss, then each task's; one write per batch, read
             # back once per epoch.
-            batch_losses = torch.empty(len(starts), 1 + n_tasks, device=device)
+            batch_losses = torch.empty(n_batches, 1 + n_tasks, device=device)
             for batch_number, start in enumerate(starts):
-                batch = epoch_data.slice(start, start + config.batch_size)
-                logits = module(batch.x_cat, batch.x_cont)
-                total, losses = config.objective(logits, batch.y, batch.sample_weight)
+                batch = epoch_data.slice(start, start + batch_size)
+                logits = model(batch.x_cat, batch.x_cont)
+                if totals is None:
+                    total, losses = objective(logits, batch.y, batch.sample_weight)
+                else:
+                    total, losses = objective(
+                        logits, batch.y, batch.sample_weight, totals[batch_number]
+                    )
                 optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                # DistributedDataParallel averages the gradients over the processes;
+                # their losses are parts of one sum, so scale back to that sum.
+                (total * group.world_size if group.active else total).backward()
                 optimizer.step()
                 torch.cat([total.detach().view(1), losses.detach()], out=batch_losses[batch_number])
-            sizes = torch.tensor(
-                [min(config.batch_size, n_samples - start) for start in starts],
-                dtype=batch_losses.dtype, device=device,
-            )
+            if totals is None:
+                sizes = torch.tensor(
+                    [min(batch_size, n_samples - start) for start in starts],
+                    dtype=batch_losses.dtype, device=device,
+                )
+            else:
+                group.sum_(batch_losses)
+                sizes = totals[:, -1]
             finite = torch.isfinite(batch_losses[:, 0])
             bad_batch = -1 if bool(finite.all()) else int((~finite).nonzero()[0, 0])
-            if bad_batch >= 0:
+            if group.decide(bad_batch >= 0):
                 raise TrainingDivergedError(
                     f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, "
                     f"batch {bad_batch + 1}. Lower learning_rate_init (now "
                     f"{config.learning_rate:g}), add an L2 penalty (alpha), avoid a tiny "
                     "gate_temperature, or check the inputs and sample weights for extreme values."
                 )
-            means = (sizes @ batch_losses / n_samples).cpu().numpy()
+            means = (sizes @ batch_losses / sizes.sum()).cpu().numpy()
             epoch_loss = float(means[0])
             history.loss_curve.append(epoch_loss)
             history.task_loss_curves.append(means[1:])
             history.n_iter = epoch + 1
 
             if validation is not None:
-                score = -float(validation_loss(module, validation, config))
+                score = -float(validation_loss(module, validation, config, group, validation_totals))
                 history.validation_scores.append(score)
                 improved = history.best_validation_score is None or (
                     score > history.best_validation_score + config.tol
@@ -241,7 +296,7 @@ def train(
             progress.update(1)
 
             epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
-            if epochs_without_improvement >= config.n_iter_no_change:
+            if group.decide(epochs_without_improvement >= config.n_iter_no_change):
                 history.converged = True
                 break
     finally:

@@ -325,6 +325,7 @@ BAD_PARAMETERS = {
     "category_dropout": 1.0,
     "class_weight": "auto",
     "device": "tpu",
+    "distributed": "yes",
     "dropout": 1.0,
     "early_stopping": "sometimes",
     "embedding_dim": 0,

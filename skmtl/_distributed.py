@@ -1,0 +1,164 @@
+"""What the processes of a data-parallel fit share, and how they share it.
+
+``MultiTaskClassifier(distributed=True)`` fitted in every process of an
+initialised ``torch.distributed`` process group (e.g. started by ``torchrun``)
+trains one model on the union of the processes' shards:
+
+- everything learnt from the data before training is global: task classes,
+  category vocabularies (counts summed over ranks before ``min_frequency`` and
+  ``max_categories`` apply), the continuous columns' mean and scale, balanced
+  class weights, the number of rows that decides ``early_stopping="auto"``;
+- the model is wrapped in ``DistributedDataParallel``; ``batch_size`` is the
+  global batch, split evenly between the ranks, and every rank takes the same
+  number of steps per epoch (a rank whose shard runs out contributes empty
+  batches);
+- each task's loss is normalised by its label weight summed over the whole
+  global batch (every rank's part), so the gradient equals that of one process
+  training on the global batch;
+- the validation loss and the epoch loss are summed over ranks, so every rank
+  takes the same early-stopping decision.
+
+The training code sees only the small interface below; a one-process fit uses
+:class:`SingleProcess`, whose collectives are identities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+
+import torch
+from torch import nn
+
+T = TypeVar("T")
+
+
+class SingleProcess:
+    """The collectives of a fit in one process: each one is the identity."""
+
+    rank = 0
+    world_size = 1
+    active = False
+
+    def gather(self, obj) -> list:
+        """Every rank's ``obj``, in rank order."""
+        return [obj]
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum ``tensor`` over the ranks, in place; returns it."""
+        return tensor
+
+    def share(self, compute: Callable[[], T]) -> list[T]:
+        """Every rank's ``compute()``, in rank order; raises on every rank if one raised."""
+        return [compute()]
+
+    def run(self, compute: Callable[[], T]) -> T:
+        """This rank's ``compute()``; raises on every rank if one raised."""
+        return compute()
+
+    def decide(self, flag: bool) -> bool:
+        """Rank 0's ``flag``, so that every rank takes the same branch."""
+        return flag
+
+    def wrap(self, module: nn.Module, device: torch.device, find_unused_parameters: bool):
+        """The module to train through (a ``DistributedDataParallel`` wrapper when distributed)."""
+        return module
+
+
+class ProcessGroup(SingleProcess):
+    """The collectives of a data-parallel fit over torch's default process group."""
+
+    active = True
+
+    def __init__(self):
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            raise ValueError(
+                "distributed=True needs an initialised torch.distributed process group: start "
+                "the script with torchrun (e.g. `torchrun --nproc_per_node=2 train.py`) and call "
+                "torch.distributed.init_process_group('gloo') (or 'nccl' on GPUs) before fit. "
+                "Each process passes its own shard of the rows to fit."
+            )
+        self._dist = dist
+        self.rank = dist.get_rank()
+        self.world_size = dist.get_world_size()
+        self.backend = dist.get_backend()
+
+    def gather(self, obj) -> list:
+        out = [None] * self.world_size
+        self._dist.all_gather_object(out, obj)
+        return out
+
+    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+        self._dist.all_reduce(tensor, op=self._dist.ReduceOp.SUM)
+        return tensor
+
+    def _collect(self, compute, send_value: bool):
+        # A rank that raises still takes part in the gather (with its error), so no
+        # rank is left waiting forever in a collective that another one never reaches.
+        try:
+            value, error = compute(), None
+        except Exception as exc:  # noqa: BLE001 (re-raised below, on every rank)
+            value, error = None, exc
+        message = None if error is None else f"{type(error).__name__}: {error}"
+        shared = self.gather((value if send_value else None, message))
+        if error is not None:
+            raise error
+        failed = [(rank, m) for rank, (_, m) in enumerate(shared) if m is not None]
+        if failed:
+            rank, message = failed[0]
+            raise ValueError(
+                f"fit failed on rank {rank} of {self.world_size} (so it stops on every rank): "
+                f"{message}"
+            )
+        return value, [v for v, _ in shared]
+
+    def share(self, compute):
+        return self._collect(compute, send_value=True)[1]
+
+    def run(self, compute):
+        return self._collect(compute, send_value=False)[0]
+
+    def decide(self, flag: bool) -> bool:
+        return bool(self.gather(bool(flag))[0])
+
+    def wrap(self, module: nn.Module, device: torch.device, find_unused_parameters: bool):
+        import inspect
+
+        from torch.nn.parallel import DistributedDataParallel
+
+        # The only buffers are constants (category offsets, input masks): no need to
+        # send them before every forward (the argument's name changed in torch 2.13).
+        no_buffer_sync = (
+            {"forward_sync_buffers": False}
+            if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
+            else {"broadcast_buffers": False}
+        )
+        return DistributedDataParallel(
+            module,
+            device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=find_unused_parameters,
+            **no_buffer_sync,
+        )
+
+
+def process_group(distributed: bool) -> SingleProcess:
+    """The collectives for a fit: :class:`ProcessGroup` when ``distributed`` is True."""
+    return ProcessGroup() if distributed else SingleProcess()
+
+
+def check_same_on_every_rank(group: SingleProcess, what: str, value) -> None:
+    """Raise a ValueError on every rank when ``value`` is not the same on all of them."""
+    values = group.share(lambda: value)
+    differing = [rank for rank, v in enumerate(values) if v != values[0]]
+    if differing:
+        rank, theirs, ours = differing[0], values[differing[0]], values[0]
+        if isinstance(theirs, dict) and isinstance(ours, dict):  # name the differing keys only
+            keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
+            theirs = {k: theirs.get(k) for k in keys}
+            ours = {k: ours.get(k) for k in keys}
+        raise ValueError(
+            f"Every process of a distributed fit must have the same {what}; rank "
+            f"{rank} has {theirs} but rank 0 has {ours}."
+        )

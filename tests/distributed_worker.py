@@ -1,0 +1,128 @@
+"""One process of the data-parallel tests (tests/test_distributed_training.py).
+
+Started by ``torchrun`` (``python -m torch.distributed.run``) with gloo on this
+machine; each rank reads the data file the test wrote, takes its shard, runs
+the scenarios and writes what it saw to ``OUT/rank<r>.npz``::
+
+    python -m torch.distributed.run --standalone --nproc_per_node=2 \\
+        tests/distributed_worker.py DATA.npz OUT
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.distributed as dist
+
+from skmtl import MultiTaskClassifier
+
+
+def frame(data, prefix: str) -> pd.DataFrame:
+    """The test's DataFrame, rebuilt from the arrays in the npz file."""
+    return pd.DataFrame({
+        "city": data[f"{prefix}city"].astype(object),
+        "device": data[f"{prefix}device"].astype(object),
+        "x0": data[f"{prefix}x0"],
+        "x1": data[f"{prefix}x1"],
+    })
+
+
+def labels(data, prefix: str) -> pd.DataFrame:
+    return pd.DataFrame({"click": data[f"{prefix}click"], "buy": data[f"{prefix}buy"]})
+
+
+def state(clf) -> dict:
+    return {k: v.detach().cpu().numpy() for k, v in clf.module_.state_dict().items()}
+
+
+def main(data_path: str, out_dir: str) -> int:
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo")
+    rank = dist.get_rank()
+    data = np.load(data_path, allow_pickle=True)
+    params = json.loads(str(data["params"]))
+    out: dict[str, np.ndarray] = {}
+    report: dict = {"rank": rank, "world_size": dist.get_world_size()}
+
+    # 1. Equivalence: this rank's rows are its halves of the global batches.
+    mine = data["shard"] == rank
+    X, y = frame(data, "")[mine], labels(data, "")[mine]
+    weights = data["weight"][mine]
+    clf = MultiTaskClassifier(**params, distributed=True).fit(X, y, sample_weight=weights)
+    X_all = frame(data, "")
+    for t, p in enumerate(clf.predict_proba(X_all)):
+        out[f"equivalence_proba_{t}"] = p
+    out["equivalence_loss_curve"] = np.asarray(clf.loss_curve_)
+    out["equivalence_task_loss_curves"] = clf.task_loss_curves_
+    out["equivalence_mean"] = clf.encoder_.mean_
+    out["equivalence_scale"] = clf.encoder_.scale_
+    report["equivalence_categories"] = [
+        None if c is None else [str(v) for v in c] for c in clf.categories_
+    ]
+
+    # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
+    #    ranks must end with the same model (and rank 1 runs out of rows first).
+    big = frame(data, "big_")
+    big_y = labels(data, "big_")
+    rows = np.flatnonzero(data["big_shard"] == rank)
+    clf = MultiTaskClassifier(
+        **{**params, "shuffle": True, "early_stopping": True, "max_iter": 40,
+           "n_iter_no_change": 3, "class_weight": "balanced", "category_dropout": 0.05},
+        distributed=True,
+    ).fit(big.iloc[rows], big_y.iloc[rows])
+    for name, value in state(clf).items():
+        out[f"early_state_{name}"] = value
+    out["early_validation_scores"] = np.asarray(clf.validation_scores_)
+    report["early_n_iter"] = clf.n_iter_
+    test = frame(data, "test_")
+    for t, p in enumerate(clf.predict_proba(test)):
+        out[f"early_test_proba_{t}"] = p
+
+    # 3. partial_fit over two chunks per rank, classes and categories declared.
+    chunks = np.array_split(rows, 2)
+    clf = MultiTaskClassifier(**params, distributed=True)
+    for chunk in chunks:
+        clf.partial_fit(
+            big.iloc[chunk], big_y.iloc[chunk],
+            **({} if hasattr(clf, "module_") else {
+                "classes": [[0, 1], [0, 1]],
+                "categories": {"device": ["phone", "tablet", "desktop"]},
+            }),
+        )
+    for name, value in state(clf).items():
+        out[f"partial_state_{name}"] = value
+    report["partial_n_iter"] = clf.n_iter_
+
+    # 4. Bad input on one rank only: every rank must raise (none may hang).
+    X_bad = X.copy()
+    if rank == 1:
+        X_bad.loc[X_bad.index[0], "x0"] = np.nan
+    try:
+        MultiTaskClassifier(**params, distributed=True).fit(X_bad, y)
+        report["error"] = None
+    except ValueError as exc:
+        report["error"] = str(exc)
+
+    # 5. Different parameters on different ranks: a clear error, not a hang.
+    try:
+        MultiTaskClassifier(**{**params, "max_iter": 2 + rank}, distributed=True).fit(X, y)
+        report["params_error"] = None
+    except ValueError as exc:
+        report["params_error"] = str(exc)
+
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    np.savez(Path(out_dir) / f"rank{rank}.npz", **out)
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(report))
+    dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(*sys.argv[1:]))

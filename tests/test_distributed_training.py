@@ -1,0 +1,235 @@
+"""Data-parallel training: two processes under torchrun (gloo) against one process.
+
+The test writes a data set, launches ``tests/distributed_worker.py`` in two
+processes with ``python -m torch.distributed.run`` and compares what they
+learnt with a single-process fit on the same rows:
+
+- same seed, same global batch (64 rows; 32 from each rank), no shuffling:
+  the loss curve and the predicted probabilities must match the one-process
+  fit to float32 round-off (the only difference is the order of the sums),
+  and the vocabularies and continuous statistics must be the global ones;
+- shuffled, early-stopped, class-balanced training on uneven shards and a
+  distributed ``partial_fit`` must leave both ranks with bit-identical models;
+- bad input on one rank, or different parameters, must make every rank raise
+  a ValueError instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+from skmtl import MultiTaskClassifier
+
+pytestmark = pytest.mark.skipif(
+    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+    reason="torch.distributed with gloo is not available",
+)
+
+WORKER = Path(__file__).with_name("distributed_worker.py")
+GLOBAL_BATCH = 64
+PARAMS = {
+    "architecture": "mmoe",
+    "embedding_dim": 4,
+    "expert_layer_sizes": [16],
+    "n_experts": 2,
+    "tower_layer_sizes": [8],
+    "learning_rate_init": 0.01,
+    "batch_size": GLOBAL_BATCH,
+    "max_iter": 5,
+    "shuffle": False,
+    "early_stopping": False,
+    "category_dropout": 0.0,
+    "min_frequency": 5,
+    "random_state": 0,
+}
+# Loss curves and probabilities of the 2-process run vs the 1-process run.
+TOLERANCE = 1e-5
+
+
+def make_rows(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
+    cities = np.array([f"city_{i}" for i in range(10)], dtype=object)
+    city = cities[rng.integers(0, 10, n)]
+    device = np.array(["phone", "tablet", "desktop"], dtype=object)[rng.integers(0, 3, n)]
+    x0 = rng.normal(size=n)
+    x1 = 1000.0 + 50.0 * rng.normal(size=n)  # far from standardised: the statistics matter
+    score = 1.5 * x0 + 0.03 * (x1 - 1000.0) + (device == "phone") - 0.8 * (city == "city_3")
+    click = (rng.random(n) < 1 / (1 + np.exp(-score))).astype(float)
+    buy = click * (rng.random(n) < 1 / (1 + np.exp(-(x0 - 0.5)))).astype(float)
+    buy[rng.random(n) < 0.1] = np.nan  # unknown labels, masked
+    return {"city": city, "device": device, "x0": x0, "x1": x1, "click": click, "buy": buy}
+
+
+def frame(rows: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
+    X = pd.DataFrame({k: rows[k] for k in ("city", "device", "x0", "x1")})
+    return X, pd.DataFrame({"click": rows["click"], "buy": rows["buy"]})
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("ddp")
+    rng = np.random.default_rng(0)
+    n = 10 * GLOBAL_BATCH
+    rows = make_rows(rng, n)
+    # "city_rare" occurs 3 times on each rank: rarer than min_frequency=5 on each
+    # shard, frequent enough over both, so it must get an embedding row.
+    rows["city"][[5, 100, 200, 40, 140, 230]] = "city_rare"
+    # Global row i is in global batch i // 64; its first 32 rows are rank 0's part.
+    shard = (np.arange(n) % GLOBAL_BATCH) // (GLOBAL_BATCH // 2)
+    weight = rng.uniform(0.5, 2.0, n)
+    big = make_rows(rng, 3000)
+    big_shard = (rng.random(3000) < 0.42).astype(int)  # uneven: rank 1 has fewer rows
+    test = make_rows(rng, 2000)
+    arrays = {**rows, "shard": shard, "weight": weight, "params": json.dumps(PARAMS)}
+    arrays.update({f"big_{k}": v for k, v in big.items()})
+    arrays["big_shard"] = big_shard
+    arrays.update({f"test_{k}": v for k, v in test.items()})
+    data_path = tmp / "data.npz"
+    np.savez(data_path, **arrays)
+
+    out = tmp / "out"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(WORKER), str(data_path), str(out)],
+        capture_output=True, text=True, timeout=600, env=env,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    ranks = [
+        (dict(np.load(out / f"rank{r}.npz")), json.loads((out / f"rank{r}.json").read_text()))
+        for r in range(2)
+    ]
+    return {"rows": rows, "weight": weight, "big": big, "test": test, "ranks": ranks}
+
+
+def test_two_processes_match_one_process_on_the_same_global_batches(runs):
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS).fit(X, y, sample_weight=runs["weight"])
+    for arrays, report in runs["ranks"]:
+        np.testing.assert_allclose(
+            arrays["equivalence_loss_curve"], single.loss_curve_, rtol=TOLERANCE
+        )
+        np.testing.assert_allclose(
+            arrays["equivalence_task_loss_curves"], single.task_loss_curves_, rtol=TOLERANCE
+        )
+        for t, proba in enumerate(single.predict_proba(X)):
+            np.testing.assert_allclose(arrays[f"equivalence_proba_{t}"], proba, atol=TOLERANCE)
+        # Global statistics: the same vocabularies and scaling as on all rows at once.
+        np.testing.assert_allclose(arrays["equivalence_mean"], single.encoder_.mean_, rtol=1e-12)
+        np.testing.assert_allclose(arrays["equivalence_scale"], single.encoder_.scale_, rtol=1e-12)
+        expected = [None if c is None else [str(v) for v in c] for c in single.categories_]
+        assert report["equivalence_categories"] == expected
+        assert "city_rare" in report["equivalence_categories"][0]
+
+
+def test_ranks_end_with_the_same_model(runs):
+    (first, first_report), (second, second_report) = runs["ranks"]
+    for prefix in ("early_state_", "partial_state_"):
+        names = [k for k in first if k.startswith(prefix)]
+        assert names
+        for name in names:
+            np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    np.testing.assert_array_equal(
+        first["early_validation_scores"], second["early_validation_scores"]
+    )
+    assert first_report["early_n_iter"] == second_report["early_n_iter"]
+    assert first_report["early_n_iter"] < 40  # early stopping did stop
+    assert first_report["partial_n_iter"] == second_report["partial_n_iter"] == 2
+
+
+def test_shuffled_distributed_training_reaches_single_process_quality(runs):
+    X, y = frame(runs["big"])
+    X_test, y_test = frame(runs["test"])
+    single = MultiTaskClassifier(
+        **{**PARAMS, "shuffle": True, "early_stopping": True, "max_iter": 40,
+           "n_iter_no_change": 3, "class_weight": "balanced", "category_dropout": 0.05}
+    ).fit(X, y)
+    expected = roc_auc_score(y_test["click"], single.predict_proba(X_test)[0][:, 1])
+    arrays, _ = runs["ranks"][0]
+    got = roc_auc_score(y_test["click"], arrays["early_test_proba_0"][:, 1])
+    assert expected > 0.75
+    assert got > expected - 0.03, (got, expected)
+
+
+def test_an_error_on_one_rank_stops_every_rank(runs):
+    (_, first), (_, second) = runs["ranks"]
+    assert "NaN" in second["error"]
+    assert "rank 1" in first["error"] and "NaN" in first["error"]
+    for report in (first, second):
+        assert "same parameters" in report["params_error"]
+        assert "max_iter" in report["params_error"]
+
+
+def test_distributed_without_a_process_group_is_a_clear_error():
+    X, y = frame(make_rows(np.random.default_rng(1), 50))
+    with pytest.raises(ValueError, match="torchrun"):
+        MultiTaskClassifier(distributed=True, max_iter=1).fit(X, y)
+
+
+# ---------------------------------------------------------------- in one process
+# The global statistics, with ``share`` simulated: the other "processes" are
+# shards whose local statistics are computed the same way.
+
+
+def _local_statistics(fit, shard):
+    captured = []
+    fit(shard, lambda compute: captured.append(compute()) or captured)
+    return captured[0]
+
+
+def test_encoder_statistics_of_shards_combine_to_those_of_all_rows():
+    from skmtl._encoding import TabularEncoder
+
+    rows = make_rows(np.random.default_rng(2), 900)
+    rows["city"][[3, 400, 800]] = "city_rare"  # once per shard, 3 times in all
+    X, _ = frame(rows)
+    shards = [X.iloc[:300], X.iloc[300:700], X.iloc[700:]]
+    mask = np.array([True, True, False, False])
+
+    for max_categories in (None, 5):
+        def fit(data, share=None, max_categories=max_categories):
+            encoder = TabularEncoder(mask, min_frequency=3, max_categories=max_categories)
+            return encoder.fit(data, share=share)
+
+        others = [_local_statistics(fit, shard) for shard in shards[1:]]
+        combined = fit(shards[0], lambda compute: [compute(), *others])
+        whole = fit(X)
+        for got, expected in zip(combined.vocabularies_, whole.vocabularies_):
+            assert got.tolist() == expected.tolist()
+        np.testing.assert_allclose(combined.mean_, whole.mean_, rtol=1e-13)
+        np.testing.assert_allclose(combined.scale_, whole.scale_, rtol=1e-12)
+        if max_categories is None:
+            # min_frequency applies to the summed counts, not to each shard's.
+            assert "city_rare" in combined.vocabularies_[0]
+            assert "city_rare" not in fit(shards[0]).vocabularies_[0]
+        else:
+            assert len(combined.vocabularies_[0]) == max_categories
+
+
+def test_target_classes_are_the_union_over_shards():
+    from skmtl._targets import fit_targets
+
+    shard_a = pd.DataFrame({"click": [0, 0, np.nan], "kind": ["a", "b", "a"]})
+    shard_b = pd.DataFrame({"click": [1, 1, 0], "kind": ["c", None, "a"]})
+    other = _local_statistics(lambda y, share: fit_targets(y, share=share), shard_b)
+    targets = fit_targets(shard_a, share=lambda compute: [compute(), other])
+    assert [c.tolist() for c in targets.classes] == [[0.0, 1.0], ["a", "b", "c"]]
+    np.testing.assert_array_equal(targets.codes, [[0, 0], [0, 1], [-1, 0]])
+    # Alone, shard_a's click task has a single class and could not be trained.
+    with pytest.raises(ValueError, match="only one class"):
+        fit_targets(shard_a)
+    mixed = _local_statistics(
+        lambda y, share: fit_targets(y, share=share),
+        pd.DataFrame({"click": [0, 1, 0], "kind": [1, 2, 3]}),
+    )
+    with pytest.raises(ValueError, match="different types on different processes"):
+        fit_targets(shard_a, share=lambda compute: [compute(), mixed])
