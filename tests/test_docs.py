@@ -40,7 +40,8 @@ def built_site(tmp_path_factory):
 
 
 def test_site_builds_with_every_page(built_site):
-    for page in ("index", "install", "user_guide", "examples", "results", "api", "about"):
+    for page in ("index", "install", "user_guide", "examples", "results", "api", "about",
+                 "distributed", "data_parallel"):
         assert (built_site / f"{page}.html").is_file(), page
 
 

@@ -72,3 +72,24 @@ def test_main_prints_the_table_and_writes_figure_and_table(census, tmp_path, cap
     assert [row["architecture"] for row in rows] == ["shared_bottom", "mmoe"]
     assert table.read_text().strip() in printed
     assert figure.stat().st_size > 0 and f"figure saved to {figure}" in printed
+
+
+def test_data_parallel_example_runs_under_torchrun():
+    """examples/data_parallel_census.py with two gloo processes, one epoch."""
+    import os
+    import subprocess
+    import sys
+
+    torch = pytest.importorskip("torch")
+    if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():
+        pytest.skip("torch.distributed with gloo is not available")
+    result = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+         str(ROOT / "examples" / "data_parallel_census.py"), "--max-iter", "1"],
+        capture_output=True, text=True, timeout=600,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"},
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (line,) = [s for s in result.stdout.splitlines() if s.startswith("2 process(es)")]
+    auc = float(line.split("AUC income_50k ")[1].split(",")[0])
+    assert 0.85 < auc <= 1.0, line
