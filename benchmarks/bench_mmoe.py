@@ -771,7 +771,8 @@ def summarise(runs: dict, skipped: dict, impls, meta: dict) -> tuple[str, dict]:
         lines += [
             "",
             "Paired ratios (each run divided by the floor run of the same round; the "
-            "implementations run one after the other in each round; median and range over the rounds):",
+            "implementations run one after the other in each round, in alternating order; "
+            "median and range over the rounds):",
             "",
             "| implementation | train vs floor, paired | predict vs floor, paired |",
             "|---|---:|---:|",
@@ -859,7 +860,9 @@ def run_driver(args) -> int:
         data_path = str(Path(tmp) / "workload.npz")
         np.savez(data_path, **data)
         for r in range(args.repeats):
-            for impl in impls:
+            # Alternate the order (A B, B A, ...) so that no implementation always runs
+            # first after the idle wait or right after another one.
+            for impl in (impls if r % 2 == 0 else impls[::-1]):
                 if impl not in pythons:
                     continue
                 if impl in PEER_IMPLS and r >= args.peer_repeats:
