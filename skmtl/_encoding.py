@@ -114,7 +114,26 @@ def _category_counts(values) -> pd.Series:
             np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)),
             index=values.cat.categories,
         )
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        counts = _integer_counts(values)
+        if counts is not None:
+            return counts
     return pd.Series(values, copy=False).value_counts(dropna=True, sort=False)
+
+
+def _integer_counts(values: np.ndarray) -> pd.Series | None:
+    """Counts of integer-coded categories by ``np.bincount`` (None if the values aren't such)."""
+    present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if present.size == 0:
+        return None
+    low, high = present.min(), present.max()
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low + 1 > max(4 * present.size, 1024):
+        return None
+    if values.dtype.kind == "f" and not np.array_equal(present, np.floor(present)):
+        return None
+    counts = np.bincount((present - low).astype(np.int64))
+    seen = np.flatnonzero(counts)
+    return pd.Series(counts[seen], index=(seen + low).astype(values.dtype))
 
 
 def _vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
