@@ -147,9 +147,25 @@ class MixtureOfExperts(nn.Module):
         """Gate weights ``(B, n_gates, n_experts)`` for the embedded input ``x``."""
         return self.gate(x)
 
+    def _experts_and_gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Expert outputs (E, B, H) and gate weights (B, G, E).
+
+        The gates and the first expert layer read the same input, so they are
+        one matmul with their weights side by side (fewer operations per
+        step, forward and backward, than two).
+        """
+        if len(self.experts.layers) == 0:
+            return self.experts(x), self.gate(x)
+        first = self.experts.layers[0]
+        weight = torch.cat([first.wide_weight(), self.gate.weight], dim=1)
+        bias = torch.cat([first.bias.reshape(-1), self.gate.bias])
+        experts_part, gates_part = torch.addmm(bias, x, weight).split(
+            [first.n_groups * first.out_features, self.gate.n_gates * self.gate.n_experts], dim=1
+        )
+        return self.experts.after_first_layer(experts_part), self.gate.weights_from_logits(gates_part)
+
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        experts = self.experts(x)  # (E, B, H)
-        gates = self.gate(x)  # (B, G, E)
+        experts, gates = self._experts_and_gates(x)  # (E, B, H), (B, G, E)
         # Broadcast multiply and sum over experts: (G, E, B, 1) * (1, E, B, H) -> (G, B, H);
         # faster here than a bmm over B tiny (G, E) @ (E, H) products.
         mixed = (gates.permute(1, 2, 0).unsqueeze(-1) * experts.unsqueeze(0)).sum(1)
