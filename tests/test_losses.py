@@ -92,3 +92,58 @@ def test_batched_binary_path_equals_the_per_task_computation():
     general, general_totals = task_losses(pairs, targets, sw, cw)
     torch.testing.assert_close(batched, general, rtol=1e-12, atol=0)
     torch.testing.assert_close(totals, general_totals, rtol=1e-12, atol=0)
+
+
+def test_fast_path_of_unweighted_binary_tasks_equals_the_masked_weighted_loss():
+    """The training loop's plain-mean path gives the general path's losses and gradients."""
+    from skmtl.losses import MultiTaskObjective
+
+    generator = torch.Generator().manual_seed(0)
+    logits = [torch.randn(37, generator=generator, requires_grad=True) for _ in range(3)]
+    targets = torch.randint(0, 2, (37, 3), generator=generator)
+    weights = torch.tensor([1.0, 0.5, 2.0])
+    for task_weights in (None, weights):
+        objective = MultiTaskObjective([1, 1, 1], task_weights=task_weights)
+        assert objective.plain_binary()
+        total, losses = objective(logits, targets, torch.full((37,), 3.0))
+        expected_grads = torch.autograd.grad(total, logits)
+        fast_total, fast_losses = objective.mean_binary_losses(logits, targets.T.float())
+        grads = torch.autograd.grad(fast_total, logits)
+        torch.testing.assert_close(fast_total, total, rtol=1e-6, atol=0)
+        torch.testing.assert_close(fast_losses, losses, rtol=1e-6, atol=0)
+        for got, expected in zip(grads, expected_grads):
+            torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-9)
+    assert not MultiTaskObjective([1, 3]).plain_binary()
+    assert not MultiTaskObjective([1, 1], funnel=[0, 1]).plain_binary()
+    assert not MultiTaskObjective([1, 1], class_weights=[None, torch.ones(2)]).plain_binary()
+
+
+def test_fit_takes_the_fast_path_only_where_it_gives_the_same_training(monkeypatch):
+    """A fit through the fast path matches the same fit through the masked, weighted path."""
+    from skmtl import MultiTaskClassifier
+    from skmtl.datasets import make_multitask_classification
+    from skmtl.losses import MultiTaskObjective
+
+    X, y = make_multitask_classification(n_samples=600, random_state=0)[:2]
+    params = dict(max_iter=4, random_state=0, early_stopping=False, batch_size=64)
+    calls = []
+    original = MultiTaskObjective.mean_binary_losses
+
+    def counting(self, *args):
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(MultiTaskObjective, "mean_binary_losses", counting)
+    fast = MultiTaskClassifier(**params).fit(X, y)
+    assert len(calls) == 4 * 10  # every batch of every epoch
+    calls.clear()
+    y_missing = np.asarray(y, dtype=float).copy()
+    y_missing[0, 0] = np.nan  # one unknown label: the general path
+    MultiTaskClassifier(**params).fit(X, y_missing)
+    assert not calls
+    monkeypatch.setattr(MultiTaskObjective, "plain_binary", lambda self: False)
+    general = MultiTaskClassifier(**params).fit(X, y)
+    assert not calls
+    np.testing.assert_allclose(fast.loss_curve_, general.loss_curve_, rtol=1e-5)
+    for p_fast, p_general in zip(fast.predict_proba(X), general.predict_proba(X)):
+        np.testing.assert_allclose(p_fast, p_general, atol=1e-5)
