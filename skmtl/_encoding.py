@@ -221,33 +221,25 @@ class TabularEncoder:
         """Rows of each categorical table: learnt categories plus the unknown row."""
         return [len(v) + 1 for v in self.vocabularies_]
 
-    def fit(self, X, declared: dict | None = None, share=None) -> TabularEncoder:
+    def fit(self, X, declared: dict | None = None, group=None) -> TabularEncoder:
         """Learn vocabularies and the mean/scale of continuous columns from ``X``.
 
         ``declared`` maps a categorical column's index to its full set of
         categories, used as given instead of being learnt from ``X`` (e.g.
         when ``X`` is only the first chunk of a stream).
 
-        ``share`` (data-parallel fits) runs a function on every process and
-        returns the list of their results: category counts are then summed
-        over the processes before ``min_frequency`` and ``max_categories``
-        apply, and the mean and scale are those of all processes' rows.
+        ``group`` (a :class:`~skmtl._distributed.ProcessGroup`, for
+        data-parallel fits): category counts are summed over the processes
+        before ``min_frequency`` and ``max_categories`` apply, and the mean
+        and scale are those of all processes' rows.
         """
         declared = declared or {}
-
-        def statistics():
-            counts = [
-                None if j in declared else _category_counts(column(X, j))
-                for j in self.categorical_indices
-            ]
-            return counts, self._continuous(X)
-
-        if share is None:
-            counts, continuous = statistics()
+        if group is None or not group.active:
+            counts, continuous = self._statistics(X, declared)
             self.mean_ = continuous.mean(axis=0)
             scale = continuous.std(axis=0)
         else:
-            shards = share(lambda: (lambda c, v: (c, _moments(v)))(*statistics()))
+            shards = group.share(lambda: self._shard_statistics(X, declared))
             counts = [
                 None if j in declared else _sum_counts([shard[0][k] for shard in shards])
                 for k, j in enumerate(self.categorical_indices)
@@ -261,6 +253,19 @@ class TabularEncoder:
         ]
         self.scale_ = np.where(scale > 0, scale, 1.0)
         return self
+
+    def _statistics(self, X, declared: dict) -> tuple[list, np.ndarray]:
+        """Category counts of the undeclared categorical columns, and the continuous columns."""
+        counts = [
+            None if j in declared else _category_counts(column(X, j))
+            for j in self.categorical_indices
+        ]
+        return counts, self._continuous(X)
+
+    def _shard_statistics(self, X, declared: dict) -> tuple[list, tuple]:
+        """What one process sends: its category counts and its continuous moments."""
+        counts, continuous = self._statistics(X, declared)
+        return counts, _moments(continuous)
 
     def transform(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Encode ``X``.

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.multiclass import check_classification_targets
 
+from ._distributed import SingleProcess
+
 UNKNOWN = -1
 """Code of a missing label."""
 
@@ -138,15 +140,16 @@ def _codes_in_classes(columns, missing, names, classes) -> np.ndarray:
     return codes
 
 
-def fit_targets(y, classes: list[np.ndarray] | None = None, share=None) -> Targets:
+def fit_targets(y, classes: list[np.ndarray] | None = None, group=None) -> Targets:
     """Learn each task's classes (or use the given ``classes``) and encode ``y``.
 
     With ``classes`` (e.g. in ``partial_fit``), every known label must be one
     of them, and a task may show a single class or none in this ``y``.
 
-    ``share`` (data-parallel fits) runs a function on every process and
-    returns the list of their results; the classes are then the union of all
-    processes' labels, so one process's shard may miss a class.
+    ``group`` (a :class:`~skmtl._distributed.ProcessGroup`, for data-parallel
+    fits): the classes are the union of all processes' labels, so one
+    process's shard may miss a class; an error on any process is raised on
+    all of them.
 
     Raises
     ------
@@ -154,10 +157,11 @@ def fit_targets(y, classes: list[np.ndarray] | None = None, share=None) -> Targe
         For continuous or multilabel-within-task labels, infinite values, a
         task with no known label, or a task with a single class.
     """
-    local = {}
+    group = SingleProcess() if group is None else group
+    local: dict = {}
 
     def inspect():
-        """This process's part: task columns, and its codes or observed classes."""
+        """This process's part: its task columns, and its codes or its classes."""
         columns, names, one_dimensional = task_columns(y)
         if not columns:
             raise ValueError("y has 0 tasks (columns); at least one task is required.")
@@ -176,24 +180,19 @@ def fit_targets(y, classes: list[np.ndarray] | None = None, share=None) -> Targe
         ]
         return names, one_dimensional, observed
 
-    if share is None:
-        names, one_dimensional, observed = inspect()
-    else:
-        shards = share(inspect)
-        names, one_dimensional, _ = shards[0]
-        for other_names, other_1d, _ in shards:
-            if other_names != names or other_1d != one_dimensional:
-                raise ValueError(
-                    "Every process of a distributed fit must pass y with the same tasks; "
-                    f"got {other_names} and {names}."
-                )
-        if classes is None:
-            observed = [
-                _union_classes([shard[2][t] for shard in shards], name)
-                for t, name in enumerate(names)
-            ]
+    shards = group.share(inspect)
+    names, one_dimensional, _ = shards[group.rank]
+    for other_names, other_1d, _ in shards:
+        if other_names != names or other_1d != one_dimensional:
+            raise ValueError(
+                "Every process of a distributed fit must pass y with the same tasks; "
+                f"got {other_names} and {names}."
+            )
     if classes is not None:
         return Targets(local["codes"], [np.asarray(c) for c in classes], names, one_dimensional)
+    observed = [
+        _union_classes([shard[2][t] for shard in shards], name) for t, name in enumerate(names)
+    ]
     for task_classes, name in zip(observed, names):
         if task_classes.size == 0:
             raise ValueError(
@@ -205,17 +204,30 @@ def fit_targets(y, classes: list[np.ndarray] | None = None, share=None) -> Targe
                 f"Task {name!r} has only one class ({task_classes[0]!r}) among its known "
                 "labels: a classifier can't train when only one class is present."
             )
-    columns, missing = local["columns"], local["missing"]
-    codes = np.full((len(columns[0]), len(columns)), UNKNOWN, dtype=np.int64)
-    for t, (values, unknown, name) in enumerate(zip(columns, missing, names)):
-        known = values[~unknown]
-        if share is None:
+
+    def encode() -> np.ndarray:
+        columns, missing = local["columns"], local["missing"]
+        codes = np.full((len(columns[0]), len(columns)), UNKNOWN, dtype=np.int64)
+        for t, (values, unknown, name) in enumerate(zip(columns, missing, names)):
+            known = values[~unknown]
             if known.dtype == object:
                 known = unbox_labels(known, name)
-            codes[~unknown, t] = np.searchsorted(observed[t], known)
-        else:  # the union's dtype may differ from this shard's: look labels up by value
-            codes[~unknown, t] = pd.Index(observed[t]).get_indexer(known)
-    return Targets(codes, observed, names, one_dimensional)
+            task_classes = observed[t]
+            if known.dtype.kind in "biuf" and task_classes.dtype.kind in "biuf":
+                # e.g. bool labels here, floats (with NaN) on another process
+                known = known.astype(task_classes.dtype, copy=False)
+            index = np.searchsorted(task_classes, known)
+            found = index < len(task_classes)
+            found[found] = task_classes[index[found]] == known[found]
+            if not found.all():
+                raise ValueError(
+                    f"Task {name!r}: labels {pd.unique(known[~found])[:5].tolist()} do not "
+                    f"match the classes {task_classes.tolist()} learnt from every process."
+                )
+            codes[~unknown, t] = index
+        return codes
+
+    return Targets(group.run(encode), observed, names, one_dimensional)
 
 
 def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
