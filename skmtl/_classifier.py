@@ -66,8 +66,13 @@ def _resolve_device(device: str, distributed: bool = False) -> torch.device:
             f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
             "Use device='cpu' or device='auto'."
         )
-    if device == "cuda" and distributed:  # one GPU per process, as torchrun numbers them
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", torch.cuda.current_device())))
+    if device == "cuda" and distributed:
+        # One GPU per process, as torchrun numbers them (modulo the GPUs this process
+        # sees, e.g. one each under CUDA_VISIBLE_DEVICES); collectives use it too.
+        local_rank = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+        cuda = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(cuda)
+        return cuda
     return torch.device(device)
 
 
@@ -75,16 +80,15 @@ def _comparable_params(estimator) -> dict:
     """Parameters that every process of a distributed fit must share, as strings.
 
     ``verbose`` may differ (e.g. a progress bar on rank 0 only), and so may
-    ``random_state`` (rank 0's seed is used); values whose repr is an object
-    address (functions, generator instances) are compared by type only.
+    ``random_state`` (rank 0's seed is used). Values that are not plain data
+    (a user architecture class, a function) are compared by their type's name.
     """
-    out = {}
-    for name, value in estimator.get_params(deep=False).items():
-        if name in ("verbose", "random_state"):
-            continue
-        text = repr(value)
-        out[name] = type(value).__qualname__ if " at 0x" in text else text
-    return out
+    plain = (type(None), bool, int, float, str, tuple, list, dict, np.generic)
+    return {
+        name: repr(value) if isinstance(value, plain) else type(value).__qualname__
+        for name, value in estimator.get_params(deep=False).items()
+        if name not in ("verbose", "random_state")
+    }
 
 
 class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
@@ -788,10 +792,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         train_rows, val_rows = group.run(split)
         labelled = np.any(codes[train_rows] >= 0, axis=0)
         labelled = np.any(group.share(lambda: labelled), axis=0)
-        for t in np.flatnonzero(~labelled):
+        if not labelled.all():
             raise ValueError(
-                f"The validation split left task {t} without known labels for training; "
-                "use early_stopping=False or a smaller validation_fraction."
+                f"The validation split left task {np.flatnonzero(~labelled)[0]} without known "
+                "labels for training; use early_stopping=False or a smaller validation_fraction."
             )
         return train_rows, val_rows
 
@@ -908,16 +912,25 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
         if reuse and partial:
             classes = fitted_classes(self)
-        targets = fit_targets(y, classes, share=group.share if group.active else None)
+        targets = fit_targets(y, classes, group)
         if reuse and not partial:
             self._check_warm_start_targets(targets)
         funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
         if funnel:
-            targets.codes = impression_space_codes(targets.codes, funnel, targets.task_names)
+            targets.codes = group.run(
+                lambda: impression_space_codes(targets.codes, funnel, targets.task_names)
+            )
         task_weights = self._task_weight_vector(targets.task_names)
         logit_offsets = self._logit_offsets(targets.task_names, targets.classes, funnel)
 
-        device = _resolve_device(self.device, self.distributed)
+        device = group.run(lambda: _resolve_device(self.device, self.distributed))
+        if group.active:
+            group.check_device(device)
+            if self.batch_size != "auto" and self.batch_size < group.world_size:
+                raise ValueError(
+                    f"batch_size={self.batch_size} is the global batch of a distributed fit; it "
+                    f"must be at least the number of processes ({group.world_size})."
+                )
         rng = check_random_state(self.random_state)
         seed = group.share(lambda: int(rng.randint(np.iinfo(np.int32).max)))[0]
         # Each process splits its own shard and draws its own dropout masks; the
@@ -947,8 +960,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 is_categorical, self.min_frequency, self.max_categories, feature_names
             ).fit(
                 X,
-                self._declared_categories(categories, is_categorical, feature_names),
-                share=group.share if group.active else None,
+                group.run(
+                    lambda: self._declared_categories(categories, is_categorical, feature_names)
+                ),
+                group,
             )
             params = self._architecture_params(encoder, funnel)
             check_embedding_tables(encoder, params["embedding_dim"])
@@ -1015,7 +1030,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             dropout_generator=torch.Generator(device=device).manual_seed(dropout_seed),
             optimizer=optimizer,
             group=group,
-            find_unused_parameters=not isinstance(self.architecture, str),
+            user_module=not isinstance(self.architecture, str),
         )
 
         # Only now, with training finished, does the estimator change.

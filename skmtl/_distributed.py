@@ -60,9 +60,18 @@ class SingleProcess:
         """Rank 0's ``flag``, so that every rank takes the same branch."""
         return flag
 
-    def wrap(self, module: nn.Module, device: torch.device, find_unused_parameters: bool):
+    def wrap(self, module: nn.Module, device: torch.device, user_module: bool):
         """The module to train through (a ``DistributedDataParallel`` wrapper when distributed)."""
         return module
+
+    def check_device(self, device: torch.device) -> None:
+        """Raise if ``device`` can't carry this group's collectives."""
+
+    def sync_buffers(self, module: nn.Module) -> None:
+        """Give every rank rank 0's buffers (e.g. normalisation statistics)."""
+
+    def abort(self) -> None:
+        """Tear the group down after an error on this rank, so no other rank waits for it."""
 
 
 class ProcessGroup(SingleProcess):
@@ -123,24 +132,43 @@ class ProcessGroup(SingleProcess):
     def decide(self, flag: bool) -> bool:
         return bool(self.gather(bool(flag))[0])
 
-    def wrap(self, module: nn.Module, device: torch.device, find_unused_parameters: bool):
+    def wrap(self, module: nn.Module, device: torch.device, user_module: bool):
         import inspect
 
         from torch.nn.parallel import DistributedDataParallel
 
-        # The only buffers are constants (category offsets, input masks): no need to
-        # send them before every forward (the argument's name changed in torch 2.13).
-        no_buffer_sync = (
-            {"forward_sync_buffers": False}
+        # The built-in architectures use every parameter in every step and their only
+        # buffers are constants (category offsets, input masks). A user module may
+        # leave parameters unused, and may have buffers that training changes (e.g.
+        # BatchNorm statistics): DDP then sends rank 0's before every forward.
+        # (The argument's name changed in torch 2.13.)
+        name = (
+            "forward_sync_buffers"
             if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
-            else {"broadcast_buffers": False}
+            else "broadcast_buffers"
         )
         return DistributedDataParallel(
             module,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=find_unused_parameters,
-            **no_buffer_sync,
+            find_unused_parameters=user_module,
+            **{name: user_module},
         )
+
+    def check_device(self, device: torch.device) -> None:
+        if self.backend == "nccl" and device.type != "cuda":
+            raise ValueError(
+                "The process group uses the nccl backend, which needs the model on a GPU; "
+                f"got device={device.type!r}. Use device='cuda' (or 'auto'), or the gloo "
+                "backend for CPU training."
+            )
+
+    def sync_buffers(self, module: nn.Module) -> None:
+        for buffer in module.buffers():
+            self._dist.broadcast(buffer, src=0)
+
+    def abort(self) -> None:
+        if self._dist.is_initialized():
+            self._dist.destroy_process_group()
 
 
 def process_group(distributed: bool) -> SingleProcess:

@@ -176,7 +176,7 @@ def train(
     dropout_generator: torch.Generator,
     optimizer: torch.optim.Optimizer | None = None,
     group: SingleProcess = SingleProcess(),
-    find_unused_parameters: bool = False,
+    user_module: bool = False,
 ) -> TrainingHistory:
     """Train ``module`` in place with Adam on mini-batches of ``data``.
 
@@ -195,7 +195,11 @@ def train(
     batch's label weights (:meth:`MultiTaskObjective.batch_totals`, summed
     over processes once per epoch) and ``DistributedDataParallel`` sums the
     gradients, so a step is the step of one process on the global batch.
-    ``find_unused_parameters`` is passed to it (for user modules).
+    ``user_module`` (an architecture not built by skmtl) makes it look for
+    unused parameters and send rank 0's buffers before every forward; at the
+    end every rank gets rank 0's buffers. An unexpected error on one rank
+    destroys the process group, so the other ranks fail at once instead of
+    waiting for it.
 
     Raises
     ------
@@ -219,7 +223,7 @@ def train(
             validation_totals = group.sum_(
                 objective.batch_totals(validation.y, validation.sample_weight, len(validation), 1)
             )[0]
-    model = group.wrap(module, device, find_unused_parameters)
+    model = group.wrap(module, device, user_module)
     # Fast path: every label known and every row the same weight, binary tasks only.
     plain = (
         not group.active
@@ -312,12 +316,18 @@ def train(
             if group.decide(epochs_without_improvement >= config.n_iter_no_change):
                 history.converged = True
                 break
+    except TrainingDivergedError:  # raised on every rank alike
+        raise
+    except BaseException:
+        group.abort()
+        raise
     finally:
         attach_generator(module, None)
         progress.close()
 
     if best_state is not None:
         module.load_state_dict(best_state)
+    group.sync_buffers(module)
     module.eval()
     if not history.converged and config.warn_on_max_iter:
         warnings.warn(
