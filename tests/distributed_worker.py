@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -35,6 +36,30 @@ def frame(data, prefix: str) -> pd.DataFrame:
 
 def labels(data, prefix: str) -> pd.DataFrame:
     return pd.DataFrame({"click": data[f"{prefix}click"], "buy": data[f"{prefix}buy"]})
+
+
+class NormalisedHeads(torch.nn.Module):
+    """A user architecture with BatchNorm, whose running statistics change in training."""
+
+    def __init__(self, in_features, n_outputs):
+        super().__init__()
+        self.norm = torch.nn.BatchNorm1d(in_features)
+        self.heads = torch.nn.Linear(in_features, len(n_outputs))
+
+    def forward(self, x):
+        return list(self.heads(self.norm(x)).T)
+
+
+class FailingOnRank1(NormalisedHeads):
+    """Raises on rank 1 in its third training step, as an out-of-memory error would."""
+
+    calls = 0
+
+    def forward(self, x):
+        FailingOnRank1.calls += 1
+        if dist.get_rank() == 1 and FailingOnRank1.calls == 3:
+            raise RuntimeError("simulated failure on rank 1")
+        return super().forward(x)
 
 
 def state(clf) -> dict:
@@ -117,10 +142,45 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["params_error"] = str(exc)
 
+    # 6. A funnel violation (a purchase without a click) on one rank only.
+    y_funnel = y.copy()
+    if rank == 1:
+        y_funnel.loc[y_funnel.index[0], ["click", "buy"]] = [0.0, 1.0]
+    try:
+        MultiTaskClassifier(**params, funnel=["click", "buy"], distributed=True).fit(X, y_funnel)
+        report["funnel_error"] = None
+    except ValueError as exc:
+        report["funnel_error"] = str(exc)
+
+    # 7. A global batch smaller than the number of processes.
+    try:
+        MultiTaskClassifier(**{**params, "batch_size": 1}, distributed=True).fit(X, y)
+        report["batch_error"] = None
+    except ValueError as exc:
+        report["batch_error"] = str(exc)
+
+    # 8. A user module with buffers that training changes: the ranks must agree.
+    clf = MultiTaskClassifier(
+        **{**params, "architecture": NormalisedHeads, "shuffle": True}, distributed=True
+    ).fit(big.iloc[rows], big_y.iloc[rows])
+    for name, value in state(clf).items():
+        out[f"user_state_{name}"] = value
+
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     np.savez(Path(out_dir) / f"rank{rank}.npz", **out)
+
+    # 9. Last (it tears the process group down): an error inside training on rank 1
+    #    must stop rank 0 at once, not after the 30-minute collective timeout.
+    start = time.perf_counter()
+    try:
+        MultiTaskClassifier(**{**params, "architecture": FailingOnRank1}, distributed=True).fit(X, y)
+        report["crash"] = None
+    except Exception as exc:  # noqa: BLE001 (rank 0 sees a communication error)
+        report["crash"] = f"{type(exc).__name__}: {exc}"[:300]
+    report["crash_seconds"] = time.perf_counter() - start
     (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(report))
-    dist.destroy_process_group()
+    if dist.is_initialized():
+        dist.destroy_process_group()
     return 0
 
 

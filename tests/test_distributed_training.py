@@ -133,7 +133,7 @@ def test_two_processes_match_one_process_on_the_same_global_batches(runs):
 
 def test_ranks_end_with_the_same_model(runs):
     (first, first_report), (second, second_report) = runs["ranks"]
-    for prefix in ("early_state_", "partial_state_"):
+    for prefix in ("early_state_", "partial_state_", "user_state_"):
         names = [k for k in first if k.startswith(prefix)]
         assert names
         for name in names:
@@ -144,6 +144,7 @@ def test_ranks_end_with_the_same_model(runs):
     assert first_report["early_n_iter"] == second_report["early_n_iter"]
     assert first_report["early_n_iter"] < 40  # early stopping did stop
     assert first_report["partial_n_iter"] == second_report["partial_n_iter"] == 2
+    assert any("running_mean" in name for name in first)  # a buffer training changed
 
 
 def test_shuffled_distributed_training_reaches_single_process_quality(runs):
@@ -167,6 +168,16 @@ def test_an_error_on_one_rank_stops_every_rank(runs):
     for report in (first, second):
         assert "same parameters" in report["params_error"]
         assert "max_iter" in report["params_error"]
+        assert "at least the number of processes" in report["batch_error"]
+        assert "funnel" in report["funnel_error"].lower()
+    assert "rank 1" in first["funnel_error"]
+
+
+def test_a_failure_inside_training_on_one_rank_stops_the_others_at_once(runs):
+    (_, first), (_, second) = runs["ranks"]
+    assert "simulated failure on rank 1" in second["crash"]
+    assert first["crash"] is not None  # rank 0's collective fails once rank 1 is gone
+    assert first["crash_seconds"] < 60, first["crash_seconds"]
 
 
 def test_distributed_without_a_process_group_is_a_clear_error():
@@ -176,14 +187,35 @@ def test_distributed_without_a_process_group_is_a_clear_error():
 
 
 # ---------------------------------------------------------------- in one process
-# The global statistics, with ``share`` simulated: the other "processes" are
-# shards whose local statistics are computed the same way.
+# The global statistics, with the other "processes" simulated: their shards'
+# local statistics are computed the same way and handed in by a fake group.
 
 
-def _local_statistics(fit, shard):
-    captured = []
-    fit(shard, lambda compute: captured.append(compute()) or captured)
-    return captured[0]
+class FakeGroup:
+    """Rank 0 of a group whose other ranks sent ``others`` (or a recorder of what rank 0 sends)."""
+
+    active = True
+    rank = 0
+
+    def __init__(self, others=None):
+        self.others = others
+        self.sent = []
+        self.world_size = 1 + len(others or ())
+
+    def share(self, compute):
+        value = compute()
+        self.sent.append(value)
+        return [value, *(self.others.pop(0) if self.others else [])]
+
+    def run(self, compute):
+        return compute()
+
+
+def _sent(fit, shard):
+    """What ``fit(shard, group)`` sends to the other processes, in order."""
+    recorder = FakeGroup()
+    fit(shard, recorder)
+    return recorder.sent
 
 
 def test_encoder_statistics_of_shards_combine_to_those_of_all_rows():
@@ -196,12 +228,12 @@ def test_encoder_statistics_of_shards_combine_to_those_of_all_rows():
     mask = np.array([True, True, False, False])
 
     for max_categories in (None, 5):
-        def fit(data, share=None, max_categories=max_categories):
+        def fit(data, group=None, max_categories=max_categories):
             encoder = TabularEncoder(mask, min_frequency=3, max_categories=max_categories)
-            return encoder.fit(data, share=share)
+            return encoder.fit(data, group=group)
 
-        others = [_local_statistics(fit, shard) for shard in shards[1:]]
-        combined = fit(shards[0], lambda compute: [compute(), *others])
+        sent = [_sent(fit, shard) for shard in shards[1:]]
+        combined = fit(shards[0], FakeGroup([[s[0] for s in sent]]))
         whole = fit(X)
         for got, expected in zip(combined.vocabularies_, whole.vocabularies_):
             assert got.tolist() == expected.tolist()
@@ -215,21 +247,26 @@ def test_encoder_statistics_of_shards_combine_to_those_of_all_rows():
             assert len(combined.vocabularies_[0]) == max_categories
 
 
-def test_target_classes_are_the_union_over_shards():
+def _fit_targets(y, group=None):
     from skmtl._targets import fit_targets
 
+    return fit_targets(y, group=group)
+
+
+def test_target_classes_are_the_union_over_shards():
     shard_a = pd.DataFrame({"click": [0, 0, np.nan], "kind": ["a", "b", "a"]})
     shard_b = pd.DataFrame({"click": [1, 1, 0], "kind": ["c", None, "a"]})
-    other = _local_statistics(lambda y, share: fit_targets(y, share=share), shard_b)
-    targets = fit_targets(shard_a, share=lambda compute: [compute(), other])
+    targets = _fit_targets(shard_a, FakeGroup([_sent(_fit_targets, shard_b)]))
     assert [c.tolist() for c in targets.classes] == [[0.0, 1.0], ["a", "b", "c"]]
     np.testing.assert_array_equal(targets.codes, [[0, 0], [0, 1], [-1, 0]])
     # Alone, shard_a's click task has a single class and could not be trained.
     with pytest.raises(ValueError, match="only one class"):
-        fit_targets(shard_a)
-    mixed = _local_statistics(
-        lambda y, share: fit_targets(y, share=share),
-        pd.DataFrame({"click": [0, 1, 0], "kind": [1, 2, 3]}),
-    )
+        _fit_targets(shard_a)
+    # bool labels on one process, floats (with NaN) on another: one task, no label lost.
+    bools = pd.DataFrame({"click": [True, False, True], "kind": ["a", "b", "a"]})
+    targets = _fit_targets(bools, FakeGroup([_sent(_fit_targets, shard_b)]))
+    assert targets.classes[0].tolist() == [0.0, 1.0]
+    np.testing.assert_array_equal(targets.codes[:, 0], [1, 0, 1])
+    mixed = pd.DataFrame({"click": [0, 1, 0], "kind": [1, 2, 3]})
     with pytest.raises(ValueError, match="different types on different processes"):
-        fit_targets(shard_a, share=lambda compute: [compute(), mixed])
+        _fit_targets(shard_a, FakeGroup([_sent(_fit_targets, mixed)]))
