@@ -528,7 +528,7 @@ def _expert_outputs(clf, X):
     x_cat, x_cont = (torch.from_numpy(a) for a in clf.encoder_.transform(X))
     clf.module_.eval()
     with torch.no_grad():
-        return clf.module_.body.experts(clf.module_.embedding(x_cat, x_cont)).numpy()
+        return clf.module_.body.experts(clf.module_.embedding(x_cat, x_cont))[0].numpy()
 
 
 @pytest.mark.parametrize("architecture", ["moe", "mmoe"])

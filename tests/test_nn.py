@@ -6,6 +6,7 @@ import torch
 
 from skmtl.losses import multitask_loss
 from skmtl.nn import (
+    GatedExperts,
     ARCHITECTURES,
     FeatureEmbedding,
     Gate,
@@ -117,6 +118,40 @@ def test_stacked_mlp_equals_a_loop_over_experts():
     xs = torch.randn(3, 11, 5)
     for e in range(3):
         torch.testing.assert_close(mlp(xs)[e], mlp(xs[e])[e])
+
+
+def test_gated_experts_equal_separate_experts_and_gates():
+    """One matmul for the gates and the experts' first layer, checked against a loop."""
+    block = GatedExperts(5, n_experts=3, layer_sizes=(7, 4), n_gates=2, temperature=2.0)
+    init_parameters(block, torch.Generator().manual_seed(0))
+    x = torch.randn(11, 5, generator=torch.Generator().manual_seed(1))
+    experts, gates = block(x)
+    assert experts.shape == (3, 11, 4) and gates.shape == (11, 2, 3)
+    w1, w_gates = block.weight[:, :21], block.weight[:, 21:]
+    b1, b_gates = block.bias[:21], block.bias[21:]
+    second = block.rest.layers[0]
+    for e in range(3):
+        h = torch.relu(x @ w1[:, 7 * e:7 * (e + 1)] + b1[7 * e:7 * (e + 1)])
+        expected = torch.relu(h @ second.weight[e] + second.bias[e])
+        torch.testing.assert_close(experts[e], expected)
+    expected_gates = torch.softmax(((x @ w_gates + b_gates) / 2.0).view(11, 2, 3), dim=-1)
+    torch.testing.assert_close(gates, expected_gates)
+    torch.testing.assert_close(block.gate_weights(x), expected_gates)
+
+
+def test_gated_experts_read_only_their_masked_inputs():
+    mask = torch.tensor([[1.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 1.0]])
+    for layer_sizes in ((6,), ()):
+        block = GatedExperts(4, 2, layer_sizes, n_gates=1, input_mask=mask)
+        init_parameters(block, torch.Generator().manual_seed(0))
+        x = torch.randn(9, 4)
+        changed = x.clone()
+        changed[:, 2:] += 1.0  # inputs of expert 1 only
+        before, gates_before = block(x)
+        after, gates_after = block(changed)
+        torch.testing.assert_close(after[0], before[0])
+        assert not torch.allclose(after[1], before[1])
+        assert not torch.allclose(gates_after, gates_before)  # gates read every input
 
 
 def test_stacked_linear_shapes():

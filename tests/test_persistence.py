@@ -310,7 +310,11 @@ def test_huge_network_description_is_refused_before_allocating(saved):
     document = json.loads(_members(path)["model.json"])
     document["network"]["params"]["expert_layer_sizes"] = {"$tuple": [10**12]}
     _rewrite(path, document)
-    match = r"does not fit the network .*needs \(\d+, \d+, 1000000000000\)"
+    # The experts' first layer (with the gates beside it) and the towers' first layer.
+    match = (
+        r"does not fit the network .*needs \(\d+, 4000000000008\)"
+        r".*needs \(2, 1000000000000, 4\)"
+    )
     with pytest.raises(ValueError, match=match):
         load_model(path)
 

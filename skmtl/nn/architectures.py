@@ -19,7 +19,15 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import nn
 
-from .blocks import AttentionTransfer, FeatureEmbedding, Gate, StackedLinear, StackedMLP, TaskTowers
+from .blocks import (
+    AttentionTransfer,
+    FeatureEmbedding,
+    Gate,
+    GatedExperts,
+    StackedLinear,
+    StackedMLP,
+    TaskTowers,
+)
 
 
 class SharedBottom(nn.Module):
@@ -77,8 +85,9 @@ class MixtureOfExperts(nn.Module):
 
     With ``n_gates=1`` every task reads the same mixture (MoE, one gate); with
     one gate per task each task mixes the experts its own way (MMoE, Ma et al.,
-    KDD 2018). The experts are one :class:`~skmtl.nn.blocks.StackedMLP`: all of
-    them are computed by batched matmuls over stacked weights.
+    KDD 2018). Experts and gates are one :class:`~skmtl.nn.blocks.GatedExperts`:
+    the gates and the experts' first layer are one matmul, the experts' further
+    layers batched matmuls over stacked weights.
 
     Parameters
     ----------
@@ -117,10 +126,10 @@ class MixtureOfExperts(nn.Module):
     ):
         super().__init__()
         n_gates = len(n_outputs) if per_task_gates else 1
-        self.experts = StackedMLP(
-            n_experts, in_features, expert_layer_sizes, activation, dropout, expert_input_mask
+        self.experts = GatedExperts(
+            in_features, n_experts, expert_layer_sizes, n_gates, activation, dropout,
+            gate_temperature, expert_input_mask,
         )
-        self.gate = Gate(in_features, n_experts, n_gates, gate_temperature)
         self.towers = TaskTowers(
             self.experts.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
@@ -145,30 +154,14 @@ class MixtureOfExperts(nn.Module):
 
     def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Gate weights ``(B, n_gates, n_experts)`` for the embedded input ``x``."""
-        return self.gate(x)
-
-    def _experts_and_gates(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Expert outputs (E, B, H) and gate weights (B, G, E).
-
-        The gates and the first expert layer read the same input, so they are
-        one matmul with their weights side by side (fewer operations per
-        step, forward and backward, than two).
-        """
-        if len(self.experts.layers) == 0:
-            return self.experts(x), self.gate(x)
-        first = self.experts.layers[0]
-        weight = torch.cat([first.wide_weight(), self.gate.weight], dim=1)
-        bias = torch.cat([first.bias.reshape(-1), self.gate.bias])
-        experts_part, gates_part = torch.addmm(bias, x, weight).split(
-            [first.n_groups * first.out_features, self.gate.n_gates * self.gate.n_experts], dim=1
-        )
-        return self.experts.after_first_layer(experts_part), self.gate.weights_from_logits(gates_part)
+        return self.experts.gate_weights(x)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        experts, gates = self._experts_and_gates(x)  # (E, B, H), (B, G, E)
-        # Broadcast multiply and sum over experts: (G, E, B, 1) * (1, E, B, H) -> (G, B, H);
-        # faster here than a bmm over B tiny (G, E) @ (E, H) products.
-        mixed = (gates.permute(1, 2, 0).unsqueeze(-1) * experts.unsqueeze(0)).sum(1)
+        experts, gates = self.experts(x)  # (E, B, H), (B, G, E)
+        # Broadcast multiply and sum over experts: (G, B, E, 1) * (1, B, E, H) -> (G, B, H);
+        # faster here than a bmm over B tiny (G, E) @ (E, H) products. With E next to H
+        # the sum reads contiguous blocks (summing over a leading E axis is slower).
+        mixed = (gates.transpose(0, 1).unsqueeze(-1) * experts.transpose(0, 1).unsqueeze(0)).sum(2)
         return self.towers(mixed[0] if mixed.shape[0] == 1 else mixed)
 
 

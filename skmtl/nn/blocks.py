@@ -387,6 +387,129 @@ class Gate(nn.Module):
         )
 
 
+class GatedExperts(nn.Module):
+    """Expert MLPs and the softmax gates that mix them, on one shared input.
+
+    The gates and the experts' first layer read the same input, so their
+    weights are stored side by side in one ``(in, E * H_1 + G * E)`` matrix and
+    computed by ONE matmul (with the bias fused); the experts' further layers
+    are a :class:`StackedMLP`. Gate ``g``'s weights are
+    ``softmax((x @ W_g + b_g) / T)`` as in :class:`Gate`.
+
+    Parameters
+    ----------
+    in_features : int
+        Width of the shared input.
+    n_experts : int
+        ``E``.
+    layer_sizes : sequence of int
+        Layers of every expert; with ``()`` each expert is the identity.
+    n_gates : int
+        ``G``, the number of independent gates (1 for MoE, one per task for MMoE).
+    activation, dropout
+        As in :class:`StackedMLP`.
+    temperature : float, default=1.0
+        Softmax temperature ``T`` of the gates.
+    input_mask : Tensor of shape (E, in), optional
+        0/1 mask of the inputs each expert reads (e.g. experts dedicated to a
+        feature group); the gates read every input.
+
+    Notes
+    -----
+    Shapes: (B, in) -> experts (E, B, H), gates (B, G, E).
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_experts: int,
+        layer_sizes: Sequence[int],
+        n_gates: int,
+        activation: str = "relu",
+        dropout: float = 0.0,
+        temperature: float = 1.0,
+        input_mask: torch.Tensor | None = None,
+    ):
+        super().__init__()
+        self.in_features = int(in_features)
+        self.n_experts = int(n_experts)
+        self.n_gates = int(n_gates)
+        self.temperature = float(temperature)
+        layer_sizes = [int(s) for s in layer_sizes]
+        self.first_width = layer_sizes[0] if layer_sizes else 0
+        expert_columns = self.n_experts * self.first_width
+        width = expert_columns + self.n_gates * self.n_experts
+        self.weight = nn.Parameter(torch.empty(self.in_features, width))
+        self.bias = nn.Parameter(torch.empty(width))
+        if input_mask is not None:
+            input_mask = torch.as_tensor(input_mask, dtype=torch.float32)
+            if input_mask.shape != (self.n_experts, self.in_features):
+                raise ValueError(
+                    f"input_mask must have shape {(self.n_experts, self.in_features)}; "
+                    f"got {tuple(input_mask.shape)}."
+                )
+            # (in, width): expert e's columns read the inputs of mask[e]; the gates read all.
+            columns = input_mask.T.repeat_interleave(max(self.first_width, 1), dim=1)
+            if not self.first_width:
+                columns = columns[:, :0]
+            gates = torch.ones(self.in_features, width - expert_columns)
+            self.register_buffer("weight_mask", torch.cat([columns, gates], dim=1))
+            self.register_buffer("identity_mask", input_mask.unsqueeze(1))  # (E, 1, in)
+        else:
+            self.weight_mask = None
+            self.identity_mask = None
+        layers: list[nn.Module] = []
+        if layer_sizes:
+            layers.append(make_activation(activation))
+            if dropout > 0.0:
+                layers.append(Dropout(dropout))
+        self.first_activation = nn.Sequential(*layers)
+        self.rest = StackedMLP(self.n_experts, self.first_width, layer_sizes[1:], activation, dropout)
+        self.out_features = layer_sizes[-1] if layer_sizes else self.in_features
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        # nn.Linear's bound for the experts' first layer and the gates alike.
+        bound = 1.0 / math.sqrt(self.in_features)
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
+
+    def _pre_activations(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        weight = self.weight if self.weight_mask is None else self.weight * self.weight_mask
+        # split (not slicing): its backward is one cat instead of zero-filled buffers.
+        return torch.addmm(self.bias, x, weight).split(
+            [self.n_experts * self.first_width, self.n_gates * self.n_experts], dim=1
+        )
+
+    def _gates(self, logits: torch.Tensor) -> torch.Tensor:
+        logits = logits.reshape(logits.shape[0], self.n_gates, self.n_experts)
+        if self.temperature != 1.0:
+            logits = logits / self.temperature
+        return torch.softmax(logits, dim=-1)
+
+    def _experts(self, x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
+        if not self.first_width:  # identity experts, each seeing its inputs only
+            experts = x.expand(self.n_experts, *x.shape)
+            return experts if self.identity_mask is None else experts * self.identity_mask
+        # Activated while contiguous, then viewed as (E, B, H_1).
+        wide = self.first_activation(first)
+        grouped = wide.view(wide.shape[0], self.n_experts, self.first_width).transpose(0, 1)
+        return self.rest(grouped)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        first, gate_logits = self._pre_activations(x)
+        return self._experts(x, first), self._gates(gate_logits)
+
+    def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """The gates only, (B, G, E)."""
+        return self._gates(self._pre_activations(x)[1])
+
+    def extra_repr(self) -> str:
+        return (
+            f"in_features={self.in_features}, n_experts={self.n_experts}, "
+            f"n_gates={self.n_gates}, temperature={self.temperature}"
+        )
+
+
 class AttentionTransfer(nn.Module):
     """AITM's adaptive information transfer between consecutive tasks.
 
@@ -470,7 +593,7 @@ class TaskTowers(nn.Module):
         ]
 
 
-_SKMTL_BLOCKS = (FeatureEmbedding, StackedLinear, Gate)
+_SKMTL_BLOCKS = (FeatureEmbedding, StackedLinear, Gate, GatedExperts)
 
 
 def _init_torch_layer(layer: nn.Module, generator: torch.Generator | None) -> None:
