@@ -44,6 +44,16 @@ def _uniform_(tensor: torch.Tensor, bound: float, generator: torch.Generator | N
         tensor.uniform_(-bound, bound, generator=generator)
 
 
+def _input_mask(mask, n_groups: int, in_features: int) -> torch.Tensor:
+    """``mask`` as a float (G, in) tensor of 0/1, checked."""
+    mask = torch.as_tensor(mask, dtype=torch.float32)
+    if mask.shape != (n_groups, in_features):
+        raise ValueError(
+            f"input_mask must have shape {(n_groups, in_features)}; got {tuple(mask.shape)}."
+        )
+    return mask
+
+
 class RandomBlock(nn.Module):
     """Base for blocks that draw random numbers while training.
 
@@ -226,12 +236,7 @@ class StackedLinear(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.n_groups, self.in_features, self.out_features))
         self.bias = nn.Parameter(torch.empty(self.n_groups, 1, self.out_features))
         if input_mask is not None:
-            input_mask = torch.as_tensor(input_mask, dtype=torch.float32)
-            if input_mask.shape != (self.n_groups, self.in_features):
-                raise ValueError(
-                    f"input_mask must have shape {(self.n_groups, self.in_features)}; "
-                    f"got {tuple(input_mask.shape)}."
-                )
+            input_mask = _input_mask(input_mask, self.n_groups, self.in_features)
             # (G, in, 1): group g only reads the inputs where input_mask[g] is 1.
             self.register_buffer("input_mask", input_mask.unsqueeze(-1))
         else:
@@ -442,12 +447,7 @@ class GatedExperts(nn.Module):
         self.weight = nn.Parameter(torch.empty(self.in_features, width))
         self.bias = nn.Parameter(torch.empty(width))
         if input_mask is not None:
-            input_mask = torch.as_tensor(input_mask, dtype=torch.float32)
-            if input_mask.shape != (self.n_experts, self.in_features):
-                raise ValueError(
-                    f"input_mask must have shape {(self.n_experts, self.in_features)}; "
-                    f"got {tuple(input_mask.shape)}."
-                )
+            input_mask = _input_mask(input_mask, self.n_experts, self.in_features)
             # (in, width): expert e's columns read the inputs of mask[e]; the gates read all.
             columns = input_mask.T.repeat_interleave(max(self.first_width, 1), dim=1)
             if not self.first_width:
