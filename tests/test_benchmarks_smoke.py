@@ -77,3 +77,42 @@ def test_bench_mmoe_skips_missing_peer_cleanly(tmp_path):
     assert "skipping deepctr_torch" in proc.stdout
     assert _row(table, "deepctr_torch")[2].startswith("skipped")
     assert _number(_row(table, "floor")[2]) > 0
+
+
+def test_bench_mmoe_reports_paired_ratios(tmp_path):
+    """Two rounds: the paired table gives skmtl's median ratio to the floor of its round."""
+    cmd = [
+        sys.executable, str(SCRIPT),
+        "--rows", "2000", "--test-rows", "500", "--epochs", "1", "--repeats", "2",
+        "--predict-repeats", "1", "--impls", "floor,skmtl", "--threads", "1",
+        "--out-dir", str(tmp_path),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    payload = json.loads((tmp_path / "mmoe_latest.json").read_text())
+    floor = {r["round"]: r for r in payload["runs"]["floor"]}
+    expected = sorted(
+        r["train_samples_per_s"] / floor[r["round"]]["train_samples_per_s"]
+        for r in payload["runs"]["skmtl"]
+    )
+    assert payload["summary"]["skmtl"]["train_vs_floor_paired"] == pytest.approx(
+        [r["train_samples_per_s"] / floor[r["round"]]["train_samples_per_s"]
+         for r in payload["runs"]["skmtl"]]
+    )
+    table = (tmp_path / "mmoe_latest.md").read_text()
+    paired = table.split("Paired ratios")[1]
+    cell = _row(paired, "skmtl")[1]
+    assert _number(cell.split(" ")[0]) == pytest.approx(sum(expected) / 2, abs=0.006)
+
+
+def test_step_costs_runs_on_tiny_data():
+    script = SCRIPT.with_name("step_costs.py")
+    proc = subprocess.run(
+        [sys.executable, str(script), "--rows", "5000", "--rounds", "2", "--steps", "3"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    step = _row(proc.stdout, "step ms (median)")
+    ops = _row(proc.stdout, "aten ops per step")
+    assert _number(step[1]) > 0 and _number(step[2]) > 0
+    assert _number(ops[1]) > 100 and _number(ops[2]) > 100
