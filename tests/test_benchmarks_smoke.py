@@ -30,15 +30,20 @@ def _number(cell: str) -> float:
     return float(re.sub(r"[,x]", "", cell))
 
 
-def test_bench_mmoe_tiny_run(tmp_path):
+def _run_floor_and_skmtl(tmp_path, rows: int, test_rows: int, repeats: int, predict_repeats: int):
     cmd = [
         sys.executable, str(SCRIPT),
-        "--rows", "3000", "--test-rows", "1000", "--epochs", "1", "--repeats", "1",
-        "--predict-repeats", "2", "--impls", "floor,skmtl", "--threads", "1",
-        "--out-dir", str(tmp_path),
+        "--rows", str(rows), "--test-rows", str(test_rows), "--epochs", "1",
+        "--repeats", str(repeats), "--predict-repeats", str(predict_repeats),
+        "--impls", "floor,skmtl", "--threads", "1", "--out-dir", str(tmp_path),
     ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc
+
+
+def test_bench_mmoe_tiny_run(tmp_path):
+    proc = _run_floor_and_skmtl(tmp_path, rows=3000, test_rows=1000, repeats=1, predict_repeats=2)
 
     table = (tmp_path / "mmoe_latest.md").read_text()
     assert table in proc.stdout
@@ -81,14 +86,7 @@ def test_bench_mmoe_skips_missing_peer_cleanly(tmp_path):
 
 def test_bench_mmoe_reports_paired_ratios(tmp_path):
     """Two rounds: the paired table gives skmtl's median ratio to the floor of its round."""
-    cmd = [
-        sys.executable, str(SCRIPT),
-        "--rows", "2000", "--test-rows", "500", "--epochs", "1", "--repeats", "2",
-        "--predict-repeats", "1", "--impls", "floor,skmtl", "--threads", "1",
-        "--out-dir", str(tmp_path),
-    ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    _run_floor_and_skmtl(tmp_path, rows=2000, test_rows=500, repeats=2, predict_repeats=1)
     payload = json.loads((tmp_path / "mmoe_latest.json").read_text())
     floor = {r["round"]: r for r in payload["runs"]["floor"]}
     expected = sorted(
