@@ -363,6 +363,15 @@ def _standardise(X_cont, mean, scale):
     return ((X_cont - mean) / scale).astype(np.float32)
 
 
+def _peer_inputs(X, mean, scale) -> dict:
+    """The peers' input dict: int codes ``c<j>`` and standardised continuous ``n<j>`` columns."""
+    n_cat = len(CARDINALITIES)
+    cont = _standardise(X[:, n_cat:], mean, scale)
+    x = {f"c{j}": X[:, j].astype(np.int64) for j in range(n_cat)}
+    x.update({f"n{j}": np.ascontiguousarray(cont[:, j]) for j in range(N_CONTINUOUS)})
+    return x
+
+
 class RechubMMoE:
     """torch-rechub's MMOE trained by its MTLTrainer."""
 
@@ -371,11 +380,7 @@ class RechubMMoE:
         self.workdir = workdir
 
     def _inputs(self, X):
-        n_cat = len(CARDINALITIES)
-        cont = _standardise(X[:, n_cat:], self.mean_, self.scale_)
-        x = {f"c{j}": X[:, j].astype(np.int64) for j in range(n_cat)}
-        x.update({f"n{j}": np.ascontiguousarray(cont[:, j]) for j in range(N_CONTINUOUS)})
-        return x
+        return _peer_inputs(X, self.mean_, self.scale_)
 
     def fit(self, X, y):
         import torch
@@ -434,11 +439,7 @@ class DeepCTRMMoE:
         self.epochs = epochs
 
     def _inputs(self, X):
-        n_cat = len(CARDINALITIES)
-        cont = _standardise(X[:, n_cat:], self.mean_, self.scale_)
-        x = {f"c{j}": X[:, j].astype(np.int64) for j in range(n_cat)}
-        x.update({f"n{j}": np.ascontiguousarray(cont[:, j]) for j in range(N_CONTINUOUS)})
-        return x
+        return _peer_inputs(X, self.mean_, self.scale_)
 
     def fit(self, X, y):
         import torch

@@ -127,18 +127,13 @@ def task_losses(
     """
     if all(torch.is_tensor(o) and o.dim() == 1 for o in outputs):
         return _binary_task_losses(outputs, targets, sample_weight, class_weights, denominators)
+    first = outputs[0][0] if isinstance(outputs[0], tuple) else outputs[0]
+    row_weights = label_weights(targets, sample_weight, class_weights, first.dtype)
     losses = []
     weights = []
     for t, output in enumerate(outputs):
-        y = targets[:, t]
-        known = y >= 0
-        y_safe = y.clamp(min=0)
-        per_row = _row_losses(output, y_safe)
-        w = known.to(per_row.dtype)
-        if sample_weight is not None:
-            w = w * sample_weight
-        if class_weights is not None and class_weights[t] is not None:
-            w = w * class_weights[t][y_safe]
+        per_row = _row_losses(output, targets[:, t].clamp(min=0))
+        w = row_weights[:, t].to(per_row.dtype)
         total = w.sum()
         divisor = total if denominators is None else denominators[t].to(per_row.dtype)
         # sum(w * l) / sum(w); an all-zero weight gives 0 / tiny = 0, never NaN.
@@ -147,20 +142,34 @@ def task_losses(
     return torch.stack(losses), torch.stack(weights)
 
 
+def label_weights(
+    targets: torch.Tensor,
+    sample_weight: torch.Tensor | None = None,
+    class_weights: Sequence[torch.Tensor | None] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> torch.Tensor:
+    """Weight of each row in each task's mean, ``(B, T)``.
+
+    ``sample_weight[i] * class_weights[t][y_it]`` where the label is known,
+    0 where it is unknown (``-1``).
+    """
+    weights = (targets >= 0).to(dtype)
+    if sample_weight is not None:
+        weights = weights * sample_weight.unsqueeze(1)
+    if class_weights is not None:
+        safe = targets.clamp(min=0)
+        for t, table in enumerate(class_weights):
+            if table is not None:
+                weights[:, t] = weights[:, t] * table.to(dtype)[safe[:, t]]
+    return weights
+
+
 def _binary_task_losses(logits, targets, sample_weight, class_weights, denominators=None):
     """:func:`task_losses` for binary logits only, all tasks in one batched computation."""
     z = torch.stack(list(logits))  # (T, B)
-    y = targets.T  # (T, B)
-    known = y >= 0
-    y_safe = y.clamp(min=0)
+    y_safe = targets.T.clamp(min=0)  # (T, B)
     per_row = F.binary_cross_entropy_with_logits(z, y_safe.to(z.dtype), reduction="none")
-    w = known.to(z.dtype)
-    if sample_weight is not None:
-        w = w * sample_weight
-    if class_weights is not None and any(c is not None for c in class_weights):
-        ones = torch.ones(2, dtype=z.dtype, device=z.device)
-        table = torch.stack([ones if c is None else c.to(z.dtype) for c in class_weights])
-        w = w * table.gather(1, y_safe)
+    w = label_weights(targets, sample_weight, class_weights, z.dtype).T  # (T, B)
     totals = w.sum(dim=1)
     divisor = totals if denominators is None else denominators.to(z.dtype)
     losses = (w * per_row).sum(dim=1) / divisor.clamp_min(torch.finfo(z.dtype).tiny)
@@ -327,19 +336,6 @@ class MultiTaskObjective:
         total = losses.sum() if self.task_weights is None else (self.task_weights * losses).sum()
         return total, losses
 
-    def row_weights(self, targets: torch.Tensor, sample_weight: torch.Tensor | None) -> torch.Tensor:
-        """Weight of each row in each task's mean, ``(B, T)``: 0 for unknown labels."""
-        known = targets >= 0
-        weights = known.to(torch.float32)
-        if sample_weight is not None:
-            weights = weights * sample_weight.unsqueeze(1)
-        if self.class_weights is not None:
-            safe = targets.clamp(min=0)
-            for t, table in enumerate(self.class_weights):
-                if table is not None:
-                    weights[:, t] = weights[:, t] * table.to(weights.dtype)[safe[:, t]]
-        return weights
-
     def batch_totals(
         self,
         targets: torch.Tensor,
@@ -350,10 +346,10 @@ class MultiTaskObjective:
         """Per-batch denominators of consecutive batches, ``(n_batches, T + 1)``.
 
         Row ``b`` holds each task's total weight over rows ``b * batch_size``
-        to ``(b + 1) * batch_size`` (see :meth:`row_weights`), then the number
+        to ``(b + 1) * batch_size`` (see :func:`label_weights`), then the number
         of those rows; batches past the end of the data are all zeros.
         """
-        weights = self.row_weights(targets, sample_weight)
+        weights = label_weights(targets, sample_weight, self.class_weights)
         per_row = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
         padded = per_row.new_zeros(n_batches * batch_size, per_row.shape[1])
         padded[: per_row.shape[0]] = per_row[: padded.shape[0]]

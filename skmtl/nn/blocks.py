@@ -252,13 +252,10 @@ class StackedLinear(nn.Module):
         _uniform_(self.weight, bound, generator)
         _uniform_(self.bias, bound, generator)
 
-    def wide_weight(self) -> torch.Tensor:
-        """The weight as one (in, G*out) matrix: group g's columns are ``g*out:(g+1)*out``."""
-        return self.effective_weight().permute(1, 0, 2).reshape(self.in_features, -1)
-
     def forward_wide(self, x: torch.Tensor) -> torch.Tensor:
         """All groups on a shared input as one wide matmul, bias fused: (B, in) -> (B, G*out)."""
-        return torch.addmm(self.bias.reshape(-1), x, self.wide_weight())
+        wide = self.effective_weight().permute(1, 0, 2).reshape(self.in_features, -1)
+        return torch.addmm(self.bias.reshape(-1), x, wide)
 
     def split_groups(self, wide: torch.Tensor) -> torch.Tensor:
         """(B, G*out) -> (G, B, out), a view."""
@@ -328,18 +325,25 @@ class StackedMLP(nn.Module):
         if len(self.layers) == 0:
             return x.expand(self.n_groups, *x.shape) if x.dim() == 2 else x
         if x.dim() == 2:
-            return self.after_first_layer(self.layers[0].forward_wide(x))
+            # Shared input: the first layer is one wide matmul, activated while still
+            # contiguous (cheaper forward and backward), then viewed as (G, B, out).
+            first, activation = self.layers[0], self.layers[1]
+            x = first.split_groups(activation(first.forward_wide(x)))
+            return self.layers[2:](x)
         return self.layers(x)
 
-    def after_first_layer(self, wide: torch.Tensor) -> torch.Tensor:
-        """The rest of the forward pass on a shared input, from the first layer's
-        pre-activation ``(B, G*out)`` (see :meth:`StackedLinear.forward_wide`).
 
-        The activation runs while the tensor is still contiguous (cheaper forward
-        and backward), then it is viewed as (G, B, out) for the next layers.
-        """
-        x = self.layers[0].split_groups(self.layers[1](wide))
-        return self.layers[2:](x)
+def gate_softmax(
+    logits: torch.Tensor, n_gates: int, n_experts: int, temperature: float = 1.0
+) -> torch.Tensor:
+    """Gate weights from gate logits: (B, n_gates * n_experts) -> (B, n_gates, n_experts).
+
+    ``softmax(logits / temperature)`` over the experts of each gate; each row sums to 1.
+    """
+    logits = logits.reshape(logits.shape[0], n_gates, n_experts)
+    if temperature != 1.0:
+        logits = logits / temperature
+    return torch.softmax(logits, dim=-1)
 
 
 class Gate(nn.Module):
@@ -376,14 +380,8 @@ class Gate(nn.Module):
         _uniform_(self.bias, bound, generator)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.weights_from_logits(torch.addmm(self.bias, x, self.weight))
-
-    def weights_from_logits(self, logits: torch.Tensor) -> torch.Tensor:
-        """Softmax of the gates' logits ``(B, n_gates * n_experts)`` -> (B, n_gates, n_experts)."""
-        logits = logits.reshape(logits.shape[0], self.n_gates, self.n_experts)
-        if self.temperature != 1.0:
-            logits = logits / self.temperature
-        return torch.softmax(logits, dim=-1)
+        logits = torch.addmm(self.bias, x, self.weight)
+        return gate_softmax(logits, self.n_gates, self.n_experts, self.temperature)
 
     def extra_repr(self) -> str:
         return (
@@ -481,10 +479,7 @@ class GatedExperts(nn.Module):
         )
 
     def _gates(self, logits: torch.Tensor) -> torch.Tensor:
-        logits = logits.reshape(logits.shape[0], self.n_gates, self.n_experts)
-        if self.temperature != 1.0:
-            logits = logits / self.temperature
-        return torch.softmax(logits, dim=-1)
+        return gate_softmax(logits, self.n_gates, self.n_experts, self.temperature)
 
     def _experts(self, x: torch.Tensor, first: torch.Tensor) -> torch.Tensor:
         if not self.first_width:  # identity experts, each seeing its inputs only
