@@ -7,8 +7,19 @@ multi-task scorers, :mod:`skmtl.datasets` the bundled data and generators, and
 
 from . import datasets, metrics
 from ._classifier import MultiTaskClassifier
+from ._config import config_context, get_config, set_config
 from ._persistence import load_model, save_model
 
 __version__ = "0.1.0"
 
-__all__ = ["MultiTaskClassifier", "datasets", "load_model", "metrics", "save_model", "__version__"]
+__all__ = [
+    "MultiTaskClassifier",
+    "config_context",
+    "datasets",
+    "get_config",
+    "load_model",
+    "metrics",
+    "save_model",
+    "set_config",
+    "__version__",
+]

@@ -26,8 +26,16 @@ from ._distributed import check_same_on_every_rank, process_group
 from ._encoding import TabularEncoder, resolve_categorical
 from ._funnel import impression_space_codes, resolve_funnel
 from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
+from ._keyed_settings import (
+    class_weight_specs,
+    class_weight_vectors,
+    declared_categories,
+    expert_input_mask,
+    logit_offsets,
+    task_weight_vector,
+)
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
-from ._validation import check_embedding_tables, keep_state_on_error
+from ._fit_guards import check_embedding_tables, keep_state_on_error
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES, build_network
 from .nn.blocks import init_parameters
@@ -212,8 +220,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         Per-task class weights: ``"balanced"`` for every task (computed on the
         known labels as in :func:`~sklearn.utils.class_weight.compute_class_weight`),
         a list with one entry (None, ``"balanced"`` or ``{class: weight}``) per
-        task, or a dict keyed by task name. For a single task, a plain
-        ``{class: weight}`` dict.
+        task, or a dict keyed by task (missing tasks get None). For a single
+        task, a plain ``{class: weight}`` dict. Every setting keyed by task
+        (``task_weights``, ``class_weight``, ``funnel``,
+        ``negative_sampling_rate``) names tasks the same way: an int is a
+        task's position in ``y``, anything else its name.
 
     funnel : array-like of str or int, default=None
         An ordered chain of binary tasks (names or indices) where each step
@@ -311,7 +322,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train; ``"auto"`` uses a CUDA GPU when available. A model
         trained on a GPU predicts on the GPU; once pickled it unpickles on
-        CPU-only machines and predicts there.
+        CPU-only machines and predicts there. On the CPU, how many threads a
+        training step uses is skmtl's thread policy (:func:`skmtl.set_config`):
+        torch's count on an idle machine, one thread while other processes
+        hold the cores, never in a way that changes the fitted model; a count
+        you set yourself is kept.
 
     distributed : bool, default=False
         Data-parallel training with ``torch.distributed``: every process of
@@ -575,148 +590,14 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             "activation": self.activation,
             "dropout": self.dropout,
             "funnel": list(funnel),
-            "expert_input_mask": self._expert_input_mask(encoder, embedding_dim),
+            "expert_input_mask": expert_input_mask(
+                self.feature_groups, self.architecture, self.n_experts, self.n_group_experts,
+                encoder, embedding_dim, getattr(self, "feature_names_in_", None),
+            ),
         }
 
-    def _expert_input_mask(self, encoder: TabularEncoder, embedding_dim: int):
-        """(n_experts_total, in_features) 0/1 mask: shared experts, then each group's experts."""
-        if self.feature_groups is None:
-            return None
-        if not (isinstance(self.architecture, str) and self.architecture in ("moe", "mmoe")):
-            raise ValueError(
-                "feature_groups is used only when architecture is 'moe' or 'mmoe'; got "
-                f"architecture={self.architecture!r}."
-            )
-        # Position of each input feature among the embedded tokens: categorical first.
-        order = np.concatenate([encoder.categorical_indices, encoder.continuous_indices])
-        token_of_feature = np.empty(len(order), dtype=int)
-        token_of_feature[order] = np.arange(len(order))
-        names = [str(n) for n in getattr(self, "feature_names_in_", [])]
-        width = len(order) * embedding_dim
-        rows = [np.ones(width)] * self.n_experts
-        for group, columns in self.feature_groups.items():
-            columns = [columns] if isinstance(columns, (str, Integral)) else list(columns)
-            if not columns:
-                raise ValueError(f"feature_groups[{group!r}] is empty.")
-            row = np.zeros(width)
-            for col in columns:
-                if isinstance(col, Integral) and not isinstance(col, bool) and 0 <= col < len(order):
-                    j = int(col)
-                elif isinstance(col, str) and col in names:
-                    j = names.index(col)
-                else:
-                    raise ValueError(
-                        f"feature_groups[{group!r}] names {col!r}, which is not a column of X "
-                        f"(columns: {names or list(range(len(order)))})."
-                    )
-                start = token_of_feature[j] * embedding_dim
-                row[start : start + embedding_dim] = 1.0
-            rows.extend([row] * self.n_group_experts)
-        return torch.tensor(np.vstack(rows), dtype=torch.float32)
-
-    def _logit_offsets(self, task_names, classes, funnel) -> np.ndarray | None:
-        rate = self.negative_sampling_rate
-        if rate is None:
-            return None
-        if isinstance(rate, dict):
-            rates = {}
-            for key, value in rate.items():
-                t = key if isinstance(key, Integral) and not isinstance(key, bool) else None
-                if t is None and key in task_names:
-                    t = task_names.index(key)
-                if t is None or not 0 <= t < len(task_names):
-                    raise ValueError(
-                        f"negative_sampling_rate names task {key!r}, which is not one of "
-                        f"{task_names}."
-                    )
-                if not (isinstance(value, Real) and 0 < value <= 1):
-                    raise ValueError(
-                        f"negative_sampling_rate[{key!r}] must be in (0, 1]; got {value!r}."
-                    )
-                rates[t] = value
-        elif funnel:
-            rates = {funnel[0]: rate}
-        elif len(task_names) == 1:
-            rates = {0: rate}
-        else:
-            raise ValueError(
-                "A single negative_sampling_rate is ambiguous with several tasks and no funnel; "
-                "pass a dict {task: rate}."
-            )
-        if funnel and set(rates) & set(funnel[1:]):
-            raise ValueError(
-                "negative_sampling_rate can correct the first funnel step only (its negatives, "
-                f"e.g. non-clicks, were downsampled); got rates for {sorted(rates)} with funnel "
-                f"{[task_names[t] for t in funnel]}."
-            )
-        offsets = np.zeros(len(task_names))
-        for t, value in rates.items():
-            if len(classes[t]) != 2:
-                raise ValueError(
-                    f"negative_sampling_rate applies to binary tasks; task {task_names[t]!r} "
-                    f"has {len(classes[t])} classes."
-                )
-            offsets[t] = np.log(value)
-        return offsets
-
-    def _task_weight_vector(self, task_names) -> np.ndarray:
-        n_tasks = len(task_names)
-        if self.task_weights is None:
-            return np.ones(n_tasks)
-        if isinstance(self.task_weights, dict):
-            weights = np.ones(n_tasks)
-            for key, value in self.task_weights.items():
-                if isinstance(key, Integral) and not isinstance(key, bool) and 0 <= key < n_tasks:
-                    weights[key] = value
-                elif key in task_names:
-                    weights[task_names.index(key)] = value
-                else:
-                    raise ValueError(
-                        f"task_weights names task {key!r}, which is not one of the tasks "
-                        f"{task_names} (or an index below {n_tasks})."
-                    )
-        else:
-            try:
-                weights = np.asarray(self.task_weights, dtype=np.float64)
-            except (TypeError, ValueError):
-                raise ValueError(
-                    f"task_weights must be numbers; got {self.task_weights!r}."
-                ) from None
-            if weights.ndim != 1:
-                raise ValueError(f"task_weights must be 1-dimensional; got shape {weights.shape}.")
-            if weights.shape[0] != n_tasks:
-                raise ValueError(
-                    f"task_weights has {weights.shape[0]} entries but y has {n_tasks} task(s)."
-                )
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError(f"task_weights must be finite and non-negative; got {weights.tolist()}.")
-        if not np.any(weights > 0):
-            raise ValueError("task_weights are all zero: no task would be trained.")
-        return weights
-
-    def _class_weight_specs(self, task_names) -> list:
-        n_tasks = len(task_names)
-        spec = self.class_weight
-        if spec is None or isinstance(spec, str):
-            return [spec] * n_tasks
-        if isinstance(spec, list):
-            if len(spec) != n_tasks:
-                raise ValueError(
-                    f"class_weight is a list of {len(spec)} entries but y has {n_tasks} task(s)."
-                )
-            return spec
-        if n_tasks == 1 and not set(spec) & set(task_names):
-            return [spec]
-        unknown = [k for k in spec if k not in task_names]
-        if unknown:
-            raise ValueError(
-                f"class_weight names tasks {unknown} that are not among {task_names}; for "
-                "several tasks pass a list or a dict keyed by task name."
-            )
-        return [spec.get(name) for name in task_names]
-
     def _class_weight_vectors(self, targets, sample_rows, group) -> list[np.ndarray | None]:
-        specs = self._class_weight_specs(targets.task_names)
+        specs = class_weight_specs(self.class_weight, targets.task_names)
         balanced = [t for t, spec in enumerate(specs) if isinstance(spec, str)]
         counts = {}
         if balanced:  # class counts over every process's training rows
@@ -727,32 +608,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             ]
             for t, shards in zip(balanced, zip(*group.share(lambda: local))):
                 counts[t] = np.sum(shards, axis=0)
-        vectors = []
-        for t, (spec, classes) in enumerate(zip(specs, targets.classes)):
-            if spec is None:
-                vectors.append(None)
-                continue
-            weights = np.ones(len(classes))
-            if isinstance(spec, str) and spec == "balanced":
-                # sklearn's "balanced" over the classes present: n / (n_classes * count).
-                present = counts[t] > 0
-                weights[present] = counts[t].sum() / (present.sum() * counts[t][present])
-            elif isinstance(spec, dict):
-                for label, value in spec.items():
-                    where = np.flatnonzero(classes == label)
-                    if where.size == 0:
-                        raise ValueError(
-                            f"class_weight for task {targets.task_names[t]!r} names class "
-                            f"{label!r}, which is not among its classes {classes.tolist()}."
-                        )
-                    weights[where[0]] = value
-            else:
-                raise ValueError(
-                    f"class_weight entry for task {targets.task_names[t]!r} must be None, "
-                    f"'balanced' or a dict; got {spec!r}."
-                )
-            vectors.append(weights)
-        return vectors
+        return class_weight_vectors(specs, targets.classes, targets.task_names, counts)
 
     def _check_warm_start_targets(self, targets) -> None:
         fitted = fitted_classes(self)
@@ -920,8 +776,10 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             targets.codes = group.run(
                 lambda: impression_space_codes(targets.codes, funnel, targets.task_names)
             )
-        task_weights = self._task_weight_vector(targets.task_names)
-        logit_offsets = self._logit_offsets(targets.task_names, targets.classes, funnel)
+        task_weights = task_weight_vector(self.task_weights, targets.task_names)
+        offsets = logit_offsets(
+            self.negative_sampling_rate, targets.task_names, targets.classes, funnel
+        )
 
         device = group.run(lambda: _resolve_device(self.device, self.distributed))
         if group.active:
@@ -961,7 +819,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             ).fit(
                 X,
                 group.run(
-                    lambda: self._declared_categories(categories, is_categorical, feature_names)
+                    lambda: declared_categories(categories, is_categorical, feature_names)
                 ),
                 group,
             )
@@ -1003,7 +861,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             funnel=funnel,
             funnel_mode=self.funnel_mode,
             funnel_penalty=self.funnel_penalty,
-            logit_offsets=as_tensor(logit_offsets),
+            logit_offsets=as_tensor(offsets),
         ).to(device)
         n_train = sum(group.share(lambda: len(train_rows)))
         batch_size = min(512, n_train) if self.batch_size == "auto" else self.batch_size
@@ -1013,7 +871,6 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             max_iter=1 if partial else self.max_iter,
             batch_size=batch_size,
             learning_rate=self.learning_rate_init,
-            alpha=self.alpha,
             shuffle=self.shuffle,
             n_iter_no_change=self.n_iter_no_change,
             tol=self.tol,
@@ -1058,21 +915,6 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.best_validation_score_ = history.best_validation_score
         self.best_loss_ = history.best_loss
         return self
-
-    def _declared_categories(self, categories, is_categorical, feature_names) -> dict:
-        """``partial_fit``'s ``categories`` keyed by feature index."""
-        if not categories:
-            return {}
-        names = [str(n) for n in feature_names] if feature_names is not None else []
-        declared = {}
-        for key, values in categories.items():
-            j = names.index(key) if isinstance(key, str) and key in names else key
-            if not (isinstance(j, Integral) and 0 <= j < len(is_categorical) and is_categorical[j]):
-                raise ValueError(
-                    f"categories names {key!r}, which is not a categorical column of X."
-                )
-            declared[int(j)] = values
-        return declared
 
     # ------------------------------------------------------------- prediction
     def _logits(self, X) -> list[torch.Tensor]:

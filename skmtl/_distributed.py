@@ -44,7 +44,7 @@ class SingleProcess:
         """Every rank's ``obj``, in rank order."""
         return [obj]
 
-    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+    def sum_in_place(self, tensor: torch.Tensor) -> torch.Tensor:
         """Sum ``tensor`` over the ranks, in place; returns it."""
         return tensor
 
@@ -99,7 +99,7 @@ class ProcessGroup(SingleProcess):
         self._dist.all_gather_object(out, obj)
         return out
 
-    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+    def sum_in_place(self, tensor: torch.Tensor) -> torch.Tensor:
         self._dist.all_reduce(tensor, op=self._dist.ReduceOp.SUM)
         return tensor
 

@@ -9,7 +9,8 @@ is fitted and the architecture parameters are resolved.
 from __future__ import annotations
 
 import functools
-import warnings
+
+from ._warnings import warn_user
 
 MAX_EMBEDDING_PARAMETERS = 10_000_000
 """Above this many categorical embedding parameters, ``fit`` warns.
@@ -88,23 +89,21 @@ def check_embedding_tables(encoder, embedding_dim: int) -> None:
     names = [encoder._name(j) for j in encoder.categorical_indices]
     empty = [name for name, vocabulary in zip(names, encoder.vocabularies_) if len(vocabulary) == 0]
     if empty:
-        warnings.warn(
+        warn_user(
             f"Categorical column(s) {', '.join(empty)} kept no category: no value was seen "
             f"min_frequency={encoder.min_frequency} times, so all of them share the unknown "
             "row and the model cannot use the column(s). Lower min_frequency, or drop them.",
             UserWarning,
-            stacklevel=5,
         )
     rows = [len(vocabulary) + 1 for vocabulary in encoder.vocabularies_]
     n_parameters = sum(rows) * embedding_dim
     if n_parameters > MAX_EMBEDDING_PARAMETERS:
         largest = max(range(len(rows)), key=rows.__getitem__)
-        warnings.warn(
+        warn_user(
             f"The categorical embedding tables hold {n_parameters:,} parameters (column "
             f"{names[largest]}: {rows[largest]:,} rows x embedding_dim={embedding_dim}). "
             "Every optimiser step updates whole tables (dense gradients), so each step is "
             f"slow and training takes about {16 * n_parameters / 2**20:,.0f} MiB for them. "
             "Set max_categories (e.g. 10_000) or raise min_frequency.",
             UserWarning,
-            stacklevel=5,
         )

@@ -19,11 +19,10 @@ The positive class of a funnel task is its greater class (1, True, ...).
 
 from __future__ import annotations
 
-from numbers import Integral
-
 import numpy as np
 
 from ._targets import encode_targets
+from ._keyed_settings import task_index
 
 
 def resolve_funnel(funnel, task_names: list[str], classes: list[np.ndarray]) -> list[int]:
@@ -40,18 +39,7 @@ def resolve_funnel(funnel, task_names: list[str], classes: list[np.ndarray]) -> 
     steps = list(funnel) if not isinstance(funnel, str) else [funnel]
     indices = []
     for step in steps:
-        if isinstance(step, Integral) and not isinstance(step, bool):
-            if not 0 <= step < len(task_names):
-                raise ValueError(
-                    f"funnel step {step} is not a task index (y has {len(task_names)} tasks)."
-                )
-            indices.append(int(step))
-        elif step in task_names:
-            indices.append(task_names.index(step))
-        else:
-            raise ValueError(
-                f"funnel names {step!r}, which is not one of the tasks {task_names}."
-            )
+        indices.append(task_index(step, task_names, "funnel"))
     if len(indices) < 2:
         raise ValueError(f"funnel needs at least two steps; got {list(steps)}.")
     if len(set(indices)) != len(indices):

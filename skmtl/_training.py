@@ -10,7 +10,6 @@ device and are read once per epoch.
 from __future__ import annotations
 
 import copy
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +17,22 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from torch import nn
 
+from ._config import get_config
 from ._distributed import SingleProcess
+from ._threads import (
+    LOAD_WINDOW,
+    MIN_GOVERNED_STEPS,
+    OtherProcessesLoad,
+    ThreadGovernor,
+    available_cores,
+    fixed_thread_count,
+    set_threads,
+    step_work,
+    steps_agree,
+    thread_scope,
+    user_thread_limit,
+)
+from ._warnings import warn_user
 from .losses import MultiTaskObjective
 from .nn.blocks import FeatureEmbedding, attach_generator
 
@@ -61,8 +75,7 @@ class TrainingConfig:
 
     max_iter: int
     batch_size: int
-    learning_rate: float
-    alpha: float
+    learning_rate: float  # named in the divergence error; the optimizer holds its own
     shuffle: bool
     n_iter_no_change: int
     tol: float
@@ -82,6 +95,8 @@ class TrainingHistory:
     best_loss: float = np.inf
     n_iter: int = 0
     converged: bool = False
+    thread_steps: dict[int, int] | None = None  # steps per thread count, where measured
+    thread_switches: int = 0
 
 
 def split_parameters(module: nn.Module) -> tuple[list, list]:
@@ -152,12 +167,68 @@ def validation_loss(
     """
     logits = predict_logits(module, data.x_cat, data.x_cont)
     total, _ = config.objective(logits, data.y, data.sample_weight, global_totals)
-    return group.sum_(total.detach().reshape(1))[0]
+    return group.sum_in_place(total.detach().reshape(1))[0]
 
 
 def local_batch_size(batch_size: int, group: SingleProcess) -> int:
     """This process's part of a global batch of ``batch_size`` rows (split as evenly as can be)."""
     return batch_size // group.world_size + (group.rank < batch_size % group.world_size)
+
+
+def _plan_threads(
+    module, optimizer, run_step, data, all_known_unweighted, batch_size, max_steps, dropout_generator, group
+) -> ThreadGovernor | None:
+    """Apply the thread policy (:mod:`skmtl._threads`) to this training run.
+
+    Returns the governor that times the steps, or None where the count is left
+    as it is or set once here.
+    """
+    n_threads = torch.get_num_threads()
+    if (
+        get_config()["thread_policy"] != "auto"
+        or data.y.device.type != "cpu"
+        or group.active
+        or n_threads == 1
+        or user_thread_limit() is not None
+    ):
+        return None
+    size = min(batch_size, len(data))
+    labels = data.y.T.to(torch.float32)[:, :size] if all_known_unweighted else None
+
+    def run(net, opt):
+        generator = torch.Generator(device=data.y.device)
+        generator.set_state(dropout_generator.get_state())
+        attach_generator(net, generator)
+        run_step(net, opt, data.slice(0, size), labels, None)
+
+    def verify() -> bool:
+        attach_generator(module, None)  # the copies get their own generator
+        try:
+            return steps_agree(run, module, optimizer, (n_threads, 1))
+        finally:
+            attach_generator(module, dropout_generator)
+
+    fallback = fixed_thread_count(n_threads, step_work(module, batch_size))
+    if max_steps < MIN_GOVERNED_STEPS:
+        set_threads(fallback)
+        return None
+    if fallback != 1:  # a large step may start on n_threads only once the check has passed
+        if not verify():
+            set_threads(fallback)
+            return None
+        verify = None
+    cores = available_cores()
+    others = OtherProcessesLoad()
+
+    def room_for_threads() -> bool | None:
+        if not others.supported:
+            return True
+        busy = others(min_seconds=LOAD_WINDOW)
+        return None if busy is None else busy <= cores - n_threads + 0.25
+
+    return ThreadGovernor(
+        n_threads, fixed_threads=fallback, verify=verify, room_for_threads=room_for_threads
+    )
 
 
 def _progress(max_iter: int, verbose: int):
@@ -174,19 +245,19 @@ def train(
     *,
     shuffle_generator: torch.Generator,
     dropout_generator: torch.Generator,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer,
     group: SingleProcess = SingleProcess(),
     user_module: bool = False,
 ) -> TrainingHistory:
-    """Train ``module`` in place with Adam on mini-batches of ``data``.
+    """Train ``module`` in place with ``optimizer`` on mini-batches of ``data``.
 
     With ``validation`` given, training stops once the validation loss has not
     improved by ``tol`` for ``n_iter_no_change`` epochs and the weights of the
     best epoch are restored; otherwise the training loss is monitored the same
     way (without restoring).
 
-    ``optimizer`` continues an earlier optimisation (``partial_fit``); by
-    default a new Adam is made.
+    ``optimizer`` (from :func:`make_optimizer`) may continue an earlier
+    optimisation (``partial_fit``).
 
     Data-parallel training (``group`` a :class:`~skmtl._distributed.ProcessGroup`):
     ``data`` and ``validation`` are this process's shards and
@@ -207,8 +278,6 @@ def train(
         If a batch loss is NaN or infinite. The module is then left in an
         unspecified state: callers train a copy.
     """
-    if optimizer is None:
-        optimizer = make_optimizer(module, config.learning_rate, config.alpha)
     history = TrainingHistory(validation_scores=[] if validation is not None else None)
     device = data.y.device
     n_samples = len(data)
@@ -220,12 +289,12 @@ def train(
     if group.active:  # every process takes as many steps as the one with the most rows
         n_batches = max(group.gather(n_batches))
         if validation is not None:
-            validation_totals = group.sum_(
+            validation_totals = group.sum_in_place(
                 objective.batch_totals(validation.y, validation.sample_weight, len(validation), 1)
             )[0]
     model = group.wrap(module, device, user_module)
     # Fast path: every label known and every row the same weight, binary tasks only.
-    plain = (
+    all_known_unweighted = (
         not group.active
         and objective.plain_binary()
         and bool((data.y >= 0).all())
@@ -233,109 +302,143 @@ def train(
     )
     best_state = None
     epochs_without_improvement = 0
+
+    def run_step(net, opt, batch, labels, batch_totals):
+        """One optimisation step on ``batch``: forward, loss, backward, Adam."""
+        logits = net(batch.x_cat, batch.x_cont)
+        if labels is not None:
+            total, losses = objective.mean_binary_losses(logits, labels)
+        elif batch_totals is None:
+            total, losses = objective(logits, batch.y, batch.sample_weight)
+        else:
+            total, losses = objective(logits, batch.y, batch.sample_weight, batch_totals)
+        opt.zero_grad(set_to_none=True)
+        # DistributedDataParallel averages the gradients over the processes;
+        # their losses are parts of one sum, so scale back to that sum.
+        (total * group.world_size if group.active else total).backward()
+        opt.step()
+        return total, losses
+
     progress = _progress(config.max_iter, config.verbose if group.rank == 0 else 0)
-    attach_generator(module, dropout_generator)
-    try:
-        for epoch in range(config.max_iter):
-            model.train()
-            if config.shuffle:
-                order = torch.randperm(n_samples, generator=shuffle_generator).to(device)
-                epoch_data = data.take(order)  # one gather per epoch; batches are then views
-            else:
-                epoch_data = data
-            starts = range(0, n_batches * batch_size, batch_size)
-            totals = labels = None
-            if plain:  # (T, n) float labels, sliced per batch
-                labels = epoch_data.y.T.to(torch.float32)
-            if group.active:  # (n_batches, T + 1): the global batches' denominators
-                totals = group.sum_(objective.batch_totals(
-                    epoch_data.y, epoch_data.sample_weight, batch_size, n_batches
-                ))
-            # Row b: the batch's total loss, then each task's; one write per batch, read
-            # back once per epoch.
-            batch_losses = torch.empty(n_batches, 1 + n_tasks, device=device)
-            for batch_number, start in enumerate(starts):
-                batch = epoch_data.slice(start, start + batch_size)
-                logits = model(batch.x_cat, batch.x_cont)
-                if plain:
-                    total, losses = objective.mean_binary_losses(
-                        logits, labels[:, start:start + batch_size]
-                    )
-                elif totals is None:
-                    total, losses = objective(logits, batch.y, batch.sample_weight)
+    with thread_scope():
+        governor = _plan_threads(
+            module, optimizer, run_step, data, all_known_unweighted, batch_size, n_batches * config.max_iter,
+            dropout_generator, group,
+        )
+        # The count of everything outside the full-size steps (shuffles, loss bookkeeping,
+        # validation loss): the one chosen without measuring, whatever the governor does.
+        epoch_threads = torch.get_num_threads() if governor is None else governor.fixed_threads
+        attach_generator(module, dropout_generator)
+        try:
+            for epoch in range(config.max_iter):
+                model.train()
+                if config.shuffle:
+                    order = torch.randperm(n_samples, generator=shuffle_generator).to(device)
+                    epoch_data = data.take(order)  # one gather per epoch; batches are then views
                 else:
-                    total, losses = objective(
-                        logits, batch.y, batch.sample_weight, totals[batch_number]
+                    epoch_data = data
+                starts = range(0, n_batches * batch_size, batch_size)
+                totals = labels = None
+                if all_known_unweighted:  # (T, n) float labels, sliced per batch
+                    labels = epoch_data.y.T.to(torch.float32)
+                if group.active:  # (n_batches, T + 1): the global batches' denominators
+                    totals = group.sum_in_place(objective.batch_totals(
+                        epoch_data.y, epoch_data.sample_weight, batch_size, n_batches
+                    ))
+                # Row b: the batch's total loss, then each task's; one write per batch, read
+                # back once per epoch.
+                batch_losses = torch.empty(n_batches, 1 + n_tasks, device=device)
+                for batch_number, start in enumerate(starts):
+                    batch = epoch_data.slice(start, start + batch_size)
+                    if governor is not None:
+                        if len(batch) == batch_size:
+                            governor.start_step()
+                        else:  # the last, smaller batch: its count is not checked
+                            set_threads(1)
+                    total, losses = run_step(
+                        model, optimizer, batch,
+                        None if labels is None else labels[:, start:start + batch_size],
+                        None if totals is None else totals[batch_number],
                     )
-                optimizer.zero_grad(set_to_none=True)
-                # DistributedDataParallel averages the gradients over the processes;
-                # their losses are parts of one sum, so scale back to that sum.
-                (total * group.world_size if group.active else total).backward()
-                optimizer.step()
-                torch.cat([total.detach().view(1), losses.detach()], out=batch_losses[batch_number])
-            if totals is None:
-                sizes = torch.tensor(
-                    [min(batch_size, n_samples - start) for start in starts],
-                    dtype=batch_losses.dtype, device=device,
-                )
-            else:
-                group.sum_(batch_losses)
-                sizes = totals[:, -1]
-            finite = torch.isfinite(batch_losses[:, 0])
-            bad_batch = -1 if bool(finite.all()) else int((~finite).nonzero()[0, 0])
-            if group.decide(bad_batch >= 0):
-                raise TrainingDivergedError(
-                    f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, "
-                    f"batch {bad_batch + 1}. Lower learning_rate_init (now "
-                    f"{config.learning_rate:g}), add an L2 penalty (alpha), avoid a tiny "
-                    "gate_temperature, or check the inputs and sample weights for extreme values."
-                )
-            means = (sizes @ batch_losses / sizes.sum()).cpu().numpy()
-            epoch_loss = float(means[0])
-            history.loss_curve.append(epoch_loss)
-            history.task_loss_curves.append(means[1:])
-            history.n_iter = epoch + 1
+                    if governor is not None and len(batch) == batch_size:
+                        governor.end_step()
+                    torch.cat(
+                        [total.detach().view(1), losses.detach()], out=batch_losses[batch_number]
+                    )
+                if governor is not None:  # the rest of the epoch on a fixed count
+                    set_threads(epoch_threads)
+                if totals is None:
+                    sizes = torch.tensor(
+                        [min(batch_size, n_samples - start) for start in starts],
+                        dtype=batch_losses.dtype, device=device,
+                    )
+                else:
+                    group.sum_in_place(batch_losses)
+                    sizes = totals[:, -1]
+                finite = torch.isfinite(batch_losses[:, 0])
+                bad_batch = -1 if bool(finite.all()) else int((~finite).nonzero()[0, 0])
+                if group.decide(bad_batch >= 0):
+                    raise TrainingDivergedError(
+                        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, "
+                        f"batch {bad_batch + 1}. Lower learning_rate_init (now "
+                        f"{config.learning_rate:g}), add an L2 penalty (alpha), avoid a tiny "
+                        "gate_temperature, or check the inputs and sample weights for extreme "
+                        "values."
+                    )
+                means = (sizes @ batch_losses / sizes.sum()).cpu().numpy()
+                epoch_loss = float(means[0])
+                history.loss_curve.append(epoch_loss)
+                history.task_loss_curves.append(means[1:])
+                history.n_iter = epoch + 1
 
-            if validation is not None:
-                score = -float(validation_loss(module, validation, config, group, validation_totals))
-                history.validation_scores.append(score)
-                improved = history.best_validation_score is None or (
-                    score > history.best_validation_score + config.tol
-                )
-                if history.best_validation_score is None or score > history.best_validation_score:
-                    history.best_validation_score = score
-                    best_state = copy.deepcopy(module.state_dict())
-                progress.set_postfix(loss=f"{epoch_loss:.4f}", val_loss=f"{-score:.4f}")
-            else:
-                improved = epoch_loss < history.best_loss - config.tol
-                progress.set_postfix(loss=f"{epoch_loss:.4f}")
-            history.best_loss = min(history.best_loss, epoch_loss)
-            progress.update(1)
+                postfix = {"loss": f"{epoch_loss:.4f}"}
+                if validation is not None:
+                    score = -float(
+                        validation_loss(module, validation, config, group, validation_totals)
+                    )
+                    history.validation_scores.append(score)
+                    improved = history.best_validation_score is None or (
+                        score > history.best_validation_score + config.tol
+                    )
+                    if history.best_validation_score is None or (
+                        score > history.best_validation_score
+                    ):
+                        history.best_validation_score = score
+                        best_state = copy.deepcopy(module.state_dict())
+                    postfix["val_loss"] = f"{-score:.4f}"
+                else:
+                    improved = epoch_loss < history.best_loss - config.tol
+                if governor is not None:
+                    postfix["threads"] = governor.current
+                progress.set_postfix(postfix)
+                history.best_loss = min(history.best_loss, epoch_loss)
+                progress.update(1)
 
-            epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
-            if group.decide(epochs_without_improvement >= config.n_iter_no_change):
-                history.converged = True
-                break
-    except TrainingDivergedError:  # raised on every rank alike
-        raise
-    except BaseException:
-        group.abort()
-        raise
-    finally:
-        attach_generator(module, None)
-        progress.close()
+                epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
+                if group.decide(epochs_without_improvement >= config.n_iter_no_change):
+                    history.converged = True
+                    break
+        except TrainingDivergedError:  # raised on every rank alike
+            raise
+        except BaseException:
+            group.abort()
+            raise
+        finally:
+            attach_generator(module, None)
+            progress.close()
+        if governor is not None:
+            history.thread_steps = dict(governor.steps)
+            history.thread_switches = governor.switches
 
     if best_state is not None:
         module.load_state_dict(best_state)
     group.sync_buffers(module)
     module.eval()
     if not history.converged and config.warn_on_max_iter:
-        warnings.warn(
+        warn_user(
             f"Stopped at max_iter={config.max_iter} epochs before the "
             f"{'validation' if validation is not None else 'training'} loss stopped improving; "
             "consider increasing max_iter.",
             ConvergenceWarning,
-            # train <- fit <- keep_state_on_error <- sklearn's _fit_context <- the caller
-            stacklevel=5,
         )
     return history

@@ -13,7 +13,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils._param_validation import InvalidParameterError
 
-from skmtl import MultiTaskClassifier, _validation
+from skmtl import MultiTaskClassifier, _fit_guards
 from skmtl._encoding import TabularEncoder
 
 # Tests of behaviour the estimator does not have yet: the lead applies the change
@@ -85,7 +85,7 @@ def test_y_without_tasks():
 
 
 def test_y_without_rows_is_a_length_mismatch():
-    # Now: "Task 'task_0' has no known label", since y is encoded before the lengths are compared.
+    # Lengths are compared before y is encoded (else: "Task 'task_0' has no known label").
     X, y = _data()
     assert_raises_and_unchanged(
         _fit(), (X, y[:0]), ValueError, r"inconsistent numbers of samples: \[40, 0\]"
@@ -278,7 +278,8 @@ def test_nan_sample_weight():
 
 
 def test_sample_weight_beyond_float32_is_refused():
-    # Now: the float64 weight 1e39 becomes inf in float32 and training "diverges" at batch 1.
+    # Refused up front (else the float64 weight 1e39 becomes inf in float32 and training
+    # "diverges" at batch 1).
     X, y = _data()
     w = np.ones(40)
     w[0] = 1e39
@@ -384,9 +385,11 @@ def test_invalid_parameter_is_reported_by_name(name):
         (dict(categorical_features=["zip"]),
          r"categorical_features names \['zip'\], which are not columns"),
         (dict(class_weight=[None]), r"class_weight is a list of 1 entries but y has 2 task\(s\)"),
-        (dict(class_weight={"view": {0: 2.0}}), r"class_weight names tasks \['view'\]"),
+        (dict(class_weight={"view": {0: 2.0}}),
+         r"class_weight names task 'view', which is not one of the tasks \['click'"),
         (dict(class_weight=[{7: 2.0}, None]), r"class_weight for task 'click' names class 7"),
-        (dict(funnel=["click", "view"]), r"funnel names 'view', which is not one of the tasks"),
+        (dict(funnel=["click", "view"]),
+         r"funnel names task 'view', which is not one of the tasks"),
         (dict(negative_sampling_rate={"view": 0.5}), r"negative_sampling_rate names task 'view'"),
         (dict(feature_groups={"user": ["zip"]}),
          r"feature_groups\['user'\] names 'zip', which is not a column"),
@@ -444,9 +447,9 @@ def test_plain_refit_with_another_y_shape_is_legal():
 
 
 def test_failed_refit_keeps_the_fitted_model():
-    # Wire skmtl._validation.keep_state_on_error onto fit. Now: validate_data(reset=True)
-    # has already replaced feature_names_in_ when y is found bad, so the old model can
-    # no longer predict on its own columns.
+    # skmtl._fit_guards.keep_state_on_error: validate_data(reset=True) has already replaced
+    # feature_names_in_ when y is found bad; without the guard the old model could no
+    # longer predict on its own columns.
     X, y = _frame()
     clf = _fit()(X, y)
     before = clf.predict_proba(X)
@@ -604,14 +607,14 @@ def test_ids_seen_once_collapse_to_the_unknown_row():
 
 
 def test_estimator_warns_about_a_column_that_kept_no_category():
-    # Wire skmtl._validation.check_embedding_tables into fit.
+    # skmtl._fit_guards.check_embedding_tables runs inside fit.
     X = pd.DataFrame({"user_id": [f"u{i}" for i in range(200)], "x": np.arange(200.0)})
     with pytest.warns(UserWarning, match=r"Categorical column\(s\) 'user_id' kept no category"):
         MultiTaskClassifier(**TINY).fit(X, np.arange(200) % 2)
 
 
 def test_estimator_warns_about_huge_embedding_tables(monkeypatch):
-    monkeypatch.setattr(_validation, "MAX_EMBEDDING_PARAMETERS", 1000)
+    monkeypatch.setattr(_fit_guards, "MAX_EMBEDDING_PARAMETERS", 1000)
     X = pd.DataFrame({"user_id": [f"u{i % 300}" for i in range(600)], "x": np.arange(600.0)})
     with pytest.warns(UserWarning, match=r"embedding tables hold 2,408 parameters"):
         MultiTaskClassifier(min_frequency=1, **TINY).fit(X, np.arange(600) % 2)
@@ -628,23 +631,23 @@ def test_check_embedding_tables_flags_a_column_without_categories():
     encoder = _encoder({"id": ids, "city": ["a", "b"] * 25}, min_frequency=5)
     match = r"column\(s\) 'id' kept no category: no value was seen min_frequency=5"
     with pytest.warns(UserWarning, match=match):
-        _validation.check_embedding_tables(encoder, 8)
+        _fit_guards.check_embedding_tables(encoder, 8)
 
 
 def test_check_embedding_tables_flags_huge_tables(monkeypatch):
-    monkeypatch.setattr(_validation, "MAX_EMBEDDING_PARAMETERS", 1000)
+    monkeypatch.setattr(_fit_guards, "MAX_EMBEDDING_PARAMETERS", 1000)
     encoder = _encoder({"id": [f"u{i}" for i in range(300)], "city": ["a", "b"] * 150})
     # (300 + 1) + (2 + 1) rows x 8 = 2,432 parameters; 'id' is the largest table.
     match = r"hold 2,432 parameters \(column 'id': 301 rows x embedding_dim=8\)"
     with pytest.warns(UserWarning, match=match):
-        _validation.check_embedding_tables(encoder, 8)
+        _fit_guards.check_embedding_tables(encoder, 8)
 
 
 def test_check_embedding_tables_is_quiet_for_ordinary_columns():
     encoder = _encoder({"city": ["a", "b", "c"] * 20})
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        _validation.check_embedding_tables(encoder, 8)
+        _fit_guards.check_embedding_tables(encoder, 8)
 
 
 def test_keep_state_on_error_restores_fitted_attributes():
@@ -652,7 +655,7 @@ def test_keep_state_on_error_restores_fitted_attributes():
         def __init__(self):
             self.alpha = 1
 
-        @_validation.keep_state_on_error
+        @_fit_guards.keep_state_on_error
         def fit(self, fail):
             self.coef_ = "new"
             self.extra_ = 1
@@ -699,8 +702,8 @@ def test_divergence_names_the_first_bad_batch(architecture):
 
 @pytest.mark.parametrize("failure", ["diverges", "bad-y"])
 def test_failed_first_fit_leaves_the_estimator_unfitted(failure):
-    # Wire skmtl._validation.keep_state_on_error onto fit. Now: n_features_in_ survives the
-    # failed fit, so check_is_fitted passes and predict leaks AttributeError: no 'module_'.
+    # skmtl._fit_guards.keep_state_on_error: without it n_features_in_ would survive the
+    # failed fit, check_is_fitted would pass and predict leak AttributeError: no 'module_'.
     X, y = _data()
     if failure == "diverges":
         clf, y_fit = MultiTaskClassifier(**{**TINY, **_diverge()}), y
@@ -738,7 +741,7 @@ def test_divergence_leaves_the_fitted_model_as_it_was(warm_start):
 
 
 def test_divergence_on_other_columns_leaves_the_fitted_model_as_it_was():
-    # Wire skmtl._validation.keep_state_on_error onto fit (as test_failed_refit_keeps_...).
+    # skmtl._fit_guards.keep_state_on_error (as test_failed_refit_keeps_...).
     X, y = _frame()
     clf = _fit()(X, y)
     proba = clf.predict_proba(X)
@@ -746,3 +749,28 @@ def test_divergence_on_other_columns_leaves_the_fitted_model_as_it_was():
         clf.set_params(**_diverge()).fit(X.rename(columns=str.upper), y)
     for a, b in zip(proba, clf.predict_proba(X)):
         assert np.array_equal(a, b)
+
+
+def test_every_task_keyed_setting_takes_names_and_indices_alike():
+    """One rule for "a task by name or index" (task_weights, class_weight, funnel,
+    negative_sampling_rate): an index and the task's name give the same model."""
+    X, y = _frame()
+    by_index = dict(
+        task_weights={1: 2.0}, class_weight={1: "balanced"}, negative_sampling_rate={0: 0.5},
+    )
+    names = list(y.columns)
+    by_name = dict(
+        task_weights={names[1]: 2.0}, class_weight={names[1]: "balanced"},
+        negative_sampling_rate={names[0]: 0.5},
+    )
+    fits = [_fit(**params)(X, y) for params in (by_index, by_name)]
+    for a, b in zip(fits[0].predict_proba(X), fits[1].predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+    for setting, value in [("task_weights", {2: 1.0}), ("class_weight", {2: "balanced"}),
+                           ("funnel", [0, 2]), ("negative_sampling_rate", {2: 0.5})]:
+        with pytest.raises(ValueError, match=rf"{setting} names task 2, which is not one of"):
+            _fit(**{setting: value})(X, y)
+    from skmtl._funnel import resolve_funnel
+
+    classes = [np.array([0, 1])] * 2
+    assert resolve_funnel([0, 1], names, classes) == resolve_funnel(names, names, classes)

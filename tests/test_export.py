@@ -16,6 +16,7 @@ from sklearn.exceptions import NotFittedError
 
 from skmtl import MultiTaskClassifier
 from skmtl.export import onnx_inputs, to_onnx
+from skmtl.nn import ARCHITECTURES
 
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
@@ -181,9 +182,6 @@ def test_independent_funnel_with_offsets(data):
     clf = fit(X, y, "shared_bottom", funnel=("click", "buy"), funnel_mode="independent",
               negative_sampling_rate={"click": 0.25})
     check_matches(clf, to_onnx(clf), X_new, key="independent funnel")
-
-
-ARCHITECTURES = ["shared_bottom", "moe", "mmoe", "ple", "aitm", "single_task"]
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)

@@ -1,6 +1,6 @@
 """Synthetic advertising funnel: impressions -> clicks -> conversions with known probabilities."""
 
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
 import pandas as pd

@@ -1,0 +1,225 @@
+"""Settings keyed by task or by column, turned into arrays: plain functions, no estimator.
+
+Every setting that refers to tasks (``task_weights``, ``class_weight``,
+``negative_sampling_rate``, ``funnel``) names them by the same rule,
+:func:`task_index`: an integer (not a bool) is a task's position in ``y``,
+anything else is a task's name. The column-keyed ones (``feature_groups``,
+``partial_fit``'s ``categories``) name columns by position or by name.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+
+def task_index(key, task_names, setting: str) -> int:
+    """Position of the task ``key`` names: an int (not a bool) is an index, else a name.
+
+    Raises
+    ------
+    ValueError
+        Naming ``setting``, if ``key`` is neither an index below the number of
+        tasks nor one of their names.
+    """
+    n_tasks = len(task_names)
+    if isinstance(key, Integral) and not isinstance(key, bool):
+        if 0 <= key < n_tasks:
+            return int(key)
+    elif key in task_names:
+        return list(task_names).index(key)
+    raise ValueError(
+        f"{setting} names task {key!r}, which is not one of the tasks {list(task_names)} "
+        f"(nor an index below {n_tasks})."
+    )
+
+
+def task_weight_vector(task_weights, task_names) -> np.ndarray:
+    """``task_weights`` (None, a sequence, or a dict by task) as one weight per task."""
+    n_tasks = len(task_names)
+    if task_weights is None:
+        return np.ones(n_tasks)
+    if isinstance(task_weights, dict):
+        weights = np.ones(n_tasks)
+        for key, value in task_weights.items():
+            weights[task_index(key, task_names, "task_weights")] = value
+    else:
+        try:
+            weights = np.asarray(task_weights, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"task_weights must be numbers; got {task_weights!r}.") from None
+        if weights.ndim != 1:
+            raise ValueError(f"task_weights must be 1-dimensional; got shape {weights.shape}.")
+        if weights.shape[0] != n_tasks:
+            raise ValueError(
+                f"task_weights has {weights.shape[0]} entries but y has {n_tasks} task(s)."
+            )
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError(f"task_weights must be finite and non-negative; got {weights.tolist()}.")
+    if not np.any(weights > 0):
+        raise ValueError("task_weights are all zero: no task would be trained.")
+    return weights
+
+
+def _is_task_spec(value) -> bool:
+    return value is None or isinstance(value, (str, dict))
+
+
+def class_weight_specs(class_weight, task_names) -> list:
+    """``class_weight`` as one entry per task: None, ``"balanced"`` or a ``{class: weight}`` dict.
+
+    A dict is keyed by task (name or index) unless ``y`` has one task and the
+    dict's values are weights, in which case it is that task's
+    ``{class: weight}``, as in scikit-learn.
+    """
+    n_tasks = len(task_names)
+    if class_weight is None or isinstance(class_weight, str):
+        return [class_weight] * n_tasks
+    if isinstance(class_weight, list):
+        if len(class_weight) != n_tasks:
+            raise ValueError(
+                f"class_weight is a list of {len(class_weight)} entries but y has {n_tasks} "
+                "task(s)."
+            )
+        return class_weight
+    if n_tasks == 1 and not any(_is_task_spec(v) for v in class_weight.values()):
+        return [class_weight]
+    specs = [None] * n_tasks
+    for key, value in class_weight.items():
+        specs[task_index(key, task_names, "class_weight")] = value
+    return specs
+
+
+def class_weight_vectors(specs, classes, task_names, class_counts) -> list[np.ndarray | None]:
+    """Per-task class weights from :func:`class_weight_specs`.
+
+    ``class_counts[t]`` holds task ``t``'s class counts over the training rows
+    wherever its spec is ``"balanced"``.
+    """
+    vectors = []
+    for t, (spec, task_classes) in enumerate(zip(specs, classes)):
+        if spec is None:
+            vectors.append(None)
+            continue
+        weights = np.ones(len(task_classes))
+        if isinstance(spec, str) and spec == "balanced":
+            # sklearn's "balanced" over the classes present: n / (n_classes * count).
+            counts = class_counts[t]
+            present = counts > 0
+            weights[present] = counts.sum() / (present.sum() * counts[present])
+        elif isinstance(spec, dict):
+            for label, value in spec.items():
+                where = np.flatnonzero(task_classes == label)
+                if where.size == 0:
+                    raise ValueError(
+                        f"class_weight for task {task_names[t]!r} names class {label!r}, which "
+                        f"is not among its classes {task_classes.tolist()}."
+                    )
+                weights[where[0]] = value
+        else:
+            raise ValueError(
+                f"class_weight entry for task {task_names[t]!r} must be None, 'balanced' or a "
+                f"dict; got {spec!r}."
+            )
+        vectors.append(weights)
+    return vectors
+
+
+def logit_offsets(negative_sampling_rate, task_names, classes, funnel) -> np.ndarray | None:
+    """log(rate) per task: the prior correction for negatives kept at ``rate`` (0 elsewhere)."""
+    rate = negative_sampling_rate
+    if rate is None:
+        return None
+    if isinstance(rate, dict):
+        rates = {}
+        for key, value in rate.items():
+            t = task_index(key, task_names, "negative_sampling_rate")
+            if not (isinstance(value, Real) and 0 < value <= 1):
+                raise ValueError(
+                    f"negative_sampling_rate[{key!r}] must be in (0, 1]; got {value!r}."
+                )
+            rates[t] = value
+    elif funnel:
+        rates = {funnel[0]: rate}
+    elif len(task_names) == 1:
+        rates = {0: rate}
+    else:
+        raise ValueError(
+            "A single negative_sampling_rate is ambiguous with several tasks and no funnel; "
+            "pass a dict {task: rate}."
+        )
+    if funnel and set(rates) & set(funnel[1:]):
+        raise ValueError(
+            "negative_sampling_rate can correct the first funnel step only (its negatives, "
+            f"e.g. non-clicks, were downsampled); got rates for {sorted(rates)} with funnel "
+            f"{[task_names[t] for t in funnel]}."
+        )
+    offsets = np.zeros(len(task_names))
+    for t, value in rates.items():
+        if len(classes[t]) != 2:
+            raise ValueError(
+                f"negative_sampling_rate applies to binary tasks; task {task_names[t]!r} "
+                f"has {len(classes[t])} classes."
+            )
+        offsets[t] = np.log(value)
+    return offsets
+
+
+def expert_input_mask(
+    feature_groups, architecture, n_experts, n_group_experts, encoder, embedding_dim,
+    feature_names,
+) -> torch.Tensor | None:
+    """(n_experts_total, in_features) 0/1 mask: shared experts, then each group's experts.
+
+    ``encoder`` is the fitted :class:`~skmtl._encoding.TabularEncoder` (its
+    categorical columns are embedded first, then the continuous ones).
+    """
+    if feature_groups is None:
+        return None
+    if not (isinstance(architecture, str) and architecture in ("moe", "mmoe")):
+        raise ValueError(
+            "feature_groups is used only when architecture is 'moe' or 'mmoe'; got "
+            f"architecture={architecture!r}."
+        )
+    # Position of each input feature among the embedded tokens: categorical first.
+    order = np.concatenate([encoder.categorical_indices, encoder.continuous_indices])
+    token_of_feature = np.empty(len(order), dtype=int)
+    token_of_feature[order] = np.arange(len(order))
+    names = [str(n) for n in feature_names] if feature_names is not None else []
+    width = len(order) * embedding_dim
+    rows = [np.ones(width)] * n_experts
+    for group, columns in feature_groups.items():
+        columns = [columns] if isinstance(columns, (str, Integral)) else list(columns)
+        if not columns:
+            raise ValueError(f"feature_groups[{group!r}] is empty.")
+        row = np.zeros(width)
+        for col in columns:
+            if isinstance(col, Integral) and not isinstance(col, bool) and 0 <= col < len(order):
+                j = int(col)
+            elif isinstance(col, str) and col in names:
+                j = names.index(col)
+            else:
+                raise ValueError(
+                    f"feature_groups[{group!r}] names {col!r}, which is not a column of X "
+                    f"(columns: {names or list(range(len(order)))})."
+                )
+            start = token_of_feature[j] * embedding_dim
+            row[start : start + embedding_dim] = 1.0
+        rows.extend([row] * n_group_experts)
+    return torch.tensor(np.vstack(rows), dtype=torch.float32)
+
+
+def declared_categories(categories, is_categorical, feature_names) -> dict:
+    """``partial_fit``'s ``categories`` keyed by feature index."""
+    if not categories:
+        return {}
+    names = [str(n) for n in feature_names] if feature_names is not None else []
+    declared = {}
+    for key, values in categories.items():
+        j = names.index(key) if isinstance(key, str) and key in names else key
+        if not (isinstance(j, Integral) and 0 <= j < len(is_categorical) and is_categorical[j]):
+            raise ValueError(f"categories names {key!r}, which is not a categorical column of X.")
+        declared[int(j)] = values
+    return declared

@@ -1,0 +1,398 @@
+"""How many CPU threads torch uses for skmtl's training steps.
+
+Why this exists: torch's OpenMP threads spin-wait at the end of every parallel
+region. A small model runs thousands of short regions per epoch, so when another
+process holds a core, a spinning thread burns its time slice waiting for a
+partner that is not scheduled, and a fit runs 10-80x slower than on an idle
+machine (measured in ``docs/performance.rst``). One thread has no partner to
+wait for, but is about 1.6x slower than two on an idle 2-core machine.
+
+The policy (``skmtl.set_config(thread_policy="auto")``, the default):
+
+1. A count the user chose is kept: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS``
+   set (joblib's loky workers, Dask's and Ray's workers and torchrun set them),
+   or torch's count changed since skmtl was imported (``torch.set_num_threads``,
+   threadpoolctl). CUDA and data-parallel fits are left alone too.
+2. Before any step runs on torch's count, one full-size step is run from the
+   current state with torch's count and with one thread, on copies
+   (:func:`steps_agree`). If the results agree bit for bit, the count cannot
+   change the fitted model, and a :class:`ThreadGovernor` picks the faster
+   count for each full-size step from measured step times, all through the
+   fit: torch's count on an idle machine, one thread while other processes use
+   the cores. It starts on one thread and tries torch's count only when the
+   other processes leave room for it (:class:`OtherProcessesLoad`).
+3. Otherwise the count is chosen without measuring, so that results never
+   depend on the machine's load: one thread for a small step
+   (:data:`SMALL_STEP_WORK`), torch's count for a larger one; fits of fewer
+   than :data:`MIN_GOVERNED_STEPS` steps are not measured either.
+
+The last, smaller batch of an epoch always runs on one thread (its shape was
+not checked); the rest of an epoch (shuffle, loss bookkeeping, the validation
+loss) runs on the count of point 3, whatever the governor does, so that none
+of it depends on the load either. Prediction keeps torch's count: its batches
+are large, its parallel regions few and long, and it did not collapse under
+load (measured).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import statistics
+import threading
+import time
+from collections.abc import Callable, Sequence
+from contextlib import contextmanager
+
+import torch
+from torch import nn
+
+SMALL_STEP_WORK = 1e9
+"""Parameters x batch rows below which a step counts as small (one thread).
+
+Used only where the step's results were not shown to be thread-invariant. At
+about 1e9 multiply-adds a forward pass takes ~10-20 ms on one core, long enough
+that the per-region cost of waiting stays a modest part of a step.
+"""
+
+MIN_GOVERNED_STEPS = 30
+"""Fits with fewer training steps in all are not measured (the check costs two steps)."""
+
+LOAD_WINDOW = 0.3
+"""Seconds over which other processes' CPU use is measured before trying more threads."""
+
+_THREADS_AT_IMPORT = torch.get_num_threads()
+_lock = threading.Lock()
+_active = 0
+_original: int | None = None
+_set_by_us: set[int] = set()
+
+
+def user_thread_limit() -> str | None:
+    """Why torch's thread count counts as the user's choice, or None if it does not."""
+    for variable in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        if os.environ.get(variable):
+            return f"the environment variable {variable} is set"
+    current = torch.get_num_threads()
+    if current != _THREADS_AT_IMPORT and not (_active and current in _set_by_us):
+        return (
+            f"torch's thread count is {current}, not {_THREADS_AT_IMPORT} as when skmtl was "
+            "imported (torch.set_num_threads or a threadpoolctl limit)"
+        )
+    return None
+
+
+def set_threads(n: int) -> None:
+    """``torch.set_num_threads(n)`` inside a :func:`thread_scope` (restored at its end)."""
+    if torch.get_num_threads() != n:
+        _set_by_us.add(n)
+        torch.set_num_threads(n)
+
+
+@contextmanager
+def thread_scope():
+    """Restore torch's thread count when the block ends.
+
+    ``torch.set_num_threads`` is process-wide for threads started later (and,
+    with the OpenMP backend, per thread for those already running), so
+    concurrent fits in threads share a count: the first to enter records the
+    original count, every fit restores its own thread's count on leaving, and
+    the last to leave restores the original.
+    """
+    global _active, _original
+    with _lock:
+        if _active == 0:
+            _original = torch.get_num_threads()
+            _set_by_us.clear()
+        _active += 1
+    before = torch.get_num_threads()
+    try:
+        yield
+    finally:
+        with _lock:
+            _active -= 1
+            restore = _original if _active == 0 else before
+            if torch.get_num_threads() != restore:
+                torch.set_num_threads(restore)
+
+
+def openmp_runtime() -> str | None:
+    """The OpenMP library torch uses (``"libgomp"``, ``"libiomp"``, ``"libomp"``), if found."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:  # pragma: no cover - a dependency of scikit-learn
+        return None
+    for info in threadpool_info():
+        if info.get("user_api") == "openmp" and "torch" in str(info.get("filepath", "")):
+            return info.get("prefix")
+    return None
+
+
+def step_work(module: nn.Module, batch_size: int) -> float:
+    """Multiply-adds of one forward pass, roughly: dense parameters x batch rows.
+
+    Embedding tables are left out (a step reads a few of their rows).
+    """
+    dense = 0
+    for block in module.modules():
+        for name, param in block.named_parameters(recurse=False):
+            if isinstance(block, nn.Embedding) or name == "categorical_weight":
+                continue
+            dense += param.numel()
+    return float(dense) * batch_size
+
+
+def fixed_thread_count(n_threads: int, work: float) -> int:
+    """The count chosen without measuring: 1 for a small step, else ``n_threads``."""
+    return 1 if work < SMALL_STEP_WORK else n_threads
+
+
+def _state_tensors(module: nn.Module, optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    tensors = [p.detach() for p in module.parameters()]
+    tensors += [b.detach() for b in module.buffers()]
+    for state in optimizer.state.values():
+        tensors += [v for v in state.values() if torch.is_tensor(v)]
+    return tensors
+
+
+def steps_agree(
+    run_step: Callable[[nn.Module, torch.optim.Optimizer], None],
+    module: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    thread_counts: Sequence[int],
+) -> bool:
+    """Whether one training step from the current state gives the same bits at every count.
+
+    ``run_step(module, optimizer)`` runs one step on the module and optimizer
+    it is given; it is called on copies, so ``module`` and ``optimizer`` are
+    not changed. Parallel work in torch is split by tensor shape and thread
+    count only, so a step that agrees on one batch agrees on every batch of
+    that shape.
+    """
+    results = []
+    for n in thread_counts:
+        module_copy, optimizer_copy = copy.deepcopy((module, optimizer))
+        set_threads(n)
+        run_step(module_copy, optimizer_copy)
+        results.append(_state_tensors(module_copy, optimizer_copy))
+    first = results[0]
+    return all(
+        len(other) == len(first) and all(torch.equal(a, b) for a, b in zip(first, other))
+        for other in results[1:]
+    )
+
+
+class OtherProcessesLoad:
+    """How many cores other processes kept busy since the last call (Linux; None elsewhere).
+
+    Busy time of the whole machine (``/proc/stat``) minus this process's own
+    CPU time (``os.times``, all its threads), over the wall time between calls.
+    Reading both costs some microseconds.
+    """
+
+    def __init__(self):
+        self._ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = self._read()
+
+    def _read(self):
+        try:
+            with open("/proc/stat") as stat:
+                fields = stat.readline().split()
+        except OSError:
+            return None
+        if not fields or fields[0] != "cpu":
+            return None
+        values = [int(v) for v in fields[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        busy = (sum(values[:8]) - idle) / self._ticks_per_second  # without guest time
+        own = os.times()
+        return time.monotonic(), busy, own.user + own.system
+
+    @property
+    def supported(self) -> bool:
+        """Whether this platform tells (Linux's ``/proc/stat``)."""
+        return self._last is not None
+
+    def __call__(self, min_seconds: float = 0.0) -> float | None:
+        """Cores busy with other processes since the last reading; None when not known.
+
+        Unknown on platforms without ``/proc/stat``, and when less than
+        ``min_seconds`` have passed since the last reading (which is then kept,
+        so that the next call measures a longer window: both clocks tick in
+        hundredths of a second).
+        """
+        now = self._read()
+        if now is None or self._last is None or now[0] - self._last[0] < max(min_seconds, 1e-6):
+            return None
+        last, self._last = self._last, now
+        return max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0])
+
+
+def available_cores() -> int:
+    """CPUs this process may run on (its affinity mask where the platform has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+class ThreadGovernor:
+    """Switches training steps between ``n_threads`` and 1 thread, whichever runs faster.
+
+    It times full-size steps. It starts with one thread (a step that waits for
+    a descheduled partner thread can cost 50x a normal one, a step on one
+    thread of an idle machine about 1.6x), times a few steps, then tries
+    ``n_threads`` for a few steps and keeps the faster count. It then watches
+    the steps and tries the other count again when steps become much slower
+    than when the choice was made, and otherwise at growing intervals (1 s,
+    2 s, ... up to 30 s, back to 1 s after a switch). A trial ends after its
+    first step if that step is far slower than the current count's. Use it only where the count cannot change the results
+    (:func:`steps_agree`): it decides from the machine's load.
+
+    A trial of ``n_threads`` is only started when ``room_for_threads()`` says
+    the other processes leave room for them (so a busy machine does not pay
+    for slow trial steps), and only once ``verify()`` has shown that the count
+    does not change the results; if it has not, the governor stays at one
+    thread for good.
+
+    Parameters
+    ----------
+    n_threads : int
+        The larger count (torch's).
+    fixed_threads : int, default=1
+        The count chosen without measuring, for the work outside the timed
+        steps (the caller sets it; kept here for it).
+    verify : callable, default=None
+        Returns whether a step gives the same results at both counts; called
+        once, before the first step at ``n_threads``. None: already shown.
+    room_for_threads : callable, default=None
+        Returns False when trying ``n_threads`` now would be pointless, None
+        when it cannot tell yet (asked again at the next step). None: always
+        try.
+    clock : callable, default=time.perf_counter
+        Seconds; replaced in tests.
+    apply : callable, default=set_threads
+        Sets the count; replaced in tests.
+    """
+
+    WARMUP = 1
+    WINDOW = 3  # steps in a median: of the current count, and of a trial
+    SLOWDOWN = 2.0  # recent steps this many times slower than at the choice: try the other
+    STALL = 10.0  # or one step this many times slower
+    ABORT = 3.0  # a trial step this many times slower than the current count ends the trial
+    GAIN = 0.9  # switch when the other count's median step is below this fraction
+    INTERVAL = (1.0, 30.0)
+
+    def __init__(
+        self,
+        n_threads: int,
+        fixed_threads: int = 1,
+        verify: Callable[[], bool] | None = None,
+        room_for_threads: Callable[[], bool] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        apply: Callable[[int], None] = set_threads,
+    ):
+        self.n_threads = n_threads
+        self.fixed_threads = fixed_threads
+        self.verify = verify
+        self.verified: bool | None = True if verify is None else None  # None: not yet known
+        self.room_for_threads = room_for_threads or (lambda: True)
+        self.clock = clock
+        self.apply = apply
+        self.current = 1
+        self.steps = {n_threads: 0, 1: 0}
+        self.switches = 0
+        self._trial: int | None = None  # the count on trial, if any
+        self._trial_times: list[float] = []
+        self._recent: list[float] = []  # the current count's latest full steps
+        self._reference: float | None = None  # its median step when the choice was made
+        self._interval = self.INTERVAL[0]
+        self._next_trial = 0.0
+        self._warmup_left = self.WARMUP
+        self._start = 0.0
+        self.apply(self.current)
+
+    @property
+    def threads(self) -> int:
+        """The count the next step runs with."""
+        return self._trial if self._trial is not None else self.current
+
+    def start_step(self) -> None:
+        """Call before a training step (it also sets the step's count)."""
+        self.apply(self.threads)
+        self._start = self.clock()
+
+    def end_step(self) -> None:
+        """Call after the step."""
+        now = self.clock()
+        seconds = now - self._start
+        self.steps[self.threads] += 1
+        if self._warmup_left > 0:
+            self._warmup_left -= 1
+            return
+        if self._trial is not None:
+            self._trial_times.append(seconds)
+            if seconds > self.ABORT * self._current_time() or len(self._trial_times) >= self.WINDOW:
+                self._end_trial(now)
+            return
+        self._recent = (self._recent + [seconds])[-self.WINDOW:]
+        if len(self._recent) < self.WINDOW:
+            return
+        if self._reference is None:  # the first choice: try n_threads at once
+            self._reference = statistics.median(self._recent)
+            self._begin_trial()
+        elif seconds > self.STALL * self._reference:
+            self._recent = [seconds]  # the stalled step is what the trial must beat
+            self._begin_trial()
+        elif (
+            statistics.median(self._recent) > self.SLOWDOWN * self._reference
+            or now >= self._next_trial
+        ):
+            self._begin_trial()
+
+    def _current_time(self) -> float:
+        return statistics.median(self._recent) if self._recent else self._reference
+
+    def _begin_trial(self) -> None:
+        trial = 1 if self.current != 1 else self.n_threads
+        if trial != 1:
+            if self.verified is False:  # the count changes results: one thread for good
+                self._next_trial = float("inf")
+                return
+            room = self.room_for_threads()
+            if room is None:  # not known yet: ask again after the next step
+                self._next_trial = 0.0
+                return
+            if not room:
+                self._postpone()
+                return
+            if self.verified is None:
+                self.verified = bool(self.verify())
+                self.apply(self.current)
+                if not self.verified:
+                    self._next_trial = float("inf")
+                    return
+        self._trial = trial
+        self._trial_times = []
+        self.apply(trial)
+
+    def _postpone(self) -> None:
+        self._interval = min(2 * self._interval, self.INTERVAL[1])
+        self._next_trial = self.clock() + self._interval
+        if self._reference is not None and self._recent:
+            self._reference = statistics.median(self._recent)
+
+    def _end_trial(self, now: float) -> None:
+        trial_time = statistics.median(self._trial_times)
+        current_time = self._current_time()
+        trial, self._trial = self._trial, None
+        if trial_time < self.GAIN * current_time:
+            self.current = trial
+            self.switches += 1
+            self._reference = trial_time
+            self._recent = []
+            self._interval = self.INTERVAL[0]
+        else:
+            self._reference = current_time
+            self._interval = min(2 * self._interval, self.INTERVAL[1])
+        self.apply(self.current)
+        self._next_trial = now + self._interval
