@@ -15,7 +15,10 @@ import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mmoe.py"
 
-pytestmark = pytest.mark.skipif(not SCRIPT.exists(), reason="benchmarks/bench_mmoe.py not present")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SCRIPT.exists(), reason="benchmarks/bench_mmoe.py not present"),
+]
 
 
 def _row(table: str, name: str) -> list[str]:
@@ -121,3 +124,33 @@ def test_step_costs_runs_on_tiny_data():
     # A training step dispatches more operators than the forward pass alone.
     for column in (1, 2):
         assert _number(ops[column]) > _number(forward_ops[column]) > 10
+
+
+def test_bench_extras_contention_table_and_child_fit():
+    """bench_extras.py: the contention table's ratios come from its own cells; a child fit
+    reports the peak extra memory from VmHWM."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import bench_extras
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    configs, conditions = list(bench_extras.CONFIGS), list(bench_extras.COMPETITORS)
+    speeds = {(conditions[0], configs[0]): [100.0, 120.0, 110.0],
+              (conditions[0], configs[1]): [200.0, 200.0],
+              (conditions[1], configs[0]): [55.0, float("nan")],
+              (conditions[1], configs[1]): [4.0, 6.0]}
+    records = [
+        {"workload": "w", "condition": cond, "config": conf, "samples_per_second": v,
+         "load_before": 1.0}
+        for (cond, conf), values in speeds.items() for v in values
+    ]
+    table = bench_extras.contention_table(records, timeout=60)
+    rows = {(r[1], r[2]): r for r in (
+        [c.strip() for c in line.strip("|").split("|")] for line in table[2:]
+    )}
+    assert _number(rows[(conditions[0], configs[0])][3]) == 110
+    assert rows[(conditions[1], configs[0])][4] == "0.50x"  # 55 / 110, the NaN run left out
+    assert rows[(conditions[1], configs[1])][5] == "0.03x"  # 5 / 200
+    assert "1 over 60 s" in rows[(conditions[1], configs[0])][7]
+    out = bench_extras._child("fit", 3000, 1)
+    assert out["samples_per_second"] > 0 and out["fit_peak_extra_mb"] >= 0
