@@ -112,6 +112,7 @@ _CHILD = (
 )
 
 
+@pytest.mark.slow
 def test_same_model_in_another_process(tmp_path):
     # Another hash seed changes the iteration order of string sets and dicts: the
     # vocabularies must not depend on it.
@@ -176,6 +177,7 @@ def test_predict_proba_from_many_threads_matches_sequential_calls():
 
 # ------------------------------------------------------------------ model selection
 @pytest.mark.filterwarnings("ignore::UserWarning")
+@pytest.mark.slow
 def test_grid_search_in_two_processes_scores_like_one():
     X, y = make_problem(n=200)
     y = y.fillna(0).astype(int)  # sklearn's default scorer refuses NaN labels

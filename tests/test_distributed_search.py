@@ -17,6 +17,8 @@ from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 
 from skmtl import MultiTaskClassifier, metrics
 
+pytestmark = pytest.mark.slow  # skipped by the fast tier, pytest -m "not slow"
+
 TASKS = ["click", "buy"]
 GRID = [
     {"architecture": ["shared_bottom"]},

@@ -30,10 +30,13 @@ from sklearn.metrics import roc_auc_score
 
 from skmtl import MultiTaskClassifier
 
-pytestmark = pytest.mark.skipif(
-    not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
-    reason="torch.distributed with gloo is not available",
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (torch.distributed.is_available() and torch.distributed.is_gloo_available()),
+        reason="torch.distributed with gloo is not available",
+    ),
+]
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
 GLOBAL_BATCH = 64

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow  # skipped by the fast tier, pytest -m "not slow"
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 
