@@ -199,6 +199,7 @@ def _plan_threads(
         generator = torch.Generator(device=data.y.device)
         generator.set_state(dropout_generator.get_state())
         attach_generator(net, generator)
+        net.train()  # as in training (the copy may come from a module left in eval mode)
         run_step(net, opt, data.slice(0, size), labels, None)
 
     def verify() -> bool:

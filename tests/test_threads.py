@@ -282,3 +282,31 @@ def test_governed_fit_uses_one_thread_for_the_last_smaller_batch(two_threads, mo
     monkeypatch.undo()
     last = {threads for rows, threads in counts if rows != 64}
     assert last == {1}
+
+
+def test_the_check_runs_the_step_in_training_mode(two_threads, monkeypatch):
+    # A warm start begins from a module left in eval mode: the check must still
+    # compare training steps (dropout on), as the fit will run them.
+    import skmtl._training as training
+
+    real = training.steps_agree
+    modes = []
+
+    def spy(run, module, optimizer, counts):
+        def recording_run(net, opt):
+            run(net, opt)
+            modes.append(net.training)
+        return real(recording_run, module, optimizer, counts)
+
+    monkeypatch.setattr(training, "steps_agree", spy)
+    monkeypatch.setattr(training, "fixed_thread_count", lambda n, work: n)  # check up front
+    X, y = _data()
+    clf = MultiTaskClassifier(
+        "mmoe", random_state=0, max_iter=2, batch_size=64, dropout=0.2, warm_start=True,
+        early_stopping=False,
+    )
+    clf.fit(X, y)
+    assert not clf.module_.training
+    modes.clear()
+    clf.fit(X, y)
+    assert modes and all(modes)
