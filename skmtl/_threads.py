@@ -13,9 +13,9 @@ The policy (``skmtl.set_config(thread_policy="auto")``, the default):
    set (joblib's loky workers, Dask's and Ray's workers and torchrun set them),
    or torch's count changed since skmtl was imported (``torch.set_num_threads``,
    threadpoolctl). CUDA and data-parallel fits are left alone too.
-2. Before any step runs on torch's count, one full-size step is run from the
-   current state with torch's count and with one thread, on copies
-   (:func:`steps_agree`). If the results agree bit for bit, the count cannot
+2. Before any step runs on torch's count, :data:`CHECK_STEPS` full-size steps
+   on different batches are run from the current state with torch's count and
+   with one thread, on copies (:func:`steps_agree`). If the results agree bit for bit, the count cannot
    change the fitted model, and a :class:`ThreadGovernor` picks the faster
    count for each full-size step from measured step times, all through the
    fit: torch's count on an idle machine, one thread while other processes use
@@ -26,10 +26,10 @@ The policy (``skmtl.set_config(thread_policy="auto")``, the default):
    (:data:`SMALL_STEP_WORK`), torch's count for a larger one; fits of fewer
    than :data:`MIN_GOVERNED_STEPS` steps are not measured either.
 
-The last, smaller batch of an epoch always runs on one thread (its shape was
-not checked); the rest of an epoch (shuffle, loss bookkeeping, the validation
-loss) runs on the count of point 3, whatever the governor does, so that none
-of it depends on the load either. Prediction keeps torch's count: its batches
+The last, smaller batch of an epoch (its shape was not checked) and the rest
+of an epoch (shuffle, loss bookkeeping, the validation loss) run on the count
+of point 3, whatever the governor does, so that none of it depends on the load
+either; so does every step while another fit runs in another thread. Prediction keeps torch's count: its batches
 are large, its parallel regions few and long, and it did not collapse under
 load (measured).
 """
@@ -55,8 +55,11 @@ about 1e9 multiply-adds a forward pass takes ~10-20 ms on one core, long enough
 that the per-region cost of waiting stays a modest part of a step.
 """
 
+CHECK_STEPS = 8
+"""Steps, on different batches, that must agree at both counts before the governor may act."""
+
 MIN_GOVERNED_STEPS = 30
-"""Fits with fewer training steps in all are not measured (the check costs two steps)."""
+"""Fits with fewer training steps in all are not measured (the check costs 2 x CHECK_STEPS)."""
 
 LOAD_WINDOW = 0.3
 """Seconds over which other processes' CPU use is measured before trying more threads."""
@@ -93,11 +96,11 @@ def set_threads(n: int) -> None:
 def thread_scope():
     """Restore torch's thread count when the block ends.
 
-    ``torch.set_num_threads`` is process-wide for threads started later (and,
-    with the OpenMP backend, per thread for those already running), so
-    concurrent fits in threads share a count: the first to enter records the
-    original count, every fit restores its own thread's count on leaving, and
-    the last to leave restores the original.
+    ``torch.set_num_threads`` reaches other threads (at least those started
+    later), so concurrent fits in threads share a count: the first to enter
+    records the original count and the last to leave restores it. While
+    several fits run, none measures: each sets its fixed count before every
+    step (:func:`concurrent_fits`).
     """
     global _active, _original
     with _lock:
@@ -105,15 +108,13 @@ def thread_scope():
             _original = torch.get_num_threads()
             _set_by_us.clear()
         _active += 1
-    before = torch.get_num_threads()
     try:
         yield
     finally:
         with _lock:
             _active -= 1
-            restore = _original if _active == 0 else before
-            if torch.get_num_threads() != restore:
-                torch.set_num_threads(restore)
+            if _active == 0 and torch.get_num_threads() != _original:
+                torch.set_num_threads(_original)
 
 
 def openmp_runtime() -> str | None:
@@ -156,30 +157,38 @@ def _state_tensors(module: nn.Module, optimizer: torch.optim.Optimizer) -> list[
 
 
 def steps_agree(
-    run_step: Callable[[nn.Module, torch.optim.Optimizer], None],
+    run_steps: Callable[[nn.Module, torch.optim.Optimizer], Sequence[torch.Tensor] | None],
     module: nn.Module,
     optimizer: torch.optim.Optimizer,
     thread_counts: Sequence[int],
 ) -> bool:
-    """Whether one training step from the current state gives the same bits at every count.
+    """Whether training steps from the current state give the same bits at every count.
 
-    ``run_step(module, optimizer)`` runs one step on the module and optimizer
-    it is given; it is called on copies, so ``module`` and ``optimizer`` are
-    not changed. Parallel work in torch is split by tensor shape and thread
-    count only, so a step that agrees on one batch agrees on every batch of
-    that shape.
+    ``run_steps(module, optimizer)`` runs some steps (:data:`CHECK_STEPS` on
+    different batches, in training) on the module and optimizer it is given
+    and returns the tensors it computed on the way (the losses); it is called
+    on copies, so ``module`` and ``optimizer`` are not changed. The parameters,
+    buffers, optimizer state and returned tensors are compared bit for bit.
+    A sum split across threads rounds differently only for some values, so
+    one agreeing batch proves little; several batches and states make a
+    chance agreement of every compared value unlikely.
     """
     results = []
     for n in thread_counts:
         module_copy, optimizer_copy = copy.deepcopy((module, optimizer))
         set_threads(n)
-        run_step(module_copy, optimizer_copy)
-        results.append(_state_tensors(module_copy, optimizer_copy))
+        outputs = run_steps(module_copy, optimizer_copy) or []
+        results.append(_state_tensors(module_copy, optimizer_copy) + list(outputs))
     first = results[0]
     return all(
         len(other) == len(first) and all(torch.equal(a, b) for a, b in zip(first, other))
         for other in results[1:]
     )
+
+
+def concurrent_fits() -> bool:
+    """Whether another fit in this process is inside a :func:`thread_scope` too."""
+    return _active > 1
 
 
 class OtherProcessesLoad:
@@ -293,6 +302,8 @@ class ThreadGovernor:
     ):
         self.n_threads = n_threads
         self.fixed_threads = fixed_threads
+        self.concurrent = concurrent_fits
+        self.frozen = False  # for good, on the fixed count, once another fit runs beside it
         self.verify = verify
         self.verified: bool | None = True if verify is None else None  # None: not yet known
         self.room_for_threads = room_for_threads or (lambda: True)
@@ -318,6 +329,10 @@ class ThreadGovernor:
 
     def start_step(self) -> None:
         """Call before a training step (it also sets the step's count)."""
+        if not self.frozen and self.concurrent():  # another fit shares the count
+            self.frozen = True
+            self._trial = None
+            self.current = self.fixed_threads
         self.apply(self.threads)
         self._start = self.clock()
 
@@ -325,7 +340,9 @@ class ThreadGovernor:
         """Call after the step."""
         now = self.clock()
         seconds = now - self._start
-        self.steps[self.threads] += 1
+        self.steps[self.threads] = self.steps.get(self.threads, 0) + 1
+        if self.frozen:
+            return
         if self._warmup_left > 0:
             self._warmup_left -= 1
             return

@@ -20,11 +20,13 @@ from torch import nn
 from ._config import get_config
 from ._distributed import SingleProcess
 from ._threads import (
+    CHECK_STEPS,
     LOAD_WINDOW,
     MIN_GOVERNED_STEPS,
     OtherProcessesLoad,
     ThreadGovernor,
     available_cores,
+    concurrent_fits,
     fixed_thread_count,
     set_threads,
     step_work,
@@ -176,12 +178,13 @@ def local_batch_size(batch_size: int, group: SingleProcess) -> int:
 
 
 def _plan_threads(
-    module, optimizer, run_step, data, all_known_unweighted, batch_size, max_steps, dropout_generator, group
-) -> ThreadGovernor | None:
+    module, optimizer, run_step, data, all_known_unweighted, batch_size, max_steps,
+    dropout_generator, group,
+) -> tuple[ThreadGovernor | None, int | None]:
     """Apply the thread policy (:mod:`skmtl._threads`) to this training run.
 
-    Returns the governor that times the steps, or None where the count is left
-    as it is or set once here.
+    Returns the governor that times the steps (or None), and the count chosen
+    without measuring (None where the policy leaves torch's count alone).
     """
     n_threads = torch.get_num_threads()
     if (
@@ -191,32 +194,39 @@ def _plan_threads(
         or n_threads == 1
         or user_thread_limit() is not None
     ):
-        return None
+        return None, None
     size = min(batch_size, len(data))
-    labels = data.y.T.to(torch.float32)[:, :size] if all_known_unweighted else None
+    starts = sorted({int(s) for s in np.linspace(0, len(data) - size, CHECK_STEPS)})
+    labels = data.y.T.to(torch.float32) if all_known_unweighted else None
 
     def run(net, opt):
         generator = torch.Generator(device=data.y.device)
         generator.set_state(dropout_generator.get_state())
         attach_generator(net, generator)
         net.train()  # as in training (the copy may come from a module left in eval mode)
-        run_step(net, opt, data.slice(0, size), labels, None)
+        outputs = []
+        for start in starts:  # several batches and states, one after the other
+            total, losses = run_step(
+                net, opt, data.slice(start, start + size),
+                None if labels is None else labels[:, start:start + size], None,
+            )
+            outputs += [total.detach(), losses.detach()]
+        return outputs
 
     def verify() -> bool:
         attach_generator(module, None)  # the copies get their own generator
         try:
-            return steps_agree(run, module, optimizer, (n_threads, 1))
+            with torch.random.fork_rng(devices=[]):  # a user module may draw from it
+                return steps_agree(run, module, optimizer, (n_threads, 1))
         finally:
             attach_generator(module, dropout_generator)
 
-    fallback = fixed_thread_count(n_threads, step_work(module, batch_size))
-    if max_steps < MIN_GOVERNED_STEPS:
-        set_threads(fallback)
-        return None
-    if fallback != 1:  # a large step may start on n_threads only once the check has passed
+    fixed = fixed_thread_count(n_threads, step_work(module, batch_size))
+    if max_steps < MIN_GOVERNED_STEPS or concurrent_fits():
+        return None, fixed
+    if fixed != 1:  # a large step may start on n_threads only once the check has passed
         if not verify():
-            set_threads(fallback)
-            return None
+            return None, fixed
         verify = None
     cores = available_cores()
     others = OtherProcessesLoad()
@@ -227,9 +237,10 @@ def _plan_threads(
         busy = others(min_seconds=LOAD_WINDOW)
         return None if busy is None else busy <= cores - n_threads + 0.25
 
-    return ThreadGovernor(
-        n_threads, fixed_threads=fallback, verify=verify, room_for_threads=room_for_threads
+    governor = ThreadGovernor(
+        n_threads, fixed_threads=fixed, verify=verify, room_for_threads=room_for_threads
     )
+    return governor, fixed
 
 
 def _progress(max_iter: int, verbose: int):
@@ -322,15 +333,18 @@ def train(
 
     progress = _progress(config.max_iter, config.verbose if group.rank == 0 else 0)
     with thread_scope():
-        governor = _plan_threads(
-            module, optimizer, run_step, data, all_known_unweighted, batch_size, n_batches * config.max_iter,
-            dropout_generator, group,
-        )
-        # The count of everything outside the full-size steps (shuffles, loss bookkeeping,
-        # validation loss): the one chosen without measuring, whatever the governor does.
-        epoch_threads = torch.get_num_threads() if governor is None else governor.fixed_threads
         attach_generator(module, dropout_generator)
         try:
+            governor, fixed_threads = _plan_threads(
+                module, optimizer, run_step, data, all_known_unweighted, batch_size,
+                n_batches * config.max_iter, dropout_generator, group,
+            )
+            # Everything but the governed full-size steps (the last, smaller batch,
+            # shuffles, loss bookkeeping, validation loss) runs on the count chosen
+            # without measuring, re-set before each step: a fit running beside this one
+            # in another thread may have changed it.
+            if fixed_threads is not None:
+                set_threads(fixed_threads)
             for epoch in range(config.max_iter):
                 model.train()
                 if config.shuffle:
@@ -351,11 +365,10 @@ def train(
                 batch_losses = torch.empty(n_batches, 1 + n_tasks, device=device)
                 for batch_number, start in enumerate(starts):
                     batch = epoch_data.slice(start, start + batch_size)
-                    if governor is not None:
-                        if len(batch) == batch_size:
-                            governor.start_step()
-                        else:  # the last, smaller batch: its count is not checked
-                            set_threads(1)
+                    if governor is not None and len(batch) == batch_size:
+                        governor.start_step()
+                    elif fixed_threads is not None:
+                        set_threads(fixed_threads)
                     total, losses = run_step(
                         model, optimizer, batch,
                         None if labels is None else labels[:, start:start + batch_size],
@@ -366,8 +379,8 @@ def train(
                     torch.cat(
                         [total.detach().view(1), losses.detach()], out=batch_losses[batch_number]
                     )
-                if governor is not None:  # the rest of the epoch on a fixed count
-                    set_threads(epoch_threads)
+                if fixed_threads is not None:  # the rest of the epoch on the fixed count
+                    set_threads(fixed_threads)
                 if totals is None:
                     sizes = torch.tensor(
                         [min(batch_size, n_samples - start) for start in starts],

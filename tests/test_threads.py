@@ -265,7 +265,7 @@ def test_a_large_step_keeps_torchs_count_where_the_check_fails(two_threads, monk
     assert set(counts) == {2}
 
 
-def test_governed_fit_uses_one_thread_for_the_last_smaller_batch(two_threads, monkeypatch):
+def test_the_last_smaller_batch_runs_on_the_fixed_count(two_threads, monkeypatch):
     X, y = _data(3000 - 10)
     counts = []
     original_forward = torch.nn.Module.__call__
@@ -310,3 +310,14 @@ def test_the_check_runs_the_step_in_training_mode(two_threads, monkeypatch):
     modes.clear()
     clf.fit(X, y)
     assert modes and all(modes)
+
+
+def test_governor_stops_measuring_while_another_fit_runs():
+    machine = FakeMachine({1: 0.006, 2: 0.004})
+    g = governor(machine, fixed_threads=1)
+    machine.run(g, 30)
+    assert g.current == 2
+    g.concurrent = lambda: True  # a fit in another thread entered its scope
+    machine.run(g, 500)
+    assert g.frozen and g.current == 1 and machine.threads == 1
+    assert set(machine.applied[-500:]) == {1}
