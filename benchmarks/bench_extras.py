@@ -26,11 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -52,9 +53,10 @@ def _child(kind: str, rows: int, epochs: int) -> dict:
     import torch._dynamo  # noqa: F401
 
     if kind == "census":
+        from sklearn.model_selection import train_test_split
+
         from skmtl import MultiTaskClassifier
         from skmtl.datasets import load_census_income
-        from sklearn.model_selection import train_test_split
 
         X, y = load_census_income(return_X_y=True)
         X, _, y, _ = train_test_split(X, y, test_size=0.2, random_state=0)
@@ -216,9 +218,11 @@ def contention_study(workloads: dict, repeats: int, timeout: float) -> list[dict
 
 
 def _nanmedian(values):
+    import math
+
     import numpy as np
 
-    values = [v for v in values if v == v]
+    values = [v for v in values if not math.isnan(v)]
     return float(np.median(values)) if values else float("nan")
 
 
@@ -241,7 +245,7 @@ def contention_table(records: list[dict], timeout: float) -> list[str]:
         torch_quiet = _nanmedian(
             [r["samples_per_second"] for r in cell[(workload, "quiet", base)]]
         )
-        timed_out = sum(r["samples_per_second"] != r["samples_per_second"] for r in runs)
+        timed_out = sum(math.isnan(r["samples_per_second"]) for r in runs)
         runs_text = f"{len(runs)}" + (f" ({timed_out} over {timeout:.0f} s)" if timed_out else "")
         lines.append(
             f"| {workload} | {condition} | {config} | {median:,.0f} | {median / quiet:.2f}x | "
@@ -289,7 +293,7 @@ def main(argv=None) -> int:
     large = _median_run(sizes[1::2])
     load_alone = _load()
     lines = [
-        f"## skmtl speed extras ({datetime.now(timezone.utc).isoformat(timespec='seconds')})",
+        f"## skmtl speed extras ({datetime.now(UTC).isoformat(timespec='seconds')})",
         "",
         f"- command: `python benchmarks/bench_extras.py --rows {n} --epochs {args.epochs} "
         f"--contention-repeats {args.contention_repeats}`; MMoE workload of bench_mmoe.py, "

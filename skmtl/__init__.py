@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "MultiTaskClassifier",
+    "__version__",
     "config_context",
     "datasets",
     "get_config",
@@ -21,5 +22,4 @@ __all__ = [
     "metrics",
     "save_model",
     "set_config",
-    "__version__",
 ]

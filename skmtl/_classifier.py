@@ -24,8 +24,8 @@ from sklearn.utils.validation import (
 from . import metrics
 from ._distributed import check_same_on_every_rank, process_group
 from ._encoding import TabularEncoder, resolve_categorical
+from ._fit_guards import check_embedding_tables, keep_state_on_error
 from ._funnel import impression_space_codes, resolve_funnel
-from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
 from ._keyed_settings import (
     class_weight_specs,
     class_weight_vectors,
@@ -34,8 +34,8 @@ from ._keyed_settings import (
     logit_offsets,
     task_weight_vector,
 )
+from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
-from ._fit_guards import check_embedding_tables, keep_state_on_error
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES, build_network
 from .nn.blocks import init_parameters

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._targets import encode_targets
 from ._keyed_settings import task_index
+from ._targets import encode_targets
 
 
 def resolve_funnel(funnel, task_names: list[str], classes: list[np.ndarray]) -> list[int]:

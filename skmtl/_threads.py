@@ -58,8 +58,9 @@ that the per-region cost of waiting stays a modest part of a step.
 CHECK_STEPS = 8
 """Steps, on different batches, that must agree at both counts before the governor may act."""
 
-MIN_GOVERNED_STEPS = 30
-"""Fits with fewer training steps in all are not measured (the check costs 2 x CHECK_STEPS)."""
+MIN_GOVERNED_STEPS = 10 * CHECK_STEPS
+"""Fits with fewer training steps in all are not measured: the check (2 x CHECK_STEPS
+steps) would cost them more than a fifth of their time."""
 
 LOAD_WINDOW = 0.3
 """Seconds over which other processes' CPU use is measured before trying more threads."""

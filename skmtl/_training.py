@@ -97,8 +97,6 @@ class TrainingHistory:
     best_loss: float = np.inf
     n_iter: int = 0
     converged: bool = False
-    thread_steps: dict[int, int] | None = None  # steps per thread count, where measured
-    thread_switches: int = 0
 
 
 def split_parameters(module: nn.Module) -> tuple[list, list]:
@@ -440,10 +438,6 @@ def train(
         finally:
             attach_generator(module, None)
             progress.close()
-        if governor is not None:
-            history.thread_steps = dict(governor.steps)
-            history.thread_switches = governor.switches
-
     if best_state is not None:
         module.load_state_dict(best_state)
     group.sync_buffers(module)

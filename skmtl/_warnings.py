@@ -6,19 +6,18 @@ import sys
 import warnings
 from pathlib import Path
 
+import sklearn
+
 _PACKAGE = str(Path(__file__).resolve().parent)
+# scikit-learn's _fit_context wrapper sits between the user and fit.
+_SKLEARN_BASE = str(Path(sklearn.__file__).resolve().parent / "base.py")
 
 
 def _internal(filename: str) -> bool:
     path = str(Path(filename).resolve()) if filename and not filename.startswith("<") else ""
     if not path:
         return False
-    if path.startswith(_PACKAGE):
-        return True
-    # scikit-learn's _fit_context wrapper sits between the user and fit.
-    import sklearn
-
-    return path == str(Path(sklearn.__file__).resolve().parent / "base.py")
+    return path.startswith(_PACKAGE) or path == _SKLEARN_BASE
 
 
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:

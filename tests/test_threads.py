@@ -177,11 +177,32 @@ def test_config_validation_and_context():
         skmtl.set_config(thread_policy="fast")
 
 
-def test_other_processes_load_and_cores():
+def test_other_processes_load_sees_a_busy_process_and_not_our_own_work():
+    import subprocess
+    import sys
+    import time
+
     load = _threads.OtherProcessesLoad()
-    value = load()
-    assert value is None or value >= 0
+    if not load.supported:
+        pytest.skip("no /proc/stat on this platform")
+    assert load(min_seconds=10.0) is None  # too short a window: unknown, reading kept
+    # Our own CPU time does not count as another process's.
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:
+        pass
+    own = load()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)  # the child starts, then spins for most of this window
+        load()
+        time.sleep(1.0)
+        other = load()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert other > own + 0.5  # about one core more, whatever else runs beside the test
     assert _threads.available_cores() >= 1
+    assert _threads.openmp_runtime() in (None, "libgomp", "libiomp", "libomp")
 
 
 # ------------------------------------------------------------------ in a fit
