@@ -456,3 +456,22 @@ def test_gpu_trained_model_loads_on_cpu(tmp_path):
     assert next(restored.module_.parameters()).device.type == "cpu"
     for a, b in zip(_proba_list(clf, X), _proba_list(restored, X)):
         np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+# ------------------------------------------------------------------ older files
+V1_DIR = __import__("pathlib").Path(__file__).resolve().parent / "golden" / "model_files_v1"
+
+
+@pytest.mark.parametrize("name", ["ple_cgc", "mmoe_groups_funnel", "aitm_funnel", "single_task"])
+def test_format_version_1_files_still_load(name):
+    """Files written by skmtl at d8b89b1 (tests/golden/make_model_files_v1.py) load and predict."""
+    sys.path.insert(0, str(V1_DIR.parent))
+    try:
+        import make_model_files_v1
+    finally:
+        sys.path.pop(0)
+    X, _ = make_model_files_v1.data()
+    expected = np.load(V1_DIR / "expected_proba.npz")
+    restored = load_model(V1_DIR / f"{name}.skmtl")
+    for t, proba in enumerate(_proba_list(restored, X)):
+        np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
