@@ -30,39 +30,17 @@ from ._keyed_settings import (
     class_weight_specs,
     class_weight_vectors,
     declared_categories,
-    expert_input_mask,
     logit_offsets,
     task_weight_vector,
 )
+from ._network_spec import build_from_spec, network_spec
 from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
 from .losses import MultiTaskObjective
-from .nn.architectures import ARCHITECTURES, build_network
+from .nn.architectures import ARCHITECTURES
 from .nn.blocks import init_parameters
 
 EARLY_STOPPING_AUTO_MIN_SAMPLES = 10_000
-
-
-def _auto_embedding_dim(cardinalities) -> int:
-    """One shared embedding size from the typical categorical cardinality.
-
-    ``round(1.6 * K ** 0.56)`` (the fast.ai rule of thumb) for the median
-    cardinality ``K``, clipped to [4, 32]; 8 without categorical columns.
-    """
-    if not cardinalities:
-        return 8
-    k = float(np.median(cardinalities))
-    return int(np.clip(round(1.6 * k**0.56), 4, 32))
-
-
-def _layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
-    sizes = tuple(np.atleast_1d(np.asarray(value)).tolist()) if np.ndim(value) else (value,)
-    if not allow_empty and len(sizes) == 0:
-        raise ValueError(f"{name} must have at least one layer; got {value!r}.")
-    for s in sizes:
-        if not isinstance(s, Integral) or isinstance(s, bool) or s < 1:
-            raise ValueError(f"{name} must contain positive integers; got {value!r}.")
-    return tuple(int(s) for s in sizes)
 
 
 def _resolve_device(device: str, distributed: bool = False) -> torch.device:
@@ -376,6 +354,11 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     module_ : torch.nn.Module
         The trained PyTorch model; it maps categorical codes and standardised
         continuous values to a list of per-task logits.
+    network_spec_ : dict
+        Everything needed to rebuild ``module_`` (untrained): the architecture,
+        the embedding tables' sizes, the logits per task and the
+        architecture's resolved arguments, recorded by ``fit``; model files
+        store it (see :func:`skmtl.save_model`).
     n_iter_ : int
         Number of epochs run by the last ``fit`` (summed over ``partial_fit``
         calls).
@@ -571,31 +554,6 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
 
     # ------------------------------------------------------------ fit helpers
-    def _architecture_params(self, encoder: TabularEncoder, funnel: list[int]) -> dict:
-        """The flat hyperparameters the architecture builders read."""
-        cardinalities = encoder.cardinalities
-        embedding_dim = (
-            _auto_embedding_dim(cardinalities) if self.embedding_dim == "auto" else self.embedding_dim
-        )
-        return {
-            "embedding_dim": embedding_dim,
-            "category_dropout": self.category_dropout,
-            "expert_layer_sizes": _layer_sizes(self.expert_layer_sizes, "expert_layer_sizes", False),
-            "tower_layer_sizes": _layer_sizes(self.tower_layer_sizes, "tower_layer_sizes", True),
-            "n_experts": self.n_experts,
-            "gate_temperature": self.gate_temperature,
-            "n_levels": self.n_levels,
-            "n_task_experts": self.n_task_experts,
-            "n_shared_experts": self.n_shared_experts,
-            "activation": self.activation,
-            "dropout": self.dropout,
-            "funnel": list(funnel),
-            "expert_input_mask": expert_input_mask(
-                self.feature_groups, self.architecture, self.n_experts, self.n_group_experts,
-                encoder, embedding_dim, getattr(self, "feature_names_in_", None),
-            ),
-        }
-
     def _class_weight_vectors(self, targets, sample_rows, group) -> list[np.ndarray | None]:
         specs = class_weight_specs(self.class_weight, targets.task_names)
         balanced = [t for t, spec in enumerate(specs) if isinstance(spec, str)]
@@ -800,7 +758,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
         optimizer = None
         if reuse:
-            encoder = self.encoder_
+            encoder, spec = self.encoder_, self.network_spec_
             # Copy module and optimizer together so the copy's Adam state points at the
             # copied parameters; the estimator keeps its model if training fails.
             module, optimizer = copy.deepcopy((self.module_, getattr(self, "optimizer_", None)))
@@ -823,15 +781,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
                 ),
                 group,
             )
-            params = self._architecture_params(encoder, funnel)
-            check_embedding_tables(encoder, params["embedding_dim"])
-            module = build_network(
-                self.architecture,
-                cardinalities=encoder.cardinalities,
-                n_continuous=len(encoder.continuous_indices),
-                n_outputs=[1 if len(c) == 2 else len(c) for c in targets.classes],
-                params=params,
+            spec = network_spec(
+                self.get_params(deep=False), encoder, targets.classes, funnel,
+                getattr(self, "feature_names_in_", None),
             )
+            check_embedding_tables(encoder, spec["embedding_dim"])
+            module = build_from_spec(spec)
             init_generator = torch.Generator().manual_seed(seed)
             init_parameters(module, init_generator)
             module = module.to(device)
@@ -855,7 +810,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
 
         as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)  # noqa: E731
         objective = MultiTaskObjective(
-            [1 if len(c) == 2 else len(c) for c in targets.classes],
+            spec["n_outputs"],
             task_weights=as_tensor(task_weights),
             class_weights=[as_tensor(w) for w in class_weights],
             funnel=funnel,
@@ -900,6 +855,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
             history.n_iter += self.n_iter_
             history.best_loss = min(history.best_loss, self.best_loss_)
+        self.network_spec_ = spec
         self.module_ = module
         self.optimizer_ = optimizer
         self.device_ = device

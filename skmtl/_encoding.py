@@ -246,9 +246,9 @@ class TabularEncoder:
             ]
             self.mean_, scale = _combine_moments([shard[1] for shard in shards])
         self.vocabularies_ = [
-            _declared_vocabulary(declared[j], self._name(j))
+            _declared_vocabulary(declared[j], self.feature_name(j))
             if j in declared
-            else _vocabulary(column_counts, self.min_frequency, self.max_categories, self._name(j))
+            else _vocabulary(column_counts, self.min_frequency, self.max_categories, self.feature_name(j))
             for j, column_counts in zip(self.categorical_indices, counts)
         ]
         self.scale_ = np.where(scale > 0, scale, 1.0)
@@ -280,7 +280,7 @@ class TabularEncoder:
         n_samples = X.shape[0]
         codes = np.empty((n_samples, len(self.vocabularies_)), dtype=np.int64)
         for k, (j, vocabulary) in enumerate(zip(self.categorical_indices, self.vocabularies_)):
-            codes[:, k] = _encode_column(column(X, j), vocabulary)
+            codes[:, k] = encode_column(column(X, j), vocabulary)
         continuous = np.ascontiguousarray(
             (self._continuous(X) - self.mean_) / self.scale_, dtype=np.float32
         )
@@ -288,7 +288,7 @@ class TabularEncoder:
             bad = np.flatnonzero(~np.isfinite(continuous).all(axis=0))
             raise ValueError(
                 "Continuous column(s) "
-                f"{', '.join(self._name(self.continuous_indices[k]) for k in bad)} hold values "
+                f"{', '.join(self.feature_name(self.continuous_indices[k]) for k in bad)} hold values "
                 "too large for float32 once standardised with the training mean and scale; "
                 "clip or rescale them (e.g. a log transform) first."
             )
@@ -301,19 +301,20 @@ class TabularEncoder:
             out[j] = vocabulary.to_numpy()
         return out
 
-    def _name(self, j: int) -> str:
+    def feature_name(self, j: int) -> str:
+        """Name of column ``j`` in messages (its DataFrame name, else its index)."""
         return column_name(self.feature_names, j)
 
     def _continuous(self, X) -> np.ndarray:
         """Continuous columns as float64, with clear errors for non-numeric or non-finite values."""
         idx = self.continuous_indices
         if isinstance(X, pd.DataFrame):
-            parts = [_to_float(X.iloc[:, j], self._name(j)) for j in idx]
+            parts = [to_float(X.iloc[:, j], self.feature_name(j)) for j in idx]
             values = np.column_stack(parts) if parts else np.empty((X.shape[0], 0))
         else:
-            values = _to_float(X[:, idx], ", ".join(self._name(j) for j in idx))
+            values = to_float(X[:, idx], ", ".join(self.feature_name(j) for j in idx))
         if values.size and not np.isfinite(values).all():
-            bad = [self._name(j) for j, ok in zip(idx, np.isfinite(values).all(axis=0)) if not ok]
+            bad = [self.feature_name(j) for j, ok in zip(idx, np.isfinite(values).all(axis=0)) if not ok]
             raise ValueError(
                 f"Input X contains NaN or infinity in continuous column(s) {', '.join(bad)}. "
                 "Impute them first (e.g. sklearn.impute.SimpleImputer in a Pipeline), or "
@@ -323,7 +324,7 @@ class TabularEncoder:
         return values
 
 
-def _to_float(values, name: str) -> np.ndarray:
+def to_float(values, name: str) -> np.ndarray:
     """float64 copy of ``values``; strings raise a ValueError naming the column."""
     try:
         if isinstance(values, pd.Series):
@@ -337,7 +338,7 @@ def _to_float(values, name: str) -> np.ndarray:
         ) from None
 
 
-def _encode_column(values, vocabulary: pd.Index) -> np.ndarray:
+def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
     """Codes of one column: ``1 + position`` in ``vocabulary``, 0 where absent or missing."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         # Map the (few) categories once, then gather by the pandas codes.

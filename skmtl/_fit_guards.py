@@ -86,7 +86,7 @@ def check_embedding_tables(encoder, embedding_dim: int) -> None:
           parameters: the message names the largest column and suggests
           ``max_categories``.
     """
-    names = [encoder._name(j) for j in encoder.categorical_indices]
+    names = [encoder.feature_name(j) for j in encoder.categorical_indices]
     empty = [name for name, vocabulary in zip(names, encoder.vocabularies_) if len(vocabulary) == 0]
     if empty:
         warn_user(

@@ -6,9 +6,10 @@ A model file is one zip archive holding three members:
     A plain JSON document: the constructor parameters, every fitted attribute
     (feature names, categorical vocabularies with their dtypes, continuous
     mean/scale, classes of each task with their dtype, loss curves, ...), the
-    description of the network (architecture, table cardinalities, outputs per
-    task and the resolved hyperparameters) and the skmtl, torch, scikit-learn,
-    numpy and pandas versions that wrote it.
+    description of the network recorded at fit time (``network_spec_``:
+    architecture, table sizes, outputs per task and the architecture's
+    resolved arguments) and the skmtl, torch, scikit-learn, numpy and pandas
+    versions that wrote it.
 ``weights.pt``
     ``torch.save`` of the module's CPU ``state_dict``; it is read back with
     ``torch.load(..., weights_only=True)``, which unpickles tensors and plain
@@ -55,14 +56,16 @@ import sklearn
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._targets import fitted_classes
 from ._classifier import MultiTaskClassifier
 from ._encoding import TabularEncoder
 from .losses import MultiTaskObjective
-from .nn.architectures import ARCHITECTURES, build_network
+from ._network_spec import build_from_spec, spec_from_format_1
+from .nn.architectures import ARCHITECTURES
 
 FORMAT = "skmtl-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""Version 2 (skmtl 0.1, from 2026-11-29) stores ``network_spec_`` as the network description;
+version 1 stored the estimator's flat hyperparameters (``params``), still read."""
 MODEL_JSON, WEIGHTS, CHECKSUMS = "model.json", "weights.pt", "checksums.json"
 MAX_JSON_BYTES = 1 << 30
 """``model.json`` and ``checksums.json`` larger than this (1 GiB) are refused unread."""
@@ -72,7 +75,8 @@ _OBJECTS = {"TabularEncoder": TabularEncoder, "MultiTaskObjective": MultiTaskObj
 # State that is not written as JSON: the module goes to weights.pt, the device is CPU on load.
 # The optimiser's moments are training state, not model: a loaded model predicts
 # exactly, and partial_fit after load_model starts a fresh Adam.
-_NOT_IN_JSON = frozenset({"module_", "device_", "optimizer_"})
+# network_spec_ is the "network" member of the document.
+_NOT_IN_JSON = frozenset({"module_", "device_", "optimizer_", "network_spec_"})
 _NUMPY_DTYPE = re.compile(r"^[<>|=]?[biufUO][0-9]*$")
 _PANDAS_DTYPES = frozenset(
     {"object", "str", "string", "bool", "boolean", "float32", "float64", "Float32", "Float64"}
@@ -97,8 +101,10 @@ def save_model(estimator, path, *, key=None) -> None:
     Parameters
     ----------
     estimator : MultiTaskClassifier
-        A fitted estimator. Its parameters must be those it was fitted with
-        (the network described by them must be ``module_``).
+        A fitted estimator. The file stores its current parameters (as
+        ``get_params`` gives them) and the network it was fitted with
+        (``network_spec_``), so parameters changed with ``set_params`` after
+        ``fit`` are kept as parameters and do not change the saved model.
     path : str or path-like
         File to write (replaced atomically if it exists). The extension is
         free; ``.skmtl`` is a good choice.
@@ -116,8 +122,8 @@ def save_model(estimator, path, *, key=None) -> None:
         If it is not a :class:`MultiTaskClassifier`, or holds a value a model
         file cannot store (the message names it).
     ValueError
-        If its parameters were changed after ``fit`` so that they no longer
-        describe ``module_``.
+        If ``module_`` is not the network ``network_spec_`` describes (it was
+        replaced after ``fit``).
 
     See Also
     --------
@@ -155,7 +161,7 @@ def save_model(estimator, path, *, key=None) -> None:
             f"save_model expects a MultiTaskClassifier; got {type(estimator).__name__}."
         )
     check_is_fitted(estimator)
-    network = _network_spec(estimator)
+    network = estimator.network_spec_
     _check_network_matches(estimator.module_, network)
     document = {
         "format": FORMAT,
@@ -240,6 +246,11 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
         raise _FileError(f"{MODEL_JSON} is malformed: {exc!r}") from None
     if not isinstance(fitted, dict) or not isinstance(network, dict):
         raise _FileError(f"{MODEL_JSON} lacks the fitted attributes or the network.")
+    if document["format_version"] == 1:
+        try:
+            network = spec_from_format_1(network)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise _FileError(f"{MODEL_JSON} has a malformed network: {exc!r}") from None
     if module_class is not None and isinstance(network.get("architecture"), str):
         raise ValueError(
             f"module_class was given, but the model uses the built-in architecture "
@@ -251,6 +262,7 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
         if not _is_fitted_name(name) or name in _NOT_IN_JSON or hasattr(type(estimator), name):
             raise _FileError(f"{MODEL_JSON} holds an unexpected attribute {name!r}.")
         setattr(estimator, name, value)
+    estimator.network_spec_ = network
     estimator.module_ = module
     estimator.device_ = torch.device("cpu")
     estimator.optimizer_ = None  # not stored; partial_fit starts a fresh Adam
@@ -405,34 +417,10 @@ def _is_fitted_name(name: str) -> bool:
     return name.endswith("_") and not name.startswith("__") and name.isidentifier()
 
 
-def _network_spec(estimator) -> dict:
-    """The arguments ``fit`` gave :func:`~skmtl.nn.architectures.build_network`."""
-    encoder = estimator.encoder_
-    classes = fitted_classes(estimator)
-    return {
-        "architecture": estimator.architecture,
-        "cardinalities": list(encoder.cardinalities),
-        "n_continuous": len(encoder.continuous_indices),
-        "n_outputs": [1 if len(c) == 2 else len(c) for c in classes],
-        "params": estimator._architecture_params(encoder, estimator.funnel_),
-    }
-
-
-def _build(network: dict, device) -> torch.nn.Module:
-    with torch.device(device):
-        return build_network(
-            network["architecture"],
-            cardinalities=network["cardinalities"],
-            n_continuous=network["n_continuous"],
-            n_outputs=network["n_outputs"],
-            params=network["params"],
-        )
-
-
 def _skeleton(network: dict) -> torch.nn.Module:
     """The described network without memory (meta device), for shape checks."""
     try:
-        return _build(network, "meta")
+        return build_from_spec(network, "meta")
     except (KeyError, TypeError, ValueError, IndexError, OverflowError, RuntimeError) as exc:
         raise _FileError(
             f"{MODEL_JSON} describes a network that cannot be built: {exc!r}."
@@ -461,9 +449,8 @@ def _check_network_matches(module: torch.nn.Module, network: dict) -> None:
     problems = _shape_mismatches(skeleton.state_dict(), module.state_dict())
     if problems or repr(skeleton) != repr(module):
         raise ValueError(
-            "The estimator's parameters no longer describe its fitted module_ (were they "
-            "changed with set_params after fit?); refit, or restore them before saving. "
-            + "; ".join(problems)
+            "The estimator's module_ is not the network its network_spec_ describes (was "
+            "module_ replaced after fit?); refit before saving. " + "; ".join(problems)
         )
 
 
@@ -491,7 +478,7 @@ def _rebuild_module(network, weights: bytes) -> torch.nn.Module:
             + "; ".join(problems)
             + "."
         )
-    module = _build(network, "cpu")
+    module = build_from_spec(network, "cpu")
     module.load_state_dict(state)
     return module.eval()
 

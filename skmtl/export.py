@@ -77,7 +77,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._targets import fitted_classes
 from ._classifier import MultiTaskClassifier
-from ._encoding import _encode_column, _to_float, column
+from ._encoding import encode_column, to_float, column
 
 __all__ = ["onnx_inputs", "to_onnx"]
 
@@ -237,9 +237,9 @@ def onnx_inputs(estimator: MultiTaskClassifier, X) -> dict[str, np.ndarray]:
     for col in _columns(estimator):
         values = column(X, col.index)
         if col.kind == "continuous":
-            arr = _to_float(values, repr(col.name))
+            arr = to_float(values, repr(col.name))
         else:
-            codes = np.asarray(_encode_column(values, col.vocabulary))
+            codes = np.asarray(encode_column(values, col.vocabulary))
             arr = np.full(codes.shape, col.missing, dtype=col.keys.dtype)
             known = codes > 0
             arr[known] = col.keys[codes[known] - 1]

@@ -419,7 +419,7 @@ def test_aitm_follows_the_funnel_order():
 
 
 def test_integer_category_lookup_matches_hashing():
-    from skmtl._encoding import _encode_column
+    from skmtl._encoding import encode_column
 
     rng = np.random.RandomState(0)
     vocabulary = pd.Index(np.array([-3.0, 0.0, 2.0, 5.0, 40.0]))
@@ -427,10 +427,10 @@ def test_integer_category_lookup_matches_hashing():
         [rng.randint(-6, 45, size=500).astype(float), [np.nan, np.inf, -np.inf, 2.5, 1e300, -0.0]]
     )
     expected = vocabulary.get_indexer(values) + 1
-    assert np.array_equal(_encode_column(values, vocabulary), expected)
-    assert np.array_equal(_encode_column(values.astype(np.float32), vocabulary), expected)
+    assert np.array_equal(encode_column(values, vocabulary), expected)
+    assert np.array_equal(encode_column(values.astype(np.float32), vocabulary), expected)
     ints = rng.randint(-6, 45, size=200)
-    assert np.array_equal(_encode_column(ints, vocabulary), vocabulary.get_indexer(ints) + 1)
+    assert np.array_equal(encode_column(ints, vocabulary), vocabulary.get_indexer(ints) + 1)
     # A sparse vocabulary (huge range) falls back to hashing, with the same result.
     wide = pd.Index(np.array([0, 10**9]))
-    assert _encode_column(np.array([0, 5, 10**9]), wide).tolist() == [1, 0, 2]
+    assert encode_column(np.array([0, 5, 10**9]), wide).tolist() == [1, 0, 2]

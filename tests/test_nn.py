@@ -12,6 +12,7 @@ from skmtl.nn import (
     Gate,
     StackedLinear,
     StackedMLP,
+    architecture_options,
     build_network,
     init_parameters,
 )
@@ -28,13 +29,14 @@ PARAMS = {
     "n_levels": 2,
     "n_task_experts": 2,
     "n_shared_experts": 1,
-    "funnel": [0, 1],
+    "chain": [0, 1],
 }
 
 
 def _network(architecture, n_outputs=(1, 3), seed=0):
     net = build_network(
-        architecture, cardinalities=[4, 6], n_continuous=3, n_outputs=list(n_outputs), params=PARAMS
+        architecture, cardinalities=[4, 6], n_continuous=3, embedding_dim=PARAMS["embedding_dim"],
+        n_outputs=list(n_outputs), options=architecture_options(ARCHITECTURES[architecture], PARAMS),
     )
     init_parameters(net, torch.Generator().manual_seed(seed))
     return net
@@ -260,8 +262,8 @@ class _TinyCustom(torch.nn.Module):
 
 
 def test_custom_module_is_initialised_from_the_generator():
-    a = build_network(_TinyCustom, cardinalities=[4, 6], n_continuous=3, n_outputs=[1, 3], params=PARAMS)
-    b = build_network(_TinyCustom, cardinalities=[4, 6], n_continuous=3, n_outputs=[1, 3], params=PARAMS)
+    a = build_network(_TinyCustom, cardinalities=[4, 6], n_continuous=3, embedding_dim=4, n_outputs=[1, 3])
+    b = build_network(_TinyCustom, cardinalities=[4, 6], n_continuous=3, embedding_dim=4, n_outputs=[1, 3])
     init_parameters(a, torch.Generator().manual_seed(5))
     state = torch.random.get_rng_state()
     init_parameters(b, torch.Generator().manual_seed(5))
@@ -272,3 +274,25 @@ def test_custom_module_is_initialised_from_the_generator():
     bound = 1 / np.sqrt(a.body.hidden.in_features)
     assert a.body.hidden.weight.abs().max() <= bound
     assert [tuple(t.shape) for t in a(*_batch(5))] == [(5,), (5, 3)]
+
+
+def test_architecture_options_are_the_keyword_arguments_matched_by_name():
+    values = {**PARAMS, "unrelated": 1}
+    assert architecture_options(ARCHITECTURES["ple"], values) == {
+        k: PARAMS[k] for k in (
+            "n_levels", "n_task_experts", "n_shared_experts", "expert_layer_sizes",
+            "tower_layer_sizes", "activation", "dropout", "gate_temperature",
+        )
+    }
+    assert architecture_options(ARCHITECTURES["aitm"], values)["chain"] == [0, 1]
+    assert "per_task_gates" not in architecture_options(ARCHITECTURES["moe"], values)
+    moe, mmoe = _network("moe"), _network("mmoe")
+    assert moe.body.experts.n_gates == 1 and mmoe.body.experts.n_gates == 2
+
+
+def test_options_are_refused_for_a_user_defined_architecture():
+    with pytest.raises(TypeError, match=r"called as architecture\(in_features, n_outputs\)"):
+        build_network(
+            _TinyCustom, cardinalities=[4], n_continuous=1, embedding_dim=4, n_outputs=[1],
+            options={"n_experts": 2},
+        )

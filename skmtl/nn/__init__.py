@@ -15,6 +15,7 @@ from .architectures import (
     ProgressiveLayeredExtraction,
     SharedBottom,
     SingleTask,
+    architecture_options,
     build_network,
 )
 from .blocks import (
@@ -49,6 +50,7 @@ __all__ = [
     "StackedLinear",
     "StackedMLP",
     "TaskTowers",
+    "architecture_options",
     "attach_generator",
     "build_network",
     "init_parameters",

@@ -3,10 +3,13 @@
 An architecture maps the flat embedded input ``(B, in_features)`` to one logit
 tensor per task (``(B,)`` for binary tasks, ``(B, K)`` for ``K`` classes). It is
 registered in :data:`ARCHITECTURES` under the name the estimator's
-``architecture`` parameter accepts; its ``from_params`` classmethod picks the
-hyperparameters it uses from the estimator's flat parameter dict. Adding an
-architecture is a class plus one registry entry: the estimator and the
-training loop do not change.
+``architecture`` parameter accepts. Its constructor is called as
+``cls(in_features, n_outputs, **options)``, where ``options`` are the
+estimator's values for the class's keyword-only arguments, matched by name
+(:func:`architecture_options`): an argument named like an estimator parameter
+(``n_experts``, ``gate_temperature``, ``expert_layer_sizes``...) receives it.
+Adding an architecture is a class plus one registry entry: the estimator, the
+model files and the training loop do not change.
 
 An architecture that sets ``per_task_embeddings = True`` receives one copy of
 the embedded input per task, ``(T, B, in_features)``, from independent tables.
@@ -14,6 +17,7 @@ the embedded input per task, ``(T, B, in_features)``, from independent tables.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -65,16 +69,6 @@ class SharedBottom(nn.Module):
             self.encoder.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
 
-    @classmethod
-    def from_params(cls, in_features, n_outputs, params: Mapping) -> SharedBottom:
-        return cls(
-            in_features,
-            n_outputs,
-            expert_layer_sizes=params["expert_layer_sizes"],
-            tower_layer_sizes=params["tower_layer_sizes"],
-            activation=params["activation"],
-            dropout=params["dropout"],
-        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.towers(self.encoder(x)[0])  # (B, H) shared by all towers
@@ -97,8 +91,10 @@ class MixtureOfExperts(nn.Module):
         Logits per task (1 for binary tasks).
     n_experts : int
         Number of experts.
-    per_task_gates : bool
-        False for MoE (one gate), True for MMoE (one gate per task).
+    per_task_gates : bool, optional
+        False for MoE (one gate), True for MMoE (one gate per task); by
+        default the class's own ``per_task_gates`` (:class:`MoE`: False,
+        :class:`MMoE`: True).
     expert_layer_sizes, tower_layer_sizes, activation, dropout
         As in :class:`SharedBottom`.
     gate_temperature : float
@@ -116,7 +112,7 @@ class MixtureOfExperts(nn.Module):
         n_outputs: Sequence[int],
         *,
         n_experts: int,
-        per_task_gates: bool,
+        per_task_gates: bool | None = None,
         expert_layer_sizes: Sequence[int],
         tower_layer_sizes: Sequence[int],
         activation: str = "relu",
@@ -125,6 +121,8 @@ class MixtureOfExperts(nn.Module):
         expert_input_mask: torch.Tensor | None = None,
     ):
         super().__init__()
+        if per_task_gates is None:
+            per_task_gates = type(self).per_task_gates
         n_gates = len(n_outputs) if per_task_gates else 1
         self.experts = GatedExperts(
             in_features, n_experts, expert_layer_sizes, n_gates, activation, dropout,
@@ -135,22 +133,6 @@ class MixtureOfExperts(nn.Module):
         )
 
     per_task_gates = True
-
-    @classmethod
-    def from_params(cls, in_features, n_outputs, params: Mapping) -> MixtureOfExperts:
-        mask = params.get("expert_input_mask")
-        return cls(
-            in_features,
-            n_outputs,
-            n_experts=params["n_experts"] if mask is None else len(mask),
-            per_task_gates=cls.per_task_gates,
-            expert_layer_sizes=params["expert_layer_sizes"],
-            tower_layer_sizes=params["tower_layer_sizes"],
-            activation=params["activation"],
-            dropout=params["dropout"],
-            gate_temperature=params["gate_temperature"],
-            expert_input_mask=mask,
-        )
 
     def gate_weights(self, x: torch.Tensor) -> torch.Tensor:
         """Gate weights ``(B, n_gates, n_experts)`` for the embedded input ``x``."""
@@ -211,9 +193,6 @@ class SingleTask(nn.Module):
         self.towers = TaskTowers(
             self.encoders.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
-
-    # Same hyperparameters as SharedBottom, built as this class.
-    from_params = classmethod(SharedBottom.from_params.__func__)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         return self.towers(self.encoders(x))  # x: (T, B, in), one embedding per task
@@ -343,20 +322,6 @@ class ProgressiveLayeredExtraction(nn.Module):
         self.levels = nn.ModuleList(levels)
         self.towers = TaskTowers(width, n_outputs, tower_layer_sizes, activation, dropout)
 
-    @classmethod
-    def from_params(cls, in_features, n_outputs, params: Mapping) -> ProgressiveLayeredExtraction:
-        return cls(
-            in_features,
-            n_outputs,
-            n_levels=params["n_levels"],
-            n_task_experts=params["n_task_experts"],
-            n_shared_experts=params["n_shared_experts"],
-            expert_layer_sizes=params["expert_layer_sizes"],
-            tower_layer_sizes=params["tower_layer_sizes"],
-            activation=params["activation"],
-            dropout=params["dropout"],
-            gate_temperature=params["gate_temperature"],
-        )
 
     def _levels(self, x: torch.Tensor):
         task_in, shared_in, gates = x, x, None
@@ -417,17 +382,6 @@ class AdaptiveInformationTransfer(nn.Module):
         self.transfers = nn.ModuleList(AttentionTransfer(width) for _ in self.chain[1:])
         self.towers = TaskTowers(width, n_outputs, tower_layer_sizes, activation, dropout)
 
-    @classmethod
-    def from_params(cls, in_features, n_outputs, params: Mapping) -> AdaptiveInformationTransfer:
-        return cls(
-            in_features,
-            n_outputs,
-            chain=params.get("funnel") or (),
-            expert_layer_sizes=params["expert_layer_sizes"],
-            tower_layer_sizes=params["tower_layer_sizes"],
-            activation=params["activation"],
-            dropout=params["dropout"],
-        )
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         encoded = self.encoders(x)  # (T, B, H)
@@ -445,7 +399,29 @@ ARCHITECTURES: dict[str, type[nn.Module]] = {
     "aitm": AdaptiveInformationTransfer,
     "single_task": SingleTask,
 }
-"""Registry: architecture name -> class with ``from_params(in_features, n_outputs, params)``."""
+"""Registry: architecture name -> class called as ``cls(in_features, n_outputs, **options)``."""
+
+
+def architecture_options(cls, values: Mapping) -> dict:
+    """The keyword-only arguments of ``cls``'s constructor that ``values`` holds.
+
+    Parameters
+    ----------
+    cls : type
+        An architecture class (its constructor takes ``in_features``,
+        ``n_outputs`` and keyword-only hyperparameters).
+    values : mapping
+        Candidate values by name (e.g. the estimator's resolved parameters);
+        names the class does not take are left out.
+
+    Returns
+    -------
+    options : dict
+        ``{name: values[name]}`` for every keyword-only argument of ``cls``
+        found in ``values``; the others keep their defaults.
+    """
+    accepted = inspect.signature(cls).parameters.values()
+    return {p.name: values[p.name] for p in accepted if p.kind is p.KEYWORD_ONLY and p.name in values}
 
 
 class MultiTaskNetwork(nn.Module):
@@ -478,8 +454,10 @@ def build_network(
     *,
     cardinalities: Sequence[int],
     n_continuous: int,
+    embedding_dim: int,
+    category_dropout: float = 0.0,
     n_outputs: Sequence[int],
-    params: Mapping,
+    options: Mapping | None = None,
 ) -> MultiTaskNetwork:
     """Build the embedding and the architecture (parameters uninitialised).
 
@@ -490,24 +468,29 @@ def build_network(
         class or factory called as ``architecture(in_features, n_outputs)``
         whose module maps the embedded input ``(B, in_features)`` to a list of
         per-task logits.
-    cardinalities, n_continuous
+    cardinalities, n_continuous, embedding_dim, category_dropout
         As in :class:`~skmtl.nn.blocks.FeatureEmbedding`.
     n_outputs : sequence of int
         Logits per task (1 for binary tasks).
-    params : mapping
-        The estimator's flat hyperparameters.
+    options : mapping, default=None
+        Keyword arguments of a built-in architecture's class (see
+        :func:`architecture_options`); must be empty for a user-defined one.
     """
+    options = dict(options or {})
     if isinstance(architecture, str):
         cls = ARCHITECTURES[architecture]
         copies = len(n_outputs) if getattr(cls, "per_task_embeddings", False) else 1
         embedding = FeatureEmbedding(
-            cardinalities, n_continuous, params["embedding_dim"], params["category_dropout"], copies
+            cardinalities, n_continuous, embedding_dim, category_dropout, copies
         )
-        body = cls.from_params(embedding.out_features, list(n_outputs), params)
+        body = cls(embedding.out_features, list(n_outputs), **options)
     else:
-        embedding = FeatureEmbedding(
-            cardinalities, n_continuous, params["embedding_dim"], params["category_dropout"]
-        )
+        if options:
+            raise TypeError(
+                f"A user-defined architecture is called as architecture(in_features, "
+                f"n_outputs); got options {sorted(options)}."
+            )
+        embedding = FeatureEmbedding(cardinalities, n_continuous, embedding_dim, category_dropout)
         body = architecture(embedding.out_features, list(n_outputs))
         if not isinstance(body, nn.Module):
             raise TypeError(

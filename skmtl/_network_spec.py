@@ -1,0 +1,167 @@
+"""The network a fit builds, described once: ``network_spec_``.
+
+``fit`` turns the estimator's parameters and what it learnt from the data
+(table sizes, tasks and classes, the funnel, feature groups) into one plain
+dict, the *network description*, and builds ``module_`` from it. Everything
+that needs to rebuild or check the network later (model files, the guards)
+reads the description, never the estimator's parameters, which the user may
+have changed with ``set_params`` since.
+
+A description holds:
+
+``architecture``
+    A name from :data:`~skmtl.nn.ARCHITECTURES`, or the user's module class or
+    factory.
+``cardinalities``, ``n_continuous``, ``embedding_dim``, ``category_dropout``
+    The :class:`~skmtl.nn.blocks.FeatureEmbedding`.
+``n_outputs``
+    Logits per task (1 for a binary task, else its number of classes).
+``options``
+    The keyword arguments of the built-in architecture's class, resolved
+    (e.g. ``n_experts`` counts the feature groups' experts, AITM's ``chain`` is
+    the funnel); empty for a user-defined architecture, which is called as
+    ``architecture(in_features, n_outputs)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping, Sequence
+from numbers import Integral
+
+import numpy as np
+import torch
+
+from ._keyed_settings import expert_input_mask
+from .nn.architectures import ARCHITECTURES, MultiTaskNetwork, architecture_options, build_network
+
+
+def auto_embedding_dim(cardinalities: Sequence[int]) -> int:
+    """One shared embedding size from the typical categorical cardinality.
+
+    ``round(1.6 * K ** 0.56)`` (the fast.ai rule of thumb) for the median
+    cardinality ``K``, clipped to [4, 32]; 8 without categorical columns.
+    """
+    if not cardinalities:
+        return 8
+    k = float(np.median(cardinalities))
+    return int(np.clip(round(1.6 * k**0.56), 4, 32))
+
+
+def layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
+    """``value`` (an int or a sequence of ints) as a tuple of positive ints."""
+    sizes = tuple(np.atleast_1d(np.asarray(value)).tolist()) if np.ndim(value) else (value,)
+    if not allow_empty and len(sizes) == 0:
+        raise ValueError(f"{name} must have at least one layer; got {value!r}.")
+    for s in sizes:
+        if not isinstance(s, Integral) or isinstance(s, bool) or s < 1:
+            raise ValueError(f"{name} must contain positive integers; got {value!r}.")
+    return tuple(int(s) for s in sizes)
+
+
+def logits_per_task(classes: Sequence[np.ndarray]) -> list[int]:
+    """One logit for a binary task, one per class otherwise."""
+    return [1 if len(c) == 2 else len(c) for c in classes]
+
+
+def describe_network(
+    architecture,
+    *,
+    cardinalities: Sequence[int],
+    n_continuous: int,
+    n_outputs: Sequence[int],
+    values: Mapping,
+) -> dict:
+    """The network description from resolved values named as the architectures' arguments.
+
+    ``values`` holds ``embedding_dim`` and ``category_dropout`` and any keyword
+    argument of the architecture classes (others are ignored).
+    """
+    options = {}
+    if isinstance(architecture, str):
+        options = architecture_options(ARCHITECTURES[architecture], values)
+    return {
+        "architecture": architecture,
+        "cardinalities": [int(k) for k in cardinalities],
+        "n_continuous": int(n_continuous),
+        "embedding_dim": int(values["embedding_dim"]),
+        "category_dropout": float(values["category_dropout"]),
+        "n_outputs": [int(k) for k in n_outputs],
+        "options": options,
+    }
+
+
+def network_spec(params: Mapping, encoder, classes, funnel, feature_names) -> dict:
+    """What ``fit`` builds, from the estimator's parameters and the fitted data.
+
+    Parameters
+    ----------
+    params : mapping
+        The estimator's ``get_params(deep=False)``.
+    encoder : TabularEncoder
+        The fitted column encoder (table sizes, continuous columns).
+    classes : list of ndarray
+        Classes of each task.
+    funnel : list of int
+        Task indices of the funnel (AITM's chain), possibly empty.
+    feature_names : ndarray or None
+        ``feature_names_in_`` (names in ``feature_groups``).
+    """
+    cardinalities = encoder.cardinalities
+    embedding_dim = params["embedding_dim"]
+    if embedding_dim == "auto":
+        embedding_dim = auto_embedding_dim(cardinalities)
+    mask = expert_input_mask(
+        params["feature_groups"], params["architecture"], params["n_experts"],
+        params["n_group_experts"], encoder, embedding_dim, feature_names,
+    )
+    values = {
+        **params,
+        "embedding_dim": embedding_dim,
+        "expert_layer_sizes": layer_sizes(params["expert_layer_sizes"], "expert_layer_sizes", False),
+        "tower_layer_sizes": layer_sizes(params["tower_layer_sizes"], "tower_layer_sizes", True),
+        # Shared experts first, then each feature group's (the mask's rows).
+        "n_experts": params["n_experts"] if mask is None else len(mask),
+        "expert_input_mask": mask,
+        "chain": list(funnel),
+    }
+    return describe_network(
+        params["architecture"],
+        cardinalities=cardinalities,
+        n_continuous=len(encoder.continuous_indices),
+        n_outputs=logits_per_task(classes),
+        values=values,
+    )
+
+
+def spec_from_format_1(network: Mapping) -> dict:
+    """A description as model files of format version 1 stored it (flat ``params``)."""
+    params = network["params"]
+    mask = params.get("expert_input_mask")
+    values = {
+        **params,
+        "chain": list(params.get("funnel") or ()),
+        **({} if mask is None else {"n_experts": len(mask)}),
+    }
+    return describe_network(
+        network["architecture"],
+        cardinalities=network["cardinalities"],
+        n_continuous=network["n_continuous"],
+        n_outputs=network["n_outputs"],
+        values=values,
+    )
+
+
+def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
+    """The described network, parameters uninitialised (on ``device``, e.g. ``"meta"``)."""
+    with torch.device(device) if device is not None else contextlib.nullcontext():
+        return build_network(
+            spec["architecture"],
+            cardinalities=spec["cardinalities"],
+            n_continuous=spec["n_continuous"],
+            embedding_dim=spec["embedding_dim"],
+            category_dropout=spec["category_dropout"],
+            n_outputs=spec["n_outputs"],
+            options=spec["options"],
+        )
+
