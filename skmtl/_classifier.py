@@ -1,83 +1,34 @@
-"""The scikit-learn layer: parameters, validation, fit/predict orchestration."""
+"""The public classifier: its parameters, its labels and loss, predictions and scores.
+
+Inputs, the network, training and persistence of the fitted state are the
+shared base's (:mod:`skmtl._base`).
+"""
 
 from __future__ import annotations
 
-import copy
-import os
-from numbers import Integral, Real
+from numbers import Real
 
 import numpy as np
-import pandas as pd
 import torch
-from sklearn.base import BaseEstimator, ClassifierMixin, MultiOutputMixin, _fit_context
-from sklearn.utils import check_random_state
-from sklearn.utils._available_if import available_if
+from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_array,
-    check_consistent_length,
-    check_is_fitted,
-    validate_data,
-)
+from sklearn.utils.validation import check_is_fitted
 
 from . import metrics
-from ._distributed import check_same_on_every_rank, process_group
-from ._encoding import TabularEncoder, resolve_categorical
-from ._fit_guards import check_embedding_tables, keep_state_on_error
+from ._base import BaseMultiTaskNetwork
+from ._fit_guards import keep_state_on_error
 from ._funnel import impression_space_codes, resolve_funnel
 from ._keyed_settings import (
     class_weight_specs,
     class_weight_vectors,
-    declared_categories,
     logit_offsets,
     task_weight_vector,
 )
-from ._network_spec import build_from_spec, network_spec
-from ._targets import encode_targets, fit_targets, fitted_classes, predict_dtype
-from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
+from ._targets import classes_per_task, encode_targets, fit_targets, predict_dtype
 from .losses import MultiTaskObjective
-from .nn.architectures import ARCHITECTURES
-from .nn.blocks import init_parameters
-
-EARLY_STOPPING_AUTO_MIN_SAMPLES = 10_000
 
 
-def _resolve_device(device: str, distributed: bool = False) -> torch.device:
-    if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError(
-            "device='cuda' was requested but no CUDA GPU is available to PyTorch "
-            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
-            "Use device='cpu' or device='auto'."
-        )
-    if device == "cuda" and distributed:
-        # One GPU per process, as torchrun numbers them (modulo the GPUs this process
-        # sees, e.g. one each under CUDA_VISIBLE_DEVICES); collectives use it too.
-        local_rank = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
-        cuda = torch.device("cuda", local_rank % torch.cuda.device_count())
-        torch.cuda.set_device(cuda)
-        return cuda
-    return torch.device(device)
-
-
-def _comparable_params(estimator) -> dict:
-    """Parameters that every process of a distributed fit must share, as strings.
-
-    ``verbose`` may differ (e.g. a progress bar on rank 0 only), and so may
-    ``random_state`` (rank 0's seed is used). Values that are not plain data
-    (a user architecture class, a function) are compared by their type's name.
-    """
-    plain = (type(None), bool, int, float, str, tuple, list, dict, np.generic)
-    return {
-        name: repr(value) if isinstance(value, plain) else type(value).__qualname__
-        for name, value in estimator.get_params(deep=False).items()
-        if name not in ("verbose", "random_state")
-    }
-
-
-class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
+class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     """Multi-task neural network classifier (shared-bottom, MoE, MMoE, PLE, AITM...) on PyTorch.
 
     One model learns several classification tasks at once, sharing its
@@ -408,43 +359,12 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
     """
 
     _parameter_constraints: dict = {
-        "architecture": [StrOptions(set(ARCHITECTURES)), callable],
-        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
-        "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "min_frequency": [Interval(Integral, 1, None, closed="left")],
-        "max_categories": [Interval(Integral, 1, None, closed="left"), None],
-        "category_dropout": [Interval(Real, 0, 1, closed="left")],
-        "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "n_experts": [Interval(Integral, 1, None, closed="left")],
-        "gate_temperature": [Interval(Real, 0, None, closed="neither")],
-        "n_levels": [Interval(Integral, 1, None, closed="left")],
-        "n_task_experts": [Interval(Integral, 1, None, closed="left")],
-        "n_shared_experts": [Interval(Integral, 1, None, closed="left")],
-        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
-        "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
-        "task_weights": ["array-like", dict, None],
+        **BaseMultiTaskNetwork._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, list, None],
         "funnel": ["array-like", None],
         "funnel_mode": [StrOptions({"esmm", "independent"})],
         "funnel_penalty": [Interval(Real, 0, None, closed="left")],
         "negative_sampling_rate": [Interval(Real, 0, 1, closed="right"), dict, None],
-        "feature_groups": [dict, None],
-        "n_group_experts": [Interval(Integral, 1, None, closed="left")],
-        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
-        "alpha": [Interval(Real, 0, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
-        "max_iter": [Interval(Integral, 1, None, closed="left")],
-        "shuffle": ["boolean"],
-        "early_stopping": [StrOptions({"auto"}), "boolean"],
-        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
-        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "tol": [Interval(Real, 0, None, closed="left")],
-        "warm_start": ["boolean"],
-        "device": [StrOptions({"auto", "cpu", "cuda"})],
-        "distributed": ["boolean"],
-        "random_state": ["random_state"],
-        "verbose": ["verbose"],
     }
 
     def __init__(
@@ -526,93 +446,6 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         self.random_state = random_state
         self.verbose = verbose
 
-    # ------------------------------------------------------------------ input
-    def _validate_X(self, X, *, reset: bool):
-        """Check X (feature names, n_features) without losing column dtypes.
-
-        Returns a DataFrame (dtypes kept, so categorical columns stay as they
-        are) or a 2-D ndarray (object arrays stay object).
-        """
-        if not isinstance(X, pd.DataFrame):
-            X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
-        validate_data(self, X, skip_check_array=True, reset=reset)
-        if isinstance(X, pd.DataFrame):
-            if X.shape[1] == 0:
-                raise ValueError(
-                    f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
-                )
-            if X.shape[0] == 0:
-                raise ValueError(
-                    f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
-                    "required."
-                )
-        return X
-
-    def _encode(self, X) -> tuple[torch.Tensor, torch.Tensor]:
-        codes, continuous = self.encoder_.transform(X)
-        device = next(self.module_.parameters()).device
-        return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
-
-    # ------------------------------------------------------------ fit helpers
-    def _class_weight_vectors(self, targets, sample_rows, group) -> list[np.ndarray | None]:
-        specs = class_weight_specs(self.class_weight, targets.task_names)
-        balanced = [t for t, spec in enumerate(specs) if isinstance(spec, str)]
-        counts = {}
-        if balanced:  # class counts over every process's training rows
-            codes = targets.codes[sample_rows]
-            local = [
-                np.bincount(codes[codes[:, t] >= 0, t], minlength=len(targets.classes[t]))
-                for t in balanced
-            ]
-            for t, shards in zip(balanced, zip(*group.share(lambda: local))):
-                counts[t] = np.sum(shards, axis=0)
-        return class_weight_vectors(specs, targets.classes, targets.task_names, counts)
-
-    def _check_warm_start_targets(self, targets) -> None:
-        fitted = fitted_classes(self)
-        if len(fitted) != len(targets.classes):
-            raise ValueError(
-                f"warm_start=True: y has {len(targets.classes)} task(s) but the fitted model "
-                f"has {len(fitted)}. Set warm_start=False to fit a new model."
-            )
-        for name, old, new in zip(targets.task_names, fitted, targets.classes):
-            if len(old) != len(new) or not np.all(old == new):
-                raise ValueError(
-                    f"warm_start=True: task {name!r} has classes {new.tolist()} but the fitted "
-                    f"model has {old.tolist()}. Set warm_start=False to fit a new model."
-                )
-
-    def _validation_split(
-        self, n_samples, codes, rng, group
-    ) -> tuple[np.ndarray, np.ndarray | None]:
-        early = self.early_stopping
-        if early == "auto":  # decided on the rows of every process
-            early = sum(group.share(lambda: n_samples)) > EARLY_STOPPING_AUTO_MIN_SAMPLES
-        if not early:
-            return np.arange(n_samples), None
-
-        def split():
-            n_val = int(round(self.validation_fraction * n_samples))
-            if n_val < 1 or n_samples - n_val < 1:
-                raise ValueError(
-                    f"early_stopping with validation_fraction={self.validation_fraction} leaves "
-                    f"{n_val} validation and {n_samples - n_val} training rows out of "
-                    f"{n_samples}; use more data, another validation_fraction, or "
-                    "early_stopping=False."
-                )
-            order = rng.permutation(n_samples)
-            return np.sort(order[n_val:]), np.sort(order[:n_val])
-
-        train_rows, val_rows = group.run(split)
-        labelled = np.any(codes[train_rows] >= 0, axis=0)
-        labelled = np.any(group.share(lambda: labelled), axis=0)
-        if not labelled.all():
-            raise ValueError(
-                f"The validation split left task {np.flatnonzero(~labelled)[0]} without known "
-                "labels for training; use early_stopping=False or a smaller validation_fraction."
-            )
-        return train_rows, val_rows
-
     # ---------------------------------------------------------------- fitting
     @_fit_context(prefer_skip_nested_validation=True)
     @keep_state_on_error
@@ -683,201 +516,72 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             categories=categories,
         )
 
-    def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
-        """The work of ``fit`` and ``partial_fit``: validate, build or reuse, train, store.
-
-        With ``distributed=True`` every step that learns from the data goes
-        through the process group: each process validates its own shard
-        (an error on any process stops all of them with a ValueError, rather
-        than leaving the others waiting) and the statistics are shared.
-        """
-        group = process_group(self.distributed)
-
-        def check_inputs():
-            X_checked = self._validate_X(X, reset=not reuse)
-            n_samples = X_checked.shape[0]
-            if n_samples < (1 if partial else 2):
-                raise ValueError(
-                    f"n_samples={n_samples}: at least {1 if partial else 2} samples are "
-                    "required to fit a classifier."
-                )
-            check_consistent_length(X_checked, y)
-            weights = _check_sample_weight(
-                sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
-                ensure_non_negative=True,
-            )
-            if weights.max() > np.finfo(np.float32).max:
-                raise ValueError(
-                    "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
-                    f"{weights.max():.3g}. Rescale it: only the ratios between weights matter."
-                )
-            return X_checked, weights
-
-        X, sample_weight = group.run(check_inputs)
-        n_samples = X.shape[0]
-        if group.active:
-            check_same_on_every_rank(group, "parameters", _comparable_params(self))
-            check_same_on_every_rank(
-                group, "columns",
-                (X.shape[1], None if not hasattr(self, "feature_names_in_")
-                 else self.feature_names_in_.tolist()),
-            )
-        if not any(group.share(lambda: bool(np.any(sample_weight > 0)))):
-            raise ValueError("sample_weight is zero for every row; at least one must be positive.")
+    # ------------------------------------------------------- the tasks' part
+    def _fit_targets(self, y, group, *, reuse, partial, classes):
+        """Classes of each task (the fitted ones when continuing), labels as class indices."""
         if reuse and partial:
-            classes = fitted_classes(self)
+            classes = classes_per_task(self.classes_)
         targets = fit_targets(y, classes, group)
         if reuse and not partial:
             self._check_warm_start_targets(targets)
-        funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
-        if funnel:
+        targets.funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
+        if targets.funnel:
             targets.codes = group.run(
-                lambda: impression_space_codes(targets.codes, funnel, targets.task_names)
+                lambda: impression_space_codes(targets.codes, targets.funnel, targets.task_names)
             )
+        return targets
+
+    def _check_warm_start_targets(self, targets) -> None:
+        fitted = classes_per_task(self.classes_)
+        if len(fitted) != len(targets.classes):
+            raise ValueError(
+                f"warm_start=True: y has {len(targets.classes)} task(s) but the fitted model "
+                f"has {len(fitted)}. Set warm_start=False to fit a new model."
+            )
+        for name, old, new in zip(targets.task_names, fitted, targets.classes):
+            if len(old) != len(new) or not np.all(old == new):
+                raise ValueError(
+                    f"warm_start=True: task {name!r} has classes {new.tolist()} but the fitted "
+                    f"model has {old.tolist()}. Set warm_start=False to fit a new model."
+                )
+
+    def _make_objective(self, spec, targets, train_rows, group) -> MultiTaskObjective:
+        """Per-task cross-entropy with the task and class weights, funnel and logit offsets."""
+        as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)  # noqa: E731
         task_weights = task_weight_vector(self.task_weights, targets.task_names)
         offsets = logit_offsets(
-            self.negative_sampling_rate, targets.task_names, targets.classes, funnel
+            self.negative_sampling_rate, targets.task_names, targets.classes, targets.funnel
         )
-
-        device = group.run(lambda: _resolve_device(self.device, self.distributed))
-        if group.active:
-            group.check_device(device)
-            if self.batch_size != "auto" and self.batch_size < group.world_size:
-                raise ValueError(
-                    f"batch_size={self.batch_size} is the global batch of a distributed fit; it "
-                    f"must be at least the number of processes ({group.world_size})."
-                )
-        rng = check_random_state(self.random_state)
-        seed = group.share(lambda: int(rng.randint(np.iinfo(np.int32).max)))[0]
-        # Each process splits its own shard and draws its own dropout masks; the
-        # shuffle generator is the same on all of them (one shuffle order).
-        split_rng = np.random.RandomState([seed, group.rank] if group.active else seed)
-        dropout_seed = seed + 2 if not group.active else int(
-            np.random.SeedSequence([seed, 2, group.rank]).generate_state(1)[0]
-        )
-
-        optimizer = None
-        if reuse:
-            encoder, spec = self.encoder_, self.network_spec_
-            # Copy module and optimizer together so the copy's Adam state points at the
-            # copied parameters; the estimator keeps its model if training fails.
-            module, optimizer = copy.deepcopy((self.module_, getattr(self, "optimizer_", None)))
-            module = module.to(device)
-            if not partial:
-                optimizer = None
-        else:
-            feature_names = getattr(self, "feature_names_in_", None)
-            is_categorical = group.run(
-                lambda: resolve_categorical(X, self.categorical_features, feature_names)
-            )
-            if group.active:  # e.g. a column of strings on one process, of numbers on another
-                check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
-            encoder = TabularEncoder(
-                is_categorical, self.min_frequency, self.max_categories, feature_names
-            ).fit(
-                X,
-                group.run(
-                    lambda: declared_categories(categories, is_categorical, feature_names)
-                ),
-                group,
-            )
-            spec = network_spec(
-                self.get_params(deep=False), encoder, targets.classes, funnel,
-                getattr(self, "feature_names_in_", None),
-            )
-            check_embedding_tables(encoder, spec["embedding_dim"])
-            module = build_from_spec(spec)
-            init_generator = torch.Generator().manual_seed(seed)
-            init_parameters(module, init_generator)
-            module = module.to(device)
-
-        codes, continuous = group.run(lambda: encoder.transform(X))
-        if partial:
-            train_rows, val_rows = np.arange(n_samples), None
-        else:
-            train_rows, val_rows = self._validation_split(
-                n_samples, targets.codes, split_rng, group
-            )
         class_weights = self._class_weight_vectors(targets, train_rows, group)
-
-        def tensors(rows) -> TensorData:
-            return TensorData(
-                torch.from_numpy(codes[rows]).to(device),
-                torch.from_numpy(continuous[rows]).to(device),
-                torch.from_numpy(targets.codes[rows]).to(device),
-                torch.from_numpy(sample_weight[rows].astype(np.float32)).to(device),
-            )
-
-        as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)  # noqa: E731
-        objective = MultiTaskObjective(
+        return MultiTaskObjective(
             spec["n_outputs"],
             task_weights=as_tensor(task_weights),
             class_weights=[as_tensor(w) for w in class_weights],
-            funnel=funnel,
+            funnel=targets.funnel,
             funnel_mode=self.funnel_mode,
             funnel_penalty=self.funnel_penalty,
             logit_offsets=as_tensor(offsets),
-        ).to(device)
-        n_train = sum(group.share(lambda: len(train_rows)))
-        batch_size = min(512, n_train) if self.batch_size == "auto" else self.batch_size
-        if optimizer is None:
-            optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
-        config = TrainingConfig(
-            max_iter=1 if partial else self.max_iter,
-            batch_size=batch_size,
-            learning_rate=self.learning_rate_init,
-            shuffle=self.shuffle,
-            n_iter_no_change=self.n_iter_no_change,
-            tol=self.tol,
-            objective=objective,
-            verbose=self.verbose,
-            warn_on_max_iter=not partial,
-        )
-        history = train(
-            module,
-            tensors(train_rows),
-            None if val_rows is None else tensors(val_rows),
-            config,
-            shuffle_generator=torch.Generator().manual_seed(seed + 1),
-            dropout_generator=torch.Generator(device=device).manual_seed(dropout_seed),
-            optimizer=optimizer,
-            group=group,
-            user_module=not isinstance(self.architecture, str),
         )
 
-        # Only now, with training finished, does the estimator change.
-        if not reuse:
-            self.encoder_ = encoder
-            self.is_categorical_ = encoder.is_categorical.copy()
-            self.categories_ = encoder.categories_by_feature()
-        if partial and reuse:  # the curves go on
-            history.loss_curve = self.loss_curve_ + history.loss_curve
-            history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
-            history.n_iter += self.n_iter_
-            history.best_loss = min(history.best_loss, self.best_loss_)
-        self.network_spec_ = spec
-        self.module_ = module
-        self.optimizer_ = optimizer
-        self.device_ = device
-        self.funnel_ = funnel
-        self.objective_ = objective
-        self.n_outputs_ = len(targets.classes)
-        self.task_names_ = np.asarray(targets.task_names, dtype=object)
+    def _class_weight_vectors(self, targets, train_rows, group) -> list[np.ndarray | None]:
+        specs = class_weight_specs(self.class_weight, targets.task_names)
+        balanced = [t for t, spec in enumerate(specs) if isinstance(spec, str)]
+        counts = {}
+        if balanced:  # class counts over every process's training rows
+            codes = targets.codes[train_rows]
+            local = [
+                np.bincount(codes[codes[:, t] >= 0, t], minlength=len(targets.classes[t]))
+                for t in balanced
+            ]
+            for t, shards in zip(balanced, zip(*group.share(lambda: local))):
+                counts[t] = np.sum(shards, axis=0)
+        return class_weight_vectors(specs, targets.classes, targets.task_names, counts)
+
+    def _store_targets(self, targets) -> None:
+        self.funnel_ = targets.funnel
         self.classes_ = targets.classes[0] if targets.one_dimensional else list(targets.classes)
-        self.n_iter_ = history.n_iter
-        self.loss_curve_ = history.loss_curve
-        self.task_loss_curves_ = np.vstack(history.task_loss_curves)
-        self.validation_scores_ = history.validation_scores
-        self.best_validation_score_ = history.best_validation_score
-        self.best_loss_ = history.best_loss
-        return self
 
     # ------------------------------------------------------------- prediction
-    def _logits(self, X) -> list[torch.Tensor]:
-        check_is_fitted(self)
-        X = self._validate_X(X, reset=False)
-        return predict_logits(self.module_, *self._encode(X))
-
     def _task_probabilities(self, X) -> list[np.ndarray]:
         logits = self._logits(X)
         return [p.cpu().numpy() for p in self.objective_.probabilities(logits)]
@@ -914,7 +618,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             model was fitted on 1-D ``y``.
         """
         probabilities = self._task_probabilities(X)
-        classes = fitted_classes(self)
+        classes = classes_per_task(self.classes_)
         out = np.empty((probabilities[0].shape[0], len(classes)), dtype=predict_dtype(classes))
         for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
             out[:, t] = task_classes[np.argmax(proba, axis=1)]
@@ -956,47 +660,6 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
             str(self.task_names_[t]): p.cpu().numpy() for t, p in zip(self.funnel_, conditional)
         }
 
-    def _has_gates(self) -> bool:
-        if hasattr(self, "module_"):
-            return hasattr(self.module_.body, "gate_weights")
-        architecture = self.architecture
-        if isinstance(architecture, str):
-            architecture = ARCHITECTURES.get(architecture)
-        return hasattr(architecture, "gate_weights")
-
-    @available_if(_has_gates)
-    def gate_weights(self, X):
-        """How much each task's gate weighs each expert, for every sample.
-
-        Parameters
-        ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
-            Input features.
-
-        Returns
-        -------
-        weights : ndarray of shape (n_samples, n_tasks, n_experts)
-            Softmax gate weights (each ``weights[i, t]`` sums to 1). With
-            ``architecture="moe"`` all tasks share one gate, so the task rows
-            are identical.
-
-        Notes
-        -----
-        Available only for architectures with gates (``"moe"``, ``"mmoe"``,
-        ``"ple"``, and user modules defining ``gate_weights``); for
-        ``"ple"`` these are the last level's task gates, over each task's own
-        experts followed by the shared ones.
-        """
-        check_is_fitted(self)
-        body = self.module_.body
-        X = self._validate_X(X, reset=False)
-        x_cat, x_cont = self._encode(X)
-        self.module_.eval()
-        with torch.inference_mode():
-            weights = body.gate_weights(self.module_.embedding(x_cat, x_cont))
-        weights = weights.expand(-1, self.n_outputs_, -1)
-        return weights.double().cpu().numpy()
-
     def score(self, X, y, sample_weight=None):
         """Subset accuracy, skipping unknown (NaN) labels task by task.
 
@@ -1019,7 +682,7 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         score : float
             Weighted fraction of rows whose known labels are all predicted.
         """
-        classes = fitted_classes(self)
+        classes = classes_per_task(self.classes_)
         codes = encode_targets(y, classes)
         if self.funnel_:
             codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))
@@ -1027,24 +690,6 @@ class MultiTaskClassifier(MultiOutputMixin, ClassifierMixin, BaseEstimator):
         return metrics.subset_accuracy_from_codes(codes, predicted, sample_weight=sample_weight)
 
     # --------------------------------------------------------------- plumbing
-    def __getstate__(self):
-        state = super().__getstate__()
-        module = state.get("module_")
-        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
-            # A GPU-trained model pickles to CPU tensors, so it unpickles anywhere.
-            state = dict(state)
-            module, optimizer = copy.deepcopy((module, state.get("optimizer_")))
-            module.cpu()
-            if optimizer is not None:
-                for values in optimizer.state.values():
-                    for key, value in values.items():
-                        if torch.is_tensor(value):
-                            values[key] = value.cpu()
-            state["module_"], state["optimizer_"] = module, optimizer
-            if state.get("objective_") is not None:
-                state["objective_"] = copy.deepcopy(state["objective_"]).to("cpu")
-        return state
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True

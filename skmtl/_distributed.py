@@ -24,9 +24,11 @@ The training code sees only the small interface below; a one-process fit uses
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -190,3 +192,61 @@ def check_same_on_every_rank(group: SingleProcess, what: str, value) -> None:
             f"Every process of a distributed fit must have the same {what}; rank "
             f"{rank} has {theirs} but rank 0 has {ours}."
         )
+
+
+def comparable_params(params: dict) -> dict:
+    """Parameters that every process of a distributed fit must share, as strings.
+
+    ``verbose`` may differ (e.g. a progress bar on rank 0 only), and so may
+    ``random_state`` (rank 0's seed is used). Values that are not plain data
+    (a user architecture class, a function) are compared by their type's name.
+    """
+    plain = (type(None), bool, int, float, str, tuple, list, dict, np.generic)
+    return {
+        name: repr(value) if isinstance(value, plain) else type(value).__qualname__
+        for name, value in params.items()
+        if name not in ("verbose", "random_state")
+    }
+
+
+def check_fit_agrees(group: SingleProcess, params: dict, n_features: int, feature_names) -> None:
+    """Every process fits with the same parameters and the same columns."""
+    check_same_on_every_rank(group, "parameters", comparable_params(params))
+    names = None if feature_names is None else list(feature_names)
+    check_same_on_every_rank(group, "columns", (n_features, names))
+
+
+def resolve_device(device: str, group: SingleProcess, batch_size) -> torch.device:
+    """The training device for ``device`` ("auto", "cpu" or "cuda"), checked on every process.
+
+    In a distributed fit each process uses ``cuda:LOCAL_RANK`` (modulo the
+    GPUs it sees) and the global ``batch_size`` must give every process a row.
+    """
+    resolved = group.run(lambda: _local_device(device, group.active))
+    if group.active:
+        group.check_device(resolved)
+        if batch_size != "auto" and batch_size < group.world_size:
+            raise ValueError(
+                f"batch_size={batch_size} is the global batch of a distributed fit; it "
+                f"must be at least the number of processes ({group.world_size})."
+            )
+    return resolved
+
+
+def _local_device(device: str, distributed: bool) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "device='cuda' was requested but no CUDA GPU is available to PyTorch "
+            f"(torch {torch.__version__}, CUDA build: {torch.version.cuda is not None}). "
+            "Use device='cpu' or device='auto'."
+        )
+    if device == "cuda" and distributed:
+        # One GPU per process, as torchrun numbers them (modulo the GPUs this process
+        # sees, e.g. one each under CUDA_VISIBLE_DEVICES); collectives use it too.
+        local_rank = int(os.environ.get("LOCAL_RANK", torch.cuda.current_device()))
+        cuda = torch.device("cuda", local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(cuda)
+        return cuda
+    return torch.device(device)

@@ -59,11 +59,6 @@ def layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
-def logits_per_task(classes: Sequence[np.ndarray]) -> list[int]:
-    """One logit for a binary task, one per class otherwise."""
-    return [1 if len(c) == 2 else len(c) for c in classes]
-
-
 def describe_network(
     architecture,
     *,
@@ -91,7 +86,7 @@ def describe_network(
     }
 
 
-def network_spec(params: Mapping, encoder, classes, funnel, feature_names) -> dict:
+def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> dict:
     """What ``fit`` builds, from the estimator's parameters and the fitted data.
 
     Parameters
@@ -100,8 +95,8 @@ def network_spec(params: Mapping, encoder, classes, funnel, feature_names) -> di
         The estimator's ``get_params(deep=False)``.
     encoder : TabularEncoder
         The fitted column encoder (table sizes, continuous columns).
-    classes : list of ndarray
-        Classes of each task.
+    n_outputs : list of int
+        Logits per task.
     funnel : list of int
         Task indices of the funnel (AITM's chain), possibly empty.
     feature_names : ndarray or None
@@ -129,7 +124,7 @@ def network_spec(params: Mapping, encoder, classes, funnel, feature_names) -> di
         params["architecture"],
         cardinalities=cardinalities,
         n_continuous=len(encoder.continuous_indices),
-        n_outputs=logits_per_task(classes),
+        n_outputs=n_outputs,
         values=values,
     )
 

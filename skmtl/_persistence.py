@@ -58,8 +58,8 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import MultiTaskClassifier
 from ._encoding import TabularEncoder
-from .losses import MultiTaskObjective
 from ._network_spec import build_from_spec, spec_from_format_1
+from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES
 
 FORMAT = "skmtl-model"

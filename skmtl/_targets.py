@@ -7,7 +7,7 @@ missing label (NaN, None or ``pd.NA``) means "unknown for this task".
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -33,12 +33,21 @@ class Targets:
         DataFrame column names, a Series name, or ``task_0``, ``task_1``, ...
     one_dimensional : bool
         True when ``y`` was 1-D (a single task).
+    funnel : list of int
+        Task indices of the funnel, in order (empty without one); set by
+        the estimator once the funnel is resolved.
     """
 
     codes: np.ndarray
     classes: list[np.ndarray]
     task_names: list[str]
     one_dimensional: bool
+    funnel: list[int] = field(default_factory=list)
+
+    @property
+    def n_outputs(self) -> list[int]:
+        """Logits per task: one for a binary task, one per class otherwise."""
+        return [1 if len(c) == 2 else len(c) for c in self.classes]
 
 
 def _series_values(series: pd.Series) -> np.ndarray:
@@ -254,7 +263,6 @@ def predict_dtype(classes: list[np.ndarray]) -> np.dtype:
     return np.result_type(*dtypes)
 
 
-def fitted_classes(estimator) -> list[np.ndarray]:
-    """A fitted estimator's classes as one array per task (``classes_`` is an ndarray for 1-D y)."""
-    classes = estimator.classes_
+def classes_per_task(classes) -> list[np.ndarray]:
+    """``classes_`` as one array per task (a fitted ``classes_`` is one ndarray for 1-D y)."""
     return classes if isinstance(classes, list) else [classes]

@@ -75,9 +75,10 @@ import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from ._targets import fitted_classes
+from ._base import validate_input
 from ._classifier import MultiTaskClassifier
-from ._encoding import encode_column, to_float, column
+from ._encoding import column, encode_column, to_float
+from ._targets import classes_per_task
 
 __all__ = ["onnx_inputs", "to_onnx"]
 
@@ -232,7 +233,7 @@ def onnx_inputs(estimator: MultiTaskClassifier, X) -> dict[str, np.ndarray]:
     (['b', ''], dtype('float64'), (2, 1))
     """
     check_is_fitted(estimator)
-    X = estimator._validate_X(X, reset=False)
+    X = validate_input(estimator, X, reset=False)
     out = {}
     for col in _columns(estimator):
         values = column(X, col.index)
@@ -527,7 +528,7 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
 
     nodes, initializers, inputs = _front_end(columns, encoder, helper, numpy_helper, TensorProto)
     outputs = []
-    classes = fitted_classes(estimator)
+    classes = classes_per_task(estimator.classes_)
     for name, internal, task_classes in zip(task_names, graph.output, classes):
         graph.node.append(helper.make_node("Identity", [internal.name], [name]))
         outputs.append(

@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.preprocessing import label_binarize
 
 from ._funnel import fill_funnel_columns
-from ._targets import fitted_classes, task_columns, unbox_labels
+from ._targets import classes_per_task, task_columns, unbox_labels
 
 __all__ = [
     "get_scorer",
@@ -265,7 +265,7 @@ class _MultiTaskScorer:
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
         proba = _proba_list(estimator.predict_proba(X))
-        classes = fitted_classes(estimator)
+        classes = classes_per_task(estimator.classes_)
         funnel = list(getattr(estimator, "funnel_", []))
         sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
         if self.task is None:

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 
-from ._synthetic import _check_int
+from ._synthetic import check_int
 
 __all__ = ["make_ad_funnel"]
 
@@ -395,9 +395,9 @@ def make_ad_funnel(
     >>> int((funnel.target["conversion"] > funnel.target["click"]).sum())
     0
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_users = _check_int(n_users, "n_users", 1)
-    n_items = _check_int(n_items, "n_items", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
+    n_users = check_int(n_users, "n_users", 1)
+    n_items = check_int(n_items, "n_items", 1)
     ctr = _check_rate(ctr, "ctr")
     cvr = _check_rate(cvr, "cvr")
     if conversion_when_not_clicked not in ("zero", "nan"):

@@ -9,7 +9,7 @@ from sklearn.utils import Bunch, check_random_state
 __all__ = ["make_multitask_classification"]
 
 
-def _check_int(value, name, minimum):
+def check_int(value, name, minimum):
     """Check that ``value`` is an integer (not a bool) no smaller than ``minimum``.
 
     Parameters
@@ -418,21 +418,21 @@ def make_multitask_classification(
     >>> y.mean(axis=0).tolist()
     [0.5, 0.5]
     """
-    n_samples = _check_int(n_samples, "n_samples", 1)
-    n_tasks = _check_int(n_tasks, "n_tasks", 1)
-    n_features = _check_int(n_features, "n_features", 1)
+    n_samples = check_int(n_samples, "n_samples", 1)
+    n_tasks = check_int(n_tasks, "n_tasks", 1)
+    n_features = check_int(n_features, "n_features", 1)
     if n_features < n_tasks:
         raise ValueError(
             f"n_features must be >= n_tasks to draw orthogonal task directions, got "
             f"n_features={n_features} and n_tasks={n_tasks}."
         )
-    n_sin = _check_int(n_sin, "n_sin", 0)
-    n_categorical = _check_int(n_categorical, "n_categorical", 0)
+    n_sin = check_int(n_sin, "n_sin", 0)
+    n_categorical = check_int(n_categorical, "n_categorical", 0)
     if n_categorical > n_features:
         raise ValueError(
             f"n_categorical must be <= n_features={n_features}, got {n_categorical}."
         )
-    n_bins = _check_int(n_bins, "n_bins", 2)
+    n_bins = check_int(n_bins, "n_bins", 2)
     scale = _check_nonnegative_real(scale, "scale")
     noise = _check_nonnegative_real(noise, "noise")
     cosines = _check_task_correlation(task_correlation, n_tasks)

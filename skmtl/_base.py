@@ -1,0 +1,456 @@
+"""What every skmtl estimator shares, whatever its tasks: inputs, network, training, results.
+
+:class:`BaseMultiTaskNetwork` is the private base of the public estimators.
+It owns the parameters that do not depend on the kind of task (the
+architecture's, the embeddings', the optimiser's, early stopping, device,
+seeding) and ``fit`` as a short sequence of named steps::
+
+    _check_fit_inputs  -> X (dtypes kept) and sample weights
+    _fit_targets       -> the tasks' labels, encoded       (subclass)
+    _fit_encoder       -> the column encoder (vocabularies, means, scales)
+    network_spec       -> network_spec_: what to build
+    _build_network     -> module_, initialised from the fit's seed
+    _split_rows        -> training and validation rows
+    _make_objective    -> the loss and the probabilities     (subclass)
+    _train             -> the one training loop (:func:`skmtl._training.train`)
+    _store_fit         -> the fitted attributes, only once training succeeded
+
+A subclass supplies what depends on its tasks (labels, loss, prediction,
+scoring) and its public ``__init__``, ``fit`` and ``partial_fit`` with their
+docstrings.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.base import BaseEstimator, MultiOutputMixin
+from sklearn.utils import check_random_state
+from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    validate_data,
+)
+
+from ._distributed import (
+    check_fit_agrees,
+    check_same_on_every_rank,
+    process_group,
+    resolve_device,
+)
+from ._encoding import TabularEncoder, resolve_categorical
+from ._fit_guards import check_embedding_tables
+from ._keyed_settings import declared_categories
+from ._network_spec import build_from_spec, network_spec
+from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
+from .nn.architectures import ARCHITECTURES
+from .nn.blocks import init_parameters
+
+EARLY_STOPPING_AUTO_MIN_SAMPLES = 10_000
+
+
+@dataclass(frozen=True)
+class FitSeeds:
+    """The random streams of one fit, all derived from one seed.
+
+    With ``distributed=True`` the seed is rank 0's; every process then splits
+    its own shard and draws its own dropout masks, while the shuffle order
+    and the initial weights are the same on all of them.
+    """
+
+    seed: int
+    rank: int | None  # None outside a distributed fit
+
+    @classmethod
+    def draw(cls, random_state, group) -> FitSeeds:
+        """One seed from ``random_state`` (rank 0's in a distributed fit)."""
+        rng = check_random_state(random_state)
+        seed = group.share(lambda: int(rng.randint(np.iinfo(np.int32).max)))[0]
+        return cls(seed, group.rank if group.active else None)
+
+    def init_generator(self) -> torch.Generator:
+        """Weight initialisation."""
+        return torch.Generator().manual_seed(self.seed)
+
+    def shuffle_generator(self) -> torch.Generator:
+        """The order of the rows in every epoch."""
+        return torch.Generator().manual_seed(self.seed + 1)
+
+    def dropout_generator(self, device) -> torch.Generator:
+        """Dropout masks and category dropout, on the training device."""
+        if self.rank is None:
+            seed = self.seed + 2
+        else:
+            seed = int(np.random.SeedSequence([self.seed, 2, self.rank]).generate_state(1)[0])
+        return torch.Generator(device=device).manual_seed(seed)
+
+    def split_rng(self) -> np.random.RandomState:
+        """The validation split."""
+        return np.random.RandomState(self.seed if self.rank is None else [self.seed, self.rank])
+
+
+def validate_input(estimator, X, *, reset: bool):
+    """Check X against ``estimator`` (feature names, n_features) without losing column dtypes.
+
+    Returns a DataFrame (dtypes kept, so categorical columns stay as they
+    are) or a 2-D ndarray (object arrays stay object). ``reset=True`` (in
+    ``fit``) records ``n_features_in_`` and ``feature_names_in_``.
+    """
+    if not isinstance(X, pd.DataFrame):
+        X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+    validate_data(estimator, X, skip_check_array=True, reset=reset)
+    if isinstance(X, pd.DataFrame):
+        if X.shape[1] == 0:
+            raise ValueError(
+                f"0 feature(s) (shape={X.shape}) while a minimum of 1 is required."
+            )
+        if X.shape[0] == 0:
+            raise ValueError(
+                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is "
+                "required."
+            )
+    return X
+
+
+class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
+    """Private base of skmtl's estimators; see the module docstring.
+
+    Subclasses define ``__init__`` with every parameter of
+    :attr:`_parameter_constraints` plus their own, and implement:
+
+    - ``_fit_targets(y, group, *, reuse, partial, classes)``: the encoded
+      labels, as an object with ``codes`` (``(n_samples, n_tasks)``, what
+      the loss reads; negative where unknown), ``task_names``, ``n_outputs``
+      (logits per task) and ``funnel`` (ordered task indices, possibly empty);
+    - ``_make_objective(spec, targets, train_rows, group)``: the
+      :class:`~skmtl.losses.MultiTaskObjective`-like loss, which also turns
+      logits into predictions;
+    - ``_store_targets(targets)``: their fitted attributes about the tasks.
+    """
+
+    _parameter_constraints: dict = {
+        "architecture": [StrOptions(set(ARCHITECTURES)), callable],
+        "categorical_features": ["array-like", StrOptions({"from_dtype"}), None],
+        "embedding_dim": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "max_categories": [Interval(Integral, 1, None, closed="left"), None],
+        "category_dropout": [Interval(Real, 0, 1, closed="left")],
+        "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "n_experts": [Interval(Integral, 1, None, closed="left")],
+        "gate_temperature": [Interval(Real, 0, None, closed="neither")],
+        "n_levels": [Interval(Integral, 1, None, closed="left")],
+        "n_task_experts": [Interval(Integral, 1, None, closed="left")],
+        "n_shared_experts": [Interval(Integral, 1, None, closed="left")],
+        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "task_weights": ["array-like", dict, None],
+        "feature_groups": [dict, None],
+        "n_group_experts": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
+        "alpha": [Interval(Real, 0, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "shuffle": ["boolean"],
+        "early_stopping": [StrOptions({"auto"}), "boolean"],
+        "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "warm_start": ["boolean"],
+        "device": [StrOptions({"auto", "cpu", "cuda"})],
+        "distributed": ["boolean"],
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+    }
+
+    # ------------------------------------------------------------------ input
+    def _validate_X(self, X, *, reset: bool):
+        return validate_input(self, X, reset=reset)
+
+    def _encode(self, X) -> tuple[torch.Tensor, torch.Tensor]:
+        codes, continuous = self.encoder_.transform(X)
+        device = next(self.module_.parameters()).device
+        return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
+
+    # ---------------------------------------------------------------- fitting
+    def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
+        """The work of ``fit`` and ``partial_fit``, as named steps.
+
+        ``reuse`` continues the fitted network (``warm_start`` or a later
+        ``partial_fit`` call); ``partial`` trains one epoch without early
+        stopping. With ``distributed=True`` every step that learns from the
+        data goes through the process group: each process validates its own
+        shard (an error on any process stops all of them with a ValueError,
+        rather than leaving the others waiting) and the statistics are shared.
+        """
+        group = process_group(self.distributed)
+        X, sample_weight = self._check_fit_inputs(X, y, sample_weight, group, reuse, partial)
+        targets = self._fit_targets(y, group, reuse=reuse, partial=partial, classes=classes)
+        device = resolve_device(self.device, group, self.batch_size)
+        seeds = FitSeeds.draw(self.random_state, group)
+        if reuse:
+            encoder, spec = self.encoder_, self.network_spec_
+            module, optimizer = self._copy_network(device, keep_optimizer=partial)
+        else:
+            encoder = self._fit_encoder(X, categories, group)
+            spec = network_spec(
+                self.get_params(deep=False), encoder, targets.n_outputs, targets.funnel,
+                getattr(self, "feature_names_in_", None),
+            )
+            module, optimizer = self._build_network(spec, encoder, seeds, device), None
+        train_rows, val_rows = self._split_rows(X.shape[0], targets.codes, seeds, group, partial)
+        objective = self._make_objective(spec, targets, train_rows, group).to(device)
+        if optimizer is None:
+            optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        history = self._train(
+            module, optimizer, objective, group.run(lambda: encoder.transform(X)), targets.codes,
+            sample_weight,
+            (train_rows, val_rows), seeds, device, group, partial=partial,
+            user_module=not isinstance(spec["architecture"], str),
+        )
+        # Only now, with training finished, does the estimator change.
+        self._store_fit(
+            encoder, spec, module, optimizer, objective, device, targets, history,
+            reuse=reuse, partial=partial,
+        )
+        return self
+
+    def _check_fit_inputs(self, X, y, sample_weight, group, reuse: bool, partial: bool):
+        """X (dtypes kept) and float64 sample weights, checked on every process."""
+
+        def check_inputs():
+            X_checked = self._validate_X(X, reset=not reuse)
+            n_samples = X_checked.shape[0]
+            if n_samples < (1 if partial else 2):
+                raise ValueError(
+                    f"n_samples={n_samples}: at least {1 if partial else 2} samples are "
+                    "required to fit."
+                )
+            check_consistent_length(X_checked, y)
+            weights = _check_sample_weight(
+                sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
+                ensure_non_negative=True,
+            )
+            if weights.max() > np.finfo(np.float32).max:
+                raise ValueError(
+                    "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
+                    f"{weights.max():.3g}. Rescale it: only the ratios between weights matter."
+                )
+            return X_checked, weights
+
+        X, sample_weight = group.run(check_inputs)
+        if group.active:
+            check_fit_agrees(
+                group, self.get_params(deep=False), X.shape[1],
+                getattr(self, "feature_names_in_", None),
+            )
+        if not any(group.share(lambda: bool(np.any(sample_weight > 0)))):
+            raise ValueError("sample_weight is zero for every row; at least one must be positive.")
+        return X, sample_weight
+
+    def _fit_encoder(self, X, categories, group) -> TabularEncoder:
+        """Which columns are categorical, their vocabularies, the continuous moments."""
+        feature_names = getattr(self, "feature_names_in_", None)
+        is_categorical = group.run(
+            lambda: resolve_categorical(X, self.categorical_features, feature_names)
+        )
+        if group.active:  # e.g. a column of strings on one process, of numbers on another
+            check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
+        declared = group.run(lambda: declared_categories(categories, is_categorical, feature_names))
+        encoder = TabularEncoder(
+            is_categorical, self.min_frequency, self.max_categories, feature_names
+        )
+        return encoder.fit(X, declared, group)
+
+    def _build_network(self, spec: dict, encoder, seeds: FitSeeds, device) -> torch.nn.Module:
+        """The described network, initialised from the fit's seed, on ``device``."""
+        check_embedding_tables(encoder, spec["embedding_dim"])
+        module = build_from_spec(spec)
+        init_parameters(module, seeds.init_generator())
+        return module.to(device)
+
+    def _copy_network(self, device, keep_optimizer: bool):
+        """Copies of the fitted module and (for ``partial_fit``) its optimiser.
+
+        Module and optimiser are copied together, so the copy's Adam state
+        points at the copied parameters; the estimator keeps its model if
+        training fails.
+        """
+        module, optimizer = copy.deepcopy((self.module_, getattr(self, "optimizer_", None)))
+        return module.to(device), optimizer if keep_optimizer else None
+
+    def _split_rows(
+        self, n_samples, codes, seeds: FitSeeds, group, partial: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Training rows, and validation rows when early stopping is on."""
+        early = False if partial else self.early_stopping
+        if early == "auto":  # decided on the rows of every process
+            early = sum(group.share(lambda: n_samples)) > EARLY_STOPPING_AUTO_MIN_SAMPLES
+        if not early:
+            return np.arange(n_samples), None
+
+        def split():
+            n_val = int(round(self.validation_fraction * n_samples))
+            if n_val < 1 or n_samples - n_val < 1:
+                raise ValueError(
+                    f"early_stopping with validation_fraction={self.validation_fraction} leaves "
+                    f"{n_val} validation and {n_samples - n_val} training rows out of "
+                    f"{n_samples}; use more data, another validation_fraction, or "
+                    "early_stopping=False."
+                )
+            order = seeds.split_rng().permutation(n_samples)
+            return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+        train_rows, val_rows = group.run(split)
+        labelled = np.any(codes[train_rows] >= 0, axis=0)
+        labelled = np.any(group.share(lambda: labelled), axis=0)
+        if not labelled.all():
+            raise ValueError(
+                f"The validation split left task {np.flatnonzero(~labelled)[0]} without known "
+                "labels for training; use early_stopping=False or a smaller validation_fraction."
+            )
+        return train_rows, val_rows
+
+    def _train(
+        self, module, optimizer, objective, encoded, labels, sample_weight, rows, seeds,
+        device, group, *, partial: bool, user_module: bool,
+    ):
+        """Tensors on the device, the training settings, and the one training loop."""
+        codes, continuous = encoded
+        train_rows, val_rows = rows
+
+        def tensors(rows) -> TensorData:
+            return TensorData(
+                torch.from_numpy(codes[rows]).to(device),
+                torch.from_numpy(continuous[rows]).to(device),
+                torch.from_numpy(labels[rows]).to(device),
+                torch.from_numpy(sample_weight[rows].astype(np.float32)).to(device),
+            )
+
+        n_train = sum(group.share(lambda: len(train_rows)))
+        config = TrainingConfig(
+            max_iter=1 if partial else self.max_iter,
+            batch_size=min(512, n_train) if self.batch_size == "auto" else self.batch_size,
+            learning_rate=self.learning_rate_init,
+            shuffle=self.shuffle,
+            n_iter_no_change=self.n_iter_no_change,
+            tol=self.tol,
+            objective=objective,
+            verbose=self.verbose,
+            warn_on_max_iter=not partial,
+        )
+        return train(
+            module,
+            tensors(train_rows),
+            None if val_rows is None else tensors(val_rows),
+            config,
+            shuffle_generator=seeds.shuffle_generator(),
+            dropout_generator=seeds.dropout_generator(device),
+            optimizer=optimizer,
+            group=group,
+            user_module=user_module,
+        )
+
+    def _store_fit(
+        self, encoder, spec, module, optimizer, objective, device, targets, history, *,
+        reuse: bool, partial: bool,
+    ) -> None:
+        """Set the fitted attributes (``partial_fit`` continues the curves)."""
+        if not reuse:
+            self.encoder_ = encoder
+            self.is_categorical_ = encoder.is_categorical.copy()
+            self.categories_ = encoder.categories_by_feature()
+        if partial and reuse:  # the curves go on
+            history.loss_curve = self.loss_curve_ + history.loss_curve
+            history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
+            history.n_iter += self.n_iter_
+            history.best_loss = min(history.best_loss, self.best_loss_)
+        self.network_spec_ = spec
+        self.module_ = module
+        self.optimizer_ = optimizer
+        self.device_ = device
+        self.objective_ = objective
+        self.n_outputs_ = len(targets.task_names)
+        self.task_names_ = np.asarray(targets.task_names, dtype=object)
+        self._store_targets(targets)
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = history.loss_curve
+        self.task_loss_curves_ = np.vstack(history.task_loss_curves)
+        self.validation_scores_ = history.validation_scores
+        self.best_validation_score_ = history.best_validation_score
+        self.best_loss_ = history.best_loss
+
+    # ------------------------------------------------------------- prediction
+    def _logits(self, X) -> list[torch.Tensor]:
+        check_is_fitted(self)
+        X = self._validate_X(X, reset=False)
+        return predict_logits(self.module_, *self._encode(X))
+
+    def _has_gates(self) -> bool:
+        if hasattr(self, "module_"):
+            return hasattr(self.module_.body, "gate_weights")
+        architecture = self.architecture
+        if isinstance(architecture, str):
+            architecture = ARCHITECTURES.get(architecture)
+        return hasattr(architecture, "gate_weights")
+
+    @available_if(_has_gates)
+    def gate_weights(self, X):
+        """How much each task's gate weighs each expert, for every sample.
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        weights : ndarray of shape (n_samples, n_tasks, n_experts)
+            Softmax gate weights (each ``weights[i, t]`` sums to 1). With
+            ``architecture="moe"`` all tasks share one gate, so the task rows
+            are identical.
+
+        Notes
+        -----
+        Available only for architectures with gates (``"moe"``, ``"mmoe"``,
+        ``"ple"``, and user modules defining ``gate_weights``); for
+        ``"ple"`` these are the last level's task gates, over each task's own
+        experts followed by the shared ones.
+        """
+        check_is_fitted(self)
+        body = self.module_.body
+        X = self._validate_X(X, reset=False)
+        x_cat, x_cont = self._encode(X)
+        self.module_.eval()
+        with torch.inference_mode():
+            weights = body.gate_weights(self.module_.embedding(x_cat, x_cont))
+        weights = weights.expand(-1, self.n_outputs_, -1)
+        return weights.double().cpu().numpy()
+
+    # --------------------------------------------------------------- plumbing
+    def __getstate__(self):
+        state = super().__getstate__()
+        module = state.get("module_")
+        if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
+            # A GPU-trained model pickles to CPU tensors, so it unpickles anywhere.
+            state = dict(state)
+            module, optimizer = copy.deepcopy((module, state.get("optimizer_")))
+            module.cpu()
+            if optimizer is not None:
+                for values in optimizer.state.values():
+                    for key, value in values.items():
+                        if torch.is_tensor(value):
+                            values[key] = value.cpu()
+            state["module_"], state["optimizer_"] = module, optimizer
+            if state.get("objective_") is not None:
+                state["objective_"] = copy.deepcopy(state["objective_"]).to("cpu")
+        return state
