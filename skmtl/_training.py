@@ -10,6 +10,7 @@ device and are read once per epoch.
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,6 +20,14 @@ from torch import nn
 
 from ._config import get_config
 from ._distributed import SingleProcess
+from ._hooks import (
+    BackwardStep,
+    ProgressBar,
+    TrainingObserver,
+    TrainingState,
+    backward_total,
+    overrides,
+)
 from ._threads import (
     CHECK_STEPS,
     LOAD_WINDOW,
@@ -241,10 +250,179 @@ def _plan_threads(
     return governor, fixed
 
 
-def _progress(max_iter: int, verbose: int):
-    from tqdm.auto import tqdm
+class _TrainingRun:
+    """One call of :func:`train`: what setup decides, and one method per part of an epoch."""
 
-    return tqdm(total=max_iter, disable=not verbose, unit="epoch", leave=True)
+    def __init__(self, module, data, validation, config, optimizer, group, user_module, backward):
+        self.module = module
+        self.data = data
+        self.validation = validation
+        self.config = config
+        self.optimizer = optimizer
+        self.group = group
+        self.backward = backward_total if backward is None else backward
+        # DistributedDataParallel averages the gradients over the processes;
+        # their losses are parts of one sum, so scale back to that sum.
+        self.gradient_scale = group.world_size if group.active else 1
+        self.history = TrainingHistory(validation_scores=[] if validation is not None else None)
+        self.device = data.y.device
+        objective = config.objective
+        self.batch_size = local_batch_size(config.batch_size, group)
+        self.n_batches = -(-len(data) // self.batch_size)
+        self.validation_totals = None
+        if group.active:  # every process takes as many steps as the one with the most rows
+            self.n_batches = max(group.gather(self.n_batches))
+            if validation is not None:
+                self.validation_totals = group.sum_in_place(
+                    objective.batch_totals(validation.y, validation.sample_weight, len(validation), 1)
+                )[0]
+        self.model = group.wrap(module, self.device, user_module)
+        # Fast path: every label known and every row the same weight, binary tasks only.
+        self.all_known_unweighted = (
+            not group.active
+            and objective.plain_binary()
+            and bool((data.y >= 0).all())
+            and bool((data.sample_weight == data.sample_weight[0]).all())
+        )
+        self.governor = self.fixed_threads = None
+        self.best_state = None
+        self.epochs_without_improvement = 0
+
+    def step(self, net, opt, batch, labels, batch_totals):
+        """One optimisation step on ``batch``: forward, loss, backward, Adam."""
+        objective = self.config.objective
+        logits = net(batch.x_cat, batch.x_cont)
+        if labels is not None:
+            total, losses = objective.mean_binary_losses(logits, labels)
+        elif batch_totals is None:
+            total, losses = objective(logits, batch.y, batch.sample_weight)
+        else:
+            total, losses = objective(logits, batch.y, batch.sample_weight, batch_totals)
+        opt.zero_grad(set_to_none=True)
+        self.backward(total, losses, module=net, gradient_scale=self.gradient_scale)
+        opt.step()
+        return total, losses
+
+    def plan_threads(self, dropout_generator: torch.Generator) -> None:
+        """Apply the thread policy; from here on the rest of the epoch runs on the fixed count."""
+        self.governor, self.fixed_threads = _plan_threads(
+            self.module, self.optimizer, self.step, self.data, self.all_known_unweighted,
+            self.batch_size, self.n_batches * self.config.max_iter, dropout_generator, self.group,
+        )
+        # Everything but the governed full-size steps (the last, smaller batch,
+        # shuffles, loss bookkeeping, validation loss) runs on the count chosen
+        # without measuring, re-set before each step: a fit running beside this one
+        # in another thread may have changed it.
+        if self.fixed_threads is not None:
+            set_threads(self.fixed_threads)
+
+    def run_epoch(self, shuffle_generator, state, batch_observers) -> tuple[torch.Tensor, torch.Tensor]:
+        """Shuffle, then one step per batch.
+
+        Returns the batches' losses ``(n_batches, 1 + n_tasks)`` (row b: the
+        batch's total, then each task's) and their sizes ``(n_batches,)`` (rows,
+        or label weight in data-parallel training), summed over processes.
+        """
+        data, batch_size, n_batches, group = self.data, self.batch_size, self.n_batches, self.group
+        model, optimizer, governor, fixed_threads = (
+            self.model, self.optimizer, self.governor, self.fixed_threads
+        )
+        model.train()
+        if self.config.shuffle:
+            order = torch.randperm(len(data), generator=shuffle_generator).to(self.device)
+            data = data.take(order)  # one gather per epoch; batches are then views
+        starts = range(0, n_batches * batch_size, batch_size)
+        totals = labels = None
+        if self.all_known_unweighted:  # (T, n) float labels, sliced per batch
+            labels = data.y.T.to(torch.float32)
+        if group.active:  # (n_batches, T + 1): the global batches' denominators
+            totals = group.sum_in_place(self.config.objective.batch_totals(
+                data.y, data.sample_weight, batch_size, n_batches
+            ))
+        # One write per batch, read back once per epoch.
+        batch_losses = torch.empty(n_batches, 1 + data.y.shape[1], device=self.device)
+        for batch_number, start in enumerate(starts):
+            batch = data.slice(start, start + batch_size)
+            if governor is not None and len(batch) == batch_size:
+                governor.start_step()
+            elif fixed_threads is not None:
+                set_threads(fixed_threads)
+            total, losses = self.step(
+                model, optimizer, batch,
+                None if labels is None else labels[:, start:start + batch_size],
+                None if totals is None else totals[batch_number],
+            )
+            if governor is not None and len(batch) == batch_size:
+                governor.end_step()
+            torch.cat([total.detach().view(1), losses.detach()], out=batch_losses[batch_number])
+            if batch_observers:
+                state.batch = batch_number + 1
+                state.batch_loss, state.batch_task_losses = total.detach(), losses.detach()
+                for observer in batch_observers:
+                    observer.on_batch_end(state)
+        if fixed_threads is not None:  # the rest of the epoch on the fixed count
+            set_threads(fixed_threads)
+        if totals is None:
+            sizes = torch.tensor(
+                [min(batch_size, len(data) - start) for start in starts],
+                dtype=batch_losses.dtype, device=self.device,
+            )
+        else:
+            group.sum_in_place(batch_losses)
+            sizes = totals[:, -1]
+        return batch_losses, sizes
+
+    def check_finite(self, epoch: int, batch_losses: torch.Tensor) -> None:
+        """Raise :class:`TrainingDivergedError` (on every process) if a batch loss is not finite."""
+        finite = torch.isfinite(batch_losses[:, 0])
+        bad_batch = -1 if bool(finite.all()) else int((~finite).nonzero()[0, 0])
+        if self.group.decide(bad_batch >= 0):
+            raise TrainingDivergedError(
+                f"Training diverged: the loss became NaN or infinite at epoch {epoch}, "
+                f"batch {bad_batch + 1}. Lower learning_rate_init (now "
+                f"{self.config.learning_rate:g}), add an L2 penalty (alpha), avoid a tiny "
+                "gate_temperature, or check the inputs and sample weights for extreme "
+                "values."
+            )
+
+    def end_epoch(self, epoch: int, batch_losses, sizes, state: TrainingState) -> bool:
+        """Record epoch ``epoch`` (from 1) and score it; whether early stopping says stop.
+
+        Keeps the best validation epoch's weights, and fills ``state``'s
+        epoch fields for the observers.
+        """
+        history, config = self.history, self.config
+        means = (sizes @ batch_losses / sizes.sum()).cpu().numpy()
+        epoch_loss = float(means[0])
+        history.loss_curve.append(epoch_loss)
+        history.task_loss_curves.append(means[1:])
+        history.n_iter = epoch
+        score = None
+        if self.validation is not None:
+            score = -float(validation_loss(
+                self.module, self.validation, config, self.group, self.validation_totals
+            ))
+            history.validation_scores.append(score)
+            best = history.best_validation_score
+            improved = best is None or score > best + config.tol
+            if best is None or score > best:
+                history.best_validation_score = score
+                self.best_state = copy.deepcopy(self.module.state_dict())
+        else:
+            improved = epoch_loss < history.best_loss - config.tol
+        history.best_loss = min(history.best_loss, epoch_loss)
+        state.loss, state.task_losses, state.validation_score = epoch_loss, means[1:], score
+        state.improved = improved
+        state.n_threads = None if self.governor is None else self.governor.current
+        self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
+        return self.epochs_without_improvement >= config.n_iter_no_change
+
+    def restore_best(self) -> None:
+        """The best validation epoch's weights (if any), rank 0's buffers, eval mode."""
+        if self.best_state is not None:
+            self.module.load_state_dict(self.best_state)
+        self.group.sync_buffers(self.module)
+        self.module.eval()
 
 
 def train(
@@ -258,6 +436,8 @@ def train(
     optimizer: torch.optim.Optimizer,
     group: SingleProcess = SingleProcess(),
     user_module: bool = False,
+    observers: Sequence[TrainingObserver] = (),
+    backward: BackwardStep | None = None,
 ) -> TrainingHistory:
     """Train ``module`` in place with ``optimizer`` on mini-batches of ``data``.
 
@@ -268,6 +448,13 @@ def train(
 
     ``optimizer`` (from :func:`make_optimizer`) may continue an earlier
     optimisation (``partial_fit``).
+
+    ``observers`` (:class:`~skmtl._hooks.TrainingObserver`) are told of each
+    epoch and batch and may stop training; with ``config.verbose`` a
+    :class:`~skmtl._hooks.ProgressBar` (on rank 0) comes first. ``backward``
+    (a :class:`~skmtl._hooks.BackwardStep`) turns each batch's task losses into
+    gradients; None backpropagates the objective's total
+    (:func:`~skmtl._hooks.backward_total`).
 
     Data-parallel training (``group`` a :class:`~skmtl._distributed.ProcessGroup`):
     ``data`` and ``validation`` are this process's shards and
@@ -288,148 +475,33 @@ def train(
         If a batch loss is NaN or infinite. The module is then left in an
         unspecified state: callers train a copy.
     """
-    history = TrainingHistory(validation_scores=[] if validation is not None else None)
-    device = data.y.device
-    n_samples = len(data)
-    n_tasks = data.y.shape[1]
-    objective = config.objective
-    batch_size = local_batch_size(config.batch_size, group)
-    n_batches = -(-n_samples // batch_size)
-    validation_totals = None
-    if group.active:  # every process takes as many steps as the one with the most rows
-        n_batches = max(group.gather(n_batches))
-        if validation is not None:
-            validation_totals = group.sum_in_place(
-                objective.batch_totals(validation.y, validation.sample_weight, len(validation), 1)
-            )[0]
-    model = group.wrap(module, device, user_module)
-    # Fast path: every label known and every row the same weight, binary tasks only.
-    all_known_unweighted = (
-        not group.active
-        and objective.plain_binary()
-        and bool((data.y >= 0).all())
-        and bool((data.sample_weight == data.sample_weight[0]).all())
+    run = _TrainingRun(module, data, validation, config, optimizer, group, user_module, backward)
+    history = run.history
+    if config.verbose and group.rank == 0:
+        observers = [ProgressBar(), *observers]
+    batch_observers = [o for o in observers if overrides(o, "on_batch_end")]
+    state = TrainingState(
+        module=module, optimizer=optimizer, history=history, max_iter=config.max_iter
     )
-    best_state = None
-    epochs_without_improvement = 0
-
-    def run_step(net, opt, batch, labels, batch_totals):
-        """One optimisation step on ``batch``: forward, loss, backward, Adam."""
-        logits = net(batch.x_cat, batch.x_cont)
-        if labels is not None:
-            total, losses = objective.mean_binary_losses(logits, labels)
-        elif batch_totals is None:
-            total, losses = objective(logits, batch.y, batch.sample_weight)
-        else:
-            total, losses = objective(logits, batch.y, batch.sample_weight, batch_totals)
-        opt.zero_grad(set_to_none=True)
-        # DistributedDataParallel averages the gradients over the processes;
-        # their losses are parts of one sum, so scale back to that sum.
-        (total * group.world_size if group.active else total).backward()
-        opt.step()
-        return total, losses
-
-    progress = _progress(config.max_iter, config.verbose if group.rank == 0 else 0)
     with thread_scope():
         attach_generator(module, dropout_generator)
         try:
-            governor, fixed_threads = _plan_threads(
-                module, optimizer, run_step, data, all_known_unweighted, batch_size,
-                n_batches * config.max_iter, dropout_generator, group,
-            )
-            # Everything but the governed full-size steps (the last, smaller batch,
-            # shuffles, loss bookkeeping, validation loss) runs on the count chosen
-            # without measuring, re-set before each step: a fit running beside this one
-            # in another thread may have changed it.
-            if fixed_threads is not None:
-                set_threads(fixed_threads)
-            for epoch in range(config.max_iter):
-                model.train()
-                if config.shuffle:
-                    order = torch.randperm(n_samples, generator=shuffle_generator).to(device)
-                    epoch_data = data.take(order)  # one gather per epoch; batches are then views
-                else:
-                    epoch_data = data
-                starts = range(0, n_batches * batch_size, batch_size)
-                totals = labels = None
-                if all_known_unweighted:  # (T, n) float labels, sliced per batch
-                    labels = epoch_data.y.T.to(torch.float32)
-                if group.active:  # (n_batches, T + 1): the global batches' denominators
-                    totals = group.sum_in_place(objective.batch_totals(
-                        epoch_data.y, epoch_data.sample_weight, batch_size, n_batches
-                    ))
-                # Row b: the batch's total loss, then each task's; one write per batch, read
-                # back once per epoch.
-                batch_losses = torch.empty(n_batches, 1 + n_tasks, device=device)
-                for batch_number, start in enumerate(starts):
-                    batch = epoch_data.slice(start, start + batch_size)
-                    if governor is not None and len(batch) == batch_size:
-                        governor.start_step()
-                    elif fixed_threads is not None:
-                        set_threads(fixed_threads)
-                    total, losses = run_step(
-                        model, optimizer, batch,
-                        None if labels is None else labels[:, start:start + batch_size],
-                        None if totals is None else totals[batch_number],
-                    )
-                    if governor is not None and len(batch) == batch_size:
-                        governor.end_step()
-                    torch.cat(
-                        [total.detach().view(1), losses.detach()], out=batch_losses[batch_number]
-                    )
-                if fixed_threads is not None:  # the rest of the epoch on the fixed count
-                    set_threads(fixed_threads)
-                if totals is None:
-                    sizes = torch.tensor(
-                        [min(batch_size, n_samples - start) for start in starts],
-                        dtype=batch_losses.dtype, device=device,
-                    )
-                else:
-                    group.sum_in_place(batch_losses)
-                    sizes = totals[:, -1]
-                finite = torch.isfinite(batch_losses[:, 0])
-                bad_batch = -1 if bool(finite.all()) else int((~finite).nonzero()[0, 0])
-                if group.decide(bad_batch >= 0):
-                    raise TrainingDivergedError(
-                        f"Training diverged: the loss became NaN or infinite at epoch {epoch + 1}, "
-                        f"batch {bad_batch + 1}. Lower learning_rate_init (now "
-                        f"{config.learning_rate:g}), add an L2 penalty (alpha), avoid a tiny "
-                        "gate_temperature, or check the inputs and sample weights for extreme "
-                        "values."
-                    )
-                means = (sizes @ batch_losses / sizes.sum()).cpu().numpy()
-                epoch_loss = float(means[0])
-                history.loss_curve.append(epoch_loss)
-                history.task_loss_curves.append(means[1:])
-                history.n_iter = epoch + 1
-
-                postfix = {"loss": f"{epoch_loss:.4f}"}
-                if validation is not None:
-                    score = -float(
-                        validation_loss(module, validation, config, group, validation_totals)
-                    )
-                    history.validation_scores.append(score)
-                    improved = history.best_validation_score is None or (
-                        score > history.best_validation_score + config.tol
-                    )
-                    if history.best_validation_score is None or (
-                        score > history.best_validation_score
-                    ):
-                        history.best_validation_score = score
-                        best_state = copy.deepcopy(module.state_dict())
-                    postfix["val_loss"] = f"{-score:.4f}"
-                else:
-                    improved = epoch_loss < history.best_loss - config.tol
-                if governor is not None:
-                    postfix["threads"] = governor.current
-                progress.set_postfix(postfix)
-                history.best_loss = min(history.best_loss, epoch_loss)
-                progress.update(1)
-
-                epochs_without_improvement = 0 if improved else epochs_without_improvement + 1
-                if group.decide(epochs_without_improvement >= config.n_iter_no_change):
-                    history.converged = True
+            for observer in observers:
+                observer.on_train_begin(state)
+            run.plan_threads(dropout_generator)
+            for epoch in range(1, config.max_iter + 1):
+                state.epoch = epoch
+                for observer in observers:
+                    observer.on_epoch_begin(state)
+                batch_losses, sizes = run.run_epoch(shuffle_generator, state, batch_observers)
+                run.check_finite(epoch, batch_losses)
+                no_improvement = run.end_epoch(epoch, batch_losses, sizes, state)
+                # Every observer sees the epoch's end, whether or not an earlier one stops.
+                stop_requests = [observer.on_epoch_end(state) for observer in observers]
+                if group.decide(no_improvement or any(stop_requests)):
+                    history.converged = no_improvement
                     break
+            run.restore_best()
         except TrainingDivergedError:  # raised on every rank alike
             raise
         except BaseException:
@@ -437,12 +509,9 @@ def train(
             raise
         finally:
             attach_generator(module, None)
-            progress.close()
-    if best_state is not None:
-        module.load_state_dict(best_state)
-    group.sync_buffers(module)
-    module.eval()
-    if not history.converged and config.warn_on_max_iter:
+            for observer in observers:
+                observer.on_train_end(state)
+    if config.warn_on_max_iter and not history.converged and history.n_iter == config.max_iter:
         warn_user(
             f"Stopped at max_iter={config.max_iter} epochs before the "
             f"{'validation' if validation is not None else 'training'} loss stopped improving; "

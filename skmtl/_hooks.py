@@ -1,0 +1,192 @@
+"""Extension points of the training loop (:func:`skmtl._training.train`).
+
+Two kinds, both optional:
+
+- observers (:class:`TrainingObserver`), told when training, each epoch and
+  each batch begin or end, with a :class:`TrainingState` they may read (losses,
+  validation score) and act on (the module and optimizer: a learning-rate
+  schedule, a checkpoint); one may stop training after an epoch. The progress
+  bar is one (:class:`ProgressBar`).
+- the backward step (:class:`BackwardStep`), which turns the batch's task
+  losses into gradients: the default backpropagates the objective's total
+  (:func:`backward_total`); loss-balancing methods (GradNorm, PCGrad) replace it.
+
+The estimator does not expose them yet: they are arguments of ``train``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+if TYPE_CHECKING:
+    from ._training import TrainingHistory
+
+
+@dataclass(eq=False)
+class TrainingState:
+    """What observers see of one call of ``train``: one object, updated in place.
+
+    Attributes
+    ----------
+    module : nn.Module
+        The module being trained (not a data-parallel wrapper).
+    optimizer : torch.optim.Optimizer
+        Its optimizer; a schedule may change its ``param_groups``' learning rates.
+    history : TrainingHistory
+        The curves so far (``loss_curve``, ``task_loss_curves``,
+        ``validation_scores``, ``best_loss``, ``best_validation_score``, ``n_iter``).
+    max_iter : int
+        Epochs at most.
+    epoch : int
+        The current epoch, counted from 1 (0 before the first one begins).
+    batch : int
+        In ``on_batch_end``: the batch just stepped on, counted from 1 in its epoch.
+    batch_loss : Tensor of shape () or None
+        In ``on_batch_end``: that batch's objective, detached, on the training
+        device. ``float()`` on it waits for the device; in data-parallel
+        training it is this process's part.
+    batch_task_losses : Tensor of shape (n_tasks,) or None
+        In ``on_batch_end``: that batch's loss of each task, as ``batch_loss``.
+    loss : float or None
+        From ``on_epoch_end``: the epoch's training loss (mean over its rows),
+        the value appended to ``history.loss_curve``.
+    task_losses : ndarray of shape (n_tasks,) or None
+        From ``on_epoch_end``: each task's share of ``loss``.
+    validation_score : float or None
+        From ``on_epoch_end``: minus the validation loss, None without a
+        validation set.
+    improved : bool
+        From ``on_epoch_end``: whether the monitored loss (validation if
+        given, else training) beat the best so far by more than ``tol``; an
+        epoch that did not counts towards ``n_iter_no_change``.
+    n_threads : int or None
+        From ``on_epoch_end``: the thread count the thread policy's governor
+        runs full-size steps on, None where no governor runs.
+    """
+
+    module: nn.Module
+    optimizer: torch.optim.Optimizer
+    history: TrainingHistory
+    max_iter: int
+    epoch: int = 0
+    batch: int = 0
+    batch_loss: torch.Tensor | None = None
+    batch_task_losses: torch.Tensor | None = None
+    loss: float | None = None
+    task_losses: np.ndarray | None = None
+    validation_score: float | None = None
+    improved: bool = False
+    n_threads: int | None = None
+
+
+class TrainingObserver:
+    """Base class of the observers of ``train``: every method does nothing.
+
+    A subclass overrides the methods it needs; each gets the run's
+    :class:`TrainingState`. ``on_batch_end`` is called only on observers that
+    override it, so that a fit without one pays nothing per batch.
+
+    Observers are called in the order given, on every process of a
+    data-parallel fit; there rank 0's decide whether training stops.
+    """
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        """Before the first epoch (and before the thread policy's check steps)."""
+
+    def on_epoch_begin(self, state: TrainingState) -> None:
+        """Before epoch ``state.epoch`` shuffles its rows."""
+
+    def on_batch_end(self, state: TrainingState) -> None:
+        """After the optimizer's step on batch ``state.batch`` of epoch ``state.epoch``."""
+
+    def on_epoch_end(self, state: TrainingState) -> bool | None:
+        """After epoch ``state.epoch`` is recorded and scored.
+
+        Returns
+        -------
+        stop : bool or None
+            True to stop training after this epoch (``n_iter_`` is then
+            ``state.epoch``; the best weights are still restored where a
+            validation set chose them).
+        """
+
+    def on_train_end(self, state: TrainingState) -> None:
+        """Once training ends, however it ends (also after an error).
+
+        After a normal end the module holds the weights ``train`` returns
+        with (the best epoch's where a validation set chose them), in eval mode.
+        """
+
+
+def overrides(observer: TrainingObserver, method: str) -> bool:
+    """Whether ``observer``'s class replaces :class:`TrainingObserver`'s ``method``."""
+    return getattr(type(observer), method) is not getattr(TrainingObserver, method)
+
+
+class ProgressBar(TrainingObserver):
+    """A tqdm bar of the epochs, with the last training loss, validation loss and thread count."""
+
+    def __init__(self):
+        self._bar = None
+
+    def on_train_begin(self, state: TrainingState) -> None:
+        from tqdm.auto import tqdm
+
+        self._bar = tqdm(total=state.max_iter, unit="epoch", leave=True)
+
+    def on_epoch_end(self, state: TrainingState) -> None:
+        postfix = {"loss": f"{state.loss:.4f}"}
+        if state.validation_score is not None:
+            postfix["val_loss"] = f"{-state.validation_score:.4f}"
+        if state.n_threads is not None:
+            postfix["threads"] = state.n_threads
+        self._bar.set_postfix(postfix)
+        self._bar.update(1)
+
+    def on_train_end(self, state: TrainingState) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+class BackwardStep(Protocol):
+    """Turns one batch's losses into gradients (``.grad`` of the parameters).
+
+    ``train`` calls it between ``optimizer.zero_grad()`` and
+    ``optimizer.step()``, once per batch. It is also called on throwaway
+    copies of the module and optimizer before training starts (the thread
+    policy's check, :mod:`skmtl._threads`), so it must act on the ``module``
+    it is given, and any state it keeps across calls sees those calls too.
+
+    Parameters
+    ----------
+    total : Tensor of shape ()
+        The objective: the task-weighted sum of ``task_losses``, plus the
+        funnel penalty where one is set.
+    task_losses : Tensor of shape (n_tasks,)
+        Each task's loss on the batch, attached to the graph.
+    module : nn.Module
+        The module of this step (a ``DistributedDataParallel`` wrapper in
+        data-parallel training).
+    gradient_scale : int
+        The factor a gradient must carry (1 on one process; the number of
+        processes in data-parallel training, where each process's losses are
+        parts of one sum but ``DistributedDataParallel`` averages gradients).
+    """
+
+    def __call__(
+        self, total: torch.Tensor, task_losses: torch.Tensor, *, module: nn.Module,
+        gradient_scale: int,
+    ) -> None: ...
+
+
+def backward_total(
+    total: torch.Tensor, task_losses: torch.Tensor, *, module: nn.Module, gradient_scale: int
+) -> None:
+    """The default :class:`BackwardStep`: backpropagate the objective's ``total``."""
+    (total * gradient_scale if gradient_scale != 1 else total).backward()
