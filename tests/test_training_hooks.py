@@ -13,7 +13,7 @@ import pytest
 import torch
 from sklearn.exceptions import ConvergenceWarning
 
-from skmtl import MultiTaskClassifier, _classifier, _training
+from skmtl import MultiTaskClassifier, _base, _training
 from skmtl._hooks import TrainingObserver, backward_total
 from skmtl.datasets import make_multitask_classification
 
@@ -34,7 +34,7 @@ def data():
 def fit(monkeypatch, X, y, params=None, **hooks):
     """``MultiTaskClassifier(**PARAMS, **params).fit(X, y)`` with ``hooks`` passed to ``train``."""
     if hooks:
-        monkeypatch.setattr(_classifier, "train", functools.partial(_training.train, **hooks))
+        monkeypatch.setattr(_base, "train", functools.partial(_training.train, **hooks))
     try:
         return MultiTaskClassifier(**{**PARAMS, **(params or {})}).fit(X, y)
     finally:
