@@ -12,6 +12,7 @@ seeding) and ``fit`` as a short sequence of named steps::
     _build_network     -> module_, initialised from the fit's seed
     _split_rows        -> training and validation rows
     _make_objective    -> the loss and the probabilities     (subclass)
+    _training_tensors  -> the encoded rows, as tensors on the device
     _train             -> the one training loop (:func:`skmtl._training.train`)
     _store_fit         -> the fitted attributes, only once training succeeded
 
@@ -211,11 +212,12 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         objective = self._make_objective(spec, targets, train_rows, group).to(device)
         if optimizer is None:
             optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+        data, validation = self._training_tensors(
+            encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
+        )
         history = self._train(
-            module, optimizer, objective, group.run(lambda: encoder.transform(X)), targets.codes,
-            sample_weight,
-            (train_rows, val_rows), seeds, device, group, partial=partial,
-            user_module=not isinstance(spec["architecture"], str),
+            module, optimizer, objective, data, validation, seeds, device, group,
+            partial=partial, user_module=not isinstance(spec["architecture"], str),
         )
         # Only now, with training finished, does the estimator change.
         self._store_fit(
@@ -320,23 +322,37 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             )
         return train_rows, val_rows
 
-    def _train(
-        self, module, optimizer, objective, encoded, labels, sample_weight, rows, seeds,
-        device, group, *, partial: bool, user_module: bool,
-    ):
-        """Tensors on the device, the training settings, and the one training loop."""
-        codes, continuous = encoded
+    def _training_tensors(
+        self, encoder, X, labels, sample_weight, rows, device, group
+    ) -> tuple[TensorData, TensorData | None]:
+        """The encoded training (and validation) rows as tensors on the device.
+
+        Without a validation split the encoded arrays become the tensors as
+        they are (no copy on the CPU); with one, the full arrays live only in
+        this function, so they are freed before training starts.
+        """
+        codes, continuous = group.run(lambda: encoder.transform(X))
         train_rows, val_rows = rows
 
         def tensors(rows) -> TensorData:
+            take = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
             return TensorData(
-                torch.from_numpy(codes[rows]).to(device),
-                torch.from_numpy(continuous[rows]).to(device),
-                torch.from_numpy(labels[rows]).to(device),
-                torch.from_numpy(sample_weight[rows].astype(np.float32)).to(device),
+                torch.from_numpy(take(codes)).to(device),
+                torch.from_numpy(take(continuous)).to(device),
+                torch.from_numpy(take(labels)).to(device),
+                torch.from_numpy(take(sample_weight).astype(np.float32)).to(device),
             )
 
-        n_train = sum(group.share(lambda: len(train_rows)))
+        if val_rows is None:  # every row trains (train_rows is all of them, in order)
+            return tensors(None), None
+        return tensors(train_rows), tensors(val_rows)
+
+    def _train(
+        self, module, optimizer, objective, data, validation, seeds, device, group, *,
+        partial: bool, user_module: bool,
+    ):
+        """The training settings, and the one training loop."""
+        n_train = sum(group.share(lambda: len(data)))
         config = TrainingConfig(
             max_iter=1 if partial else self.max_iter,
             batch_size=min(512, n_train) if self.batch_size == "auto" else self.batch_size,
@@ -350,8 +366,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         )
         return train(
             module,
-            tensors(train_rows),
-            None if val_rows is None else tensors(val_rows),
+            data,
+            validation,
             config,
             shuffle_generator=seeds.shuffle_generator(),
             dropout_generator=seeds.dropout_generator(device),
