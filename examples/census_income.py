@@ -224,7 +224,7 @@ def main(argv=None) -> list[dict]:
         except ImportError:
             print('The figure needs matplotlib: pip install "skmtl[plot]".')
         else:
-            print(f"figure saved to {args.output}")
+            print(f"figure saved to {args.output.resolve()}")
     return rows
 
 

@@ -67,6 +67,19 @@ class TrainingState:
     n_threads : int or None
         From ``on_epoch_end``: the thread count the thread policy's governor
         runs full-size steps on, None where no governor runs.
+    monitor : str
+        What early stopping watches: ``"validation loss"`` or ``"training loss"``.
+    n_iter_no_change : int
+        Epochs without improvement after which training stops.
+    tol : float
+        The improvement an epoch must make to count as one.
+    best_epoch : int or None
+        From ``on_epoch_end``: the epoch of the best validation loss so far
+        (whose weights are restored at the end); None without a validation set.
+    stop_reason : str or None
+        In ``on_train_end``: ``"no_improvement"`` (early stopping),
+        ``"observer"`` (an observer asked to stop), ``"max_iter"``, or None
+        when training ended with an error.
     """
 
     module: nn.Module
@@ -82,6 +95,11 @@ class TrainingState:
     validation_score: float | None = None
     improved: bool = False
     n_threads: int | None = None
+    monitor: str = "training loss"
+    n_iter_no_change: int = 0
+    tol: float = 0.0
+    best_epoch: int | None = None
+    stop_reason: str | None = None
 
 
 class TrainingObserver:
@@ -129,7 +147,16 @@ def overrides(observer: TrainingObserver, method: str) -> bool:
 
 
 class ProgressBar(TrainingObserver):
-    """A tqdm bar of the epochs, with the last training loss, validation loss and thread count."""
+    """A tqdm bar of the epochs, with the last losses and thread count, and why training ended.
+
+    The bar names what early stopping watches and shows elapsed time and time
+    per epoch, but no time remaining: training usually stops long before
+    ``max_iter``, so an estimate for all of them would mislead. When training
+    ends, one line says how: stopped early at epoch N (and which epoch's
+    weights were restored), stopped by an observer, or ``max_iter`` reached.
+    """
+
+    BAR_FORMAT = "{desc}: {n_fmt}/{total_fmt} epochs [{elapsed}, {rate_inv_fmt}{postfix}]"
 
     def __init__(self):
         self._bar = None
@@ -137,7 +164,13 @@ class ProgressBar(TrainingObserver):
     def on_train_begin(self, state: TrainingState) -> None:
         from tqdm.auto import tqdm
 
-        self._bar = tqdm(total=state.max_iter, unit="epoch", leave=True)
+        description = (
+            f"fit (early stopping: {state.monitor}, patience {state.n_iter_no_change})"
+        )
+        self._bar = tqdm(
+            total=state.max_iter, desc=description, unit="epoch", leave=True,
+            bar_format=self.BAR_FORMAT,
+        )
 
     def on_epoch_end(self, state: TrainingState) -> None:
         postfix = {"loss": f"{state.loss:.4f}"}
@@ -149,9 +182,31 @@ class ProgressBar(TrainingObserver):
         self._bar.update(1)
 
     def on_train_end(self, state: TrainingState) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
+        if self._bar is None:
+            return
+        bar, self._bar = self._bar, None
+        bar.close()
+        message = ending_message(state)
+        if message:
+            bar.write(message, file=bar.fp)
+
+
+def ending_message(state: TrainingState) -> str | None:
+    """One line on how training ended (None after an error)."""
+    if state.stop_reason == "no_improvement":
+        restored = (
+            f"; best epoch {state.best_epoch} restored" if state.best_epoch is not None else ""
+        )
+        by = f" by more than tol={state.tol:g}" if state.tol else ""
+        return (
+            f"stopped early at epoch {state.epoch} ({state.monitor} did not improve{by} for "
+            f"{state.n_iter_no_change} epochs{restored})"
+        )
+    if state.stop_reason == "observer":
+        return f"stopped at epoch {state.epoch} by an observer"
+    if state.stop_reason == "max_iter":
+        return f"reached max_iter={state.max_iter} epochs"
+    return None
 
 
 class BackwardStep(Protocol):

@@ -408,6 +408,7 @@ class _TrainingRun:
             if best is None or score > best:
                 history.best_validation_score = score
                 self.best_state = copy.deepcopy(self.module.state_dict())
+                state.best_epoch = epoch
         else:
             improved = epoch_loss < history.best_loss - config.tol
         history.best_loss = min(history.best_loss, epoch_loss)
@@ -481,7 +482,9 @@ def train(
         observers = [ProgressBar(), *observers]
     batch_observers = [o for o in observers if overrides(o, "on_batch_end")]
     state = TrainingState(
-        module=module, optimizer=optimizer, history=history, max_iter=config.max_iter
+        module=module, optimizer=optimizer, history=history, max_iter=config.max_iter,
+        monitor="validation loss" if validation is not None else "training loss",
+        n_iter_no_change=config.n_iter_no_change, tol=config.tol,
     )
     with thread_scope():
         attach_generator(module, dropout_generator)
@@ -500,7 +503,10 @@ def train(
                 stop_requests = [observer.on_epoch_end(state) for observer in observers]
                 if group.decide(no_improvement or any(stop_requests)):
                     history.converged = no_improvement
+                    state.stop_reason = "no_improvement" if no_improvement else "observer"
                     break
+            else:
+                state.stop_reason = "max_iter"
             run.restore_best()
         except TrainingDivergedError:  # raised on every rank alike
             raise

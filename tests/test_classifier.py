@@ -286,7 +286,27 @@ def test_verbose_shows_a_progress_bar(numeric_data, capsys):
     X, y = numeric_data
     MultiTaskClassifier(verbose=1, max_iter=3, random_state=0).fit(X, y)
     err = capsys.readouterr().err
-    assert "3/3" in err and "loss=" in err
+    assert "3/3 epochs" in err and "loss=" in err
+    assert "fit (early stopping: training loss, patience 10)" in err
+    assert err.rstrip().endswith("reached max_iter=3 epochs")
+
+
+def test_progress_bar_says_why_training_ended(numeric_data, capsys):
+    """No time-remaining estimate for max_iter epochs that will not run; the end is explained."""
+    X, y = numeric_data
+    clf = MultiTaskClassifier(
+        verbose=1, max_iter=200, early_stopping=True, validation_fraction=0.3,
+        n_iter_no_change=2, tol=0.5, random_state=0,
+    ).fit(X, y)
+    err = capsys.readouterr().err
+    best = int(np.argmax(clf.validation_scores_)) + 1
+    assert clf.n_iter_ == 3  # no epoch improves by more than tol=0.5 after the first
+    assert "fit (early stopping: validation loss, patience 2)" in err
+    assert err.rstrip().endswith(
+        f"stopped early at epoch 3 (validation loss did not improve by more than tol=0.5 for "
+        f"2 epochs; best epoch {best} restored)"
+    )
+    assert "<" not in err  # tqdm's remaining-time field ("00:12<01:43") is not shown
 
 
 def test_cuda_without_gpu_is_a_clear_error(numeric_data):
