@@ -51,7 +51,7 @@ from ._distributed import (
 from ._encoding import TabularEncoder, resolve_categorical
 from ._fit_guards import check_embedding_tables
 from ._keyed_settings import declared_categories
-from ._network_spec import build_from_spec, network_spec
+from ._network_spec import build_from_spec, network_spec, rebuilds
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
 from .nn.architectures import ARCHITECTURES
 from .nn.blocks import init_parameters
@@ -199,7 +199,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         device = resolve_device(self.device, group, self.batch_size)
         seeds = FitSeeds.draw(self.random_state, group)
         if reuse:
-            encoder, spec = self.encoder_, self.network_spec_
+            encoder, spec = self.encoder_, self._fitted_network_spec()
             module, optimizer = self._copy_network(device, keep_optimizer=partial)
         else:
             encoder = self._fit_encoder(X, categories, group)
@@ -235,7 +235,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             if n_samples < (1 if partial else 2):
                 raise ValueError(
                     f"n_samples={n_samples}: at least {1 if partial else 2} samples are "
-                    "required to fit."
+                    f"required to fit {type(self).__name__}."
                 )
             check_consistent_length(X_checked, y)
             weights = _check_sample_weight(
@@ -363,6 +363,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             objective=objective,
             verbose=self.verbose,
             warn_on_max_iter=not partial,
+            one_pass=partial,
         )
         return train(
             module,
@@ -453,6 +454,32 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         return weights.double().cpu().numpy()
 
     # --------------------------------------------------------------- plumbing
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "module_" in state and "network_spec_" not in state:
+            # Pickled by an skmtl from before network_spec_: describe the network from
+            # today's parameters, and keep the description only if it rebuilds module_.
+            try:
+                spec = network_spec(
+                    self.get_params(deep=False), self.encoder_, self.objective_.n_outputs,
+                    list(self.funnel_), getattr(self, "feature_names_in_", None),
+                )
+            except (AttributeError, KeyError, TypeError, ValueError):
+                return
+            if rebuilds(spec, self.module_):
+                self.network_spec_ = spec
+
+    def _fitted_network_spec(self) -> dict:
+        """``network_spec_``, or a clear error for a model pickled without one."""
+        spec = getattr(self, "network_spec_", None)
+        if spec is None:
+            raise ValueError(
+                f"This {type(self).__name__} was pickled by an older skmtl and its network "
+                "cannot be described from its parameters (they were changed after fit); "
+                "it predicts, but cannot be trained further or saved with save_model. Refit it."
+            )
+        return spec
+
     def __getstate__(self):
         state = super().__getstate__()
         module = state.get("module_")

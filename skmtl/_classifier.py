@@ -529,6 +529,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             targets.codes = group.run(
                 lambda: impression_space_codes(targets.codes, targets.funnel, targets.task_names)
             )
+        # Settings keyed by task, resolved (and refused) before any work on X.
+        targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
+        targets.logit_offsets = logit_offsets(
+            self.negative_sampling_rate, targets.task_names, targets.classes, targets.funnel
+        )
         return targets
 
     def _check_warm_start_targets(self, targets) -> None:
@@ -548,19 +553,15 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     def _make_objective(self, spec, targets, train_rows, group) -> MultiTaskObjective:
         """Per-task cross-entropy with the task and class weights, funnel and logit offsets."""
         as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)  # noqa: E731
-        task_weights = task_weight_vector(self.task_weights, targets.task_names)
-        offsets = logit_offsets(
-            self.negative_sampling_rate, targets.task_names, targets.classes, targets.funnel
-        )
         class_weights = self._class_weight_vectors(targets, train_rows, group)
         return MultiTaskObjective(
             spec["n_outputs"],
-            task_weights=as_tensor(task_weights),
+            task_weights=as_tensor(targets.task_weights),
             class_weights=[as_tensor(w) for w in class_weights],
             funnel=targets.funnel,
             funnel_mode=self.funnel_mode,
             funnel_penalty=self.funnel_penalty,
-            logit_offsets=as_tensor(offsets),
+            logit_offsets=as_tensor(targets.logit_offsets),
         )
 
     def _class_weight_vectors(self, targets, train_rows, group) -> list[np.ndarray | None]:

@@ -73,6 +73,8 @@ class TrainingState:
         Epochs without improvement after which training stops.
     tol : float
         The improvement an epoch must make to count as one.
+    one_pass : bool
+        True in ``partial_fit``: one epoch over a chunk, no early stopping.
     best_epoch : int or None
         From ``on_epoch_end``: the epoch of the best validation loss so far
         (whose weights are restored at the end); None without a validation set.
@@ -98,6 +100,7 @@ class TrainingState:
     monitor: str = "training loss"
     n_iter_no_change: int = 0
     tol: float = 0.0
+    one_pass: bool = False
     best_epoch: int | None = None
     stop_reason: str | None = None
 
@@ -165,7 +168,8 @@ class ProgressBar(TrainingObserver):
         from tqdm.auto import tqdm
 
         description = (
-            f"fit (early stopping: {state.monitor}, patience {state.n_iter_no_change})"
+            "partial_fit (one pass over the chunk)" if state.one_pass
+            else f"fit (early stopping: {state.monitor}, patience {state.n_iter_no_change})"
         )
         self._bar = tqdm(
             total=state.max_iter, desc=description, unit="epoch", leave=True,
@@ -192,21 +196,21 @@ class ProgressBar(TrainingObserver):
 
 
 def ending_message(state: TrainingState) -> str | None:
-    """One line on how training ended (None after an error)."""
+    """One line on how training ended (None after an error, or after a ``partial_fit`` pass)."""
+    if state.one_pass or state.stop_reason is None:
+        return None
+    restored = "" if state.best_epoch is None else f"best epoch {state.best_epoch} restored"
     if state.stop_reason == "no_improvement":
-        restored = (
-            f"; best epoch {state.best_epoch} restored" if state.best_epoch is not None else ""
-        )
         by = f" by more than tol={state.tol:g}" if state.tol else ""
         return (
             f"stopped early at epoch {state.epoch} ({state.monitor} did not improve{by} for "
-            f"{state.n_iter_no_change} epochs{restored})"
+            f"{state.n_iter_no_change} epochs" + (f"; {restored})" if restored else ")")
         )
     if state.stop_reason == "observer":
-        return f"stopped at epoch {state.epoch} by an observer"
-    if state.stop_reason == "max_iter":
-        return f"reached max_iter={state.max_iter} epochs"
-    return None
+        ending = f"stopped at epoch {state.epoch} by an observer"
+    else:
+        ending = f"reached max_iter={state.max_iter} epochs"
+    return ending + (f" ({restored})" if restored else "")
 
 
 class BackwardStep(Protocol):

@@ -26,6 +26,7 @@ A description holds:
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Mapping, Sequence
 from numbers import Integral
 
@@ -59,6 +60,31 @@ def layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
     return tuple(int(s) for s in sizes)
 
 
+ARCHITECTURE_PARAMETERS = (
+    "expert_layer_sizes", "tower_layer_sizes", "n_experts", "gate_temperature", "n_levels",
+    "n_task_experts", "n_shared_experts", "activation", "dropout",
+)
+"""Estimator parameters an architecture's keyword argument of the same name receives.
+
+With the values ``fit`` derives (``chain``: the funnel; ``expert_input_mask``:
+the feature groups' masks), these are all an architecture can be given; a
+training setting (``alpha``, ``tol``, ``device``...) never is.
+"""
+
+
+def _plain(value):
+    """numpy scalars as Python ones, so that a description is plain data."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _count(value, name: str, minimum: int) -> int:
+    """An int (not a bool, not a float) of at least ``minimum``."""
+    value = _plain(value)
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}; got {value!r}.")
+    return int(value)
+
+
 def describe_network(
     architecture,
     *,
@@ -69,21 +95,82 @@ def describe_network(
 ) -> dict:
     """The network description from resolved values named as the architectures' arguments.
 
-    ``values`` holds ``embedding_dim`` and ``category_dropout`` and any keyword
-    argument of the architecture classes (others are ignored).
+    ``values`` holds ``embedding_dim``, ``category_dropout``, ``chain``,
+    ``expert_input_mask`` and the :data:`ARCHITECTURE_PARAMETERS`; each
+    built-in architecture receives those its constructor takes.
     """
     options = {}
     if isinstance(architecture, str):
-        options = architecture_options(ARCHITECTURES[architecture], values)
+        if architecture not in ARCHITECTURES:
+            raise ValueError(
+                f"unknown architecture {architecture!r} (built-in: {sorted(ARCHITECTURES)})"
+            )
+        offered = {
+            name: values[name]
+            for name in (*ARCHITECTURE_PARAMETERS, "chain", "expert_input_mask")
+            if name in values
+        }
+        options = {
+            name: [_plain(v) for v in value] if isinstance(value, list) else _plain(value)
+            for name, value in architecture_options(ARCHITECTURES[architecture], offered).items()
+        }
+    category_dropout = _plain(values["category_dropout"])
+    if isinstance(category_dropout, bool) or not 0 <= float(category_dropout) < 1:
+        raise ValueError(f"category_dropout must be in [0, 1); got {category_dropout!r}.")
     return {
         "architecture": architecture,
-        "cardinalities": [int(k) for k in cardinalities],
-        "n_continuous": int(n_continuous),
-        "embedding_dim": int(values["embedding_dim"]),
-        "category_dropout": float(values["category_dropout"]),
-        "n_outputs": [int(k) for k in n_outputs],
+        "cardinalities": [_count(k, "cardinalities", 1) for k in cardinalities],
+        "n_continuous": _count(n_continuous, "n_continuous", 0),
+        "embedding_dim": _count(values["embedding_dim"], "embedding_dim", 1),
+        "category_dropout": float(category_dropout),
+        "n_outputs": [_count(k, "n_outputs", 1) for k in n_outputs],
         "options": options,
     }
+
+
+def check_network_spec(spec: Mapping, constraints: Mapping, caller_name: str) -> None:
+    """Check a description read from a file before anything is built from it.
+
+    Sizes must be ints (not floats, not bools) in range; options named like
+    an estimator parameter obey its ``constraints`` (the estimator's
+    ``_parameter_constraints``); layer sizes are positive ints; ``chain``
+    lists task indices; a mask is a 2-D float32 tensor.
+    """
+    from sklearn.utils._param_validation import validate_parameter_constraints
+
+    _count(spec["embedding_dim"], "embedding_dim", 1)
+    _count(spec["n_continuous"], "n_continuous", 0)
+    for name in ("cardinalities", "n_outputs"):
+        if not isinstance(spec[name], list):
+            raise ValueError(f"{name} must be a list; got {spec[name]!r}.")
+        for k in spec[name]:
+            _count(k, name, 1)
+    dropout = spec["category_dropout"]
+    if isinstance(dropout, bool) or not isinstance(dropout, float) or not 0 <= dropout < 1:
+        raise ValueError(f"category_dropout must be in [0, 1); got {dropout!r}.")
+    options = spec["options"]
+    if not isinstance(options, dict):
+        raise ValueError(f"options must be a dict; got {type(options).__name__}.")
+    shared = {name: options[name] for name in ARCHITECTURE_PARAMETERS if name in options}
+    for name, value in shared.items():
+        if isinstance(value, bool) or isinstance(value, torch.Tensor):
+            raise ValueError(f"option {name}={value!r} is not a valid value.")
+    validate_parameter_constraints(
+        {name: constraints[name] for name in shared}, shared, caller_name=caller_name
+    )
+    for name in ("expert_layer_sizes", "tower_layer_sizes"):
+        if name in options:
+            layer_sizes(options[name], name, allow_empty=name == "tower_layer_sizes")
+    chain = options.get("chain", [])
+    if not isinstance(chain, list) or any(
+        _count(t, "chain", 0) >= len(spec["n_outputs"]) for t in chain
+    ):
+        raise ValueError(f"chain must list task indices; got {chain!r}.")
+    mask = options.get("expert_input_mask")
+    if mask is not None and not (
+        isinstance(mask, torch.Tensor) and mask.dim() == 2 and mask.dtype == torch.float32
+    ):
+        raise ValueError("expert_input_mask must be a 2-D float32 tensor.")
 
 
 def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> dict:
@@ -111,14 +198,15 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
         params["n_group_experts"], encoder, embedding_dim, feature_names,
     )
     values = {
-        **params,
+        **{name: params[name] for name in ARCHITECTURE_PARAMETERS},
         "embedding_dim": embedding_dim,
+        "category_dropout": params["category_dropout"],
         "expert_layer_sizes": layer_sizes(params["expert_layer_sizes"], "expert_layer_sizes", False),
         "tower_layer_sizes": layer_sizes(params["tower_layer_sizes"], "tower_layer_sizes", True),
         # Shared experts first, then each feature group's (the mask's rows).
         "n_experts": params["n_experts"] if mask is None else len(mask),
         "expert_input_mask": mask,
-        "chain": list(funnel),
+        "chain": [int(t) for t in funnel],
     }
     return describe_network(
         params["architecture"],
@@ -132,6 +220,8 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
 def spec_from_format_1(network: Mapping) -> dict:
     """A description as model files of format version 1 stored it (flat ``params``)."""
     params = network["params"]
+    if not isinstance(params, dict):
+        raise ValueError(f"params must be a dict; got {type(params).__name__}.")
     mask = params.get("expert_input_mask")
     values = {
         **params,
@@ -160,3 +250,25 @@ def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
             options=spec["options"],
         )
 
+
+
+def rebuilds(spec: Mapping, module: torch.nn.Module) -> bool:
+    """Whether the network ``spec`` describes, given ``module``'s weights, computes as it does.
+
+    Builds the described network on the CPU, loads ``module``'s tensors into
+    it and compares both on a probe batch (unknown categories, random
+    continuous values) in eval mode, bit for bit: shapes alone would miss a
+    hyperparameter without weights, such as a gate temperature.
+    """
+    try:
+        rebuilt = build_from_spec(spec, "cpu")
+        original = copy.deepcopy(module).cpu().eval()
+        rebuilt.load_state_dict(original.state_dict())
+    except (KeyError, TypeError, ValueError, RuntimeError):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x_cat = torch.zeros(8, len(spec["cardinalities"]), dtype=torch.int64)
+    x_cont = torch.randn(8, spec["n_continuous"], generator=generator)
+    with torch.inference_mode():
+        expected, got = original(x_cat, x_cont), rebuilt.eval()(x_cat, x_cont)
+    return len(expected) == len(got) and all(torch.equal(a, b) for a, b in zip(expected, got))

@@ -58,7 +58,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import MultiTaskClassifier
 from ._encoding import TabularEncoder
-from ._network_spec import build_from_spec, spec_from_format_1
+from ._network_spec import build_from_spec, check_network_spec, spec_from_format_1
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES
 
@@ -161,7 +161,12 @@ def save_model(estimator, path, *, key=None) -> None:
             f"save_model expects a MultiTaskClassifier; got {type(estimator).__name__}."
         )
     check_is_fitted(estimator)
-    network = estimator.network_spec_
+    network = getattr(estimator, "network_spec_", None)
+    if network is None:
+        raise ValueError(
+            "The estimator has no network_spec_ (it was pickled by an older skmtl after its "
+            "parameters were changed, so its network cannot be described); refit it first."
+        )
     _check_network_matches(estimator.module_, network)
     document = {
         "format": FORMAT,
@@ -246,17 +251,27 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
         raise _FileError(f"{MODEL_JSON} is malformed: {exc!r}") from None
     if not isinstance(fitted, dict) or not isinstance(network, dict):
         raise _FileError(f"{MODEL_JSON} lacks the fitted attributes or the network.")
-    if document["format_version"] == 1:
-        try:
-            network = spec_from_format_1(network)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise _FileError(f"{MODEL_JSON} has a malformed network: {exc!r}") from None
-    if module_class is not None and isinstance(network.get("architecture"), str):
+    architecture = network.get("architecture")
+    if isinstance(architecture, str) and architecture not in ARCHITECTURES:
+        raise _FileError(
+            f"{MODEL_JSON} names architecture {architecture!r}, which this skmtl does not "
+            f"have (built-in: {sorted(ARCHITECTURES)})."
+        )
+    uses_module_class = not isinstance(architecture, str) or (
+        isinstance(params, dict) and callable(params.get("architecture"))
+    )
+    if module_class is not None and not uses_module_class:
         raise ValueError(
             f"module_class was given, but the model uses the built-in architecture "
-            f"{network['architecture']!r}; leave module_class=None."
+            f"{architecture!r}; leave module_class=None."
         )
     estimator = _rebuild_estimator(params)
+    try:
+        if document["format_version"] == 1:
+            network = spec_from_format_1(network)
+        check_network_spec(network, type(estimator)._parameter_constraints, "network_spec_")
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        raise _FileError(f"{MODEL_JSON} has a malformed network: {exc!r}") from None
     module = _rebuild_module(network, members[WEIGHTS])
     for name, value in fitted.items():
         if not _is_fitted_name(name) or name in _NOT_IN_JSON or hasattr(type(estimator), name):
@@ -455,12 +470,6 @@ def _check_network_matches(module: torch.nn.Module, network: dict) -> None:
 
 
 def _rebuild_module(network, weights: bytes) -> torch.nn.Module:
-    architecture = network.get("architecture")
-    if isinstance(architecture, str) and architecture not in ARCHITECTURES:
-        raise _FileError(
-            f"{MODEL_JSON} names architecture {architecture!r}, which this skmtl does not "
-            f"have (built-in: {sorted(ARCHITECTURES)})."
-        )
     try:
         state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
     except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file

@@ -36,6 +36,9 @@ class Targets:
     funnel : list of int
         Task indices of the funnel, in order (empty without one); set by
         the estimator once the funnel is resolved.
+    task_weights, logit_offsets : ndarray of shape (n_tasks,) or None
+        The loss's task weights and the negative-sampling logit offsets, set
+        by the estimator from its parameters.
     """
 
     codes: np.ndarray
@@ -43,6 +46,8 @@ class Targets:
     task_names: list[str]
     one_dimensional: bool
     funnel: list[int] = field(default_factory=list)
+    task_weights: np.ndarray | None = None
+    logit_offsets: np.ndarray | None = None
 
     @property
     def n_outputs(self) -> list[int]:

@@ -93,6 +93,7 @@ class TrainingConfig:
     objective: MultiTaskObjective
     verbose: int = 0
     warn_on_max_iter: bool = True
+    one_pass: bool = False  # partial_fit: one epoch over a chunk, no early stopping
 
 
 @dataclass
@@ -484,7 +485,7 @@ def train(
     state = TrainingState(
         module=module, optimizer=optimizer, history=history, max_iter=config.max_iter,
         monitor="validation loss" if validation is not None else "training loss",
-        n_iter_no_change=config.n_iter_no_change, tol=config.tol,
+        n_iter_no_change=config.n_iter_no_change, tol=config.tol, one_pass=config.one_pass,
     )
     with thread_scope():
         attach_generator(module, dropout_generator)
@@ -517,7 +518,7 @@ def train(
             attach_generator(module, None)
             for observer in observers:
                 observer.on_train_end(state)
-    if config.warn_on_max_iter and not history.converged and history.n_iter == config.max_iter:
+    if config.warn_on_max_iter and state.stop_reason == "max_iter":
         warn_user(
             f"Stopped at max_iter={config.max_iter} epochs before the "
             f"{'validation' if validation is not None else 'training'} loss stopped improving; "

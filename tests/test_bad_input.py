@@ -774,3 +774,21 @@ def test_every_task_keyed_setting_takes_names_and_indices_alike():
 
     classes = [np.array([0, 1])] * 2
     assert resolve_funnel([0, 1], names, classes) == resolve_funnel(names, names, classes)
+
+
+def test_task_keyed_setting_is_refused_before_any_work_on_X():
+    """A typo in task_weights fails before the encoder is fitted (no warning about X's
+    columns first) and before the seed is drawn from a RandomState the user passed."""
+    import warnings
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"id": [f"u{i}" for i in range(60)], "x": rng.normal(size=60)})
+    y = np.column_stack([rng.randint(0, 2, 60), rng.randint(0, 2, 60)])
+    random_state = np.random.RandomState(7)
+    before = random_state.get_state()[1].copy()
+    clf = MultiTaskClassifier(task_weights={"nope": 2.0}, random_state=random_state, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # "kept no category" would be raised first
+        with pytest.raises(ValueError, match="nope"):
+            clf.fit(X, y)
+    assert np.array_equal(random_state.get_state()[1], before)

@@ -309,6 +309,14 @@ def test_progress_bar_says_why_training_ended(numeric_data, capsys):
     assert "<" not in err  # tqdm's remaining-time field ("00:12<01:43") is not shown
 
 
+def test_partial_fit_progress_bar_promises_no_early_stopping(numeric_data, capsys):
+    X, y = numeric_data
+    MultiTaskClassifier(verbose=1, random_state=0).partial_fit(X, y)
+    err = capsys.readouterr().err
+    assert "partial_fit (one pass over the chunk)" in err and "1/1 epochs" in err
+    assert "early stopping" not in err and "max_iter" not in err
+
+
 def test_cuda_without_gpu_is_a_clear_error(numeric_data):
     if torch.cuda.is_available():
         pytest.skip("a GPU is available")

@@ -492,3 +492,94 @@ def test_format_version_1_files_still_load(name):
     restored = load_model(V1_DIR / f"{name}.skmtl")
     for t, proba in enumerate(_proba_list(restored, X)):
         np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda o: o.update(gate_temperature=-1.0), r"gate_temperature"),
+        (lambda o: o.update(gate_temperature=True), r"gate_temperature=True"),
+        (lambda o: o.update(dropout=-1.0), r"dropout"),
+        (lambda o: o.update(expert_layer_sizes={"$tuple": [8, 0]}), r"positive integers"),
+        (lambda o: o.update(n_experts=2.5), r"n_experts"),
+    ],
+    ids=["negative-temperature", "bool-temperature", "negative-dropout", "zero-layer",
+         "float-experts"],
+)
+def test_invalid_network_options_are_refused(saved, change, match):
+    """The options decide the rebuilt network: they obey the parameters' rules."""
+    _, path, _ = saved
+    document = json.loads(_members(path)["model.json"])
+    change(document["network"]["options"])
+    _rewrite(path, document)
+    with pytest.raises(ValueError, match=r"malformed network.*" + match):
+        load_model(path)
+
+
+def test_invalid_network_sizes_are_refused(saved):
+    _, path, _ = saved
+    document = json.loads(_members(path)["model.json"])
+    document["network"]["embedding_dim"] = 8.7  # was read as 8
+    _rewrite(path, document)
+    with pytest.raises(ValueError, match=r"embedding_dim must be an integer >= 1; got 8.7"):
+        load_model(path)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (lambda n: n.update(params=[1, 2]), r"malformed network.*params must be a dict"),
+        (lambda n: n.update(architecture="transformer"), r"names architecture 'transformer'"),
+        (lambda n: n["params"].update(embedding_dim=8.7), r"embedding_dim must be an integer"),
+    ],
+    ids=["params-list", "architecture", "float-embedding-dim"],
+)
+def test_malformed_format_1_network(change, match, tmp_path):
+    path = tmp_path / "old.skmtl"
+    path.write_bytes((V1_DIR / "ple_cgc.skmtl").read_bytes())
+    document = json.loads(_members(path)["model.json"])
+    change(document["network"])
+    _rewrite(path, document)
+    with pytest.raises(ValueError, match=match):
+        load_model(path)
+
+
+def test_architecture_set_to_a_user_module_after_fit(tmp_path):
+    """The parameter names a user class, the network is built in: both load with module_class."""
+    X, y = make_frame()
+    clf = MultiTaskClassifier(**FAST).fit(X, y).set_params(architecture=LinearHeads)
+    path = tmp_path / "m.skmtl"
+    save_model(clf, path)
+    restored = load_model(path, module_class=LinearHeads)
+    assert restored.architecture is LinearHeads and restored.network_spec_["architecture"] == "mmoe"
+    assert_same_model(clf, restored, X)
+
+
+def _unpickled_without_spec(clf):
+    """``clf`` as an skmtl from before network_spec_ would have pickled it."""
+    state = dict(clf.__getstate__())  # (object.__getstate__ returns __dict__ itself)
+    del state["network_spec_"]
+    old = MultiTaskClassifier.__new__(MultiTaskClassifier)
+    old.__setstate__(state)
+    return old
+
+
+def test_old_pickle_gets_its_network_described():
+    X, y = make_frame()
+    clf = MultiTaskClassifier("ple", n_levels=1, gate_temperature=0.5, **FAST).fit(X, y)
+    old = _unpickled_without_spec(clf)
+    assert old.network_spec_ == clf.network_spec_
+    old.partial_fit(X, y)  # can train on
+
+
+def test_old_pickle_whose_parameters_changed_cannot_be_saved_or_trained(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier("ple", n_levels=1, gate_temperature=0.5, **FAST).fit(X, y)
+    clf.set_params(gate_temperature=0.01)  # not in the module's repr: only outputs tell
+    old = _unpickled_without_spec(clf)
+    assert not hasattr(old, "network_spec_")
+    assert_same_model(clf, old, X)  # it still predicts
+    with pytest.raises(ValueError, match=r"pickled by an older skmtl .* Refit it"):
+        old.partial_fit(X, y)
+    with pytest.raises(ValueError, match=r"has no network_spec_"):
+        save_model(old, tmp_path / "m.skmtl")

@@ -227,3 +227,10 @@ def test_observers_hear_the_end_of_a_failed_training(monkeypatch, data):
     with pytest.raises(RuntimeError, match="boom"):
         fit(monkeypatch, *data, {"max_iter": 2}, observers=[recorder], backward=failing_backward)
     assert recorder.calls() == [("train_begin", 0), ("epoch_begin", 1), ("train_end", 1)]
+
+
+def test_an_observer_stopping_on_the_last_epoch_is_no_convergence_failure(monkeypatch, data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = fit(monkeypatch, *data, {"max_iter": 3}, observers=[StopAt(3)])
+    assert clf.n_iter_ == 3
