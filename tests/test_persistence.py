@@ -492,3 +492,24 @@ def test_format_version_1_files_still_load(name):
     restored = load_model(V1_DIR / f"{name}.skmtl")
     for t, proba in enumerate(_proba_list(restored, X)):
         np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+
+
+V2_DIR = V1_DIR.parent / "model_files_v2"
+
+
+@pytest.mark.parametrize("name", ["mmoe_groups_funnel", "single_task_dropout", "moe_continuous_only"])
+def test_format_version_2_files_still_load(name):
+    """Files written by skmtl at 7832ca4 (tests/golden/make_model_files_v2.py) load and predict."""
+    sys.path.insert(0, str(V2_DIR.parent))
+    try:
+        import make_model_files_v2
+    finally:
+        sys.path.pop(0)
+    X, _ = make_model_files_v2.data()
+    X = make_model_files_v2.inputs(name, X)
+    expected = np.load(V2_DIR / "expected_proba.npz")
+    restored = load_model(V2_DIR / f"{name}.skmtl")
+    for t, proba in enumerate(_proba_list(restored, X)):
+        np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+    # A loaded old model goes on training (the encoder and the network are usable as they are).
+    restored.set_params(max_iter=1).partial_fit(X.iloc[:50], make_model_files_v2.data()[1].iloc[:50])
