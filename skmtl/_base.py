@@ -176,10 +176,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _validate_X(self, X, *, reset: bool):
         return validate_input(self, X, reset=reset)
 
-    def _encode(self, X) -> tuple[torch.Tensor, torch.Tensor]:
-        codes, continuous = self.encoder_.transform(X)
+    def _encode(self, X) -> tuple[torch.Tensor, ...]:
+        """``X`` encoded: one tensor per column kind, on the module's device."""
         device = next(self.module_.parameters()).device
-        return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
+        return tuple(torch.from_numpy(a).to(device) for a in self.encoder_.transform(X))
 
     # ---------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
@@ -266,10 +266,20 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if group.active:  # e.g. a column of strings on one process, of numbers on another
             check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
         declared = group.run(lambda: declared_categories(categories, is_categorical, feature_names))
-        encoder = TabularEncoder(
-            is_categorical, self.min_frequency, self.max_categories, feature_names
+        encoder = TabularEncoder.from_mask(
+            is_categorical, self.min_frequency, self.max_categories, feature_names,
+            others=self._other_column_kinds(X, is_categorical),
         )
         return encoder.fit(X, declared, group)
+
+    def _other_column_kinds(self, X, is_categorical) -> list:
+        """Column kinds besides categorical and continuous, unfitted (none: no parameter asks).
+
+        The private place where a kind (:mod:`skmtl._column_kinds`) is given
+        columns; the columns of the kinds returned here are neither categorical
+        nor continuous.
+        """
+        return []
 
     def _build_network(self, spec: dict, encoder, seeds: FitSeeds, device) -> torch.nn.Module:
         """The described network, initialised from the fit's seed, on ``device``."""
@@ -325,13 +335,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         device, group, *, partial: bool, user_module: bool,
     ):
         """Tensors on the device, the training settings, and the one training loop."""
-        codes, continuous = encoded
         train_rows, val_rows = rows
 
         def tensors(rows) -> TensorData:
             return TensorData(
-                torch.from_numpy(codes[rows]).to(device),
-                torch.from_numpy(continuous[rows]).to(device),
+                tuple(torch.from_numpy(values[rows]).to(device) for values in encoded),
                 torch.from_numpy(labels[rows]).to(device),
                 torch.from_numpy(sample_weight[rows].astype(np.float32)).to(device),
             )
@@ -393,7 +401,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _logits(self, X) -> list[torch.Tensor]:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return predict_logits(self.module_, *self._encode(X))
+        return predict_logits(self.module_, self._encode(X))
 
     def _has_gates(self) -> bool:
         if hasattr(self, "module_"):
@@ -429,10 +437,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         check_is_fitted(self)
         body = self.module_.body
         X = self._validate_X(X, reset=False)
-        x_cat, x_cont = self._encode(X)
+        inputs = self._encode(X)
         self.module_.eval()
         with torch.inference_mode():
-            weights = body.gate_weights(self.module_.embedding(x_cat, x_cont))
+            weights = body.gate_weights(self.module_.embedding(*inputs))
         weights = weights.expand(-1, self.n_outputs_, -1)
         return weights.double().cpu().numpy()
 

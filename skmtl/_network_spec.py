@@ -12,8 +12,13 @@ A description holds:
 ``architecture``
     A name from :data:`~skmtl.nn.ARCHITECTURES`, or the user's module class or
     factory.
-``cardinalities``, ``n_continuous``, ``embedding_dim``, ``category_dropout``
-    The :class:`~skmtl.nn.blocks.FeatureEmbedding`.
+``embedding_dim``
+    ``D``, the size of every embedded token.
+``embeddings``
+    One entry per column kind, in the encoder's order: ``{"kind": name,
+    **args}``, where ``args`` are the plain keyword arguments of the kind's
+    ``make_embedding`` (categorical: ``cardinalities`` and ``unknown_rate``;
+    continuous: ``n_columns``); see :mod:`skmtl._column_kinds`.
 ``n_outputs``
     Logits per task (1 for a binary task, else its number of classes).
 ``options``
@@ -32,6 +37,7 @@ from numbers import Integral
 import numpy as np
 import torch
 
+from ._column_kinds import COLUMN_KINDS
 from ._keyed_settings import expert_input_mask
 from .nn.architectures import ARCHITECTURES, MultiTaskNetwork, architecture_options, build_network
 
@@ -62,28 +68,35 @@ def layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
 def describe_network(
     architecture,
     *,
-    cardinalities: Sequence[int],
-    n_continuous: int,
+    embeddings: Sequence[Mapping],
     n_outputs: Sequence[int],
     values: Mapping,
 ) -> dict:
     """The network description from resolved values named as the architectures' arguments.
 
-    ``values`` holds ``embedding_dim`` and ``category_dropout`` and any keyword
-    argument of the architecture classes (others are ignored).
+    ``embeddings`` are the column kinds' entries (``{"kind": name, **args}``);
+    ``values`` holds ``embedding_dim`` and any keyword argument of the
+    architecture classes (others are ignored).
     """
     options = {}
     if isinstance(architecture, str):
         options = architecture_options(ARCHITECTURES[architecture], values)
     return {
         "architecture": architecture,
-        "cardinalities": [int(k) for k in cardinalities],
-        "n_continuous": int(n_continuous),
         "embedding_dim": int(values["embedding_dim"]),
-        "category_dropout": float(values["category_dropout"]),
+        "embeddings": [dict(entry) for entry in embeddings],
         "n_outputs": [int(k) for k in n_outputs],
         "options": options,
     }
+
+
+def tabular_embeddings(cardinalities, n_continuous, category_dropout) -> list[dict]:
+    """The entries of the two built-in kinds, as files of format 1 and 2 described them."""
+    return [
+        {"kind": "categorical", "cardinalities": [int(k) for k in cardinalities],
+         "unknown_rate": float(category_dropout)},
+        {"kind": "continuous", "n_columns": int(n_continuous)},
+    ]
 
 
 def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> dict:
@@ -122,8 +135,7 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
     }
     return describe_network(
         params["architecture"],
-        cardinalities=cardinalities,
-        n_continuous=len(encoder.continuous_indices),
+        embeddings=[{"kind": kind.name, **kind.embedding_args(values)} for kind in encoder.kinds],
         n_outputs=n_outputs,
         values=values,
     )
@@ -140,11 +152,32 @@ def spec_from_format_1(network: Mapping) -> dict:
     }
     return describe_network(
         network["architecture"],
-        cardinalities=network["cardinalities"],
-        n_continuous=network["n_continuous"],
+        embeddings=tabular_embeddings(
+            network["cardinalities"], network["n_continuous"], params["category_dropout"]
+        ),
         n_outputs=network["n_outputs"],
         values=values,
     )
+
+
+def spec_from_format_2(network: Mapping) -> dict:
+    """A description as model files of format version 2 stored it (the two built-in kinds)."""
+    spec = {k: v for k, v in network.items()
+            if k not in ("cardinalities", "n_continuous", "category_dropout")}
+    spec["embeddings"] = tabular_embeddings(
+        network["cardinalities"], network["n_continuous"], network["category_dropout"]
+    )
+    return spec
+
+
+def _token_embedding(entry: Mapping, embedding_dim: int):
+    """A factory ``copies -> module`` for one column kind's entry of the description."""
+    args = dict(entry)
+    name = args.pop("kind")
+    if name not in COLUMN_KINDS:
+        raise ValueError(f"unknown column kind {name!r} (known: {sorted(COLUMN_KINDS)})")
+    cls = COLUMN_KINDS[name]
+    return lambda copies: cls.make_embedding(embedding_dim, copies, **args)
 
 
 def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
@@ -152,10 +185,11 @@ def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
     with torch.device(device) if device is not None else contextlib.nullcontext():
         return build_network(
             spec["architecture"],
-            cardinalities=spec["cardinalities"],
-            n_continuous=spec["n_continuous"],
             embedding_dim=spec["embedding_dim"],
-            category_dropout=spec["category_dropout"],
+            token_embeddings={
+                entry["kind"]: _token_embedding(entry, spec["embedding_dim"])
+                for entry in spec["embeddings"]
+            },
             n_outputs=spec["n_outputs"],
             options=spec["options"],
         )

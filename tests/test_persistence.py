@@ -109,10 +109,10 @@ def test_round_trip_keeps_every_fitted_attribute(case, tmp_path):
     assert type(clf.classes_) is type(restored.classes_)
     for a, b in zip(classes_a, classes_b):
         assert a.dtype == b.dtype and np.array_equal(a, b)
-    for a, b in zip(clf.encoder_.vocabularies_, restored.encoder_.vocabularies_):
+    for a, b in zip(clf.encoder_.categorical.vocabularies_, restored.encoder_.categorical.vocabularies_):
         assert a.dtype == b.dtype and a.equals(b)
-    assert np.array_equal(clf.encoder_.mean_, restored.encoder_.mean_)
-    assert np.array_equal(clf.encoder_.scale_, restored.encoder_.scale_)
+    assert np.array_equal(clf.encoder_.continuous.mean_, restored.encoder_.continuous.mean_)
+    assert np.array_equal(clf.encoder_.continuous.scale_, restored.encoder_.continuous.scale_)
     assert restored.device_ == torch.device("cpu")
 
 
@@ -180,9 +180,9 @@ def test_file_is_a_zip_of_plain_json_and_tensors(saved):
     members = _members(path)
     assert sorted(members) == ["checksums.json", "model.json", "weights.pt"]
     document = json.loads(members["model.json"])
-    assert document["format"] == "skmtl-model" and document["format_version"] == 2
+    assert document["format"] == "skmtl-model" and document["format_version"] == 3
     assert set(document["versions"]) >= {"skmtl", "torch", "sklearn"}
-    assert document["network"]["cardinalities"] == clf.encoder_.cardinalities
+    assert document["network"]["embeddings"][0]["cardinalities"] == clf.encoder_.cardinalities
     assert document["network"]["options"]["n_experts"] == clf.network_spec_["options"]["n_experts"]
     assert "network_spec_" not in document["fitted"]  # stored once, as the network
     assert document["params"]["architecture"] == "mmoe"
@@ -255,7 +255,9 @@ def test_member_changed_without_updating_its_hash(saved):
 def _tamper_mean(path):
     members = _members(path)
     document = json.loads(members["model.json"])
-    mean = document["fitted"]["encoder_"]["$object"]["state"]["mean_"]["$ndarray"]["data"]
+    kinds = document["fitted"]["encoder_"]["$object"]["state"]["kinds"]
+    continuous = next(k["$object"]["state"] for k in kinds if k["$object"]["class"] == "ContinuousColumns")
+    mean = continuous["mean_"]["$ndarray"]["data"]
     mean[0] += 5.0
     return document
 
@@ -295,14 +297,14 @@ def test_weights_that_do_not_fit_the_network(saved):
     _, path, _ = saved
     members = _members(path)
     state = torch.load(io.BytesIO(members["weights.pt"]), weights_only=True)
-    name = "embedding.categorical_weight"
+    name = "embedding.kinds.categorical.weight"
     state[name] = torch.cat([state[name], state[name][:1]])
     del state[next(k for k in state if k.startswith("body."))]
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _rewrite(path, weights=buffer.getvalue(), key=b"secret")
     match = (r"weights.pt does not fit the network .*missing tensors \['body\..*"
-             r"'embedding.categorical_weight' is \(\d+, 8\)")
+             r"'embedding.kinds.categorical.weight' is \(\d+, 8\)")
     with pytest.raises(ValueError, match=match):
         load_model(path, key=b"secret")
 
@@ -335,7 +337,7 @@ def test_inconsistent_description(saved):
     [
         (lambda d: d["versions"].update(skmtl="1.0.0"),
          r"saved by skmtl 1.0.0 .* same major version only"),
-        (lambda d: d.update(format_version=3), r"format version 3 is not supported"),
+        (lambda d: d.update(format_version=4), r"format version 4 is not supported"),
         (lambda d: d.update(format="other"), r"does not describe an skmtl model"),
         (lambda d: d["params"].update(colour="red"), r"unknown parameters \['colour'\]"),
         (lambda d: d["params"].update(max_iter=-1),
