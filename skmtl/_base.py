@@ -51,7 +51,7 @@ from ._distributed import (
 from ._encoding import TabularEncoder, resolve_categorical
 from ._fit_guards import check_embedding_tables
 from ._keyed_settings import declared_categories
-from ._network_spec import build_from_spec, network_spec, rebuilds
+from ._network_spec import build_from_spec, network_spec
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
 from .nn.architectures import ARCHITECTURES
 from .nn.blocks import init_parameters
@@ -177,10 +177,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _validate_X(self, X, *, reset: bool):
         return validate_input(self, X, reset=reset)
 
-    def _encode(self, X) -> tuple[torch.Tensor, torch.Tensor]:
-        codes, continuous = self.encoder_.transform(X)
+    def _encode(self, X) -> tuple[torch.Tensor, ...]:
+        """``X`` encoded: one tensor per column kind, on the module's device."""
         device = next(self.module_.parameters()).device
-        return torch.from_numpy(codes).to(device), torch.from_numpy(continuous).to(device)
+        return tuple(torch.from_numpy(a).to(device) for a in self.encoder_.transform(X))
 
     # ---------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
@@ -268,10 +268,20 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if group.active:  # e.g. a column of strings on one process, of numbers on another
             check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
         declared = group.run(lambda: declared_categories(categories, is_categorical, feature_names))
-        encoder = TabularEncoder(
-            is_categorical, self.min_frequency, self.max_categories, feature_names
+        encoder = TabularEncoder.from_mask(
+            is_categorical, self.min_frequency, self.max_categories, feature_names,
+            others=self._other_column_kinds(X, is_categorical),
         )
         return encoder.fit(X, declared, group)
+
+    def _other_column_kinds(self, X, is_categorical) -> list:
+        """Column kinds besides categorical and continuous, unfitted (none: no parameter asks).
+
+        The private place where a kind (:mod:`skmtl._column_kinds`) is given
+        columns; the columns of the kinds returned here are neither categorical
+        nor continuous.
+        """
+        return []
 
     def _build_network(self, spec: dict, encoder, seeds: FitSeeds, device) -> torch.nn.Module:
         """The described network, initialised from the fit's seed, on ``device``."""
@@ -331,14 +341,13 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         they are (no copy on the CPU); with one, the full arrays live only in
         this function, so they are freed before training starts.
         """
-        codes, continuous = group.run(lambda: encoder.transform(X))
+        encoded = group.run(lambda: encoder.transform(X))  # one array per column kind
         train_rows, val_rows = rows
 
         def tensors(rows) -> TensorData:
             take = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
             return TensorData(
-                torch.from_numpy(take(codes)).to(device),
-                torch.from_numpy(take(continuous)).to(device),
+                tuple(torch.from_numpy(take(values)).to(device) for values in encoded),
                 torch.from_numpy(take(labels)).to(device),
                 torch.from_numpy(take(sample_weight).astype(np.float32)).to(device),
             )
@@ -410,7 +419,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _logits(self, X) -> list[torch.Tensor]:
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return predict_logits(self.module_, *self._encode(X))
+        return predict_logits(self.module_, self._encode(X))
 
     def _has_gates(self) -> bool:
         if hasattr(self, "module_"):
@@ -446,37 +455,21 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         check_is_fitted(self)
         body = self.module_.body
         X = self._validate_X(X, reset=False)
-        x_cat, x_cont = self._encode(X)
+        inputs = self._encode(X)
         self.module_.eval()
         with torch.inference_mode():
-            weights = body.gate_weights(self.module_.embedding(x_cat, x_cont))
+            weights = body.gate_weights(self.module_.embedding(*inputs))
         weights = weights.expand(-1, self.n_outputs_, -1)
         return weights.double().cpu().numpy()
 
     # --------------------------------------------------------------- plumbing
-    def __setstate__(self, state):
-        super().__setstate__(state)
-        if "module_" in state and "network_spec_" not in state:
-            # Pickled by an skmtl from before network_spec_: describe the network from
-            # today's parameters, and keep the description only if it rebuilds module_.
-            try:
-                spec = network_spec(
-                    self.get_params(deep=False), self.encoder_, self.objective_.n_outputs,
-                    list(self.funnel_), getattr(self, "feature_names_in_", None),
-                )
-            except (AttributeError, KeyError, TypeError, ValueError):
-                return
-            if rebuilds(spec, self.module_):
-                self.network_spec_ = spec
-
     def _fitted_network_spec(self) -> dict:
         """``network_spec_``, or a clear error for a model pickled without one."""
         spec = getattr(self, "network_spec_", None)
         if spec is None:
             raise ValueError(
-                f"This {type(self).__name__} was pickled by an older skmtl and its network "
-                "cannot be described from its parameters (they were changed after fit); "
-                "it predicts, but cannot be trained further or saved with save_model. Refit it."
+                f"This {type(self).__name__} has no network_spec_: it was pickled by an older "
+                "skmtl (pickles are read by the version that wrote them only). Refit it."
             )
         return spec
 

@@ -71,8 +71,8 @@ def check_embedding_tables(encoder, embedding_dim: int) -> None:
     Parameters
     ----------
     encoder : TabularEncoder
-        The fitted column encoder (``vocabularies_``, ``categorical_indices``,
-        ``min_frequency``, ``max_categories``).
+        The fitted column encoder (its categorical kind's ``vocabularies_``,
+        ``columns`` and ``min_frequency``).
     embedding_dim : int
         The resolved embedding size ``D``.
 
@@ -86,16 +86,17 @@ def check_embedding_tables(encoder, embedding_dim: int) -> None:
           parameters: the message names the largest column and suggests
           ``max_categories``.
     """
-    names = [encoder.feature_name(j) for j in encoder.categorical_indices]
-    empty = [name for name, vocabulary in zip(names, encoder.vocabularies_) if len(vocabulary) == 0]
+    categorical = encoder.categorical
+    names = [encoder.feature_name(j) for j in categorical.columns]
+    empty = [name for name, vocabulary in zip(names, categorical.vocabularies_) if len(vocabulary) == 0]
     if empty:
         warn_user(
             f"Categorical column(s) {', '.join(empty)} kept no category: no value was seen "
-            f"min_frequency={encoder.min_frequency} times, so all of them share the unknown "
+            f"min_frequency={categorical.min_frequency} times, so all of them share the unknown "
             "row and the model cannot use the column(s). Lower min_frequency, or drop them.",
             UserWarning,
         )
-    rows = [len(vocabulary) + 1 for vocabulary in encoder.vocabularies_]
+    rows = categorical.cardinalities
     n_parameters = sum(rows) * embedding_dim
     if n_parameters > MAX_EMBEDDING_PARAMETERS:
         largest = max(range(len(rows)), key=rows.__getitem__)

@@ -189,9 +189,10 @@ class ProgressBar(TrainingObserver):
         if self._bar is None:
             return
         bar, self._bar = self._bar, None
+        shown = not bar.disable  # e.g. TQDM_DISABLE=1: no bar, no line (close() sets it)
         bar.close()
         message = ending_message(state)
-        if message:
+        if message and shown:
             bar.write(message, file=bar.fp)
 
 

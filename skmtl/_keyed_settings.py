@@ -173,8 +173,10 @@ def expert_input_mask(
 ) -> torch.Tensor | None:
     """(n_experts_total, in_features) 0/1 mask: shared experts, then each group's experts.
 
-    ``encoder`` is the fitted :class:`~skmtl._encoding.TabularEncoder` (its
-    categorical columns are embedded first, then the continuous ones).
+    ``encoder`` is the fitted :class:`~skmtl._encoding.TabularEncoder`; a
+    group's experts read the embedded tokens of its columns
+    (``encoder.token_columns()``: categorical first, then continuous, then
+    the other kinds').
     """
     if feature_groups is None:
         return None
@@ -183,12 +185,10 @@ def expert_input_mask(
             "feature_groups is used only when architecture is 'moe' or 'mmoe'; got "
             f"architecture={architecture!r}."
         )
-    # Position of each input feature among the embedded tokens: categorical first.
-    order = np.concatenate([encoder.categorical_indices, encoder.continuous_indices])
-    token_of_feature = np.empty(len(order), dtype=int)
-    token_of_feature[order] = np.arange(len(order))
+    token_columns = encoder.token_columns()  # the column behind each embedded token
+    n_features = encoder.n_features
     names = [str(n) for n in feature_names] if feature_names is not None else []
-    width = len(order) * embedding_dim
+    width = len(token_columns) * embedding_dim
     rows = [np.ones(width)] * n_experts
     for group, columns in feature_groups.items():
         columns = [columns] if isinstance(columns, (str, Integral)) else list(columns)
@@ -196,17 +196,17 @@ def expert_input_mask(
             raise ValueError(f"feature_groups[{group!r}] is empty.")
         row = np.zeros(width)
         for col in columns:
-            if isinstance(col, Integral) and not isinstance(col, bool) and 0 <= col < len(order):
+            if isinstance(col, Integral) and not isinstance(col, bool) and 0 <= col < n_features:
                 j = int(col)
             elif isinstance(col, str) and col in names:
                 j = names.index(col)
             else:
                 raise ValueError(
                     f"feature_groups[{group!r}] names {col!r}, which is not a column of X "
-                    f"(columns: {names or list(range(len(order)))})."
+                    f"(columns: {names or list(range(n_features))})."
                 )
-            start = token_of_feature[j] * embedding_dim
-            row[start : start + embedding_dim] = 1.0
+            for token in np.flatnonzero(token_columns == j):
+                row[token * embedding_dim : (token + 1) * embedding_dim] = 1.0
         rows.extend([row] * n_group_experts)
     return torch.tensor(np.vstack(rows), dtype=torch.float32)
 

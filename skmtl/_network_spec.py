@@ -12,8 +12,13 @@ A description holds:
 ``architecture``
     A name from :data:`~skmtl.nn.ARCHITECTURES`, or the user's module class or
     factory.
-``cardinalities``, ``n_continuous``, ``embedding_dim``, ``category_dropout``
-    The :class:`~skmtl.nn.blocks.FeatureEmbedding`.
+``embedding_dim``
+    ``D``, the size of every embedded token.
+``embeddings``
+    One entry per column kind, in the encoder's order: ``{"kind": name,
+    **args}``, where ``args`` are the plain keyword arguments of the kind's
+    ``make_embedding`` (categorical: ``cardinalities`` and ``unknown_rate``;
+    continuous: ``n_columns``); see :mod:`skmtl._column_kinds`.
 ``n_outputs``
     Logits per task (1 for a binary task, else its number of classes).
 ``options``
@@ -26,13 +31,13 @@ A description holds:
 from __future__ import annotations
 
 import contextlib
-import copy
 from collections.abc import Mapping, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
 
+from ._column_kinds import COLUMN_KINDS
 from ._keyed_settings import expert_input_mask
 from .nn.architectures import ARCHITECTURES, MultiTaskNetwork, architecture_options, build_network
 
@@ -88,16 +93,16 @@ def _count(value, name: str, minimum: int) -> int:
 def describe_network(
     architecture,
     *,
-    cardinalities: Sequence[int],
-    n_continuous: int,
+    embeddings: Sequence[Mapping],
     n_outputs: Sequence[int],
     values: Mapping,
 ) -> dict:
     """The network description from resolved values named as the architectures' arguments.
 
-    ``values`` holds ``embedding_dim``, ``category_dropout``, ``chain``,
-    ``expert_input_mask`` and the :data:`ARCHITECTURE_PARAMETERS`; each
-    built-in architecture receives those its constructor takes.
+    ``embeddings`` are the column kinds' entries (``{"kind": name, **args}``);
+    ``values`` holds ``embedding_dim``, ``chain``, ``expert_input_mask`` and
+    the :data:`ARCHITECTURE_PARAMETERS`; each built-in architecture receives
+    those its constructor takes.
     """
     options = {}
     if isinstance(architecture, str):
@@ -114,40 +119,57 @@ def describe_network(
             name: [_plain(v) for v in value] if isinstance(value, list) else _plain(value)
             for name, value in architecture_options(ARCHITECTURES[architecture], offered).items()
         }
-    category_dropout = _plain(values["category_dropout"])
-    if isinstance(category_dropout, bool) or not 0 <= float(category_dropout) < 1:
-        raise ValueError(f"category_dropout must be in [0, 1); got {category_dropout!r}.")
     return {
         "architecture": architecture,
-        "cardinalities": [_count(k, "cardinalities", 1) for k in cardinalities],
-        "n_continuous": _count(n_continuous, "n_continuous", 0),
         "embedding_dim": _count(values["embedding_dim"], "embedding_dim", 1),
-        "category_dropout": float(category_dropout),
+        "embeddings": [{k: _plain(v) for k, v in entry.items()} for entry in embeddings],
         "n_outputs": [_count(k, "n_outputs", 1) for k in n_outputs],
         "options": options,
     }
 
 
+def tabular_embeddings(cardinalities, n_continuous, category_dropout) -> list[dict]:
+    """The entries of the two built-in kinds, as files of format 1 and 2 described them."""
+    category_dropout = _plain(category_dropout)
+    if (
+        isinstance(category_dropout, bool) or not isinstance(category_dropout, Real)
+        or not 0 <= category_dropout < 1
+    ):
+        raise ValueError(f"category_dropout must be in [0, 1); got {category_dropout!r}.")
+    return [
+        {"kind": "categorical", "cardinalities": [_count(k, "cardinalities", 1) for k in cardinalities],
+         "unknown_rate": float(category_dropout)},
+        {"kind": "continuous", "n_columns": _count(n_continuous, "n_continuous", 0)},
+    ]
+
+
 def check_network_spec(spec: Mapping, constraints: Mapping, caller_name: str) -> None:
     """Check a description read from a file before anything is built from it.
 
-    Sizes must be ints (not floats, not bools) in range; options named like
-    an estimator parameter obey its ``constraints`` (the estimator's
-    ``_parameter_constraints``); layer sizes are positive ints; ``chain``
-    lists task indices; a mask is a 2-D float32 tensor.
+    Sizes must be ints (not floats, not bools) in range; every column kind
+    must be known (the built-in ones' arguments are checked here, the others'
+    when their modules are built); options named like an estimator parameter
+    obey its ``constraints`` (the estimator's ``_parameter_constraints``);
+    layer sizes are positive ints; ``chain`` lists task indices; a mask is a
+    2-D float32 tensor.
     """
     from sklearn.utils._param_validation import validate_parameter_constraints
 
     _count(spec["embedding_dim"], "embedding_dim", 1)
-    _count(spec["n_continuous"], "n_continuous", 0)
-    for name in ("cardinalities", "n_outputs"):
-        if not isinstance(spec[name], list):
-            raise ValueError(f"{name} must be a list; got {spec[name]!r}.")
-        for k in spec[name]:
-            _count(k, name, 1)
-    dropout = spec["category_dropout"]
-    if isinstance(dropout, bool) or not isinstance(dropout, float) or not 0 <= dropout < 1:
-        raise ValueError(f"category_dropout must be in [0, 1); got {dropout!r}.")
+    if not isinstance(spec["n_outputs"], list):
+        raise ValueError(f"n_outputs must be a list; got {spec['n_outputs']!r}.")
+    for k in spec["n_outputs"]:
+        _count(k, "n_outputs", 1)
+    embeddings = spec["embeddings"]
+    if not isinstance(embeddings, list) or not all(isinstance(e, dict) for e in embeddings):
+        raise ValueError("embeddings must be a list of dicts.")
+    for entry in embeddings:
+        if entry.get("kind") not in COLUMN_KINDS:
+            raise ValueError(f"unknown column kind {entry.get('kind')!r}")
+        if entry["kind"] == "categorical":
+            tabular_embeddings(entry["cardinalities"], 0, entry["unknown_rate"])
+        elif entry["kind"] == "continuous":
+            _count(entry["n_columns"], "n_columns", 0)
     options = spec["options"]
     if not isinstance(options, dict):
         raise ValueError(f"options must be a dict; got {type(options).__name__}.")
@@ -181,7 +203,7 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
     params : mapping
         The estimator's ``get_params(deep=False)``.
     encoder : TabularEncoder
-        The fitted column encoder (table sizes, continuous columns).
+        The fitted column encoder (its column kinds and their sizes).
     n_outputs : list of int
         Logits per task.
     funnel : list of int
@@ -210,8 +232,7 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
     }
     return describe_network(
         params["architecture"],
-        cardinalities=cardinalities,
-        n_continuous=len(encoder.continuous_indices),
+        embeddings=[{"kind": kind.name, **kind.embedding_args(values)} for kind in encoder.kinds],
         n_outputs=n_outputs,
         values=values,
     )
@@ -230,11 +251,34 @@ def spec_from_format_1(network: Mapping) -> dict:
     }
     return describe_network(
         network["architecture"],
-        cardinalities=network["cardinalities"],
-        n_continuous=network["n_continuous"],
+        embeddings=tabular_embeddings(
+            network["cardinalities"], network["n_continuous"], params["category_dropout"]
+        ),
         n_outputs=network["n_outputs"],
         values=values,
     )
+
+
+def spec_from_format_2(network: Mapping) -> dict:
+    """A description as model files of format version 2 stored it (the two built-in kinds)."""
+    spec = {k: v for k, v in network.items()
+            if k not in ("cardinalities", "n_continuous", "category_dropout")}
+    if not isinstance(network["cardinalities"], list):
+        raise ValueError(f"cardinalities must be a list; got {network['cardinalities']!r}.")
+    spec["embeddings"] = tabular_embeddings(
+        network["cardinalities"], network["n_continuous"], network["category_dropout"]
+    )
+    return spec
+
+
+def _token_embedding(entry: Mapping, embedding_dim: int):
+    """A factory ``copies -> module`` for one column kind's entry of the description."""
+    args = dict(entry)
+    name = args.pop("kind")
+    if name not in COLUMN_KINDS:
+        raise ValueError(f"unknown column kind {name!r} (known: {sorted(COLUMN_KINDS)})")
+    cls = COLUMN_KINDS[name]
+    return lambda copies: cls.make_embedding(embedding_dim, copies, **args)
 
 
 def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
@@ -242,33 +286,12 @@ def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
     with torch.device(device) if device is not None else contextlib.nullcontext():
         return build_network(
             spec["architecture"],
-            cardinalities=spec["cardinalities"],
-            n_continuous=spec["n_continuous"],
             embedding_dim=spec["embedding_dim"],
-            category_dropout=spec["category_dropout"],
+            token_embeddings={
+                entry["kind"]: _token_embedding(entry, spec["embedding_dim"])
+                for entry in spec["embeddings"]
+            },
             n_outputs=spec["n_outputs"],
             options=spec["options"],
         )
 
-
-
-def rebuilds(spec: Mapping, module: torch.nn.Module) -> bool:
-    """Whether the network ``spec`` describes, given ``module``'s weights, computes as it does.
-
-    Builds the described network on the CPU, loads ``module``'s tensors into
-    it and compares both on a probe batch (unknown categories, random
-    continuous values) in eval mode, bit for bit: shapes alone would miss a
-    hyperparameter without weights, such as a gate temperature.
-    """
-    try:
-        rebuilt = build_from_spec(spec, "cpu")
-        original = copy.deepcopy(module).cpu().eval()
-        rebuilt.load_state_dict(original.state_dict())
-    except (KeyError, TypeError, ValueError, RuntimeError):
-        return False
-    generator = torch.Generator().manual_seed(0)
-    x_cat = torch.zeros(8, len(spec["cardinalities"]), dtype=torch.int64)
-    x_cont = torch.randn(8, spec["n_continuous"], generator=generator)
-    with torch.inference_mode():
-        expected, got = original(x_cat, x_cont), rebuilt.eval()(x_cat, x_cont)
-    return len(expected) == len(got) and all(torch.equal(a, b) for a, b in zip(expected, got))

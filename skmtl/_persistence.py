@@ -57,20 +57,30 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._classifier import MultiTaskClassifier
+from ._column_kinds import COLUMN_KINDS
 from ._encoding import TabularEncoder
-from ._network_spec import build_from_spec, check_network_spec, spec_from_format_1
+from ._network_spec import (
+    build_from_spec,
+    check_network_spec,
+    spec_from_format_1,
+    spec_from_format_2,
+)
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES
 
 FORMAT = "skmtl-model"
-FORMAT_VERSION = 2
-"""Version 2 (skmtl 0.1, from 2026-11-29) stores ``network_spec_`` as the network description;
-version 1 stored the estimator's flat hyperparameters (``params``), still read."""
+FORMAT_VERSION = 3
+"""Version 3 stores the column encoder as a list of column kinds and names the
+embedding's tensors after them (``embedding.kinds.categorical.weight``); version 2
+(skmtl 0.1, from 2026-11-29) stored ``network_spec_`` with ``cardinalities`` and
+``n_continuous``; version 1 the estimator's flat hyperparameters (``params``). Both
+are still read (:func:`_upgrade_document`)."""
 MODEL_JSON, WEIGHTS, CHECKSUMS = "model.json", "weights.pt", "checksums.json"
 MAX_JSON_BYTES = 1 << 30
 """``model.json`` and ``checksums.json`` larger than this (1 GiB) are refused unread."""
 
-# skmtl objects a fitted estimator holds, rebuilt by class name from this table only.
+# skmtl objects a fitted estimator holds, rebuilt by class name from this table (and
+# the registered column kinds, :func:`_object_classes`) only.
 _OBJECTS = {"TabularEncoder": TabularEncoder, "MultiTaskObjective": MultiTaskObjective}
 # State that is not written as JSON: the module goes to weights.pt, the device is CPU on load.
 # The optimiser's moments are training state, not model: a loaded model predicts
@@ -241,6 +251,13 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
     _verify_checksums(checksums, members[MODEL_JSON], members[WEIGHTS], key)
     document = _parse_json(members[MODEL_JSON], MODEL_JSON)
     _check_header(document)
+    weights = members[WEIGHTS]
+    try:
+        weights = _upgrade_document(document, weights)
+    except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
+        if isinstance(exc, _FileError):
+            raise
+        raise _FileError(f"{MODEL_JSON} is malformed: {exc!r}") from None
     try:
         params = _from_json(document["params"], module_class)
         network = _from_json(document["network"], module_class)
@@ -267,12 +284,13 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
         )
     estimator = _rebuild_estimator(params)
     try:
-        if document["format_version"] == 1:
-            network = spec_from_format_1(network)
+        if document["format_version"] < 3:
+            upgrade = spec_from_format_1 if document["format_version"] == 1 else spec_from_format_2
+            network = upgrade(network)
         check_network_spec(network, type(estimator)._parameter_constraints, "network_spec_")
     except (AttributeError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise _FileError(f"{MODEL_JSON} has a malformed network: {exc!r}") from None
-    module = _rebuild_module(network, members[WEIGHTS])
+    module = _rebuild_module(network, weights)
     for name, value in fitted.items():
         if not _is_fitted_name(name) or name in _NOT_IN_JSON or hasattr(type(estimator), name):
             raise _FileError(f"{MODEL_JSON} holds an unexpected attribute {name!r}.")
@@ -511,12 +529,15 @@ def _check_consistent(estimator, network: dict) -> None:
         raise _FileError(f"{MODEL_JSON} has no column encoder.")
     try:
         check_is_fitted(estimator)
-        n_features = len(encoder.is_categorical)
+        encoder.check_kinds()
+        entries = network["embeddings"]
+        categorical, continuous = entries[0], entries[1]
         consistent = (
-            estimator.n_features_in_ == n_features
-            and list(encoder.cardinalities) == list(network["cardinalities"])
-            and len(encoder.mean_) == len(encoder.scale_) == network["n_continuous"]
-            and len(encoder.mean_) == int(np.sum(~encoder.is_categorical))
+            estimator.n_features_in_ == encoder.n_features
+            and [kind.name for kind in encoder.kinds] == [entry["kind"] for entry in entries]
+            and list(encoder.cardinalities) == list(categorical["cardinalities"])
+            and len(encoder.continuous.mean_) == len(encoder.continuous.scale_)
+            == continuous["n_columns"] == len(encoder.continuous_indices)
         )
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
         raise _FileError(f"{MODEL_JSON} is incomplete: {exc}") from None
@@ -525,7 +546,7 @@ def _check_consistent(estimator, network: dict) -> None:
             f"{MODEL_JSON} is inconsistent: the encoder, the feature count and the "
             "network description disagree."
         )
-    # A last, generic check: one row of unknown categories and mean values must predict.
+    # A last, generic check: one typical row (see ColumnKind.probe_values) must predict.
     try:
         proba = estimator.predict_proba(_probe_row(estimator))
         proba = proba if isinstance(proba, list) else [proba]
@@ -539,13 +560,67 @@ def _check_consistent(estimator, network: dict) -> None:
 
 
 def _probe_row(estimator):
-    """One input row: missing (unknown) categories and the training mean of continuous columns."""
-    is_categorical = estimator.encoder_.is_categorical
-    row = np.empty((1, len(is_categorical)), dtype=object)
-    row[0, ~is_categorical] = estimator.encoder_.mean_
-    row[0, is_categorical] = None
+    """One input row of typical values: unknown categories, training means, ..."""
+    row = np.empty((1, estimator.encoder_.n_features), dtype=object)
+    for kind in estimator.encoder_.kinds:
+        row[0, kind.columns] = kind.probe_values()
     names = getattr(estimator, "feature_names_in_", None)
     return row if names is None else pd.DataFrame(row, columns=names)
+
+
+def _object_classes() -> dict:
+    """The classes a file may name in ``$object``: the fixed table and the registered kinds."""
+    return {**{cls.__name__: cls for cls in COLUMN_KINDS.values()}, **_OBJECTS}
+
+
+# ------------------------------------------------------------- older formats
+_EMBEDDING_TENSORS_BEFORE_3 = {
+    "embedding.offsets": "embedding.kinds.categorical.offsets",
+    "embedding.categorical_weight": "embedding.kinds.categorical.weight",
+    "embedding.continuous_weight": "embedding.kinds.continuous.weight",
+    "embedding.continuous_bias": "embedding.kinds.continuous.bias",
+}
+
+
+def _upgrade_document(document: dict, weights: bytes) -> bytes:
+    """Bring a file of format 1 or 2 to format 3 (in place); returns the weights to load.
+
+    The encoder's state (``is_categorical``, ``min_frequency``,
+    ``max_categories``, ``vocabularies_``, ``mean_``, ``scale_``) becomes its
+    two built-in kinds, and the embedding's tensors get their format-3 names.
+    The network description is upgraded by :func:`spec_from_format_1` or
+    :func:`spec_from_format_2`.
+    """
+    if document["format_version"] >= 3:
+        return weights
+    encoder = document["fitted"]["encoder_"]["$object"]
+    if encoder["class"] != "TabularEncoder":
+        raise _FileError(f"{MODEL_JSON} has no column encoder.")
+    old = encoder["state"]
+    is_categorical = np.asarray(_from_json(old["is_categorical"]), dtype=bool)
+
+    def kind(cls, columns, **state):
+        state = {"columns": _to_json(np.flatnonzero(columns).astype(np.int64), "columns"), **state}
+        return {"$object": {"class": cls, "state": state}}
+
+    encoder["state"] = {
+        "kinds": [
+            kind("CategoricalColumns", is_categorical, min_frequency=old["min_frequency"],
+                 max_categories=old["max_categories"], vocabularies_=old["vocabularies_"]),
+            kind("ContinuousColumns", ~is_categorical, mean_=old["mean_"], scale_=old["scale_"]),
+        ],
+        "feature_names": old["feature_names"],
+    }
+    try:
+        state = torch.load(io.BytesIO(weights), weights_only=True, map_location="cpu")
+    except Exception:  # noqa: BLE001 - reported as such by _rebuild_module
+        return weights
+    if not isinstance(state, dict):
+        return weights
+    state = {_EMBEDDING_TENSORS_BEFORE_3.get(name, name): value for name, value in state.items()}
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    return buffer.getvalue()
 
 
 # ------------------------------------------------------------- JSON encoding
@@ -600,7 +675,7 @@ def _to_json(value, where: str):
     if isinstance(value, np.random.RandomState):
         name, keys, pos, has_gauss, cached = value.get_state()
         return {"$RandomState": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
-    if type(value).__name__ in _OBJECTS and type(value) is _OBJECTS[type(value).__name__]:
+    if _object_classes().get(type(value).__name__) is type(value):
         state = {k: _to_json(v, f"{where}.{k}") for k, v in vars(value).items()}
         return {"$object": {"class": type(value).__name__, "state": state}}
     if callable(value) and not isinstance(value, np.ndarray):
@@ -681,7 +756,7 @@ def _decode_random_state(spec, _):
 
 
 def _decode_object(spec, module_class):
-    cls = _OBJECTS[spec["class"]]
+    cls = _object_classes()[spec["class"]]
     state = {k: _from_json(v, module_class) for k, v in spec["state"].items()}
     accepted = inspect.signature(cls).parameters
     obj = cls(**{k: v for k, v in state.items() if k in accepted})

@@ -133,12 +133,14 @@ def openmp_runtime() -> str | None:
 def step_work(module: nn.Module, batch_size: int) -> float:
     """Multiply-adds of one forward pass, roughly: dense parameters x batch rows.
 
-    Embedding tables are left out (a step reads a few of their rows).
+    Embedding tables are left out (a step reads a few of their rows): ``nn.Embedding``
+    and the parameters a block lists in its ``lookup_tables``.
     """
     dense = 0
     for block in module.modules():
+        tables = getattr(block, "lookup_tables", ())
         for name, param in block.named_parameters(recurse=False):
-            if isinstance(block, nn.Embedding) or name == "categorical_weight":
+            if isinstance(block, nn.Embedding) or name in tables:
                 continue
             dense += param.numel()
     return float(dense) * batch_size

@@ -45,7 +45,7 @@ from ._threads import (
 )
 from ._warnings import warn_user
 from .losses import MultiTaskObjective
-from .nn.blocks import FeatureEmbedding, attach_generator
+from .nn.blocks import attach_generator
 
 INFERENCE_BATCH_SIZE = 65536
 
@@ -56,10 +56,9 @@ class TrainingDivergedError(FloatingPointError, ValueError):
 
 @dataclass
 class TensorData:
-    """Encoded rows on one device: categorical codes, continuous values, labels, weights."""
+    """Encoded rows on one device: one tensor per column kind, labels, weights."""
 
-    x_cat: torch.Tensor  # (n, F_cat) int64
-    x_cont: torch.Tensor  # (n, F_cont) float32
+    inputs: tuple[torch.Tensor, ...]  # one per column kind, rows first (e.g. codes, values)
     y: torch.Tensor  # (n, T) int64, -1 unknown
     sample_weight: torch.Tensor  # (n,) float32
 
@@ -69,13 +68,13 @@ class TensorData:
     def take(self, index: torch.Tensor) -> TensorData:
         """Rows ``index`` (a copy)."""
         return TensorData(
-            self.x_cat[index], self.x_cont[index], self.y[index], self.sample_weight[index]
+            tuple(x[index] for x in self.inputs), self.y[index], self.sample_weight[index]
         )
 
     def slice(self, start: int, stop: int) -> TensorData:
         """Rows ``start:stop`` (views, no copy)."""
         return TensorData(
-            self.x_cat[start:stop], self.x_cont[start:stop], self.y[start:stop],
+            tuple(x[start:stop] for x in self.inputs), self.y[start:stop],
             self.sample_weight[start:stop],
         )
 
@@ -113,17 +112,19 @@ def split_parameters(module: nn.Module) -> tuple[list, list]:
     """(weights that get the L2 penalty, parameters that do not).
 
     Penalised: every weight matrix (experts, gates, towers, heads, the
-    continuous-feature projections). Not penalised: biases and categorical
-    embedding tables.
+    continuous-feature projections). Not penalised: biases and embedding
+    tables (``nn.Embedding`` and the parameters a block lists in its
+    ``lookup_tables``, e.g. the categorical tables).
     """
     decay, no_decay = [], []
     for block in module.modules():
+        tables = getattr(block, "lookup_tables", ())
         for name, param in block.named_parameters(recurse=False):
             exempt = (
                 name == "bias"
                 or name.endswith("_bias")
                 or isinstance(block, nn.Embedding)
-                or (isinstance(block, FeatureEmbedding) and name == "categorical_weight")
+                or name in tables
             )
             (no_decay if exempt else decay).append(param)
     return decay, no_decay
@@ -148,15 +149,18 @@ def make_optimizer(module: nn.Module, learning_rate: float, alpha: float) -> tor
         return torch.optim.Adam(groups, lr=learning_rate)
 
 
-def predict_logits(module: nn.Module, x_cat: torch.Tensor, x_cont: torch.Tensor) -> list[torch.Tensor]:
-    """Logits of every task for all rows, in large batches, without autograd."""
+def predict_logits(module: nn.Module, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    """Logits of every task for all rows (``inputs``: one tensor per column kind).
+
+    In large batches, without autograd.
+    """
     if module.training:  # walking the module tree costs more than a one-row forward
         module.eval()
     chunks: list[list[torch.Tensor]] = []
     with torch.inference_mode():
-        for start in range(0, x_cat.shape[0], INFERENCE_BATCH_SIZE):
+        for start in range(0, inputs[0].shape[0], INFERENCE_BATCH_SIZE):
             stop = start + INFERENCE_BATCH_SIZE
-            chunks.append(module(x_cat[start:stop], x_cont[start:stop]))
+            chunks.append(module(*(x[start:stop] for x in inputs)))
     if len(chunks) == 1:
         return chunks[0]
     return [torch.cat(parts) for parts in zip(*chunks)]
@@ -175,7 +179,7 @@ def validation_loss(
     objective's denominators over every process's part, and the result is the
     loss over all of them (the same on every process).
     """
-    logits = predict_logits(module, data.x_cat, data.x_cont)
+    logits = predict_logits(module, data.inputs)
     total, _ = config.objective(logits, data.y, data.sample_weight, global_totals)
     return group.sum_in_place(total.detach().reshape(1))[0]
 
@@ -292,7 +296,7 @@ class _TrainingRun:
     def step(self, net, opt, batch, labels, batch_totals):
         """One optimisation step on ``batch``: forward, loss, backward, Adam."""
         objective = self.config.objective
-        logits = net(batch.x_cat, batch.x_cont)
+        logits = net(*batch.inputs)
         if labels is not None:
             total, losses = objective.mean_binary_losses(logits, labels)
         elif batch_totals is None:

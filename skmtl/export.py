@@ -68,16 +68,14 @@ import json
 import logging
 import os
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import validate_input
 from ._classifier import MultiTaskClassifier
-from ._encoding import column, encode_column, to_float
+from ._column_kinds import OnnxColumn
 from ._targets import classes_per_task
 
 __all__ = ["onnx_inputs", "to_onnx"]
@@ -94,87 +92,40 @@ ML_OPSET = 2
 _PREFIX = "skmtl/"  # every tensor the graph creates internally starts with this
 
 
-@dataclass
-class _Column:
-    """How one feature column enters the exported graph."""
-
-    name: str  # the graph input's name
-    index: int  # position in X
-    kind: str  # "continuous", "string", "bool", "int" or "float"
-    vocabulary: pd.Index | None = None  # learnt categories (categorical columns)
-    keys: np.ndarray | None = None  # the categories as graph values (object str, int64, float64)
-    missing: object = None  # a graph value that is not a learnt category
-
-    @property
-    def onnx_type(self) -> str:
-        """``string``, ``int64`` or ``double``."""
-        return {"string": "string", "bool": "int64", "int": "int64"}.get(self.kind, "double")
+def _check_exportable(estimator: MultiTaskClassifier) -> None:
+    """Refuse a model with a column kind that has no ONNX export."""
+    for kind in estimator.encoder_.kinds:
+        if not kind.exports_to_onnx and len(kind.columns):
+            names = _input_names(estimator)
+            raise ValueError(
+                f"Column kind {kind.name!r} ({type(kind).__name__}, columns "
+                f"{[names[j] for j in kind.columns]}) does not export to ONNX; only kinds with "
+                "exports_to_onnx=True do. Serve this model with predict_proba, or fit it "
+                "without those columns."
+            )
 
 
-def _category_kind(vocabulary: pd.Index, name: str) -> str:
-    """``string``, ``bool``, ``int`` or ``float``: how a column's categories are fed."""
-    dtype = vocabulary.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        return "bool"
-    if pd.api.types.is_integer_dtype(dtype):
-        return "int"
-    if pd.api.types.is_float_dtype(dtype):
-        return "float"
-    if pd.api.types.is_string_dtype(dtype) or dtype == object:
-        inferred = pd.api.types.infer_dtype(vocabulary, skipna=True)
-        kinds = {"string": "string", "empty": "string", "boolean": "bool", "integer": "int",
-                 "floating": "float", "mixed-integer-float": "float"}
-        if inferred in kinds:
-            return kinds[inferred]
-        dtype = inferred
-    raise ValueError(
-        f"Categorical column {name!r} has categories of type {dtype}, which the ONNX export "
-        "does not support (strings, bools, integers and floats are); convert the column, "
-        "e.g. X[col].astype(str), and refit."
-    )
-
-
-def _unused(candidates, taken) -> object:
-    taken = set(taken)
-    return next(c for c in candidates if c not in taken)
-
-
-def _columns(estimator: MultiTaskClassifier) -> list[_Column]:
-    """The graph input of every feature column, in the order of ``X``."""
-    encoder = estimator.encoder_
+def _input_names(estimator: MultiTaskClassifier) -> list[str]:
+    """The graph input name of every feature column, in the order of ``X``."""
     names = getattr(estimator, "feature_names_in_", None)
-    n_features = estimator.n_features_in_
-    names = [str(n) for n in names] if names is not None else [f"x{j}" for j in range(n_features)]
-    columns = [_Column(name, j, "continuous") for j, name in enumerate(names)]
-    for j, vocabulary in zip(encoder.categorical_indices, encoder.vocabularies_):
-        col = columns[j]
-        col.vocabulary = vocabulary
-        col.kind = _category_kind(vocabulary, col.name)
-        values = vocabulary.to_numpy(dtype=object)
-        if col.kind == "string":
-            col.keys = np.array([str(v) for v in values], dtype=object)
-            col.missing = _unused(("", *(f"<missing {i}>" for i in range(len(values) + 1))),
-                                  col.keys)
-        elif col.kind == "bool":
-            col.keys = np.array([int(bool(v)) for v in values], dtype=np.int64)
-            col.missing = -1
-        elif col.kind == "int":
-            ints = [int(v) for v in values]
-            info = np.iinfo(np.int64)
-            if ints and not (info.min <= min(ints) and max(ints) <= info.max):
-                raise ValueError(
-                    f"Categorical column {col.name!r} has integer categories outside the int64 "
-                    "range, which ONNX cannot feed."
-                )
-            col.keys = np.array(ints, dtype=np.int64)
-            col.missing = _unused((-1, info.min, info.max, *range(-2, -len(ints) - 3, -1)), ints)
-        else:
-            col.keys = np.array([float(v) for v in values], dtype=np.float64)
-            col.missing = np.nan
-    return columns
+    if names is not None:
+        return [str(n) for n in names]
+    return [f"x{j}" for j in range(estimator.n_features_in_)]
 
 
-def _output_names(estimator: MultiTaskClassifier, inputs: list[_Column]) -> list[str]:
+def _exported_kinds(estimator: MultiTaskClassifier) -> list:
+    """The kinds with columns: each is one input of the traced network."""
+    return [kind for kind in estimator.encoder_.kinds if len(kind.columns)]
+
+
+def _columns(estimator: MultiTaskClassifier) -> list[OnnxColumn]:
+    """The graph input of every feature column, in the order of ``X``."""
+    names = _input_names(estimator)
+    columns = [c for kind in _exported_kinds(estimator) for c in kind.onnx_columns(names)]
+    return sorted(columns, key=lambda c: c.index)
+
+
+def _output_names(estimator: MultiTaskClassifier, inputs: list[OnnxColumn]) -> list[str]:
     """Task names as graph output names, checked to be unique among all graph names."""
     names = [str(t) for t in estimator.task_names_]
     every = names + [c.name for c in inputs]
@@ -233,48 +184,44 @@ def onnx_inputs(estimator: MultiTaskClassifier, X) -> dict[str, np.ndarray]:
     (['b', ''], dtype('float64'), (2, 1))
     """
     check_is_fitted(estimator)
+    _check_exportable(estimator)
     X = validate_input(estimator, X, reset=False)
-    out = {}
-    for col in _columns(estimator):
-        values = column(X, col.index)
-        if col.kind == "continuous":
-            arr = to_float(values, repr(col.name))
-        else:
-            codes = np.asarray(encode_column(values, col.vocabulary))
-            arr = np.full(codes.shape, col.missing, dtype=col.keys.dtype)
-            known = codes > 0
-            arr[known] = col.keys[codes[known] - 1]
-        out[col.name] = arr.reshape(-1, 1)
-    return out
+    names = _input_names(estimator)
+    feed = {}
+    for kind in _exported_kinds(estimator):
+        feed.update(kind.onnx_feed(X, names))
+    return {name: feed[name] for name in names}
 
 
 # ------------------------------------------------------------------ the network
 class _ProbabilityModel(torch.nn.Module):
     """``module_`` followed by the objective's probabilities: what gets traced.
 
-    It takes ``x_cat`` (int64 codes) and/or ``x_cont`` (standardised float32),
-    whichever the model has, and returns one float32 ``(B, K_t)`` tensor per
-    task; rows with a non-finite continuous value get NaN everywhere.
+    It takes the tensors of the column kinds that have columns (int64 codes,
+    standardised float32 values, ...) and returns one float32 ``(B, K_t)``
+    tensor per task; rows that a kind calls invalid (a non-finite continuous
+    value) get NaN everywhere.
     """
 
-    def __init__(self, network, objective, n_categorical: int, n_continuous: int):
+    def __init__(self, network, objective, kinds, empty_inputs):
         super().__init__()
         self.network = network
         self.objective = objective
-        self.n_categorical = n_categorical
-        self.n_continuous = n_continuous
+        self.kinds = kinds  # with columns, in input order
+        self.empty_inputs = empty_inputs  # per kind of the network: None, or a (0, 0) tensor
 
     def forward(self, *inputs):
-        x_cat = inputs[0] if self.n_categorical else None
-        x_cont = inputs[-1] if self.n_continuous else None
-        if x_cat is None:
-            x_cat = torch.zeros((x_cont.shape[0], 0), dtype=torch.long)
-        if x_cont is None:
-            x_cont = torch.zeros((x_cat.shape[0], 0), dtype=torch.float32)
-        probabilities = self.objective.probabilities(self.network(x_cat, x_cont))
-        if self.n_continuous:
-            bad = ~torch.isfinite(x_cont).all(dim=1, keepdim=True)
-            probabilities = [torch.where(bad, torch.nan, p) for p in probabilities]
+        given = iter(inputs)
+        batch = inputs[0].shape[0]
+        network_inputs = [
+            next(given) if empty is None else empty.new_zeros((batch, 0))
+            for empty in self.empty_inputs
+        ]
+        probabilities = self.objective.probabilities(self.network(*network_inputs))
+        for kind, x in zip(self.kinds, inputs):
+            bad = kind.onnx_invalid_rows(x)
+            if bad is not None:
+                probabilities = [torch.where(bad, torch.nan, p) for p in probabilities]
         return tuple(p.to(torch.float32) for p in probabilities)
 
 
@@ -321,23 +268,26 @@ def _quiet_exporter():
         logger.setLevel(level)
 
 
-def _export_network(estimator, n_categorical, n_continuous, opset):
+def _network_input(kind) -> str:
+    return f"x_{kind.name}"
+
+
+def _export_network(estimator, opset):
     """The traced network + probabilities as an ONNX model.
 
-    Its inputs are ``x_cat`` and/or ``x_cont`` (those the model has), its
-    outputs ``proba_0``, ``proba_1``, ... in task order.
+    Its inputs are ``x_<kind>`` for the column kinds with columns (``x_categorical``,
+    ``x_continuous``, ...), its outputs ``proba_0``, ``proba_1``, ... in task order.
     """
     network = copy.deepcopy(estimator.module_).cpu().eval()
     objective = copy.copy(estimator.objective_).to("cpu")
-    model = _ProbabilityModel(network, objective, n_categorical, n_continuous).eval()
     batch = 3  # example rows; the batch axis is exported as dynamic
-    example, names = [], []
-    if n_categorical:
-        example.append(torch.zeros((batch, n_categorical), dtype=torch.long))
-        names.append("x_cat")
-    if n_continuous:
-        example.append(torch.zeros((batch, n_continuous), dtype=torch.float32))
-        names.append("x_cont")
+    kinds = _exported_kinds(estimator)
+    empty_inputs = [
+        None if len(kind.columns) else kind.onnx_example(0) for kind in estimator.encoder_.kinds
+    ]
+    model = _ProbabilityModel(network, objective, kinds, empty_inputs).eval()
+    example = [kind.onnx_example(batch) for kind in kinds]
+    names = [_network_input(kind) for kind in kinds]
     rows = torch.export.Dim("N")
     try:
         with _quiet_exporter(), torch.no_grad():
@@ -363,70 +313,47 @@ def _export_network(estimator, n_categorical, n_continuous, opset):
 
 
 # -------------------------------------------------------------- the front end
-def _front_end(columns, encoder, helper, numpy_helper, TensorProto):
-    """Nodes, initializers and graph inputs that turn raw columns into x_cat / x_cont."""
-    nodes, initializers, inputs = [], [], []
+class _GraphBuilder:
+    """What a column kind's ``onnx_encode`` adds nodes with: names, constants, nodes.
+
+    Every name it makes starts with the graph's internal prefix.
+    """
+
+    def __init__(self, helper, numpy_helper, TensorProto):
+        self._helper, self._numpy_helper = helper, numpy_helper
+        self.FLOAT, self.DOUBLE, self.INT64 = TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64
+        self.nodes, self.initializers = [], []
+
+    def name(self, suffix: str) -> str:
+        """An internal tensor name."""
+        return _PREFIX + suffix
+
+    def const(self, name: str, array) -> str:
+        """A constant tensor (an initializer); returns its name."""
+        self.initializers.append(self._numpy_helper.from_array(np.asarray(array), self.name(name)))
+        return self.name(name)
+
+    def tensor(self, array):
+        """A tensor value for a node attribute."""
+        return self._numpy_helper.from_array(np.asarray(array))
+
+    def node(self, op_type: str, inputs, outputs, **attributes) -> None:
+        self.nodes.append(self._helper.make_node(op_type, list(inputs), list(outputs), **attributes))
+
+
+def _front_end(estimator, columns, helper, numpy_helper, TensorProto):
+    """Nodes, initializers and graph inputs that turn raw columns into the network's inputs."""
     onnx_types = {"string": TensorProto.STRING, "int64": TensorProto.INT64,
                   "double": TensorProto.DOUBLE}
-
-    def const(name, array):
-        initializers.append(numpy_helper.from_array(np.asarray(array), _PREFIX + name))
-        return _PREFIX + name
-
-    for col in columns:
-        inputs.append(helper.make_tensor_value_info(col.name, onnx_types[col.onnx_type], ["N", 1]))
-
-    codes = []
-    for k, j in enumerate(encoder.categorical_indices):
-        col, out = columns[j], f"{_PREFIX}code_{k}"
-        if len(col.keys) == 0:  # no learnt category: always unknown
-            shape = f"{_PREFIX}shape_{k}"
-            nodes.append(helper.make_node("Shape", [col.name], [shape]))
-            nodes.append(helper.make_node(
-                "ConstantOfShape", [shape], [out],
-                value=numpy_helper.from_array(np.zeros(1, dtype=np.int64)),
-            ))
-        elif col.kind == "float":
-            # (N, 1) == (K,) -> (N, K); the matching code, or 0; max over K.
-            equal, picked = f"{_PREFIX}equal_{k}", f"{_PREFIX}picked_{k}"
-            keys = const(f"keys_{k}", col.keys)
-            nodes.append(helper.make_node("Equal", [col.name, keys], [equal]))
-            nodes.append(helper.make_node(
-                "Where",
-                [equal, const(f"values_{k}", np.arange(1, len(col.keys) + 1, dtype=np.int64)),
-                 const(f"zero_{k}", np.zeros((), dtype=np.int64))],
-                [picked],
-            ))
-            nodes.append(helper.make_node(
-                "ReduceMax", [picked, const(f"axis_{k}", np.ones(1, dtype=np.int64))], [out],
-                keepdims=1,
-            ))
-        else:
-            keys = ({"keys_strings": col.keys.tolist()} if col.kind == "string"
-                    else {"keys_int64s": col.keys.tolist()})
-            nodes.append(helper.make_node(
-                "LabelEncoder", [col.name], [out], domain="ai.onnx.ml",
-                values_int64s=list(range(1, len(col.keys) + 1)), default_int64=0, **keys,
-            ))
-        codes.append(out)
-    if codes:
-        nodes.append(helper.make_node("Concat", codes, [_PREFIX + "net/x_cat"], axis=1))
-
-    continuous = [columns[j].name for j in encoder.continuous_indices]
-    if continuous:
-        raw, centred, scaled = (_PREFIX + s for s in ("continuous", "centred", "scaled"))
-        nodes.append(helper.make_node("Concat", continuous, [raw], axis=1))
-        nodes.append(helper.make_node(
-            "Sub", [raw, const("mean", np.asarray(encoder.mean_, dtype=np.float64))], [centred]
-        ))
-        nodes.append(helper.make_node(
-            "Div", [centred, const("scale", np.asarray(encoder.scale_, dtype=np.float64))],
-            [scaled],
-        ))
-        nodes.append(helper.make_node(
-            "Cast", [scaled], [_PREFIX + "net/x_cont"], to=TensorProto.FLOAT
-        ))
-    return nodes, initializers, inputs
+    inputs = [
+        helper.make_tensor_value_info(col.name, onnx_types[col.onnx_type], ["N", 1])
+        for col in columns
+    ]
+    graph = _GraphBuilder(helper, numpy_helper, TensorProto)
+    names = _input_names(estimator)
+    for kind in _exported_kinds(estimator):
+        kind.onnx_encode(graph, names, f"{_PREFIX}net/{_network_input(kind)}")
+    return graph.nodes, graph.initializers, inputs
 
 
 def _jsonable(values) -> list:
@@ -510,14 +437,13 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
         raise ValueError(f"opset must be an integer >= {MIN_OPSET}; got {opset!r}.")
     opset = int(opset)
 
-    encoder = estimator.encoder_
+    _check_exportable(estimator)
     columns = _columns(estimator)
     task_names = _output_names(estimator, columns)
-    n_categorical, n_continuous = len(encoder.categorical_indices), len(encoder.continuous_indices)
 
-    net = _export_network(estimator, n_categorical, n_continuous, opset)
+    net = _export_network(estimator, opset)
     net = onnx.compose.add_prefix(net, _PREFIX + "net/")
-    graph = net.graph  # inputs skmtl/net/x_cat, skmtl/net/x_cont: the front end's outputs
+    graph = net.graph  # inputs skmtl/net/x_<kind>: the front end's outputs
     # One name for the batch axis everywhere: the inputs' "N".
     batch_names = {graph.input[i].type.tensor_type.shape.dim[0].dim_param
                    for i in range(len(graph.input))} - {""}
@@ -526,7 +452,7 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
             if dim.dim_param in batch_names:
                 dim.dim_param = "N"
 
-    nodes, initializers, inputs = _front_end(columns, encoder, helper, numpy_helper, TensorProto)
+    nodes, initializers, inputs = _front_end(estimator, columns, helper, numpy_helper, TensorProto)
     outputs = []
     classes = classes_per_task(estimator.classes_)
     for name, internal, task_classes in zip(task_names, graph.output, classes):
@@ -545,7 +471,7 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
     )
     opsets = {o.domain: o.version for o in net.opset_import}
     opsets.setdefault("", opset)
-    if n_categorical:
+    if any(node.domain == "ai.onnx.ml" for node in nodes):
         opsets.setdefault("ai.onnx.ml", ML_OPSET)
     model = helper.make_model(
         merged,

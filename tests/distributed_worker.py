@@ -86,8 +86,8 @@ def main(data_path: str, out_dir: str) -> int:
         out[f"equivalence_proba_{t}"] = p
     out["equivalence_loss_curve"] = np.asarray(clf.loss_curve_)
     out["equivalence_task_loss_curves"] = clf.task_loss_curves_
-    out["equivalence_mean"] = clf.encoder_.mean_
-    out["equivalence_scale"] = clf.encoder_.scale_
+    out["equivalence_mean"] = clf.encoder_.continuous.mean_
+    out["equivalence_scale"] = clf.encoder_.continuous.scale_
     report["equivalence_categories"] = [
         None if c is None else [str(v) for v in c] for c in clf.categories_
     ]

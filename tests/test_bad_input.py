@@ -586,7 +586,7 @@ def test_a_million_distinct_ids_with_max_categories_fit_in_bounded_time_and_memo
     fit_s = time.perf_counter() - start
     print(f"10^6 IDs, max_categories=1000: fit {fit_s:.1f} s, peak RSS growth {growth_mb} MB")
     assert clf.encoder_.cardinalities == [1001]
-    assert tuple(clf.module_.embedding.categorical_weight.shape) == (1001, 4)
+    assert tuple(clf.module_.embedding.kinds["categorical"].weight.shape) == (1001, 4)
     assert np.all(np.isfinite(clf.predict_proba(X.iloc[:1000])))
     assert fit_s < 60
     assert growth_mb is None or growth_mb < 1000
@@ -623,7 +623,7 @@ def test_estimator_warns_about_huge_embedding_tables(monkeypatch):
 def _encoder(columns, **kwargs):
     X = pd.DataFrame(columns)
     mask = np.ones(X.shape[1], dtype=bool)
-    return TabularEncoder(mask, feature_names=np.asarray(X.columns), **kwargs).fit(X)
+    return TabularEncoder.from_mask(mask, feature_names=np.asarray(X.columns), **kwargs).fit(X)
 
 
 def test_check_embedding_tables_flags_a_column_without_categories():

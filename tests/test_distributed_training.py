@@ -127,8 +127,8 @@ def test_two_processes_match_one_process_on_the_same_global_batches(runs):
         for t, proba in enumerate(single.predict_proba(X)):
             np.testing.assert_allclose(arrays[f"equivalence_proba_{t}"], proba, atol=TOLERANCE)
         # Global statistics: the same vocabularies and scaling as on all rows at once.
-        np.testing.assert_allclose(arrays["equivalence_mean"], single.encoder_.mean_, rtol=1e-12)
-        np.testing.assert_allclose(arrays["equivalence_scale"], single.encoder_.scale_, rtol=1e-12)
+        np.testing.assert_allclose(arrays["equivalence_mean"], single.encoder_.continuous.mean_, rtol=1e-12)
+        np.testing.assert_allclose(arrays["equivalence_scale"], single.encoder_.continuous.scale_, rtol=1e-12)
         expected = [None if c is None else [str(v) for v in c] for c in single.categories_]
         assert report["equivalence_categories"] == expected
         assert "city_rare" in report["equivalence_categories"][0]
@@ -232,22 +232,23 @@ def test_encoder_statistics_of_shards_combine_to_those_of_all_rows():
 
     for max_categories in (None, 5):
         def fit(data, group=None, max_categories=max_categories):
-            encoder = TabularEncoder(mask, min_frequency=3, max_categories=max_categories)
+            encoder = TabularEncoder.from_mask(mask, min_frequency=3, max_categories=max_categories)
             return encoder.fit(data, group=group)
 
         sent = [_sent(fit, shard) for shard in shards[1:]]
-        combined = fit(shards[0], FakeGroup([[s[0] for s in sent]]))
+        # One collective per kind (categorical counts, continuous moments), in that order.
+        combined = fit(shards[0], FakeGroup([list(values) for values in zip(*sent)]))
         whole = fit(X)
-        for got, expected in zip(combined.vocabularies_, whole.vocabularies_):
+        for got, expected in zip(combined.categorical.vocabularies_, whole.categorical.vocabularies_):
             assert got.tolist() == expected.tolist()
-        np.testing.assert_allclose(combined.mean_, whole.mean_, rtol=1e-13)
-        np.testing.assert_allclose(combined.scale_, whole.scale_, rtol=1e-12)
+        np.testing.assert_allclose(combined.continuous.mean_, whole.continuous.mean_, rtol=1e-13)
+        np.testing.assert_allclose(combined.continuous.scale_, whole.continuous.scale_, rtol=1e-12)
         if max_categories is None:
             # min_frequency applies to the summed counts, not to each shard's.
-            assert "city_rare" in combined.vocabularies_[0]
-            assert "city_rare" not in fit(shards[0]).vocabularies_[0]
+            assert "city_rare" in combined.categorical.vocabularies_[0]
+            assert "city_rare" not in fit(shards[0]).categorical.vocabularies_[0]
         else:
-            assert len(combined.vocabularies_[0]) == max_categories
+            assert len(combined.categorical.vocabularies_[0]) == max_categories
 
 
 def _fit_targets(y, group=None):

@@ -13,6 +13,7 @@ from skmtl.nn import (
     StackedLinear,
     StackedMLP,
     architecture_options,
+    attach_generator,
     build_network,
     init_parameters,
 )
@@ -164,26 +165,27 @@ def test_stacked_linear_shapes():
 
 
 def test_embedding_unknown_row_and_continuous_projection():
-    emb = FeatureEmbedding([3, 2], 1, 2)
+    emb = FeatureEmbedding.tabular([3, 2], 1, 2)
     init_parameters(emb, torch.Generator().manual_seed(0))
     out = emb(torch.tensor([[0, 1], [2, 0]]), torch.tensor([[0.0], [2.0]]))
     assert out.shape == (2, 6)
-    table = emb.categorical_weight
+    table = emb.kinds["categorical"].weight
+    continuous = emb.kinds["continuous"]
     torch.testing.assert_close(out[0, :2], table[0])  # column 0, unknown row
     torch.testing.assert_close(out[1, 2:4], table[3])  # column 1 starts at offset 3, row 0
-    torch.testing.assert_close(out[1, 4:], 2.0 * emb.continuous_weight[0] + emb.continuous_bias[0])
+    torch.testing.assert_close(out[1, 4:], 2.0 * continuous.weight[0] + continuous.bias[0])
 
 
 def test_unknown_dropout_uses_the_given_generator_only():
-    emb = FeatureEmbedding([5], 0, 2, unknown_rate=0.5)
+    emb = FeatureEmbedding.tabular([5], 0, 2, unknown_rate=0.5)
     init_parameters(emb, torch.Generator().manual_seed(0))
     emb.train()
     codes = torch.full((1000, 1), 3)
-    emb.generator = torch.Generator().manual_seed(0)
+    attach_generator(emb, torch.Generator().manual_seed(0))
     state = torch.random.get_rng_state()
     out = emb(codes, torch.empty(1000, 0))
     assert torch.equal(state, torch.random.get_rng_state())
-    unknown = (out == emb.categorical_weight[0]).all(1).float().mean().item()
+    unknown = (out == emb.kinds["categorical"].weight[0]).all(1).float().mean().item()
     assert 0.4 < unknown < 0.6
 
 
@@ -226,8 +228,8 @@ def test_single_task_shares_nothing_between_tasks():
     total.backward()
     d = PARAMS["embedding_dim"]
     # Task 1's copy of every embedding table and its encoder get no gradient.
-    assert torch.all(net.embedding.categorical_weight.grad[:, d:] == 0)
-    assert torch.any(net.embedding.categorical_weight.grad[:, :d] != 0)
+    assert torch.all(net.embedding.kinds["categorical"].weight.grad[:, d:] == 0)
+    assert torch.any(net.embedding.kinds["categorical"].weight.grad[:, :d] != 0)
     assert torch.all(net.body.encoders.layers[0].weight.grad[1] == 0)
 
 

@@ -109,10 +109,10 @@ def test_round_trip_keeps_every_fitted_attribute(case, tmp_path):
     assert type(clf.classes_) is type(restored.classes_)
     for a, b in zip(classes_a, classes_b):
         assert a.dtype == b.dtype and np.array_equal(a, b)
-    for a, b in zip(clf.encoder_.vocabularies_, restored.encoder_.vocabularies_):
+    for a, b in zip(clf.encoder_.categorical.vocabularies_, restored.encoder_.categorical.vocabularies_):
         assert a.dtype == b.dtype and a.equals(b)
-    assert np.array_equal(clf.encoder_.mean_, restored.encoder_.mean_)
-    assert np.array_equal(clf.encoder_.scale_, restored.encoder_.scale_)
+    assert np.array_equal(clf.encoder_.continuous.mean_, restored.encoder_.continuous.mean_)
+    assert np.array_equal(clf.encoder_.continuous.scale_, restored.encoder_.continuous.scale_)
     assert restored.device_ == torch.device("cpu")
 
 
@@ -180,9 +180,9 @@ def test_file_is_a_zip_of_plain_json_and_tensors(saved):
     members = _members(path)
     assert sorted(members) == ["checksums.json", "model.json", "weights.pt"]
     document = json.loads(members["model.json"])
-    assert document["format"] == "skmtl-model" and document["format_version"] == 2
+    assert document["format"] == "skmtl-model" and document["format_version"] == 3
     assert set(document["versions"]) >= {"skmtl", "torch", "sklearn"}
-    assert document["network"]["cardinalities"] == clf.encoder_.cardinalities
+    assert document["network"]["embeddings"][0]["cardinalities"] == clf.encoder_.cardinalities
     assert document["network"]["options"]["n_experts"] == clf.network_spec_["options"]["n_experts"]
     assert "network_spec_" not in document["fitted"]  # stored once, as the network
     assert document["params"]["architecture"] == "mmoe"
@@ -255,7 +255,9 @@ def test_member_changed_without_updating_its_hash(saved):
 def _tamper_mean(path):
     members = _members(path)
     document = json.loads(members["model.json"])
-    mean = document["fitted"]["encoder_"]["$object"]["state"]["mean_"]["$ndarray"]["data"]
+    kinds = document["fitted"]["encoder_"]["$object"]["state"]["kinds"]
+    continuous = next(k["$object"]["state"] for k in kinds if k["$object"]["class"] == "ContinuousColumns")
+    mean = continuous["mean_"]["$ndarray"]["data"]
     mean[0] += 5.0
     return document
 
@@ -295,14 +297,14 @@ def test_weights_that_do_not_fit_the_network(saved):
     _, path, _ = saved
     members = _members(path)
     state = torch.load(io.BytesIO(members["weights.pt"]), weights_only=True)
-    name = "embedding.categorical_weight"
+    name = "embedding.kinds.categorical.weight"
     state[name] = torch.cat([state[name], state[name][:1]])
     del state[next(k for k in state if k.startswith("body."))]
     buffer = io.BytesIO()
     torch.save(state, buffer)
     _rewrite(path, weights=buffer.getvalue(), key=b"secret")
     match = (r"weights.pt does not fit the network .*missing tensors \['body\..*"
-             r"'embedding.categorical_weight' is \(\d+, 8\)")
+             r"'embedding.kinds.categorical.weight' is \(\d+, 8\)")
     with pytest.raises(ValueError, match=match):
         load_model(path, key=b"secret")
 
@@ -335,7 +337,7 @@ def test_inconsistent_description(saved):
     [
         (lambda d: d["versions"].update(skmtl="1.0.0"),
          r"saved by skmtl 1.0.0 .* same major version only"),
-        (lambda d: d.update(format_version=3), r"format version 3 is not supported"),
+        (lambda d: d.update(format_version=4), r"format version 4 is not supported"),
         (lambda d: d.update(format="other"), r"does not describe an skmtl model"),
         (lambda d: d["params"].update(colour="red"), r"unknown parameters \['colour'\]"),
         (lambda d: d["params"].update(max_iter=-1),
@@ -555,31 +557,33 @@ def test_architecture_set_to_a_user_module_after_fit(tmp_path):
     assert_same_model(clf, restored, X)
 
 
-def _unpickled_without_spec(clf):
-    """``clf`` as an skmtl from before network_spec_ would have pickled it."""
-    state = dict(clf.__getstate__())  # (object.__getstate__ returns __dict__ itself)
-    del state["network_spec_"]
-    old = MultiTaskClassifier.__new__(MultiTaskClassifier)
-    old.__setstate__(state)
-    return old
-
-
-def test_old_pickle_gets_its_network_described():
+def test_estimator_without_network_spec_cannot_be_saved_or_trained(tmp_path):
+    """As pickled by an skmtl from before network_spec_ (pickles are same-version only)."""
     X, y = make_frame()
-    clf = MultiTaskClassifier("ple", n_levels=1, gate_temperature=0.5, **FAST).fit(X, y)
-    old = _unpickled_without_spec(clf)
-    assert old.network_spec_ == clf.network_spec_
-    old.partial_fit(X, y)  # can train on
-
-
-def test_old_pickle_whose_parameters_changed_cannot_be_saved_or_trained(tmp_path):
-    X, y = make_frame()
-    clf = MultiTaskClassifier("ple", n_levels=1, gate_temperature=0.5, **FAST).fit(X, y)
-    clf.set_params(gate_temperature=0.01)  # not in the module's repr: only outputs tell
-    old = _unpickled_without_spec(clf)
-    assert not hasattr(old, "network_spec_")
-    assert_same_model(clf, old, X)  # it still predicts
-    with pytest.raises(ValueError, match=r"pickled by an older skmtl .* Refit it"):
-        old.partial_fit(X, y)
+    clf = MultiTaskClassifier(**FAST).fit(X, y)
+    del clf.network_spec_
+    with pytest.raises(ValueError, match=r"no network_spec_: it was pickled by an older skmtl"):
+        clf.partial_fit(X, y)
     with pytest.raises(ValueError, match=r"has no network_spec_"):
-        save_model(old, tmp_path / "m.skmtl")
+        save_model(clf, tmp_path / "m.skmtl")
+
+
+V2_DIR = V1_DIR.parent / "model_files_v2"
+
+
+@pytest.mark.parametrize("name", ["mmoe_groups_funnel", "single_task_dropout", "moe_continuous_only"])
+def test_format_version_2_files_still_load(name):
+    """Files written by skmtl at 7832ca4 (tests/golden/make_model_files_v2.py) load and predict."""
+    sys.path.insert(0, str(V2_DIR.parent))
+    try:
+        import make_model_files_v2
+    finally:
+        sys.path.pop(0)
+    X, _ = make_model_files_v2.data()
+    X = make_model_files_v2.inputs(name, X)
+    expected = np.load(V2_DIR / "expected_proba.npz")
+    restored = load_model(V2_DIR / f"{name}.skmtl")
+    for t, proba in enumerate(_proba_list(restored, X)):
+        np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+    # A loaded old model goes on training (the encoder and the network are usable as they are).
+    restored.set_params(max_iter=1).partial_fit(X.iloc[:50], make_model_files_v2.data()[1].iloc[:50])

@@ -1,7 +1,7 @@
 """Plain PyTorch modules behind :class:`skmtl.MultiTaskClassifier`.
 
-Nothing here knows about scikit-learn or pandas: the modules take tensors of
-categorical codes and standardised continuous values and return logits.
+Nothing here knows about scikit-learn or pandas: the modules take one tensor per
+column kind (categorical codes, standardised continuous values, ...) and return logits.
 """
 
 from .architectures import (
@@ -17,9 +17,12 @@ from .architectures import (
     SingleTask,
     architecture_options,
     build_network,
+    embedding_copies,
 )
 from .blocks import (
     AttentionTransfer,
+    CategoricalEmbedding,
+    ContinuousEmbedding,
     Dropout,
     FeatureEmbedding,
     Gate,
@@ -35,6 +38,8 @@ __all__ = [
     "ARCHITECTURES",
     "AdaptiveInformationTransfer",
     "AttentionTransfer",
+    "CategoricalEmbedding",
+    "ContinuousEmbedding",
     "Dropout",
     "ExtractionLevel",
     "MMoE",
@@ -53,5 +58,6 @@ __all__ = [
     "architecture_options",
     "attach_generator",
     "build_network",
+    "embedding_copies",
     "init_parameters",
 ]

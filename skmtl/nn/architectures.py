@@ -430,14 +430,14 @@ class MultiTaskNetwork(nn.Module):
     Parameters
     ----------
     embedding : FeatureEmbedding
-        Turns categorical codes and continuous values into one flat vector.
+        Turns the encoded columns (one tensor per column kind) into one flat vector.
     body : nn.Module
         Maps ``(B, embedding.out_features)`` to a list of per-task logits.
 
     Notes
     -----
-    Shapes: ``x_cat`` (B, F_cat) int64, ``x_cont`` (B, F_cont) float32 -> list of
-    per-task logits.
+    Shapes: one tensor per column kind (e.g. ``x_cat`` (B, F_cat) int64, ``x_cont``
+    (B, F_cont) float32) -> list of per-task logits.
     """
 
     def __init__(self, embedding: FeatureEmbedding, body: nn.Module):
@@ -445,19 +445,26 @@ class MultiTaskNetwork(nn.Module):
         self.embedding = embedding
         self.body = body
 
-    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> list[torch.Tensor]:
-        return self.body(self.embedding(x_cat, x_cont))
+    def forward(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
+        return self.body(self.embedding(*inputs))
+
+
+def embedding_copies(architecture, n_tasks: int) -> int:
+    """Copies of the embedding ``architecture`` reads: one per task if it shares nothing."""
+    cls = ARCHITECTURES.get(architecture) if isinstance(architecture, str) else None
+    return n_tasks if getattr(cls, "per_task_embeddings", False) else 1
 
 
 def build_network(
     architecture,
     *,
-    cardinalities: Sequence[int],
-    n_continuous: int,
+    cardinalities: Sequence[int] = (),
+    n_continuous: int = 0,
     embedding_dim: int,
     category_dropout: float = 0.0,
     n_outputs: Sequence[int],
     options: Mapping | None = None,
+    token_embeddings: Mapping[str, nn.Module] | None = None,
 ) -> MultiTaskNetwork:
     """Build the embedding and the architecture (parameters uninitialised).
 
@@ -469,28 +476,36 @@ def build_network(
         whose module maps the embedded input ``(B, in_features)`` to a list of
         per-task logits.
     cardinalities, n_continuous, embedding_dim, category_dropout
-        As in :class:`~skmtl.nn.blocks.FeatureEmbedding`.
+        The categorical tables and continuous columns of
+        :meth:`FeatureEmbedding.tabular <skmtl.nn.blocks.FeatureEmbedding.tabular>`,
+        used when ``token_embeddings`` is None.
     n_outputs : sequence of int
         Logits per task (1 for binary tasks).
     options : mapping, default=None
         Keyword arguments of a built-in architecture's class (see
         :func:`architecture_options`); must be empty for a user-defined one.
+    token_embeddings : mapping of str to callable, default=None
+        The column kinds' token embeddings, each a factory called with the
+        number of copies (:func:`embedding_copies`) and returning the module
+        (see :class:`~skmtl.nn.blocks.FeatureEmbedding`).
     """
     options = dict(options or {})
-    if isinstance(architecture, str):
-        cls = ARCHITECTURES[architecture]
-        copies = len(n_outputs) if getattr(cls, "per_task_embeddings", False) else 1
-        embedding = FeatureEmbedding(
+    copies = embedding_copies(architecture, len(n_outputs))
+    if token_embeddings is None:
+        embedding = FeatureEmbedding.tabular(
             cardinalities, n_continuous, embedding_dim, category_dropout, copies
         )
-        body = cls(embedding.out_features, list(n_outputs), **options)
+    else:
+        kinds = {name: make(copies) for name, make in token_embeddings.items()}
+        embedding = FeatureEmbedding(kinds, embedding_dim, copies)
+    if isinstance(architecture, str):
+        body = ARCHITECTURES[architecture](embedding.out_features, list(n_outputs), **options)
     else:
         if options:
             raise TypeError(
                 f"A user-defined architecture is called as architecture(in_features, "
                 f"n_outputs); got options {sorted(options)}."
             )
-        embedding = FeatureEmbedding(cardinalities, n_continuous, embedding_dim, category_dropout)
         body = architecture(embedding.out_features, list(n_outputs))
         if not isinstance(body, nn.Module):
             raise TypeError(

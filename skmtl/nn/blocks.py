@@ -15,7 +15,7 @@ tasks), ``F`` features, ``D`` embedding dimension.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
@@ -102,95 +102,171 @@ class Dropout(RandomBlock):
         return f"p={self.p}"
 
 
-class FeatureEmbedding(RandomBlock):
-    """Embed categorical codes and continuous values into one flat vector.
+class CategoricalEmbedding(RandomBlock):
+    """One embedding table per categorical column, looked up by one gather.
 
-    Categorical column ``j`` with ``cardinalities[j]`` rows gets its own table;
-    row 0 of every table is the reserved *unknown* row (unseen, rare or missing
+    Column ``j`` with ``cardinalities[j]`` rows gets its own table; row 0 of
+    every table is the reserved *unknown* row (unseen, rare or missing
     categories). The tables are stored as one matrix with per-column offsets so
-    the lookup is a single gather. Continuous column ``j`` (already
-    standardised) becomes ``x_j * weight_j + bias_j``, a vector in the same
-    ``D``-dimensional space.
-
-    While training, each categorical value is replaced by the unknown row with
-    probability ``unknown_rate``, so that row learns a sensible "average"
-    embedding for categories never seen in training.
+    the lookup is a single gather. While training, each value is replaced by
+    the unknown row with probability ``unknown_rate``, so that row learns a
+    sensible "average" embedding for categories never seen in training.
 
     Parameters
     ----------
     cardinalities : sequence of int
-        Number of rows of each categorical table, unknown row included.
-    n_continuous : int
-        Number of continuous columns.
+        Number of rows of each table, unknown row included.
     embedding_dim : int
-        ``D``, the size of every column's embedding.
+        ``D``.
     unknown_rate : float, default=0.0
-        Training-time probability of mapping a categorical value to row 0.
+        Training-time probability of mapping a value to row 0.
     n_copies : int, default=1
-        Independent copies of every table (e.g. one per task for models that
-        share nothing); all copies are looked up in the same gather.
+        ``C`` independent copies of every table, side by side in one row.
 
     Notes
     -----
-    Shapes: ``x_cat`` (B, F_cat) int64 codes, ``x_cont`` (B, F_cont) float32 ->
-    (B, (F_cat + F_cont) * D), or (n_copies, B, (F_cat + F_cont) * D) when
-    ``n_copies > 1``.
+    Shapes: (B, F_cat) int64 codes -> tokens (B, F_cat, C * D).
     """
+
+    lookup_tables = ("weight",)
+    """Parameters read a few rows at a time: no L2 penalty, not counted as dense work."""
 
     def __init__(
         self,
         cardinalities: Sequence[int],
-        n_continuous: int,
         embedding_dim: int,
         unknown_rate: float = 0.0,
         n_copies: int = 1,
     ):
         super().__init__()
         self.cardinalities = [int(c) for c in cardinalities]
-        self.n_continuous = int(n_continuous)
         self.embedding_dim = int(embedding_dim)
         self.unknown_rate = float(unknown_rate)
-        self.n_copies = int(n_copies)
+        self.n_tokens = len(self.cardinalities)
         offsets = [0]
         for c in self.cardinalities[:-1]:
             offsets.append(offsets[-1] + c)
         self.register_buffer("offsets", torch.tensor(offsets, dtype=torch.long), persistent=True)
-        width = self.n_copies * self.embedding_dim
-        self.categorical_weight = nn.Parameter(torch.empty(sum(self.cardinalities), width))
-        self.continuous_weight = nn.Parameter(torch.empty(self.n_continuous, width))
-        self.continuous_bias = nn.Parameter(torch.empty(self.n_continuous, width))
+        self.weight = nn.Parameter(torch.empty(sum(self.cardinalities), int(n_copies) * self.embedding_dim))
 
-    @property
-    def n_features(self) -> int:
-        return len(self.cardinalities) + self.n_continuous
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        _uniform_(self.weight, 1.0 / math.sqrt(self.embedding_dim), generator)
 
-    @property
-    def out_features(self) -> int:
-        """Width of the flat output, ``(F_cat + F_cont) * D``."""
-        return self.n_features * self.embedding_dim
+    def forward(self, codes: torch.Tensor) -> torch.Tensor:
+        if self.training and self.unknown_rate > 0.0:
+            drop = torch.rand(codes.shape, device=codes.device, generator=self.generator)
+            codes = codes.masked_fill(drop < self.unknown_rate, 0)
+        # index_select rather than F.embedding: same values, and its backward
+        # (index_add_) is several times cheaper on CPU.
+        rows = (codes + self.offsets).reshape(-1)
+        return self.weight.index_select(0, rows).view(codes.shape[0], codes.shape[1], self.weight.shape[1])
+
+    def extra_repr(self) -> str:
+        return (
+            f"cardinalities={self.cardinalities}, embedding_dim={self.embedding_dim}, "
+            f"unknown_rate={self.unknown_rate}"
+        )
+
+
+class ContinuousEmbedding(nn.Module):
+    """Standardised continuous column ``j`` becomes ``x_j * weight_j + bias_j``.
+
+    Parameters
+    ----------
+    n_columns : int
+        ``F_cont``.
+    embedding_dim : int
+        ``D``.
+    n_copies : int, default=1
+        ``C`` independent copies of every map, side by side.
+
+    Notes
+    -----
+    Shapes: (B, F_cont) float32 -> tokens (B, F_cont, C * D).
+    """
+
+    def __init__(self, n_columns: int, embedding_dim: int, n_copies: int = 1):
+        super().__init__()
+        self.n_tokens = int(n_columns)
+        self.embedding_dim = int(embedding_dim)
+        width = int(n_copies) * self.embedding_dim
+        self.weight = nn.Parameter(torch.empty(self.n_tokens, width))
+        self.bias = nn.Parameter(torch.empty(self.n_tokens, width))
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         bound = 1.0 / math.sqrt(self.embedding_dim)
-        for tensor in (self.categorical_weight, self.continuous_weight, self.continuous_bias):
-            _uniform_(tensor, bound, generator)
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
 
-    def forward(self, x_cat: torch.Tensor, x_cont: torch.Tensor) -> torch.Tensor:
-        batch = x_cat.shape[0]
-        parts = []
-        if self.cardinalities:
-            if self.training and self.unknown_rate > 0.0:
-                drop = torch.rand(x_cat.shape, device=x_cat.device, generator=self.generator)
-                x_cat = x_cat.masked_fill(drop < self.unknown_rate, 0)
-            # (B, F_cat, D). index_select rather than F.embedding: same values, and its
-            # backward (index_add_) is several times cheaper on CPU.
-            rows = (x_cat + self.offsets).reshape(-1)
-            table = self.categorical_weight
-            parts.append(table.index_select(0, rows).view(batch, x_cat.shape[1], table.shape[1]))
-        if self.n_continuous:
-            # (B, F_cont, 1) * (F_cont, D) + (F_cont, D) -> (B, F_cont, D)
-            parts.append(
-                torch.addcmul(self.continuous_bias, x_cont.unsqueeze(-1), self.continuous_weight)
-            )
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        # (B, F_cont, 1) * (F_cont, C*D) + (F_cont, C*D) -> (B, F_cont, C*D)
+        return torch.addcmul(self.bias, values.unsqueeze(-1), self.weight)
+
+    def extra_repr(self) -> str:
+        return f"n_columns={self.n_tokens}, embedding_dim={self.embedding_dim}"
+
+
+class FeatureEmbedding(nn.Module):
+    """Embed every kind of column into tokens and flatten them into one vector.
+
+    Each column kind has its own module (a *token embedding*) that maps that
+    kind's input tensor to ``(B, n_tokens, C * D)``: ``n_tokens`` tokens of
+    ``C`` side-by-side copies of ``D`` values. The tokens of all kinds are
+    concatenated in the order of ``kinds`` and flattened.
+
+    Parameters
+    ----------
+    kinds : mapping of str to nn.Module
+        Token embedding of each column kind, in input order. Each module has
+        an ``n_tokens`` attribute (modules with none are skipped) and maps its
+        input to ``(B, n_tokens, n_copies * embedding_dim)``.
+    embedding_dim : int
+        ``D``, the size of every token.
+    n_copies : int, default=1
+        ``C``, independent copies of every embedding (e.g. one per task for
+        models that share nothing).
+
+    Notes
+    -----
+    Shapes: one tensor per kind, in the order of ``kinds`` (e.g. ``x_cat`` (B,
+    F_cat) int64 codes, ``x_cont`` (B, F_cont) float32) -> (B, F * D), or (C, B,
+    F * D) when ``n_copies > 1``, ``F`` the total number of tokens.
+    """
+
+    def __init__(self, kinds: Mapping[str, nn.Module], embedding_dim: int, n_copies: int = 1):
+        super().__init__()
+        self.kinds = nn.ModuleDict(kinds)
+        self.embedding_dim = int(embedding_dim)
+        self.n_copies = int(n_copies)
+        self.n_features = sum(int(m.n_tokens) for m in self.kinds.values())
+
+    @classmethod
+    def tabular(
+        cls,
+        cardinalities: Sequence[int],
+        n_continuous: int,
+        embedding_dim: int,
+        unknown_rate: float = 0.0,
+        n_copies: int = 1,
+    ) -> FeatureEmbedding:
+        """Categorical tables then continuous maps: the two built-in column kinds."""
+        return cls(
+            {
+                "categorical": CategoricalEmbedding(cardinalities, embedding_dim, unknown_rate, n_copies),
+                "continuous": ContinuousEmbedding(n_continuous, embedding_dim, n_copies),
+            },
+            embedding_dim,
+            n_copies,
+        )
+
+    @property
+    def out_features(self) -> int:
+        """Width of the flat output, ``F * D``."""
+        return self.n_features * self.embedding_dim
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        batch = inputs[0].shape[0]
+        parts = [module(x) for module, x in zip(self.kinds.values(), inputs) if module.n_tokens]
         tokens = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.n_copies == 1:
             return tokens.reshape(batch, self.out_features)
@@ -199,11 +275,7 @@ class FeatureEmbedding(RandomBlock):
         return tokens.permute(2, 0, 1, 3).reshape(self.n_copies, batch, self.out_features)
 
     def extra_repr(self) -> str:
-        return (
-            f"cardinalities={self.cardinalities}, n_continuous={self.n_continuous}, "
-            f"embedding_dim={self.embedding_dim}, unknown_rate={self.unknown_rate}, "
-            f"n_copies={self.n_copies}"
-        )
+        return f"embedding_dim={self.embedding_dim}, n_copies={self.n_copies}"
 
 
 class StackedLinear(nn.Module):
@@ -588,7 +660,7 @@ class TaskTowers(nn.Module):
         ]
 
 
-_SKMTL_BLOCKS = (FeatureEmbedding, StackedLinear, Gate, GatedExperts)
+_SKMTL_BLOCKS = (CategoricalEmbedding, ContinuousEmbedding, StackedLinear, Gate, GatedExperts)
 
 
 def _init_torch_layer(layer: nn.Module, generator: torch.Generator | None) -> None:

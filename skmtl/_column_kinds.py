@@ -1,0 +1,617 @@
+"""Column kinds: how each kind of input column is learnt, encoded, embedded and exported.
+
+A *column kind* is one class (a subclass of :class:`ColumnKind`) that owns
+everything about one kind of column, for the columns of ``X`` assigned to it:
+
+1. ``fit(X, context)``: learn its statistics from its columns (in a
+   data-parallel fit, combined over the processes through ``context.group``);
+2. ``transform(X, context)``: its columns as ONE array whose first axis is the
+   rows (the training loop gathers and slices it with the other kinds');
+3. ``embedding_args(values)`` and ``make_embedding(...)``: the plain values
+   the network description records, and the ``nn.Module`` built from them
+   that maps the array's tensor to tokens ``(B, n_tokens, n_copies * D)``;
+4. its state in model files: the constructor's arguments and the fitted
+   attributes (ending in ``_``), plain values (numbers, strings, lists,
+   numpy arrays, pandas indexes);
+5. optionally ONNX export (``exports_to_onnx = True`` and the ``onnx_*``
+   methods); :func:`skmtl.export.to_onnx` refuses a model with a kind that
+   does not export.
+
+:class:`~skmtl._encoding.TabularEncoder` holds a list of fitted kinds; the
+network's embedding holds one module per kind and concatenates their tokens in
+the same order; ``module_(*inputs)`` takes one tensor per kind. A new kind is
+one subclass plus :func:`register_column_kind` (which lets model files name
+it). The two built-in kinds come first in every encoder:
+:class:`CategoricalColumns` and :class:`ContinuousColumns`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .nn.blocks import CategoricalEmbedding, ContinuousEmbedding
+
+_MIXED_INFERRED = frozenset({"mixed", "mixed-integer"})
+
+
+# ----------------------------------------------------------------- interface
+@dataclass(frozen=True)
+class FitContext:
+    """What a kind may need besides ``X`` while it learns or encodes.
+
+    Attributes
+    ----------
+    column_name : callable
+        ``column_name(j)``: column ``j``'s name in messages.
+    group : SingleProcess or ProcessGroup, optional
+        The processes of a data-parallel fit (None: this process only); a
+        kind combines its statistics over them, e.g. with
+        ``group.share(compute)``.
+    declared : dict, optional
+        Categories declared up front (``partial_fit``'s ``categories``), by
+        column index.
+    """
+
+    column_name: Callable[[int], str] = str
+    group: object = None
+    declared: Mapping = field(default_factory=dict)
+
+    @property
+    def distributed(self) -> bool:
+        return self.group is not None and self.group.active
+
+
+@dataclass
+class OnnxColumn:
+    """One graph input of an exported model: a raw feature column."""
+
+    name: str
+    index: int  # position in X
+    kind: str  # recorded in the model's metadata ("continuous", "string", ...)
+    onnx_type: str  # "string", "int64" or "double"
+
+
+class ColumnKind:
+    """Base of the column kinds: one kind of column and the columns of ``X`` that have it.
+
+    Parameters
+    ----------
+    columns : array-like of int
+        Positions in ``X`` of the columns of this kind.
+
+    Notes
+    -----
+    Subclasses set :attr:`name` (unique; the key of :data:`COLUMN_KINDS`, the
+    name of the kind's module in the embedding and of its tensors in model
+    files) and implement :meth:`fit`, :meth:`transform`,
+    :meth:`embedding_args` and :meth:`make_embedding`. A kind with
+    ``exports_to_onnx = True`` also implements the ``onnx_*`` methods, given
+    the graph builder of :mod:`skmtl.export`.
+    """
+
+    name: ClassVar[str] = ""
+    exports_to_onnx: ClassVar[bool] = False
+
+    def __init__(self, columns=()):
+        self.columns = np.asarray(columns, dtype=np.int64).reshape(-1)
+
+    def fit(self, X, context: FitContext) -> ColumnKind:
+        """Learn the kind's statistics from its columns of ``X``; returns self."""
+        raise NotImplementedError
+
+    def transform(self, X, context: FitContext) -> np.ndarray:
+        """The kind's columns of ``X`` as one array of shape ``(n_samples, ...)``."""
+        raise NotImplementedError
+
+    def embedding_args(self, values: Mapping) -> dict:
+        """Plain keyword arguments of :meth:`make_embedding`, recorded in ``network_spec_``.
+
+        ``values`` are the estimator's resolved parameters (e.g. ``category_dropout``).
+        """
+        raise NotImplementedError
+
+    @classmethod
+    def make_embedding(cls, embedding_dim: int, n_copies: int, **args) -> torch.nn.Module:
+        """The module mapping the kind's tensor to tokens ``(B, n_tokens, n_copies * D)``.
+
+        It has an ``n_tokens`` attribute; parameters it lists in a
+        ``lookup_tables`` attribute get no L2 penalty. Its parameters are
+        initialised by its ``reset_parameters(generator)`` if it has one,
+        else with torch's default initialisation drawn from the fit's seed.
+        """
+        raise NotImplementedError
+
+    def token_columns(self) -> np.ndarray:
+        """The column of ``X`` behind each token (by default one token per column)."""
+        return self.columns
+
+    def probe_values(self) -> list:
+        """A typical value of each column (e.g. the training mean).
+
+        :func:`~skmtl.load_model` predicts one row of these to check a model file.
+        """
+        raise NotImplementedError
+
+    # ONNX (kinds with exports_to_onnx = True)
+    def onnx_columns(self, names) -> list[OnnxColumn]:
+        """The graph input of each column; ``names[j]`` is column ``j``'s input name."""
+        raise NotImplementedError
+
+    def onnx_feed(self, X, names) -> dict:
+        """The graph inputs' values for the rows of ``X``, arrays of shape ``(n, 1)``."""
+        raise NotImplementedError
+
+    def onnx_encode(self, graph, names, output: str) -> None:
+        """Add the nodes that turn the graph inputs into the network's input ``output``."""
+        raise NotImplementedError
+
+    def onnx_example(self, n_rows: int) -> torch.Tensor:
+        """An input tensor of ``n_rows`` rows, to trace the network with."""
+        raise NotImplementedError
+
+    def onnx_invalid_rows(self, x: torch.Tensor) -> torch.Tensor | None:
+        """Rows ``(B, 1)`` whose probabilities the graph sets to NaN, or None."""
+        return None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(columns={self.columns.tolist()})"
+
+
+COLUMN_KINDS: dict[str, type[ColumnKind]] = {}
+"""Registry: kind name -> class. Model files rebuild kinds from this table only."""
+
+
+def register_column_kind(cls: type[ColumnKind]) -> type[ColumnKind]:
+    """Add ``cls`` to :data:`COLUMN_KINDS` (usable as a class decorator)."""
+    if not (isinstance(cls, type) and issubclass(cls, ColumnKind)):
+        raise TypeError(f"A column kind subclasses ColumnKind; got {cls!r}.")
+    if not cls.name.isidentifier():
+        raise ValueError(f"A column kind's name must be an identifier; got {cls.name!r}.")
+    known = COLUMN_KINDS.get(cls.name)
+    if known is not None and known is not cls:
+        raise ValueError(f"Column kind {cls.name!r} is already registered ({known.__qualname__}).")
+    COLUMN_KINDS[cls.name] = cls
+    return cls
+
+
+# ------------------------------------------------------------ column helpers
+def column(X, j: int) -> np.ndarray | pd.Series:
+    """Column ``j`` of a DataFrame (as a Series) or of a 2-D array."""
+    return X.iloc[:, j] if isinstance(X, pd.DataFrame) else X[:, j]
+
+
+def column_name(feature_names, j: int) -> str:
+    return repr(str(feature_names[j])) if feature_names is not None else str(j)
+
+
+def _category_counts(values) -> pd.Series:
+    """How often each category of one column occurs (missing values left out)."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        codes = values.cat.codes.to_numpy()
+        return pd.Series(
+            np.bincount(codes[codes >= 0], minlength=len(values.cat.categories)),
+            index=values.cat.categories,
+        )
+    if isinstance(values, np.ndarray) and values.dtype.kind in "iuf":
+        counts = _integer_counts(values)
+        if counts is not None:
+            return counts
+    return pd.Series(values, copy=False).value_counts(dropna=True, sort=False)
+
+
+def _integer_counts(values: np.ndarray) -> pd.Series | None:
+    """Counts of integer-coded categories by ``np.bincount`` (None if the values aren't such)."""
+    present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
+    if present.size == 0:
+        return None
+    low, high = present.min(), present.max()
+    if not (np.isfinite(low) and np.isfinite(high)) or high - low + 1 > max(4 * present.size, 1024):
+        return None
+    if values.dtype.kind == "f" and not np.array_equal(present, np.floor(present)):
+        return None
+    counts = np.bincount((present - low).astype(np.int64))
+    seen = np.flatnonzero(counts)
+    return pd.Series(counts[seen], index=(seen + low).astype(values.dtype))
+
+
+def _vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
+    """Sorted categories of one column that earn an embedding row of their own."""
+    inferred = pd.api.types.infer_dtype(counts.index, skipna=True)
+    if inferred in _MIXED_INFERRED:
+        kinds = sorted({type(v).__name__ for v in counts.index})
+        raise ValueError(
+            f"Categorical column {name} mixes value types ({', '.join(kinds)}); convert it "
+            f"to one type first, e.g. X[col].astype(str)."
+        )
+    counts = counts[counts >= min_frequency]
+    if max_categories is not None and len(counts) > max_categories:
+        # The most frequent categories keep their rows; ties go to the smaller value.
+        counts = counts.sort_index()
+        counts = counts.iloc[np.argsort(-counts.to_numpy(), kind="stable")[:max_categories]]
+    return pd.Index(counts.index).sort_values()
+
+
+def _sum_counts(parts: list[pd.Series]) -> pd.Series:
+    """Category counts of several shards added up (one shard: returned as is)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts).groupby(level=0, sort=False).sum()
+
+
+def _moments(values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
+    """(rows, column means, column sums of squared deviations) of one shard."""
+    mean = values.mean(axis=0) if values.shape[0] else np.zeros(values.shape[1])
+    return values.shape[0], mean, ((values - mean) ** 2).sum(axis=0)
+
+
+def _combine_moments(parts) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (population) standard deviation of the union of the shards.
+
+    Chan, Golub and LeVeque's pairwise update: the squared deviations of each
+    shard are corrected by ``n_i * (mean_i - mean)**2``, which avoids the
+    cancellation of ``E[x^2] - E[x]^2``.
+    """
+    n = sum(p[0] for p in parts)
+    mean = sum(p[0] * p[1] for p in parts) / n
+    m2 = sum(p[2] + p[0] * (p[1] - mean) ** 2 for p in parts)
+    return mean, np.sqrt(m2 / n)
+
+
+def _declared_vocabulary(values, name: str) -> pd.Index:
+    vocabulary = pd.Index(pd.unique(pd.Series(np.asarray(values, dtype=object)).dropna()))
+    if pd.api.types.infer_dtype(vocabulary, skipna=True) in _MIXED_INFERRED:
+        raise ValueError(f"The declared categories of column {name} mix value types.")
+    return pd.Index(vocabulary.tolist()).sort_values()
+
+
+def to_float(values, name: str) -> np.ndarray:
+    """float64 copy of ``values``; strings raise a ValueError naming the column."""
+    try:
+        if isinstance(values, pd.Series):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(values, dtype=np.float64)
+    except ValueError as exc:
+        raise ValueError(
+            f"Continuous column(s) {name} hold non-numeric values ({exc}). Declare such "
+            "columns in categorical_features (or give them a pandas string/category dtype "
+            "with categorical_features='from_dtype')."
+        ) from None
+
+
+def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
+    """Codes of one column: ``1 + position`` in ``vocabulary``, 0 where absent or missing."""
+    if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
+        # Map the (few) categories once, then gather by the pandas codes.
+        lookup = np.append(vocabulary.get_indexer(values.cat.categories) + 1, 0)
+        return lookup[values.cat.codes.to_numpy()]  # code -1 (missing) -> last entry, 0
+    if isinstance(values, pd.Series):
+        values = values.to_numpy()
+    table = _integer_table(vocabulary)
+    if table is not None and values.dtype.kind in "iuf":
+        # Integer-coded categories: a direct table lookup, several times faster than
+        # hashing. Non-integral, out-of-range, NaN and inf values all miss (code 0).
+        offset, codes = table
+        position = values.astype(np.float64, copy=False) - offset
+        hit = (position >= 0) & (position < len(codes)) & (position == np.floor(position))
+        return np.where(hit, codes[np.where(hit, position, 0).astype(np.int64)], 0)
+    return vocabulary.get_indexer(values) + 1
+
+
+def _integer_table(vocabulary: pd.Index):
+    """``(lowest category, codes by category - lowest)`` for compact integral vocabularies."""
+    if len(vocabulary) == 0 or vocabulary.dtype.kind not in "iuf":
+        return None
+    values = vocabulary.to_numpy(dtype=np.float64)
+    if not np.all(np.isfinite(values) & (values == np.floor(values))):
+        return None
+    low, high = values.min(), values.max()
+    if high - low + 1 > max(4 * len(values), 1024):
+        return None
+    codes = np.zeros(int(high - low) + 1, dtype=np.int64)
+    codes[(values - low).astype(np.int64)] = np.arange(1, len(values) + 1)
+    return low, codes
+
+
+
+# ------------------------------------------------------------ built-in kinds
+class CategoricalColumns(ColumnKind):
+    """Categorical columns: learnt vocabularies, int codes, one embedding table each.
+
+    Column ``j`` is mapped to int codes: ``0`` for the reserved unknown row
+    (missing, unseen at fit time, or rarer than ``min_frequency``) and
+    ``1..K_j`` for its ``K_j`` learnt categories. In a data-parallel fit the
+    category counts are summed over the processes before ``min_frequency``
+    and ``max_categories`` apply.
+
+    Parameters
+    ----------
+    columns : array-like of int
+        Positions of the categorical columns in ``X``.
+    min_frequency : int, default=1
+        Categories seen fewer times than this share the unknown row.
+    max_categories : int or None, default=None
+        At most this many categories per column get their own row (the most
+        frequent); the rest share the unknown row.
+
+    Attributes
+    ----------
+    vocabularies_ : list of pandas.Index
+        The sorted learnt categories of each column.
+    """
+
+    name = "categorical"
+    exports_to_onnx = True
+
+    def __init__(self, columns=(), min_frequency=1, max_categories=None):
+        super().__init__(columns)
+        self.min_frequency = min_frequency
+        self.max_categories = max_categories
+
+    @property
+    def cardinalities(self) -> list[int]:
+        """Rows of each table: learnt categories plus the unknown row."""
+        return [len(v) + 1 for v in self.vocabularies_]
+
+    def _counts(self, X, declared) -> list:
+        """Category counts of the undeclared columns (None for declared ones)."""
+        return [None if j in declared else _category_counts(column(X, j)) for j in self.columns]
+
+    def fit(self, X, context: FitContext) -> CategoricalColumns:
+        declared = context.declared
+        if not context.distributed:
+            counts = self._counts(X, declared)
+        else:
+            shards = context.group.share(lambda: self._counts(X, declared))
+            counts = [
+                None if j in declared else _sum_counts([shard[k] for shard in shards])
+                for k, j in enumerate(self.columns)
+            ]
+        self.vocabularies_ = [
+            _declared_vocabulary(declared[j], context.column_name(j))
+            if j in declared
+            else _vocabulary(column_counts, self.min_frequency, self.max_categories, context.column_name(j))
+            for j, column_counts in zip(self.columns, counts)
+        ]
+        return self
+
+    def transform(self, X, context: FitContext) -> np.ndarray:
+        """Codes, int64 of shape ``(n_samples, n_columns)``."""
+        codes = np.empty((X.shape[0], len(self.vocabularies_)), dtype=np.int64)
+        for k, (j, vocabulary) in enumerate(zip(self.columns, self.vocabularies_)):
+            codes[:, k] = encode_column(column(X, j), vocabulary)
+        return codes
+
+    def embedding_args(self, values: Mapping) -> dict:
+        return {
+            "cardinalities": self.cardinalities,
+            "unknown_rate": float(values.get("category_dropout", 0.0)),
+        }
+
+    @classmethod
+    def make_embedding(cls, embedding_dim, n_copies, *, cardinalities, unknown_rate=0.0):
+        return CategoricalEmbedding(cardinalities, embedding_dim, unknown_rate, n_copies)
+
+    # ONNX: a LabelEncoder (or Equal/Where/ReduceMax for float keys) per column.
+    def _lookups(self, names) -> list[_CategoryLookup]:
+        return [_category_lookup(v, names[j]) for j, v in zip(self.columns, self.vocabularies_)]
+
+    def onnx_columns(self, names) -> list[OnnxColumn]:
+        return [
+            OnnxColumn(names[j], int(j), lookup.kind, lookup.onnx_type)
+            for j, lookup in zip(self.columns, self._lookups(names))
+        ]
+
+    def onnx_feed(self, X, names) -> dict:
+        feed = {}
+        for j, vocabulary, lookup in zip(self.columns, self.vocabularies_, self._lookups(names)):
+            codes = np.asarray(encode_column(column(X, j), vocabulary))
+            values = np.full(codes.shape, lookup.missing, dtype=lookup.keys.dtype)
+            known = codes > 0
+            values[known] = lookup.keys[codes[known] - 1]
+            feed[names[j]] = values.reshape(-1, 1)
+        return feed
+
+    def onnx_encode(self, graph, names, output: str) -> None:
+        codes = []
+        for k, (j, lookup) in enumerate(zip(self.columns, self._lookups(names))):
+            name, out = names[j], graph.name(f"code_{k}")
+            if len(lookup.keys) == 0:  # no learnt category: always unknown
+                shape = graph.name(f"shape_{k}")
+                graph.node("Shape", [name], [shape])
+                graph.node("ConstantOfShape", [shape], [out],
+                           value=graph.tensor(np.zeros(1, dtype=np.int64)))
+            elif lookup.kind == "float":
+                # (N, 1) == (K,) -> (N, K); the matching code, or 0; max over K.
+                equal, picked = graph.name(f"equal_{k}"), graph.name(f"picked_{k}")
+                graph.node("Equal", [name, graph.const(f"keys_{k}", lookup.keys)], [equal])
+                graph.node(
+                    "Where",
+                    [equal, graph.const(f"values_{k}", np.arange(1, len(lookup.keys) + 1, dtype=np.int64)),
+                     graph.const(f"zero_{k}", np.zeros((), dtype=np.int64))],
+                    [picked],
+                )
+                graph.node("ReduceMax", [picked, graph.const(f"axis_{k}", np.ones(1, dtype=np.int64))],
+                           [out], keepdims=1)
+            else:
+                keys = ({"keys_strings": lookup.keys.tolist()} if lookup.kind == "string"
+                        else {"keys_int64s": lookup.keys.tolist()})
+                graph.node("LabelEncoder", [name], [out], domain="ai.onnx.ml",
+                           values_int64s=list(range(1, len(lookup.keys) + 1)), default_int64=0, **keys)
+            codes.append(out)
+        graph.node("Concat", codes, [output], axis=1)
+
+    def onnx_example(self, n_rows: int) -> torch.Tensor:
+        return torch.zeros((n_rows, len(self.columns)), dtype=torch.long)
+
+    def probe_values(self) -> list:
+        return [None] * len(self.columns)  # missing: the unknown rows
+
+
+@dataclass
+class _CategoryLookup:
+    """How one categorical column enters an exported graph."""
+
+    kind: str  # "string", "bool", "int" or "float"
+    keys: np.ndarray  # the categories as graph values (object str, int64, float64)
+    missing: object  # a graph value that is not a learnt category
+
+    @property
+    def onnx_type(self) -> str:
+        return {"string": "string", "bool": "int64", "int": "int64"}.get(self.kind, "double")
+
+
+def _category_kind(vocabulary: pd.Index, name: str) -> str:
+    """``string``, ``bool``, ``int`` or ``float``: how a column's categories are fed."""
+    dtype = vocabulary.dtype
+    if pd.api.types.is_bool_dtype(dtype):
+        return "bool"
+    if pd.api.types.is_integer_dtype(dtype):
+        return "int"
+    if pd.api.types.is_float_dtype(dtype):
+        return "float"
+    if pd.api.types.is_string_dtype(dtype) or dtype == object:
+        inferred = pd.api.types.infer_dtype(vocabulary, skipna=True)
+        kinds = {"string": "string", "empty": "string", "boolean": "bool", "integer": "int",
+                 "floating": "float", "mixed-integer-float": "float"}
+        if inferred in kinds:
+            return kinds[inferred]
+        dtype = inferred
+    raise ValueError(
+        f"Categorical column {name!r} has categories of type {dtype}, which the ONNX export "
+        "does not support (strings, bools, integers and floats are); convert the column, "
+        "e.g. X[col].astype(str), and refit."
+    )
+
+
+def _unused(candidates, taken) -> object:
+    taken = set(taken)
+    return next(c for c in candidates if c not in taken)
+
+
+def _category_lookup(vocabulary: pd.Index, name: str) -> _CategoryLookup:
+    kind = _category_kind(vocabulary, name)
+    values = vocabulary.to_numpy(dtype=object)
+    if kind == "string":
+        keys = np.array([str(v) for v in values], dtype=object)
+        missing = _unused(("", *(f"<missing {i}>" for i in range(len(values) + 1))), keys)
+    elif kind == "bool":
+        keys, missing = np.array([int(bool(v)) for v in values], dtype=np.int64), -1
+    elif kind == "int":
+        ints = [int(v) for v in values]
+        info = np.iinfo(np.int64)
+        if ints and not (info.min <= min(ints) and max(ints) <= info.max):
+            raise ValueError(
+                f"Categorical column {name!r} has integer categories outside the int64 "
+                "range, which ONNX cannot feed."
+            )
+        keys = np.array(ints, dtype=np.int64)
+        missing = _unused((-1, info.min, info.max, *range(-2, -len(ints) - 3, -1)), ints)
+    else:
+        keys, missing = np.array([float(v) for v in values], dtype=np.float64), np.nan
+    return _CategoryLookup(kind, keys, missing)
+
+
+class ContinuousColumns(ColumnKind):
+    """Continuous columns: standardised with the training mean and scale, one linear map each.
+
+    In a data-parallel fit the mean and scale are those of all processes' rows.
+
+    Parameters
+    ----------
+    columns : array-like of int
+        Positions of the continuous columns in ``X``.
+
+    Attributes
+    ----------
+    mean_, scale_ : ndarray of shape (n_columns,)
+        Training mean and (population) standard deviation, 1 where it is 0.
+    """
+
+    name = "continuous"
+    exports_to_onnx = True
+
+    def values(self, X, context: FitContext) -> np.ndarray:
+        """The columns as float64, with clear errors for non-numeric or non-finite values."""
+        idx, name = self.columns, context.column_name
+        if isinstance(X, pd.DataFrame):
+            parts = [to_float(X.iloc[:, j], name(j)) for j in idx]
+            values = np.column_stack(parts) if parts else np.empty((X.shape[0], 0))
+        else:
+            values = to_float(X[:, idx], ", ".join(name(j) for j in idx))
+        if values.size and not np.isfinite(values).all():
+            bad = [name(j) for j, ok in zip(idx, np.isfinite(values).all(axis=0)) if not ok]
+            raise ValueError(
+                f"Input X contains NaN or infinity in continuous column(s) {', '.join(bad)}. "
+                "Impute them first (e.g. sklearn.impute.SimpleImputer in a Pipeline), or "
+                "declare the column(s) in categorical_features, where missing values map to "
+                "the unknown category."
+            )
+        return values
+
+    def fit(self, X, context: FitContext) -> ContinuousColumns:
+        if not context.distributed:
+            values = self.values(X, context)
+            self.mean_ = values.mean(axis=0)
+            scale = values.std(axis=0)
+        else:
+            shards = context.group.share(lambda: _moments(self.values(X, context)))
+            self.mean_, scale = _combine_moments(shards)
+        self.scale_ = np.where(scale > 0, scale, 1.0)
+        return self
+
+    def transform(self, X, context: FitContext) -> np.ndarray:
+        """Standardised values, float32 of shape ``(n_samples, n_columns)``."""
+        standardised = np.ascontiguousarray(
+            (self.values(X, context) - self.mean_) / self.scale_, dtype=np.float32
+        )
+        if standardised.size and not np.isfinite(standardised).all():
+            bad = np.flatnonzero(~np.isfinite(standardised).all(axis=0))
+            raise ValueError(
+                "Continuous column(s) "
+                f"{', '.join(context.column_name(self.columns[k]) for k in bad)} hold values "
+                "too large for float32 once standardised with the training mean and scale; "
+                "clip or rescale them (e.g. a log transform) first."
+            )
+        return standardised
+
+    def embedding_args(self, values: Mapping) -> dict:
+        return {"n_columns": len(self.columns)}
+
+    @classmethod
+    def make_embedding(cls, embedding_dim, n_copies, *, n_columns):
+        return ContinuousEmbedding(n_columns, embedding_dim, n_copies)
+
+    # ONNX: float64 inputs, standardised in float64 inside the graph, then cast.
+    def onnx_columns(self, names) -> list[OnnxColumn]:
+        return [OnnxColumn(names[j], int(j), "continuous", "double") for j in self.columns]
+
+    def onnx_feed(self, X, names) -> dict:
+        return {names[j]: to_float(column(X, j), repr(names[j])).reshape(-1, 1) for j in self.columns}
+
+    def onnx_encode(self, graph, names, output: str) -> None:
+        raw, centred, scaled = (graph.name(s) for s in ("continuous", "centred", "scaled"))
+        graph.node("Concat", [names[j] for j in self.columns], [raw], axis=1)
+        graph.node("Sub", [raw, graph.const("mean", np.asarray(self.mean_, dtype=np.float64))], [centred])
+        graph.node("Div", [centred, graph.const("scale", np.asarray(self.scale_, dtype=np.float64))],
+                   [scaled])
+        graph.node("Cast", [scaled], [output], to=graph.FLOAT)
+
+    def onnx_example(self, n_rows: int) -> torch.Tensor:
+        return torch.zeros((n_rows, len(self.columns)), dtype=torch.float32)
+
+    def probe_values(self) -> list:
+        return list(self.mean_)
+
+    def onnx_invalid_rows(self, x: torch.Tensor) -> torch.Tensor:
+        """Rows with a NaN or infinite value: the graph cannot raise as ``predict_proba`` does."""
+        return ~torch.isfinite(x).all(dim=1, keepdim=True)
+
+
+register_column_kind(CategoricalColumns)
+register_column_kind(ContinuousColumns)
