@@ -12,7 +12,8 @@ shape and hand-written training loop ``FloorMMoE``):
     vocabulary, ``pandas.Index.get_indexer``; categories of a ``category``
     column mapped once, then gathered by their codes), standardises the
     continuous columns with the fitted mean and scale, runs the SAME fitted
-    module in batches of 65,536 under ``inference_mode`` and returns
+    module in chunks of as many rows as skmtl's (``INFERENCE_BATCH_SIZE``)
+    under ``inference_mode`` and returns
     ``[1 - p, p]`` per task. Interleaved: each repeat times skmtl, then the
     loop (alternating order); medians and the ratio of medians (throughput of
     skmtl over the loop's), with the load average. Also one-row latency
@@ -134,24 +135,27 @@ def _hand_loop(clf, X):
     import pandas as pd
     import torch
 
-    encoder, module = clf.encoder_, clf.module_
+    categorical, continuous_columns = clf.encoder_.categorical, clf.encoder_.continuous
+    module = clf.module_
     n = X.shape[0]
-    codes = np.empty((n, len(encoder.vocabularies_)), dtype=np.int64)
-    for k, (j, vocabulary) in enumerate(zip(encoder.categorical_indices, encoder.vocabularies_)):
+    codes = np.empty((n, len(categorical.vocabularies_)), dtype=np.int64)
+    for k, (j, vocabulary) in enumerate(zip(categorical.columns, categorical.vocabularies_)):
         if isinstance(X, pd.DataFrame):
             values = X.iloc[:, j]
             lookup = np.append(vocabulary.get_indexer(values.cat.categories) + 1, 0)
             codes[:, k] = lookup[values.cat.codes.to_numpy()]
         else:
             codes[:, k] = vocabulary.get_indexer(X[:, j]) + 1
-    cont_idx = encoder.continuous_indices
-    raw = X.iloc[:, cont_idx].to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X[:, cont_idx]
-    continuous = ((raw - encoder.mean_) / encoder.scale_).astype(np.float32)
+    idx = continuous_columns.columns
+    raw = X.iloc[:, idx].to_numpy(np.float64) if isinstance(X, pd.DataFrame) else X[:, idx]
+    continuous = ((raw - continuous_columns.mean_) / continuous_columns.scale_).astype(np.float32)
     x_cat, x_cont = torch.from_numpy(codes), torch.from_numpy(continuous)
+    from skmtl._training import INFERENCE_BATCH_SIZE as size  # the same chunks as skmtl's
+
     chunks = []
     with torch.inference_mode():
-        for start in range(0, n, 65536):
-            logits = module(x_cat[start:start + 65536], x_cont[start:start + 65536])
+        for start in range(0, n, size):
+            logits = module(x_cat[start:start + size], x_cont[start:start + size])
             chunks.append([torch.sigmoid(z) for z in logits])
     out = []
     for parts in zip(*chunks):
@@ -250,7 +254,8 @@ def main(argv=None) -> int:
     lines = [
         f"## Predict from raw input and fit memory ({datetime.now(UTC).isoformat(timespec='seconds')})",
         "",
-        f"- command: `python benchmarks/bench_floor_io.py {' '.join(argv or sys.argv[1:])}`",
+        "- command: `" + " ".join(["python benchmarks/bench_floor_io.py", *(argv or sys.argv[1:])])
+        + "`",
         f"- load average (1 min) before / after: {load_before:.2f} / {load_after:.2f}; "
         f"{os.cpu_count()} CPUs; torch on 1 thread in every child",
         "",

@@ -537,12 +537,15 @@ class ContinuousColumns(ColumnKind):
     exports_to_onnx = True
 
     def values(self, X, context: FitContext) -> np.ndarray:
-        """The columns as float64, with clear errors for non-numeric or non-finite values."""
+        """The columns as a new float64 array (never a view of ``X``).
+
+        Non-numeric or non-finite values raise errors that name the columns.
+        """
         idx, name = self.columns, context.column_name
         if isinstance(X, pd.DataFrame):
             parts = [to_float(X.iloc[:, j], name(j)) for j in idx]
             values = np.column_stack(parts) if parts else np.empty((X.shape[0], 0))
-        else:
+        else:  # indexing by an array of positions copies
             values = to_float(X[:, idx], ", ".join(name(j) for j in idx))
         if values.size and not np.isfinite(values).all():
             bad = [name(j) for j, ok in zip(idx, np.isfinite(values).all(axis=0)) if not ok]
@@ -567,9 +570,11 @@ class ContinuousColumns(ColumnKind):
 
     def transform(self, X, context: FitContext) -> np.ndarray:
         """Standardised values, float32 of shape ``(n_samples, n_columns)``."""
-        standardised = np.ascontiguousarray(
-            (self.values(X, context) - self.mean_) / self.scale_, dtype=np.float32
-        )
+        values = self.values(X, context)  # our own copy: standardised in place, then
+        values -= self.mean_  # rounded to float32 (the same bits as (x - mean) / scale)
+        values /= self.scale_
+        standardised = np.ascontiguousarray(values, dtype=np.float32)
+        del values
         if standardised.size and not np.isfinite(standardised).all():
             bad = np.flatnonzero(~np.isfinite(standardised).all(axis=0))
             raise ValueError(

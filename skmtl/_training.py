@@ -47,7 +47,15 @@ from ._warnings import warn_user
 from .losses import MultiTaskObjective
 from .nn.blocks import attach_generator
 
-INFERENCE_BATCH_SIZE = 65536
+INFERENCE_BATCH_SIZE = 2048
+"""Rows per forward pass when predicting (and for the validation loss).
+
+Small chunks keep the activations in cache: on the MMoE benchmark model,
+predict_proba on 200,000 rows took 0.34 s in chunks of 2,048 rows against
+0.80 s in chunks of 65,536 on one thread (0.28 s against 0.52 s on two), with
+identical probabilities, and the activations of a chunk take about 9 MB
+instead of about 290 MB.
+"""
 
 
 class TrainingDivergedError(FloatingPointError, ValueError):

@@ -6,6 +6,7 @@ collects their results and writes the table; it asserts nothing about timings.
 
 import json
 import math
+import os
 import re
 import subprocess
 import sys
@@ -154,3 +155,22 @@ def test_bench_extras_contention_table_and_child_fit():
     assert "1 over 60 s" in rows[(conditions[1], configs[0])][7]
     out = bench_extras._child("fit", 3000, 1)
     assert out["samples_per_second"] > 0 and out["fit_peak_extra_mb"] >= 0
+
+
+def test_bench_floor_io_tiny_run(tmp_path):
+    """bench_floor_io.py: the hand-written predict loop gives skmtl's probabilities, and the
+    memory and step-profile children run, on tiny data."""
+    out = tmp_path / "floor_io"
+    subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "bench_floor_io.py"), "--rows", "3000",
+         "--predict-rows", "3000", "--repeats", "1", "--memory-repeats", "1", "--out", str(out)],
+        check=True, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    report = json.loads(out.with_suffix(".json").read_text())
+    for kind in ("array", "DataFrame"):
+        assert report["predict"][kind]["max_abs_difference"] < 1e-6
+        assert report["predict"][kind]["one_row_ms"] > 0
+    steps = [m["steps"] for m in report["memory"] if m["steps"]]
+    assert steps and set(steps[0]) >= {"_fit_encoder", "_training_tensors", "_train"}
+    assert "| 3,000 |" in out.with_suffix(".md").read_text()
