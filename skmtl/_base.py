@@ -130,8 +130,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     - ``_fit_targets(y, group, *, reuse, partial, classes)``: the encoded
       labels, as an object with ``codes`` (``(n_samples, n_tasks)``, what
-      the loss reads; negative where unknown), ``task_names``, ``n_outputs``
-      (logits per task) and ``funnel`` (ordered task indices, possibly empty);
+      the loss reads), ``known`` (a boolean array of the same shape: which
+      labels are known), ``task_names``, ``n_outputs`` (logits per task) and
+      ``funnel`` (ordered task indices, possibly empty);
     - ``_make_objective(spec, targets, train_rows, group)``: the
       :class:`~skmtl.losses.MultiTaskObjective`-like loss, which also turns
       logits into predictions;
@@ -208,7 +209,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 getattr(self, "feature_names_in_", None),
             )
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
-        train_rows, val_rows = self._split_rows(X.shape[0], targets.codes, seeds, group, partial)
+        train_rows, val_rows = self._split_rows(X.shape[0], targets.known, seeds, group, partial)
         objective = self._make_objective(spec, targets, train_rows, group).to(device)
         if optimizer is None:
             optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
@@ -301,7 +302,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         return module.to(device), optimizer if keep_optimizer else None
 
     def _split_rows(
-        self, n_samples, codes, seeds: FitSeeds, group, partial: bool
+        self, n_samples, known, seeds: FitSeeds, group, partial: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Training rows, and validation rows when early stopping is on."""
         early = False if partial else self.early_stopping
@@ -323,7 +324,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             return np.sort(order[n_val:]), np.sort(order[:n_val])
 
         train_rows, val_rows = group.run(split)
-        labelled = np.any(codes[train_rows] >= 0, axis=0)
+        labelled = np.any(known[train_rows], axis=0)
         labelled = np.any(group.share(lambda: labelled), axis=0)
         if not labelled.all():
             raise ValueError(

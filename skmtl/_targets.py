@@ -50,6 +50,11 @@ class Targets:
     logit_offsets: np.ndarray | None = None
 
     @property
+    def known(self) -> np.ndarray:
+        """Which labels are known, ``(n_samples, n_tasks)`` bool."""
+        return self.codes >= 0
+
+    @property
     def n_outputs(self) -> list[int]:
         """Logits per task: one for a binary task, one per class otherwise."""
         return [1 if len(c) == 2 else len(c) for c in self.classes]
