@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from . import metrics
 from ._base import BaseMultiTaskNetwork
@@ -683,6 +683,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         score : float
             Weighted fraction of rows whose known labels are all predicted.
         """
+        check_is_fitted(self)
+        check_consistent_length(X, y, sample_weight)
         classes = classes_per_task(self.classes_)
         codes = encode_targets(y, classes)
         if self.funnel_:

@@ -792,3 +792,17 @@ def test_task_keyed_setting_is_refused_before_any_work_on_X():
         with pytest.raises(ValueError, match="nope"):
             clf.fit(X, y)
     assert np.array_equal(random_state.get_state()[1], before)
+
+
+def test_score_errors_are_the_ones_sklearn_users_expect():
+    """Issue 12, item 6: not fitted -> NotFittedError; lengths -> sklearn's ValueError."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(60, 3))
+    y = (X[:, :2] > 0).astype(int)
+    with pytest.raises(NotFittedError):
+        MultiTaskClassifier().score(X, y)
+    clf = MultiTaskClassifier(max_iter=1, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[60, 59\]"):
+        clf.score(X, y[:-1])
+    with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[60, 60, 59\]"):
+        clf.score(X, y, sample_weight=np.ones(59))
