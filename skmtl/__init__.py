@@ -1,11 +1,12 @@
 """skmtl: multi-task deep learning (shared-bottom, MoE, MMoE, PLE, AITM) as scikit-learn estimators.
 
 The public face is :class:`MultiTaskClassifier`; :mod:`skmtl.metrics` holds
-multi-task scorers, :mod:`skmtl.datasets` the bundled data and generators, and
-:mod:`skmtl.nn` the plain PyTorch modules.
+multi-task scorers, :mod:`skmtl.model_selection` a ``cross_val_predict`` that
+keeps unknown labels unknown, :mod:`skmtl.datasets` the bundled data and
+generators, and :mod:`skmtl.nn` the plain PyTorch modules.
 """
 
-from . import datasets, metrics
+from . import datasets, metrics, model_selection
 from ._classifier import MultiTaskClassifier
 from ._config import config_context, get_config, set_config
 from ._persistence import load_model, save_model
@@ -20,6 +21,7 @@ __all__ = [
     "get_config",
     "load_model",
     "metrics",
+    "model_selection",
     "save_model",
     "set_config",
 ]

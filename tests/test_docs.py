@@ -136,7 +136,7 @@ def test_markdown_tables_become_rst_tables():
     "module_name",
     ["skmtl._classifier", "skmtl._persistence", "skmtl.metrics", "skmtl.datasets._census",
      "skmtl.datasets._synthetic", "skmtl.datasets._ad_funnel", "skmtl.plotting",
-     "skmtl.nn.blocks", "skmtl.nn.architectures"],
+     "skmtl.nn.blocks", "skmtl.nn.architectures", "skmtl.model_selection"],
 )
 def test_docstring_examples_run(module_name):
     """The ``Examples`` sections of the API reference are correct doctests."""
