@@ -51,7 +51,7 @@ from ._distributed import (
 from ._encoding import TabularEncoder, resolve_categorical
 from ._fit_guards import check_embedding_tables
 from ._keyed_settings import declared_categories
-from ._network_spec import build_from_spec, network_spec
+from ._network_spec import build_from_spec, differing_entries, network_spec
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
 from .nn.architectures import ARCHITECTURES
 from .nn.blocks import init_parameters
@@ -201,6 +201,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         seeds = FitSeeds.draw(self.random_state, group)
         if reuse:
             encoder, spec = self.encoder_, self._fitted_network_spec()
+            self._check_same_network(spec, targets)
             module, optimizer = self._copy_network(device, keep_optimizer=partial)
         else:
             encoder = self._fit_encoder(X, categories, group)
@@ -391,16 +392,25 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         self, encoder, spec, module, optimizer, objective, device, targets, history, *,
         reuse: bool, partial: bool,
     ) -> None:
-        """Set the fitted attributes (``partial_fit`` continues the curves)."""
+        """Set the fitted attributes.
+
+        A fit that continues the fitted network (a later ``partial_fit`` call,
+        or ``fit`` with ``warm_start=True``) continues the curves too, as
+        scikit-learn's ``MLPClassifier`` does: ``n_iter_`` counts every epoch
+        and ``loss_curve_``, ``task_loss_curves_`` and ``validation_scores_``
+        go on.
+        """
         if not reuse:
             self.encoder_ = encoder
             self.is_categorical_ = encoder.is_categorical.copy()
             self.categories_ = encoder.categories_by_feature()
-        if partial and reuse:  # the curves go on
+        else:  # the curves go on
             history.loss_curve = self.loss_curve_ + history.loss_curve
             history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
             history.n_iter += self.n_iter_
             history.best_loss = min(history.best_loss, self.best_loss_)
+            if self.validation_scores_ is not None and history.validation_scores is not None:
+                history.validation_scores = self.validation_scores_ + history.validation_scores
         self.network_spec_ = spec
         self.module_ = module
         self.optimizer_ = optimizer
@@ -464,6 +474,21 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         return weights.double().cpu().numpy()
 
     # --------------------------------------------------------------- plumbing
+    def _check_same_network(self, spec: dict, targets) -> None:
+        """Continuing a fit needs parameters that still describe the fitted network."""
+        wanted = network_spec(
+            self.get_params(deep=False), self.encoder_, targets.n_outputs, targets.funnel,
+            getattr(self, "feature_names_in_", None),
+        )
+        changed = differing_entries(spec, wanted)
+        if changed:
+            described = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changed)
+            raise ValueError(
+                f"{'partial_fit' if not self.warm_start else 'warm_start=True'} continues the "
+                f"fitted network, but the parameters now describe another one ({described}). "
+                "Restore them, or fit a new model (warm_start=False)."
+            )
+
     def _fitted_network_spec(self) -> dict:
         """``network_spec_``, or a clear error for a model pickled without one."""
         spec = getattr(self, "network_spec_", None)

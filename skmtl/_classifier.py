@@ -25,6 +25,7 @@ from ._keyed_settings import (
     task_weight_vector,
 )
 from ._targets import classes_per_task, encode_targets, fit_targets, predict_dtype
+from ._warnings import warn_user
 from .losses import MultiTaskObjective
 
 
@@ -528,6 +529,14 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         if targets.funnel:
             targets.codes = group.run(
                 lambda: impression_space_codes(targets.codes, targets.funnel, targets.task_names)
+            )
+        if self.funnel_penalty and (not targets.funnel or self.funnel_mode != "independent"):
+            warn_user(
+                f"funnel_penalty={self.funnel_penalty} changes nothing: the penalty applies only "
+                "with a funnel in funnel_mode='independent' (in 'esmm' mode the funnel order "
+                f"holds by construction); here funnel={self.funnel!r}, "
+                f"funnel_mode={self.funnel_mode!r}.",
+                UserWarning,
             )
         # Settings keyed by task, resolved (and refused) before any work on X.
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)

@@ -295,3 +295,31 @@ def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
             options=spec["options"],
         )
 
+
+
+def differing_entries(spec: Mapping, other: Mapping) -> list[tuple[str, object, object]]:
+    """``(name, spec's value, other's value)`` for every entry that differs (tensors by value)."""
+
+    def same(a, b) -> bool:
+        if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
+            return isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor) and (
+                a.shape == b.shape and torch.equal(a, b)
+            )
+        if isinstance(a, dict) and isinstance(b, dict):
+            return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+        if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+            return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return a is b or a == b
+
+    changed = []
+    for name in sorted(set(spec) | set(other)):
+        a, b = spec.get(name), other.get(name)
+        if name == "options" and isinstance(a, dict) and isinstance(b, dict):
+            changed += [
+                (option, a.get(option), b.get(option))
+                for option in sorted(set(a) | set(b))
+                if not same(a.get(option), b.get(option))
+            ]
+        elif not same(a, b):
+            changed.append((name, a, b))
+    return changed

@@ -1,6 +1,7 @@
 """MultiTaskClassifier behaviour, checked against numbers."""
 
 import pickle
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -249,10 +250,13 @@ def test_loss_curves_and_convergence(numeric_data):
 def test_warm_start_keeps_training_and_checks_tasks(numeric_data):
     X, y = numeric_data
     clf = MultiTaskClassifier(warm_start=True, max_iter=5, random_state=0).fit(X, y)
-    first = clf.loss_curve_[-1]
+    first_curve, first = list(clf.loss_curve_), clf.loss_curve_[-1]
     module = clf.module_
     clf.fit(X, y)
-    assert clf.loss_curve_[0] < first + 1e-3 and clf.module_ is not module
+    assert clf.loss_curve_[5] < first + 1e-3 and clf.module_ is not module
+    # The curves go on, as MLPClassifier's do with warm_start.
+    assert clf.n_iter_ == 10 and clf.loss_curve_[:5] == first_curve
+    assert clf.task_loss_curves_.shape == (10, 2)
     with pytest.raises(ValueError, match="warm_start=True: y has 1 task"):
         clf.fit(X, y[:, 0])
     # A plain refit with another y shape is legal.
@@ -462,3 +466,46 @@ def test_integer_category_lookup_matches_hashing():
     # A sparse vocabulary (huge range) falls back to hashing, with the same result.
     wide = pd.Index(np.array([0, 10**9]))
     assert encode_column(np.array([0, 5, 10**9]), wide).tolist() == [1, 0, 2]
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [({"n_experts": 7}, r"n_experts: 4 -> 7"),
+     ({"gate_temperature": 0.5}, r"gate_temperature: 1.0 -> 0.5"),
+     ({"expert_layer_sizes": (8,)}, r"expert_layer_sizes: \(64, 32\) -> \(8,\)"),
+     ({"embedding_dim": 4}, r"embedding_dim: 8 -> 4")],
+)
+def test_continuing_after_a_structural_change_is_refused(numeric_data, change, match):
+    """warm_start and partial_fit continue module_: parameters describing another network
+    raise (they were silently ignored), compared against network_spec_ (issue 12, item 5)."""
+    X, y = numeric_data
+    clf = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y)
+    module = clf.module_
+    with pytest.raises(ValueError, match=r"warm_start=True continues the fitted network.*" + match):
+        clf.set_params(warm_start=True, **change).fit(X, y)
+    with pytest.raises(ValueError, match=r"partial_fit continues the fitted network.*" + match):
+        clf.set_params(warm_start=False).partial_fit(X, y)
+    assert clf.module_ is module  # nothing changed
+    clf.set_params(warm_start=True, max_iter=1, learning_rate_init=1e-2, **{
+        name: MultiTaskClassifier().get_params()[name] for name in change
+    }).fit(X, y)  # training settings may change
+
+
+@pytest.mark.parametrize(
+    "params, warns",
+    [({"funnel_penalty": 1.0}, True),
+     ({"funnel_penalty": 1.0, "funnel": [0, 1], "funnel_mode": "esmm"}, True),
+     ({"funnel_penalty": 1.0, "funnel": [0, 1], "funnel_mode": "independent"}, False),
+     ({"funnel": [0, 1], "funnel_mode": "esmm"}, False)],
+)
+def test_funnel_penalty_that_changes_nothing_warns(params, warns):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(80, 3))
+    click = (X[:, 0] > 0).astype(int)
+    y = np.column_stack([click, click * (X[:, 1] > 0)])
+    clf = MultiTaskClassifier(max_iter=1, random_state=0, **params)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf.fit(X, y)
+    penalty = [w for w in caught if "funnel_penalty" in str(w.message)]
+    assert bool(penalty) == warns
