@@ -247,7 +247,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     warm_start : bool, default=False
         Reuse the fitted model (encoders and weights) and keep training it.
-        The tasks and their classes must be those of the first fit.
+        The tasks and their classes must be those of the first fit, and the
+        parameters must still describe the fitted network (``network_spec_``):
+        training settings such as ``learning_rate_init`` or ``max_iter`` may
+        change, the architecture's sizes may not.
 
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train; ``"auto"`` uses a CUDA GPU when available. A model
@@ -312,8 +315,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         architecture's resolved arguments, recorded by ``fit``; model files
         store it (see :func:`skmtl.save_model`).
     n_iter_ : int
-        Number of epochs run by the last ``fit`` (summed over ``partial_fit``
-        calls).
+        Number of epochs trained, counting on across ``partial_fit`` calls
+        and ``warm_start`` fits (as ``loss_curve_``, ``task_loss_curves_``
+        and ``validation_scores_`` go on).
     optimizer_ : torch.optim.Adam or None
         The optimiser of the last ``fit``; ``partial_fit`` continues it. None
         after :func:`skmtl.load_model` (model files keep no optimiser state).
