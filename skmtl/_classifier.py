@@ -24,7 +24,13 @@ from ._keyed_settings import (
     logit_offsets,
     task_weight_vector,
 )
-from ._targets import classes_per_task, encode_targets, fit_targets, predict_dtype
+from ._targets import (
+    classes_per_task,
+    encode_targets,
+    fit_targets,
+    predict_dtype,
+    task_columns,
+)
 from ._warnings import warn_user
 from .losses import MultiTaskObjective
 
@@ -80,7 +86,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         - ``"from_dtype"``: DataFrame columns of pandas ``category``,
           string/object or bool dtype; for a numpy object array, the columns
-          holding strings; for a numeric numpy array, none.
+          holding strings or bools; for a numeric numpy array, none. Date,
+          time and duration columns are refused unless declared categorical.
         - None: no categorical column.
         - boolean mask of shape (n_features,), integer indices, or column names
           (DataFrame input only).
@@ -497,8 +504,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row.
         classes : list of array-like, or array-like, default=None
-            First call only: every class of each task (one array per task, or
-            one array for 1-D ``y``), needed when a chunk may miss some.
+            First call only: every class of each task (one array per task),
+            needed when a chunk may miss some. One flat array gives the
+            classes of every task (what
+            ``learning_curve(exploit_incremental_learning=True)`` passes).
         categories : dict, default=None
             First call only: the full set of categories of some categorical
             columns, keyed by column name (DataFrame input) or index.
@@ -514,7 +523,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 "classes and categories are taken on the first partial_fit call only."
             )
         if classes is not None:
-            classes = [classes] if np.ndim(classes[0]) == 0 else list(classes)
+            if np.ndim(classes[0]) == 0:  # one flat array: the classes of every task
+                classes = [classes] * len(task_columns(y)[0])
             classes = [np.unique(np.asarray(c)) for c in classes]
         return self._fit(
             X, y, sample_weight, reuse=not first, partial=True, classes=classes,
@@ -617,6 +627,25 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         probabilities = self._task_probabilities(X)
         return probabilities[0] if not isinstance(self.classes_, list) else probabilities
 
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba` (``-inf`` where a probability is 0).
+
+        Parameters
+        ----------
+        X : array-like or DataFrame of shape (n_samples, n_features)
+            Input features.
+
+        Returns
+        -------
+        log_proba : list of ndarray of shape (n_samples, n_classes_t), or ndarray
+            As :meth:`predict_proba`, in logs.
+        """
+        probabilities = self.predict_proba(X)
+        with np.errstate(divide="ignore"):
+            if isinstance(probabilities, list):
+                return [np.log(p) for p in probabilities]
+            return np.log(probabilities)
+
     def predict(self, X):
         """Most probable class of each task.
 
@@ -709,4 +738,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True
+        # String and category columns are embedded; NaN stays refused in continuous columns.
+        tags.input_tags.string = True
+        tags.input_tags.categorical = True
         return tags

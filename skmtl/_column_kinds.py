@@ -271,12 +271,24 @@ def _declared_vocabulary(values, name: str) -> pd.Index:
 
 
 def to_float(values, name: str) -> np.ndarray:
-    """float64 copy of ``values``; strings raise a ValueError naming the column."""
+    """``values`` as float64 (a view where no conversion is needed).
+
+    Strings, dates and durations raise a ValueError naming the column: a
+    date is never used silently as a count of nanoseconds.
+    """
+    dtype = getattr(values, "dtype", None)
+    if getattr(dtype, "kind", None) in ("M", "m") or isinstance(dtype, pd.PeriodDtype):
+        raise ValueError(
+            f"Continuous column(s) {name} hold dates or durations ({dtype}), which skmtl does "
+            "not turn into numbers silently. Derive numeric features from them (e.g. hour, "
+            "day of week, days since a reference date), or declare them in "
+            "categorical_features."
+        )
     try:
         if isinstance(values, pd.Series):
             return values.to_numpy(dtype=np.float64, na_value=np.nan)
         return np.asarray(values, dtype=np.float64)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise ValueError(
             f"Continuous column(s) {name} hold non-numeric values ({exc}). Declare such "
             "columns in categorical_features (or give them a pandas string/category dtype "

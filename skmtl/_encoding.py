@@ -46,7 +46,8 @@ def resolve_categorical(X, categorical_features, feature_names) -> np.ndarray:
     X : DataFrame or ndarray of shape (n_samples, n_features)
     categorical_features : "from_dtype", None, bool mask, int indices or str names
         ``"from_dtype"`` takes pandas category, string/object and bool columns
-        of a DataFrame; for a numpy object array, the columns holding strings.
+        of a DataFrame; for a numpy object array, the columns holding strings
+        or bools.
     feature_names : ndarray of str or None
         Column names of a DataFrame input.
 
@@ -62,7 +63,7 @@ def resolve_categorical(X, categorical_features, feature_names) -> np.ndarray:
             return np.array([is_categorical_dtype(dt) for dt in X.dtypes], dtype=bool)
         if X.dtype == object:
             return np.array(
-                [pd.api.types.infer_dtype(X[:, j], skipna=True) == "string"
+                [pd.api.types.infer_dtype(X[:, j], skipna=True) in ("string", "boolean")
                  for j in range(n_features)],
                 dtype=bool,
             )

@@ -806,3 +806,34 @@ def test_score_errors_are_the_ones_sklearn_users_expect():
         clf.score(X, y[:-1])
     with pytest.raises(ValueError, match=r"inconsistent numbers of samples: \[60, 60, 59\]"):
         clf.score(X, y, sample_weight=np.ones(59))
+
+
+def test_smaller_contract_points():
+    """Issue 12, item 8: tags, flat classes in partial_fit, predict_log_proba, bool columns
+    of object arrays, and dates refused as continuous columns."""
+    tags = MultiTaskClassifier().__sklearn_tags__()
+    assert tags.input_tags.string and tags.input_tags.categorical and not tags.input_tags.allow_nan
+
+    rng = np.random.RandomState(0)
+    n = 120
+    X = rng.normal(size=(n, 3))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    clf = MultiTaskClassifier(max_iter=1, random_state=0).partial_fit(X[:10], y[:10], classes=[0, 1])
+    assert [c.tolist() for c in clf.classes_] == [[0, 1], [0, 1]]
+
+    clf.fit(X, y)
+    for log_proba, proba in zip(clf.predict_log_proba(X), clf.predict_proba(X)):
+        np.testing.assert_array_equal(log_proba, np.log(proba))
+    single = MultiTaskClassifier(max_iter=1, random_state=0).fit(X, y[:, 0])
+    assert single.predict_log_proba(X).shape == (n, 2)
+
+    objects = np.empty((n, 2), dtype=object)
+    objects[:, 0] = X[:, 0] > 0
+    objects[:, 1] = X[:, 1]
+    assert MultiTaskClassifier(max_iter=1).fit(objects, y).is_categorical_.tolist() == [True, False]
+
+    frame = pd.DataFrame({"when": pd.date_range("2024-01-01", periods=n, freq="h"), "x": X[:, 0]})
+    with pytest.raises(ValueError, match=r"'when' hold dates or durations \(datetime64"):
+        MultiTaskClassifier(max_iter=1).fit(frame, y)
+    declared = MultiTaskClassifier(max_iter=1, categorical_features=["when"], min_frequency=1)
+    assert declared.fit(frame, y).is_categorical_.tolist() == [True, False]
