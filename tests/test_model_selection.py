@@ -90,3 +90,17 @@ def test_bad_arguments(data):
         cross_val_predict(
             MultiTaskClassifier(**FAST), X, y, cv=ShuffleSplit(2, test_size=0.3, random_state=0)
         )
+
+
+def test_tasks_of_mixed_label_types_cross_validate_with_a_splitter(data):
+    """Issue 12, item 10: an integer cv fails inside scikit-learn on such y (documented in the
+    user guide); the documented way, a splitter, works."""
+    from sklearn.model_selection import GridSearchCV
+
+    X, y = data
+    mixed = pd.DataFrame({"a": y[:, 0].astype(int), "b": np.where(y[:, 1] == 1, "yes", "no")})
+    grid = {"n_experts": [2]}
+    with pytest.raises(TypeError, match=r"'<' not supported between instances of 'str' and 'int'"):
+        GridSearchCV(MultiTaskClassifier(**FAST), grid, cv=3).fit(X, mixed)
+    search = GridSearchCV(MultiTaskClassifier(**FAST), grid, cv=KFold(3)).fit(X, mixed)
+    assert search.best_estimator_.classes_[1].tolist() == ["no", "yes"]
