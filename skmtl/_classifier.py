@@ -707,7 +707,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         """Subset accuracy, skipping unknown (NaN) labels task by task.
 
         A row counts as correct when every one of its known labels is
-        predicted; rows with no known label are left out. Without unknown
+        predicted; rows with no known label are left out. A label never seen
+        in ``fit`` is a known label that no prediction matches: it counts as
+        wrong, on every task (funnel steps included, unless an earlier step
+        is negative, which makes the step 0). Without unknown
         labels this is :func:`sklearn.metrics.accuracy_score`'s subset
         accuracy.
 

@@ -68,7 +68,8 @@ def impression_space_codes(codes: np.ndarray, funnel: list[int], task_names=None
     codes : ndarray of int64
         A copy in which funnel step ``k`` is 0 where any step ``<= k`` is
         known negative, 1 where all are positive (an unknown step counts as
-        positive when a later step is positive), -1 otherwise.
+        positive when a later step is positive), -2 where its own label was
+        never seen in fit (-2 in ``codes``, when scoring), -1 otherwise.
 
     Raises
     ------
@@ -97,7 +98,11 @@ def impression_space_codes(codes: np.ndarray, funnel: list[int], task_names=None
             )
         reached_negative |= y == 0
         all_positive &= y == 1
-        out[:, t] = np.where(reached_negative, 0, np.where(all_positive, 1, -1))
+        # A label never seen in fit (-2, scoring only) stays one: it counts as wrong, as
+        # on every other task, unless an earlier step already makes this step 0.
+        out[:, t] = np.where(
+            reached_negative, 0, np.where(all_positive, 1, np.where(y == -2, -2, -1))
+        )
     return out
 
 

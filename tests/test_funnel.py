@@ -609,3 +609,24 @@ def test_fitted_funnel_model_pickles(funnel_data, esmm_model):
     before, after = esmm_model.predict_conditional_proba(X), clone.predict_conditional_proba(X)
     for step in FUNNEL:
         np.testing.assert_array_equal(before[step], after[step])
+
+
+def test_a_label_never_seen_in_fit_counts_as_wrong_on_funnel_steps_too():
+    """Issue 12, item 6: one rule for unseen labels: wrong, on ordinary and funnel tasks."""
+    import warnings
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    click = (X[:, 0] > 0).astype(int)
+    y = np.column_stack([click, click * (X[:, 1] > 0), X[:, 2] > 0]).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = MultiTaskClassifier(max_iter=3, funnel=[0, 1], random_state=0).fit(X, y)
+    baseline = clf.score(X, y)
+    for task in (1, 2):  # a funnel step, an ordinary task
+        unseen = y.copy()
+        rows = np.flatnonzero(click == 1)[:10]  # the funnel step is not implied 0 there
+        unseen[rows, task] = 7
+        predicted_right = clf.predict(X)[rows] == y[rows]
+        was_right = predicted_right.all(axis=1).sum()
+        assert clf.score(X, unseen) == pytest.approx(baseline - was_right / len(X))
