@@ -49,7 +49,8 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-import bench_mmoe  # noqa: E402
+import bench_mmoe
+from bench_extras import _status_mb  # a line of /proc/self/status, in MB
 
 sys.path.pop(0)
 
@@ -60,14 +61,6 @@ FIT_STEPS = (
 
 
 # ------------------------------------------------------------------ memory
-def _status_mb(field: str) -> float:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _reset_peak() -> float:
     """Reset VmHWM to the current resident set; return that resident set (MB)."""
     with open("/proc/self/clear_refs", "w") as refs:
@@ -105,7 +98,7 @@ def memory_child(impl: str, rows: int, defaults: bool, steps: bool) -> dict:
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(1)
-    import torch._dynamo  # noqa: F401  (imported by the first optimizer; not the fit's)
+    import torch._dynamo
 
     X, y = _data(rows)
     if impl == "floor":

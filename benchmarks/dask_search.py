@@ -168,8 +168,9 @@ def timed_search(X, y, args, backend=None, **backend_kwargs):
 
 
 def _warm_up():
-    import skmtl  # noqa: F401  (imports torch and scikit-learn)
     import torch
+
+    import skmtl  # noqa: F401  (imports torch and scikit-learn)
 
     return torch.get_num_threads()
 

@@ -172,7 +172,7 @@ def mean_std(values, digits: int) -> str:
 
 def report(results: list[dict], args, command: str, runtime_s: float) -> str:
     """The Markdown report of all seeds."""
-    col = lambda model, key: [r[model][key] for r in results]  # noqa: E731
+    col = lambda model, key: [r[model][key] for r in results]
     lines = [
         "# ESMM funnel training vs a naive click-only CVR model",
         "",

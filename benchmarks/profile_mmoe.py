@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_mmoe as bench  # noqa: E402
+import bench_mmoe as bench
 
 
 def main(argv=None) -> int:
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
 
     warnings.filterwarnings("ignore")
     import torch
-    import torch._dynamo  # noqa: F401  (one-off import of the first optimizer)
+    import torch._dynamo
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -56,10 +56,10 @@ def main(argv=None) -> int:
     model = make()
     if args.predict:
         model.fit(X, y)
-        work = lambda: model.predict_proba(X_test)  # noqa: E731
+        work = lambda: model.predict_proba(X_test)
         n = X_test.shape[0]
     else:
-        work = lambda: model.fit(X, y)  # noqa: E731
+        work = lambda: model.fit(X, y)
         n = X.shape[0] * args.epochs
 
     if args.mode == "cprofile":

@@ -28,7 +28,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_mmoe as bench  # noqa: E402
+import bench_mmoe as bench
 
 
 def build(rows: int):
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     import torch
-    import torch._dynamo  # noqa: F401  (the first optimizer's one-off import)
+    import torch._dynamo
 
     fns = build(args.rows)
     for fn in fns.values():

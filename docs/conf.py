@@ -24,12 +24,13 @@ sys.path.insert(0, str(DOCS.parent))  # the checkout's skmtl, even when not inst
 # Executed examples train small models: one thread is as fast, and it keeps the
 # build from fighting over the cores of a shared machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
-import torch  # noqa: E402
+import torch
 
 torch.set_num_threads(1)
 
-import skmtl  # noqa: E402
-from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning
+
+import skmtl
 
 # The executed examples train for a few epochs on purpose.
 warnings.filterwarnings("ignore", category=ConvergenceWarning)

@@ -347,7 +347,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         train_rows, val_rows = rows
 
         def tensors(rows) -> TensorData:
-            take = (lambda a: a) if rows is None else (lambda a: a[rows])  # noqa: E731
+            take = (lambda a: a) if rows is None else (lambda a: a[rows])
             return TensorData(
                 tuple(torch.from_numpy(take(values)).to(device) for values in encoded),
                 torch.from_numpy(take(labels)).to(device),

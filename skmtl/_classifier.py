@@ -575,7 +575,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     def _make_objective(self, spec, targets, train_rows, group) -> MultiTaskObjective:
         """Per-task cross-entropy with the task and class weights, funnel and logit offsets."""
-        as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)  # noqa: E731
+        as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)
         class_weights = self._class_weight_vectors(targets, train_rows, group)
         return MultiTaskObjective(
             spec["n_outputs"],

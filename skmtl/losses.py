@@ -271,7 +271,7 @@ class MultiTaskObjective:
 
     def to(self, device) -> MultiTaskObjective:
         """Move the objective's tensors to ``device`` (returns self)."""
-        move = lambda t: None if t is None else t.to(device)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device)
         self.task_weights = move(self.task_weights)
         self.logit_offsets = move(self.logit_offsets)
         if self.class_weights is not None:

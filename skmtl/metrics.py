@@ -34,8 +34,8 @@ __all__ = [
     "mean_average_precision_score",
     "mean_log_loss",
     "mean_roc_auc_score",
-    "per_task_scores",
     "per_task_scorers",
+    "per_task_scores",
     "subset_accuracy_from_codes",
     "subset_accuracy_score",
 ]

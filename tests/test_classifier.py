@@ -7,9 +7,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from sklearn.metrics import roc_auc_score
-
 from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, KFold
 
 from skmtl import MultiTaskClassifier
@@ -209,7 +208,7 @@ def test_class_weight_balanced_raises_recall_of_rare_positives():
     y = (X[:, 0] + rng.normal(scale=1.0, size=3000) > 2.2).astype(int)  # ~6 % positives
     plain = MultiTaskClassifier(max_iter=20, random_state=0).fit(X, y)
     balanced = MultiTaskClassifier(max_iter=20, random_state=0, class_weight="balanced").fit(X, y)
-    recall = lambda clf: clf.predict(X)[y == 1].mean()  # noqa: E731
+    recall = lambda clf: clf.predict(X)[y == 1].mean()
     assert recall(balanced) > recall(plain) + 0.2
 
 
@@ -489,6 +488,7 @@ def test_continuing_after_a_structural_change_is_refused(numeric_data, change, m
     clf.set_params(warm_start=True, max_iter=1, learning_rate_init=1e-2, **{
         name: MultiTaskClassifier().get_params()[name] for name in change
     }).fit(X, y)  # training settings may change
+    assert clf.n_iter_ == 3 and clf.module_ is not module
 
 
 @pytest.mark.parametrize(

@@ -337,7 +337,7 @@ def test_esmm_never_violates_the_funnel():
 def test_zero_and_nan_conversion_labels_are_the_same_funnel(funnel_data):
     X, y_zero, y_nan = funnel_data
     assert y_nan["conversion"].isna().sum() == (y_zero["click"] == 0).sum() > 1_000
-    fit = lambda y: MultiTaskClassifier(  # noqa: E731
+    fit = lambda y: MultiTaskClassifier(
         "mmoe", funnel=FUNNEL, max_iter=3, random_state=0, **SMALL
     ).fit(X, y)
     from_zero, from_nan = fit(y_zero), fit(y_nan)

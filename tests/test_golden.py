@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "golden"))
-import make_golden  # noqa: E402
+import make_golden
 
 sys.path.pop(0)
 

@@ -1,7 +1,6 @@
 """MultiTaskClassifier inside scikit-learn's tools: Pipeline, ColumnTransformer, searches."""
 
 import numpy as np
-import pandas as pd
 import pytest
 import sklearn
 from sklearn.compose import ColumnTransformer

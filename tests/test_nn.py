@@ -6,10 +6,10 @@ import torch
 
 from skmtl.losses import multitask_loss
 from skmtl.nn import (
-    GatedExperts,
     ARCHITECTURES,
     FeatureEmbedding,
     Gate,
+    GatedExperts,
     StackedLinear,
     StackedMLP,
     architecture_options,

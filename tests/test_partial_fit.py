@@ -3,11 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import make_mixed_frame
 from sklearn.metrics import roc_auc_score
 
 from skmtl import MultiTaskClassifier, metrics
-
-from conftest import make_mixed_frame
 
 PARAMS = dict(max_iter=8, random_state=0, early_stopping=False, batch_size=128, min_frequency=1)
 

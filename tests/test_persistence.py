@@ -1,5 +1,6 @@
 """Safe model files: exact round trips, and damaged, altered or foreign files refused."""
 
+import importlib
 import io
 import json
 import pickle
@@ -481,19 +482,28 @@ def test_gpu_trained_model_loads_on_cpu(tmp_path):
 V1_DIR = __import__("pathlib").Path(__file__).resolve().parent / "golden" / "model_files_v1"
 
 
+def _fixture_script(name):
+    """The script that wrote a directory of old model files (kept beside them)."""
+    sys.path.insert(0, str(V1_DIR.parent))
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.pop(0)
+
+
+def _assert_predicts_as_recorded(folder, name, X):
+    expected = np.load(folder / "expected_proba.npz")
+    restored = load_model(folder / f"{name}.skmtl")
+    for t, proba in enumerate(_proba_list(restored, X)):
+        np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+    return restored
+
+
 @pytest.mark.parametrize("name", ["ple_cgc", "mmoe_groups_funnel", "aitm_funnel", "single_task"])
 def test_format_version_1_files_still_load(name):
     """Files written by skmtl at d8b89b1 (tests/golden/make_model_files_v1.py) load and predict."""
-    sys.path.insert(0, str(V1_DIR.parent))
-    try:
-        import make_model_files_v1
-    finally:
-        sys.path.pop(0)
-    X, _ = make_model_files_v1.data()
-    expected = np.load(V1_DIR / "expected_proba.npz")
-    restored = load_model(V1_DIR / f"{name}.skmtl")
-    for t, proba in enumerate(_proba_list(restored, X)):
-        np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+    X, _ = _fixture_script("make_model_files_v1").data()
+    _assert_predicts_as_recorded(V1_DIR, name, X)
 
 
 @pytest.mark.parametrize(
@@ -574,16 +584,11 @@ V2_DIR = V1_DIR.parent / "model_files_v2"
 @pytest.mark.parametrize("name", ["mmoe_groups_funnel", "single_task_dropout", "moe_continuous_only"])
 def test_format_version_2_files_still_load(name):
     """Files written by skmtl at 7832ca4 (tests/golden/make_model_files_v2.py) load and predict."""
-    sys.path.insert(0, str(V2_DIR.parent))
-    try:
-        import make_model_files_v2
-    finally:
-        sys.path.pop(0)
-    X, _ = make_model_files_v2.data()
-    X = make_model_files_v2.inputs(name, X)
-    expected = np.load(V2_DIR / "expected_proba.npz")
-    restored = load_model(V2_DIR / f"{name}.skmtl")
-    for t, proba in enumerate(_proba_list(restored, X)):
-        np.testing.assert_allclose(proba, expected[f"{name}/{t}"], rtol=0, atol=1e-6)
+    script = _fixture_script("make_model_files_v2")
+    X, y = script.data()
+    X = script.inputs(name, X)
+    restored = _assert_predicts_as_recorded(V2_DIR, name, X)
     # A loaded old model goes on training (the encoder and the network are usable as they are).
-    restored.set_params(max_iter=1).partial_fit(X.iloc[:50], make_model_files_v2.data()[1].iloc[:50])
+    n_iter = restored.n_iter_
+    restored.set_params(max_iter=1).partial_fit(X.iloc[:50], y.iloc[:50])
+    assert restored.n_iter_ == n_iter + 1 and np.isfinite(restored.loss_curve_[-1])

@@ -8,12 +8,12 @@ import pytest
 
 matplotlib = pytest.importorskip("matplotlib", reason="skmtl.plotting needs the 'plot' extra")
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from sklearn.exceptions import NotFittedError  # noqa: E402
+import matplotlib.pyplot as plt
+from sklearn.exceptions import NotFittedError
 
-from skmtl import MultiTaskClassifier  # noqa: E402
-from skmtl.datasets import make_multitask_classification  # noqa: E402
-from skmtl.plotting import plot_expert_usage, plot_learning_curves  # noqa: E402
+from skmtl import MultiTaskClassifier
+from skmtl.datasets import make_multitask_classification
+from skmtl.plotting import plot_expert_usage, plot_learning_curves
 
 
 @pytest.fixture(scope="module")

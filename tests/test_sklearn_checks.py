@@ -1,13 +1,12 @@
 """scikit-learn's own estimator checks, for every architecture."""
 
 import pytest
+import torch
 from sklearn.utils.estimator_checks import (
     check_dataframe_column_names_consistency,
     check_param_validation,
     parametrize_with_checks,
 )
-
-import torch
 
 from skmtl import MultiTaskClassifier
 from skmtl.nn import ARCHITECTURES
