@@ -473,7 +473,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             Labels of each task (ints, bools or strings); NaN/None marks an
             unknown label, left out of that task's loss.
         sample_weight : array-like of shape (n_samples,), default=None
-            Non-negative weight of each row.
+            Non-negative weight of each row. A row of weight ``k`` trains as
+            ``k`` copies of it would, in expectation over the mini-batches
+            (each batch is normalised by the data's mean weight, not by its
+            own total).
 
         Returns
         -------

@@ -289,6 +289,7 @@ class _TrainingRun:
                 self.validation_totals = group.sum_in_place(
                     objective.batch_totals(validation.y, validation.sample_weight, len(validation), 1)
                 )[0]
+        self.weight_scale = self.mean_label_weights(objective, data, group)
         self.model = group.wrap(module, self.device, user_module)
         # Fast path: every label known and every row the same weight, binary tasks only.
         self.all_known_unweighted = (
@@ -301,6 +302,27 @@ class _TrainingRun:
         self.best_state = None
         self.epochs_without_improvement = 0
 
+    @staticmethod
+    def mean_label_weights(objective, data: TensorData, group) -> torch.Tensor | None:
+        """Each task's mean label weight over the training rows (of every process), or None.
+
+        The ``weight_scale`` of :func:`skmtl.losses.task_losses`: with it, a
+        mini-batch's weighted loss sum is divided by its known labels times the
+        global mean weight, not by its own total weight, so a heavy row is not
+        capped at its batch's share. None (each batch's own total) where every
+        row weighs the same; data-parallel training always computes it, as the
+        processes' weights may differ from each other.
+        """
+        if not group.active and not objective.weighted(data.y, data.sample_weight):
+            return None
+        sums = objective.label_weight_sums(data.y, data.sample_weight)
+        if group.active:
+            sums = group.sum_in_place(sums)
+        scale = sums[0] / sums[1].clamp_min(1)
+        # A task without known labels (or of zero total weight) is never divided by it.
+        scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+        return scale.to(torch.float32)
+
     def step(self, net, opt, batch, labels, batch_totals):
         """One optimisation step on ``batch``: forward, loss, backward, Adam."""
         objective = self.config.objective
@@ -308,7 +330,9 @@ class _TrainingRun:
         if labels is not None:
             total, losses = objective.mean_binary_losses(logits, labels)
         elif batch_totals is None:
-            total, losses = objective(logits, batch.y, batch.sample_weight)
+            total, losses = objective(
+                logits, batch.y, batch.sample_weight, weight_scale=self.weight_scale
+            )
         else:
             total, losses = objective(logits, batch.y, batch.sample_weight, batch_totals)
         opt.zero_grad(set_to_none=True)
@@ -350,7 +374,7 @@ class _TrainingRun:
             labels = data.y.T.to(torch.float32)
         if group.active:  # (n_batches, T + 1): the global batches' denominators
             totals = group.sum_in_place(self.config.objective.batch_totals(
-                data.y, data.sample_weight, batch_size, n_batches
+                data.y, data.sample_weight, batch_size, n_batches, self.weight_scale
             ))
         # One write per batch, read back once per epoch.
         batch_losses = torch.empty(n_batches, 1 + data.y.shape[1], device=self.device)

@@ -8,6 +8,14 @@ Conventions (shared by training, validation and the tests):
   ``sum_i(w_i * l_i) / sum_i(w_i)`` with ``w_i = sample_weight_i *
   class_weight_t[y_i]``; a task with no known label in the batch contributes
   exactly zero (never NaN).
+- In training, where the weights differ between rows, a mini-batch's sum is
+  divided instead by ``k_b * s_t``: the batch's number of known labels of the
+  task times ``s_t``, the task's mean weight over the known labels of all
+  training rows (``weight_scale``). Dividing by the batch's own total weight
+  would cap a heavy row's influence at its batch's share; with the global
+  mean the expected batch loss is the full data's weighted mean, so weighting
+  a row by ``k`` trains as ``k`` copies of it would, in expectation. With equal
+  weights both are the same, and the plain path is used.
 - The total is ``sum_t task_weight_t * loss_t``: a task's weight scales that
   task's gradient and nothing else.
 
@@ -97,6 +105,7 @@ def task_losses(
     sample_weight: torch.Tensor | None = None,
     class_weights: Sequence[torch.Tensor | None] | None = None,
     denominators: torch.Tensor | None = None,
+    weight_scale: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Per-task weighted mean cross-entropy and per-task total weight.
 
@@ -117,6 +126,12 @@ def task_losses(
         batch's total weight: in data-parallel training, the total weight of
         the whole global batch (all processes' parts), so that the processes'
         losses add up to the global batch's loss.
+    weight_scale : Tensor of shape (T,), optional
+        Each task's mean label weight over all training rows (see
+        :meth:`MultiTaskObjective.label_weight_sums`); when given (and
+        ``denominators`` is not), each task's weighted loss sum is divided by
+        the batch's number of known labels times this, not by the batch's
+        total weight.
 
     Returns
     -------
@@ -125,6 +140,8 @@ def task_losses(
     weights : Tensor of shape (T,)
         Sum of this batch's weights behind each task's mean.
     """
+    if denominators is None and weight_scale is not None:
+        denominators = (targets >= 0).sum(dim=0) * weight_scale
     if all(torch.is_tensor(o) and o.dim() == 1 for o in outputs):
         return _binary_task_losses(outputs, targets, sample_weight, class_weights, denominators)
     first = outputs[0][0] if isinstance(outputs[0], tuple) else outputs[0]
@@ -293,19 +310,22 @@ class MultiTaskObjective:
         targets: torch.Tensor,
         sample_weight: torch.Tensor | None = None,
         global_totals: torch.Tensor | None = None,
+        weight_scale: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Total loss (with penalties) and each task's mean loss.
 
         ``global_totals`` (data-parallel training): the :meth:`batch_totals`
         row of the global batch this batch is a part of; the losses are then
         this part's share of the global batch's, and they add up over the
-        processes.
+        processes. ``weight_scale`` (training on a mini-batch of unequally
+        weighted rows): see :func:`task_losses`.
         """
         denominators = n_rows = None
         if global_totals is not None:
             denominators, n_rows = global_totals[:-1], global_totals[-1]
         losses, _ = task_losses(
-            self.outputs(logits), targets, sample_weight, self.class_weights, denominators
+            self.outputs(logits), targets, sample_weight, self.class_weights, denominators,
+            weight_scale,
         )
         total = losses.sum() if self.task_weights is None else (self.task_weights * losses).sum()
         if self.funnel and self.funnel_mode == "independent" and self.funnel_penalty > 0:
@@ -336,20 +356,48 @@ class MultiTaskObjective:
         total = losses.sum() if self.task_weights is None else (self.task_weights * losses).sum()
         return total, losses
 
+    def weighted(self, targets: torch.Tensor, sample_weight: torch.Tensor | None) -> bool:
+        """Whether rows of ``targets`` weigh differently in some task's mean.
+
+        True with class weights, or with sample weights that are not all
+        equal; then training divides batch sums by a global ``weight_scale``
+        (:meth:`label_weight_sums`).
+        """
+        if self.class_weights is not None and any(c is not None for c in self.class_weights):
+            return True
+        return sample_weight is not None and bool((sample_weight != sample_weight[0]).any())
+
+    def label_weight_sums(
+        self, targets: torch.Tensor, sample_weight: torch.Tensor | None
+    ) -> torch.Tensor:
+        """Each task's total label weight and number of known labels, ``(2, T)`` float64.
+
+        Summed over the training rows of every process, their ratio is the
+        ``weight_scale`` of :func:`task_losses`.
+        """
+        weights = label_weights(targets, sample_weight, self.class_weights, torch.float64)
+        return torch.stack([weights.sum(dim=0), (targets >= 0).sum(dim=0).to(torch.float64)])
+
     def batch_totals(
         self,
         targets: torch.Tensor,
         sample_weight: torch.Tensor | None,
         batch_size: int,
         n_batches: int,
+        weight_scale: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Per-batch denominators of consecutive batches, ``(n_batches, T + 1)``.
 
         Row ``b`` holds each task's total weight over rows ``b * batch_size``
-        to ``(b + 1) * batch_size`` (see :func:`label_weights`), then the number
-        of those rows; batches past the end of the data are all zeros.
+        to ``(b + 1) * batch_size`` (see :func:`label_weights`), or with
+        ``weight_scale`` its number of known labels times the task's scale
+        (see :func:`task_losses`), then the number of those rows; batches past
+        the end of the data are all zeros.
         """
-        weights = label_weights(targets, sample_weight, self.class_weights)
+        if weight_scale is None:
+            weights = label_weights(targets, sample_weight, self.class_weights)
+        else:
+            weights = (targets >= 0).to(weight_scale.dtype) * weight_scale
         per_row = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
         padded = per_row.new_zeros(n_batches * batch_size, per_row.shape[1])
         padded[: per_row.shape[0]] = per_row[: padded.shape[0]]

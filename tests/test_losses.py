@@ -147,3 +147,114 @@ def test_fit_takes_the_fast_path_only_where_it_gives_the_same_training(monkeypat
     np.testing.assert_allclose(fast.loss_curve_, general.loss_curve_, rtol=1e-5)
     for p_fast, p_general in zip(fast.predict_proba(X), general.predict_proba(X)):
         np.testing.assert_allclose(p_fast, p_general, atol=1e-5)
+
+
+# ---------------------------------------------------------------- weights across mini-batches
+def _weighted_run(weights, targets, class_weights=None):
+    """A _TrainingRun of a one-feature logistic model on 4 rows, with its weight scale."""
+    from skmtl._distributed import SingleProcess
+    from skmtl._training import TensorData, TrainingConfig, _TrainingRun
+    from skmtl.losses import MultiTaskObjective
+
+    n_tasks = targets.shape[1]
+    x = torch.tensor([[-1.0], [0.5], [1.5], [2.0]])
+    module = torch.nn.Linear(1, n_tasks).double()
+
+    class Model(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.linear = module
+
+        def forward(self, values):
+            return list(self.linear(values.double()).T)
+
+    model = Model()
+    objective = MultiTaskObjective([1] * n_tasks, class_weights=class_weights)
+    data = TensorData((x,), targets, torch.tensor(weights, dtype=torch.float32))
+    config = TrainingConfig(max_iter=1, batch_size=2, learning_rate=0.0, shuffle=True,
+                            n_iter_no_change=5, tol=0.0, objective=objective)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    run = _TrainingRun(model, data, None, config, optimizer, SingleProcess(), False, None)
+    return run, model, data, objective
+
+
+def _first_step_gradient(run, model, batch):
+    run.step(model, run.optimizer, batch, None, None)
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def test_heavy_row_trains_as_its_copies_in_expectation_over_the_mini_batches():
+    """Issue 12, item 3: weights [100, 1, 1, 1], batches of 2.
+
+    The first step's gradient, averaged over every way of drawing its batch,
+    equals the gradient of the plain mean loss on the rows repeated 100, 1, 1,
+    1 times. Normalising inside each batch (sum w*l / sum w) gave about half
+    the heavy row's gradient.
+    """
+    from itertools import combinations
+
+    weights = [100.0, 1.0, 1.0, 1.0]
+    targets = torch.tensor([[1, 0], [0, 1], [1, 1], [0, 0]])
+    run, model, data, objective = _weighted_run(weights, targets)
+    assert run.weight_scale is not None
+    torch.testing.assert_close(run.weight_scale, torch.full((2,), 103 / 4))
+    pairs = list(combinations(range(4), 2))
+    gradients = [_first_step_gradient(run, model, data.take(torch.tensor(p))) for p in pairs]
+    averaged = torch.stack(gradients).mean(dim=0)
+    # The repeated rows, through the plain (unweighted) loss.
+    repeat = torch.tensor([100, 1, 1, 1])
+    model.zero_grad()
+    logits = model(data.inputs[0].repeat_interleave(repeat, dim=0))
+    total, _ = objective(logits, targets.repeat_interleave(repeat, dim=0))
+    total.backward()
+    expected = torch.cat([p.grad.flatten() for p in model.parameters()])
+    torch.testing.assert_close(averaged, expected, rtol=1e-6, atol=1e-9)
+    # What each batch's own total weight as divisor gave: the heavy row capped.
+    capped = []
+    for p in pairs:
+        model.zero_grad()
+        batch = data.take(torch.tensor(p))
+        objective(model(*batch.inputs), batch.y, batch.sample_weight)[0].backward()
+        capped.append(torch.cat([q.grad.flatten() for q in model.parameters()]))
+    assert not torch.allclose(torch.stack(capped).mean(dim=0), expected, rtol=0.05)
+
+
+def test_two_weighted_batches_average_to_the_full_weighted_loss():
+    """With every label known, the batches of any partition average to the full-data loss."""
+    from skmtl.losses import MultiTaskObjective
+
+    z = [torch.tensor([0.3, -1.2, 2.0, 0.1], dtype=torch.float64)]
+    targets = torch.tensor([[1], [0], [1], [0]])
+    w = torch.tensor([100.0, 1.0, 1.0, 1.0])
+    objective = MultiTaskObjective([1])
+    full, _ = objective(z, targets, w)
+    expected = np.sum(w.numpy() * _bce(z[0].numpy(), targets[:, 0].numpy())) / 103
+    np.testing.assert_allclose(full.item(), expected, rtol=1e-12)
+    scale = torch.tensor([103 / 4])
+    for first in ([0, 1], [0, 2], [0, 3]):
+        second = [i for i in range(4) if i not in first]
+        parts = [
+            objective([z[0][rows]], targets[rows], w[rows], weight_scale=scale)[0]
+            for rows in (first, second)
+        ]
+        np.testing.assert_allclose(((parts[0] + parts[1]) / 2).item(), expected, rtol=1e-6)
+    # Dividing by each batch's own weight: 0.5497 against 0.4938 in the issue's case.
+    own = [objective([z[0][r]], targets[r], w[r])[0] for r in ([0, 1], [2, 3])]
+    assert abs(((own[0] + own[1]) / 2).item() - expected) > 0.01
+
+
+def test_weight_scale_is_the_mean_known_label_weight_with_class_weights():
+    """Unknown labels do not count; class weights multiply the sample weights."""
+    targets = torch.tensor([[1, -1], [0, 1], [1, 1], [-1, 0]])
+    cw = [torch.tensor([1.0, 3.0]), None]
+    run, *_ = _weighted_run([2.0, 1.0, 1.0, 4.0], targets, class_weights=cw)
+    # task 0: rows 0-2, weights 2*3, 1*1, 1*3 -> 10/3; task 1: rows 1-3, 1, 1, 4 -> 2.
+    torch.testing.assert_close(run.weight_scale, torch.tensor([10 / 3, 2.0]))
+
+
+def test_equal_weights_keep_each_batch_own_normalisation():
+    """Unweighted (or equally weighted) fits take the unchanged path: no weight scale."""
+    targets = torch.tensor([[1, -1], [0, 1], [1, 1], [-1, 0]])
+    for weights in ([1.0] * 4, [2.5] * 4):
+        run, *_ = _weighted_run(weights, targets)
+        assert run.weight_scale is None
