@@ -6,7 +6,7 @@ shared base's (:mod:`skmtl._base`).
 
 from __future__ import annotations
 
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -22,6 +22,8 @@ from ._keyed_settings import (
     class_weight_specs,
     class_weight_vectors,
     logit_offsets,
+    positive_labels,
+    put_positive_last,
     task_weight_vector,
 )
 from ._targets import (
@@ -160,7 +162,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         task, or a dict keyed by task (missing tasks get None). For a single
         task, a plain ``{class: weight}`` dict. Every setting keyed by task
         (``task_weights``, ``class_weight``, ``funnel``,
-        ``negative_sampling_rate``) names tasks the same way: an int is a
+        ``negative_sampling_rate``, ``pos_label``) names tasks the same way: an int is a
         task's position in ``y``, anything else its name.
 
     funnel : array-like of str or int, default=None
@@ -173,10 +175,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         later step after a negative earlier one is an error. For funnel steps
         ``predict_proba`` gives the probability of reaching the step over all
         impressions (pCTR, pCTCVR) and :meth:`predict_conditional_proba` the
-        post-click conditionals (pCVR). The positive class of a funnel step
-        is its greater class (1 or True; for strings the one sorting last),
-        and a positive step implies the earlier ones (an unknown click with a
-        known conversion counts as a click).
+        post-click conditionals (pCVR). A funnel step's positive class is the
+        one ``pos_label`` declares, or for bool labels and numbers {0, 1} or
+        {-1, 1} the greater one (True, 1); other labels (e.g. strings) must
+        be declared. A positive step implies the earlier ones (an unknown
+        click with a known conversion counts as a click).
 
     funnel_mode : {"esmm", "independent"}, default="esmm"
         Used only when ``funnel`` is set. ``"esmm"`` (Ma et al., SIGIR 2018):
@@ -203,7 +206,20 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         conditionals are unbiased and pCTCVR = corrected pCTR * pCVR; in
         independent mode the later steps are rescaled by the same factor as
         pCTR. A dict maps task names (or indices) to rates (within a funnel,
-        only the first step may have one).
+        only the first step may have one). The negatives are the rows not of
+        the task's positive class (see ``pos_label``).
+
+    pos_label : str, int, bool, dict or None, default=None
+        The positive class of binary tasks, as in scikit-learn's metrics: a
+        dict maps task names (or indices) to their positive label; a single
+        label is the positive class of every binary task (each must have it).
+        A declared task's ``classes_`` are ordered ``[negative, positive]``,
+        so column 1 of its ``predict_proba`` is the positive class's
+        probability (as for 0/1 labels, and as scikit-learn's scorers take
+        ``classes_[-1]``). Funnel steps and tasks corrected by
+        ``negative_sampling_rate`` need a positive class: declared here, or
+        evident from bool labels or numbers {0, 1} / {-1, 1} (the greater
+        one). None declares none: every task's classes stay sorted.
 
     feature_groups : dict of str to array-like, default=None
         Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``: feature
@@ -377,6 +393,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         "funnel_mode": [StrOptions({"esmm", "independent"})],
         "funnel_penalty": [Interval(Real, 0, None, closed="left")],
         "negative_sampling_rate": [Interval(Real, 0, 1, closed="right"), dict, None],
+        "pos_label": [str, Integral, dict, None],
     }
 
     def __init__(
@@ -403,6 +420,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         funnel_mode="esmm",
         funnel_penalty=0.0,
         negative_sampling_rate=None,
+        pos_label=None,
         feature_groups=None,
         n_group_experts=1,
         learning_rate_init=1e-3,
@@ -441,6 +459,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.funnel_mode = funnel_mode
         self.funnel_penalty = funnel_penalty
         self.negative_sampling_rate = negative_sampling_rate
+        self.pos_label = pos_label
         self.feature_groups = feature_groups
         self.n_group_experts = n_group_experts
         self.learning_rate_init = learning_rate_init
@@ -540,9 +559,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         if reuse and partial:
             classes = classes_per_task(self.classes_)
         targets = fit_targets(y, classes, group)
+        positive = positive_labels(self.pos_label, targets.task_names, targets.classes)
+        put_positive_last(targets.codes, targets.classes, positive)
         if reuse and not partial:
             self._check_warm_start_targets(targets)
-        targets.funnel = resolve_funnel(self.funnel, targets.task_names, targets.classes)
+        targets.funnel = resolve_funnel(
+            self.funnel, targets.task_names, targets.classes, positive
+        )
         if targets.funnel:
             targets.codes = group.run(
                 lambda: impression_space_codes(targets.codes, targets.funnel, targets.task_names)
@@ -558,7 +581,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         # Settings keyed by task, resolved (and refused) before any work on X.
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
         targets.logit_offsets = logit_offsets(
-            self.negative_sampling_rate, targets.task_names, targets.classes, targets.funnel
+            self.negative_sampling_rate, targets.task_names, targets.classes, targets.funnel,
+            positive,
         )
         return targets
 

@@ -14,25 +14,33 @@ everywhere (training, ``score``, :mod:`skmtl.metrics`):
 - otherwise an unknown earlier step leaves later steps unknown unless they are
   known negative.
 
-The positive class of a funnel task is its greater class (1, True, ...).
+The positive class of a funnel task is its class index 1: the one declared by
+``pos_label`` (the estimator orders a declared task's classes as ``[negative,
+positive]``), or the greater class where it is evident (bool labels, numbers
+{0, 1} or {-1, 1}); other labels (e.g. strings) must be declared.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ._keyed_settings import task_index
+from ._keyed_settings import check_positive_known, task_index
 from ._targets import encode_targets
 
 
-def resolve_funnel(funnel, task_names: list[str], classes: list[np.ndarray]) -> list[int]:
+def resolve_funnel(
+    funnel, task_names: list[str], classes: list[np.ndarray], positive: dict | None = None
+) -> list[int]:
     """Task indices of ``funnel`` (names or indices), validated.
+
+    ``positive``: the declared positive labels by task index
+    (:func:`~skmtl._keyed_settings.positive_labels`).
 
     Raises
     ------
     ValueError
-        If a step is not a task, appears twice, is not binary, or the funnel
-        has fewer than two steps.
+        If a step is not a task, appears twice, is not binary, has no declared
+        or evident positive class, or the funnel has fewer than two steps.
     """
     if funnel is None:
         return []
@@ -50,6 +58,7 @@ def resolve_funnel(funnel, task_names: list[str], classes: list[np.ndarray]) -> 
                 f"funnel step {task_names[t]!r} must be a binary task; it has classes "
                 f"{classes[t].tolist()}."
             )
+        check_positive_known(t, task_names, classes, positive or {}, "funnel")
     return indices
 
 

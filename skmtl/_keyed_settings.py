@@ -1,7 +1,7 @@
 """Settings keyed by task or by column, turned into arrays: plain functions, no estimator.
 
 Every setting that refers to tasks (``task_weights``, ``class_weight``,
-``negative_sampling_rate``, ``funnel``) names them by the same rule,
+``negative_sampling_rate``, ``funnel``, ``pos_label``) names them by the same rule,
 :func:`task_index`: an integer (not a bool) is a task's position in ``y``,
 anything else is a task's name. The column-keyed ones (``feature_groups``,
 ``partial_fit``'s ``categories``) name columns by position or by name.
@@ -33,6 +33,87 @@ def task_index(key, task_names, setting: str) -> int:
     raise ValueError(
         f"{setting} names task {key!r}, which is not one of the tasks {list(task_names)} "
         f"(nor an index below {n_tasks})."
+    )
+
+
+def positive_labels(pos_label, task_names, classes) -> dict[int, object]:
+    """``pos_label`` as ``{task index: positive label}``, validated against the classes.
+
+    A dict names tasks by :func:`task_index`; each named task must be binary
+    and its label one of its classes. A single label applies to every binary
+    task (each must have it among its classes); multiclass tasks have no
+    positive class and are left out.
+
+    Raises
+    ------
+    ValueError
+        If a named task is not binary, or a label is not among a task's classes.
+    """
+    if pos_label is None:
+        return {}
+    if isinstance(pos_label, dict):
+        items = [
+            (task_index(key, task_names, "pos_label"), label) for key, label in pos_label.items()
+        ]
+        for t, _ in items:
+            if len(classes[t]) != 2:
+                raise ValueError(
+                    f"pos_label names task {task_names[t]!r}, which has {len(classes[t])} "
+                    f"classes {classes[t].tolist()}; a positive class belongs to binary tasks."
+                )
+    else:
+        items = [(t, pos_label) for t, c in enumerate(classes) if len(c) == 2]
+    declared = {}
+    for t, label in items:
+        matches = [c for c in classes[t].tolist() if c == label]
+        if not matches:
+            raise ValueError(
+                f"pos_label={label!r} is not a class of task {task_names[t]!r} (classes "
+                f"{classes[t].tolist()}); pass a dict {{task: label}} to give each task its own."
+            )
+        declared[t] = matches[0]
+    return declared
+
+
+def put_positive_last(codes: np.ndarray, classes: list[np.ndarray], positive: dict) -> None:
+    """Order each declared binary task's classes as ``[negative, positive]``, in place.
+
+    ``classes[t]`` is replaced and the known codes of the task flipped where
+    the positive class came first, so class index 1 is the positive class.
+    """
+    for t, label in positive.items():
+        if classes[t].tolist()[1] == label:
+            continue
+        classes[t] = classes[t][::-1].copy()
+        known = codes[:, t] >= 0
+        codes[known, t] = 1 - codes[known, t]
+
+
+def _natural_positive(task_classes: np.ndarray) -> bool:
+    """Whether a binary task's greater class is its positive one without saying so.
+
+    As in scikit-learn's metrics: bool labels, or numbers {0, 1} or {-1, 1}.
+    """
+    if task_classes.dtype.kind not in "biuf":
+        return False
+    return {float(c) for c in task_classes} in ({0.0, 1.0}, {-1.0, 1.0})
+
+
+def check_positive_known(t, task_names, classes, positive: dict, setting: str) -> None:
+    """Raise unless task ``t``'s positive class is declared or evident from its labels.
+
+    Raises
+    ------
+    ValueError
+        Naming ``setting`` (which needs the positive class) and ``pos_label``.
+    """
+    if t in positive or _natural_positive(classes[t]):
+        return
+    raise ValueError(
+        f"{setting} needs the positive class of task {task_names[t]!r}, whose classes are "
+        f"{classes[t].tolist()}; declare it with pos_label={{{task_names[t]!r}: <label>}}, "
+        "<label> being the positive one of those classes (only bool labels and 0/1 or -1/1 "
+        "numbers have an evident positive class)."
     )
 
 
@@ -127,8 +208,15 @@ def class_weight_vectors(specs, classes, task_names, class_counts) -> list[np.nd
     return vectors
 
 
-def logit_offsets(negative_sampling_rate, task_names, classes, funnel) -> np.ndarray | None:
-    """log(rate) per task: the prior correction for negatives kept at ``rate`` (0 elsewhere)."""
+def logit_offsets(
+    negative_sampling_rate, task_names, classes, funnel, positive=None
+) -> np.ndarray | None:
+    """log(rate) per task: the prior correction for negatives kept at ``rate`` (0 elsewhere).
+
+    ``positive`` (from :func:`positive_labels`): the declared positive classes;
+    a corrected task needs one or an evident one (:func:`check_positive_known`),
+    since it decides which rows are the downsampled negatives.
+    """
     rate = negative_sampling_rate
     if rate is None:
         return None
@@ -163,6 +251,7 @@ def logit_offsets(negative_sampling_rate, task_names, classes, funnel) -> np.nda
                 f"negative_sampling_rate applies to binary tasks; task {task_names[t]!r} "
                 f"has {len(classes[t])} classes."
             )
+        check_positive_known(t, task_names, classes, positive or {}, "negative_sampling_rate")
         offsets[t] = np.log(value)
     return offsets
 

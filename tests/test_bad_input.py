@@ -347,6 +347,7 @@ BAD_PARAMETERS = {
     "n_shared_experts": 0,
     "n_task_experts": 0,
     "negative_sampling_rate": 0.0,
+    "pos_label": 0.5,
     "random_state": "seed",
     "shuffle": "yes",
     "task_weights": "equal",
@@ -391,6 +392,7 @@ def test_invalid_parameter_is_reported_by_name(name):
         (dict(funnel=["click", "view"]),
          r"funnel names task 'view', which is not one of the tasks"),
         (dict(negative_sampling_rate={"view": 0.5}), r"negative_sampling_rate names task 'view'"),
+        (dict(pos_label={"view": 1}), r"pos_label names task 'view'"),
         (dict(feature_groups={"user": ["zip"]}),
          r"feature_groups\['user'\] names 'zip', which is not a column"),
         (dict(early_stopping=True, validation_fraction=0.01),
@@ -753,21 +755,23 @@ def test_divergence_on_other_columns_leaves_the_fitted_model_as_it_was():
 
 def test_every_task_keyed_setting_takes_names_and_indices_alike():
     """One rule for "a task by name or index" (task_weights, class_weight, funnel,
-    negative_sampling_rate): an index and the task's name give the same model."""
+    negative_sampling_rate, pos_label): an index and the task's name give the same model."""
     X, y = _frame()
     by_index = dict(
         task_weights={1: 2.0}, class_weight={1: "balanced"}, negative_sampling_rate={0: 0.5},
+        pos_label={1: 0},
     )
     names = list(y.columns)
     by_name = dict(
         task_weights={names[1]: 2.0}, class_weight={names[1]: "balanced"},
-        negative_sampling_rate={names[0]: 0.5},
+        negative_sampling_rate={names[0]: 0.5}, pos_label={names[1]: 0},
     )
     fits = [_fit(**params)(X, y) for params in (by_index, by_name)]
     for a, b in zip(fits[0].predict_proba(X), fits[1].predict_proba(X)):
         np.testing.assert_array_equal(a, b)
     for setting, value in [("task_weights", {2: 1.0}), ("class_weight", {2: "balanced"}),
-                           ("funnel", [0, 2]), ("negative_sampling_rate", {2: 0.5})]:
+                           ("funnel", [0, 2]), ("negative_sampling_rate", {2: 0.5}),
+                           ("pos_label", {2: 1})]:
         with pytest.raises(ValueError, match=rf"{setting} names task 2, which is not one of"):
             _fit(**{setting: value})(X, y)
     from skmtl._funnel import resolve_funnel

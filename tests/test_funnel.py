@@ -630,3 +630,116 @@ def test_a_label_never_seen_in_fit_counts_as_wrong_on_funnel_steps_too():
         predicted_right = clf.predict(X)[rows] == y[rows]
         was_right = predicted_right.all(axis=1).sum()
         assert clf.score(X, unseen) == pytest.approx(baseline - was_right / len(X))
+
+
+# ---------------------------------------------------------------- pos_label (issue 12, item 4)
+def _string_labels(y):
+    """click/no_click and conv/no_conv: the positive class sorts first in both."""
+    return pd.DataFrame({
+        "click": np.where(y["click"] == 1, "click", "no_click"),
+        "conversion": np.where(y["conversion"] == 1, "conv", "no_conv"),
+    })
+
+
+POSITIVE = {"click": "click", "conversion": "conv"}
+
+
+def test_string_funnel_labels_with_pos_label_train_as_the_0_1_labels(funnel_data):
+    """Declared positives give exactly the 0/1 model, with classes_ [negative, positive]."""
+    X, y, _ = funnel_data
+    params = dict(funnel=FUNNEL, max_iter=3, random_state=0, **SMALL)
+    reference = MultiTaskClassifier(**params).fit(X, y)
+    clf = MultiTaskClassifier(**params, pos_label=POSITIVE).fit(X, _string_labels(y))
+    assert [c.tolist() for c in clf.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
+    for got, expected in zip(clf.predict_proba(X), reference.predict_proba(X)):
+        np.testing.assert_array_equal(got, expected)
+    for got, expected in zip(clf.predict_conditional_proba(X).values(),
+                             reference.predict_conditional_proba(X).values()):
+        np.testing.assert_array_equal(got, expected)
+    assert clf.score(X, _string_labels(y)) == reference.score(X, y)
+    predicted = clf.predict(X)
+    np.testing.assert_array_equal(predicted[:, 0] == "click", reference.predict(X)[:, 0] == 1)
+    # Valid data: every conversion follows a click.
+    clf.fit(X, _string_labels(y).assign(conversion=lambda d: d["conversion"].where(
+        d["click"] == "click", None)))
+
+
+def test_string_funnel_labels_without_pos_label_are_refused_by_name(funnel_data):
+    """Before: 'no_click' (sorting last) was the positive class and valid data was refused."""
+    X, y, _ = funnel_data
+    with pytest.raises(ValueError, match=r"funnel needs the positive class of task 'click'.*pos_label"):
+        MultiTaskClassifier(funnel=FUNNEL, max_iter=1, **SMALL).fit(X, _string_labels(y))
+    # Integers other than 0/1 and -1/1 have no evident positive class either (as in sklearn).
+    with pytest.raises(ValueError, match="pos_label"):
+        MultiTaskClassifier(funnel=FUNNEL, max_iter=1, **SMALL).fit(X, y + 1)
+    # bool and -1/1 labels keep working without a declaration.
+    MultiTaskClassifier(funnel=FUNNEL, max_iter=1, **SMALL).fit(X, y.astype(bool))
+    MultiTaskClassifier(funnel=FUNNEL, max_iter=1, **SMALL).fit(X, 2 * y - 1)
+
+
+def test_pos_label_decides_the_negatives_that_negative_sampling_corrects(funnel_data):
+    X, y, _ = funnel_data
+    params = dict(funnel=FUNNEL, max_iter=2, random_state=0, negative_sampling_rate=0.25, **SMALL)
+    reference = MultiTaskClassifier(**params).fit(X, y)
+    clf = MultiTaskClassifier(**params, pos_label=POSITIVE).fit(X, _string_labels(y))
+    np.testing.assert_array_equal(clf.predict_proba(X)[0], reference.predict_proba(X)[0])
+    single = _string_labels(y)["click"]
+    with pytest.raises(ValueError, match=r"negative_sampling_rate needs the positive class"):
+        MultiTaskClassifier(negative_sampling_rate=0.5, max_iter=1, **SMALL).fit(X, single)
+    one = MultiTaskClassifier(negative_sampling_rate=0.5, pos_label="click", max_iter=2,
+                              random_state=0, **SMALL).fit(X, single)
+    ref_one = MultiTaskClassifier(negative_sampling_rate=0.5, max_iter=2, random_state=0,
+                                  **SMALL).fit(X, y["click"])
+    np.testing.assert_array_equal(one.predict_proba(X), ref_one.predict_proba(X))
+
+
+def test_pos_label_orders_an_ordinary_task_for_sklearn_scorers(funnel_data):
+    """Column 1 of predict_proba is P(pos_label), consistent with classes_ for sklearn."""
+    from sklearn.metrics import average_precision_score, make_scorer
+
+    X, y, _ = funnel_data
+    labels = _string_labels(y)["click"]
+    clf = MultiTaskClassifier(pos_label="click", max_iter=2, random_state=0, **SMALL).fit(X, labels)
+    assert clf.classes_.tolist() == ["no_click", "click"]
+    proba = clf.predict_proba(X)
+    expected = average_precision_score(labels == "click", proba[:, 1])
+    scorer = make_scorer(average_precision_score, response_method="predict_proba",
+                         pos_label="click")
+    assert scorer(clf, X, labels) == pytest.approx(expected)
+    assert expected > labels.eq("click").mean() + 0.05  # better than chance: the right column
+    # pos_label=0 on 0/1 labels makes 0 the positive class.
+    flipped = MultiTaskClassifier(pos_label={"click": 0}, max_iter=1, **SMALL).fit(X, y)
+    assert flipped.classes_[0].tolist() == [1, 0] and flipped.classes_[1].tolist() == [0, 1]
+
+
+def test_pos_label_errors(funnel_data):
+    X, y, _ = funnel_data
+    multi = y.assign(click=np.arange(len(y)) % 3)
+    with pytest.raises(ValueError, match=r"pos_label names task 'click', which has 3 classes"):
+        MultiTaskClassifier(pos_label={"click": 1}, max_iter=1, **SMALL).fit(X, multi)
+    with pytest.raises(ValueError, match=r"pos_label='yes' is not a class of task 'click'"):
+        MultiTaskClassifier(pos_label="yes", max_iter=1, **SMALL).fit(X, _string_labels(y))
+    with pytest.raises(ValueError, match=r"pos_label names task 'clicks'"):
+        MultiTaskClassifier(pos_label={"clicks": 1}, max_iter=1, **SMALL).fit(X, y)
+    with pytest.raises(ValueError, match="pos_label"):  # _parameter_constraints
+        MultiTaskClassifier(pos_label=0.5, max_iter=1, **SMALL).fit(X, y)
+
+
+def test_pos_label_order_survives_persistence_partial_fit_and_warm_start(funnel_data, tmp_path):
+    from skmtl import load_model, save_model
+
+    X, y, _ = funnel_data
+    labels = _string_labels(y)
+    clf = MultiTaskClassifier(funnel=FUNNEL, pos_label=POSITIVE, max_iter=1, random_state=0,
+                              warm_start=True, **SMALL).fit(X, labels)
+    clf.fit(X, labels)  # the warm start sees the same (reordered) classes
+    assert clf.n_iter_ == 2
+    save_model(clf, tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert [c.tolist() for c in loaded.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
+    for a, b in zip(loaded.predict_proba(X), clf.predict_proba(X)):
+        np.testing.assert_array_equal(a, b)
+    streamed = MultiTaskClassifier(funnel=FUNNEL, pos_label=POSITIVE, random_state=0, **SMALL)
+    streamed.partial_fit(X[:1000], labels[:1000], classes=[["click", "no_click"], ["conv", "no_conv"]])
+    streamed.partial_fit(X[1000:], labels[1000:])
+    assert [c.tolist() for c in streamed.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
