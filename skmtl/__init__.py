@@ -10,11 +10,13 @@ from . import datasets, metrics, model_selection
 from ._classifier import MultiTaskClassifier
 from ._config import config_context, get_config, set_config
 from ._persistence import load_model, save_model
+from ._warnings import UntrainableTaskWarning
 
 __version__ = "0.1.0"
 
 __all__ = [
     "MultiTaskClassifier",
+    "UntrainableTaskWarning",
     "__version__",
     "config_context",
     "datasets",

@@ -327,6 +327,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         train_rows, val_rows = group.run(split)
         labelled = np.any(known[train_rows], axis=0)
         labelled = np.any(group.share(lambda: labelled), axis=0)
+        # Tasks without any known label (set aside as untrainable) need none.
+        labelled |= ~np.any(group.share(lambda: np.any(known, axis=0)), axis=0)
         if not labelled.all():
             raise ValueError(
                 f"The validation split left task {np.flatnonzero(~labelled)[0]} without known "

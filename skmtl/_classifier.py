@@ -17,10 +17,11 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from . import metrics
 from ._base import BaseMultiTaskNetwork
 from ._fit_guards import keep_state_on_error
-from ._funnel import impression_space_codes, resolve_funnel
+from ._funnel import funnel_steps, impression_space_codes, resolve_funnel
 from ._keyed_settings import (
     class_weight_specs,
     class_weight_vectors,
+    declared_positive_labels,
     logit_offsets,
     positive_labels,
     put_positive_last,
@@ -28,12 +29,14 @@ from ._keyed_settings import (
 )
 from ._targets import (
     classes_per_task,
+    complete_binary_classes,
     encode_targets,
     fit_targets,
     predict_dtype,
     task_columns,
+    untrainable_tasks,
 )
-from ._warnings import warn_user
+from ._warnings import UntrainableTaskWarning, warn_user
 from .losses import MultiTaskObjective
 
 
@@ -558,7 +561,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         """Classes of each task (the fitted ones when continuing), labels as class indices."""
         if reuse and partial:
             classes = classes_per_task(self.classes_)
-        targets = fit_targets(y, classes, group)
+        targets = fit_targets(y, classes, group, allow_single_class=not partial)
+        if not partial:
+            self._set_aside_untrainable_tasks(targets)
         positive = positive_labels(self.pos_label, targets.task_names, targets.classes)
         put_positive_last(targets.codes, targets.classes, positive)
         if reuse and not partial:
@@ -585,6 +590,36 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             positive,
         )
         return targets
+
+    def _set_aside_untrainable_tasks(self, targets) -> None:
+        """Complete known-binary tasks that show one class; set aside what still cannot train.
+
+        A funnel step or a task with a declared ``pos_label`` that shows only
+        its negative class (e.g. no conversion in a cross-validation fold)
+        gets its positive class and trains as usual. Any other task with
+        fewer than two classes is left out of the loss and predicts its
+        observed class, with an :class:`UntrainableTaskWarning`; with no
+        trainable task at all, ``fit`` raises.
+        """
+        names, classes = targets.task_names, targets.classes
+        declared = declared_positive_labels(self.pos_label, names, classes)
+        binary = {t: declared.get(t) for t in {*funnel_steps(self.funnel, names), *declared}}
+        complete_binary_classes(targets, binary)
+        untrainable = untrainable_tasks(targets)
+        if untrainable:
+            seen = [
+                "no known label" if classes[t].size == 0 else f"only {classes[t].tolist()[0]!r}"
+                for t in untrainable
+            ]
+            described = ", ".join(f"{names[t]!r} ({s})" for t, s in zip(untrainable, seen))
+            warn_user(
+                f"Task(s) {described} have fewer than two classes among the known labels of "
+                "this fit: they are left out of training and predict their observed class "
+                "(no class: NaN), and their scores are undefined. The other tasks train as "
+                "usual. For a binary task, declare pos_label to keep it binary when only "
+                "its negative class is present.",
+                UntrainableTaskWarning,
+            )
 
     def _check_warm_start_targets(self, targets) -> None:
         fitted = classes_per_task(self.classes_)
@@ -635,7 +670,18 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     # ------------------------------------------------------------- prediction
     def _task_probabilities(self, X) -> list[np.ndarray]:
         logits = self._logits(X)
-        return [p.cpu().numpy() for p in self.objective_.probabilities(logits)]
+        probabilities = [p.cpu().numpy() for p in self.objective_.probabilities(logits)]
+        for t, task_classes in enumerate(classes_per_task(self.classes_)):
+            if len(task_classes) < 2:  # set aside in fit: its one observed class, or none
+                probabilities[t] = np.ones((probabilities[t].shape[0], len(task_classes)))
+        return probabilities
+
+    @staticmethod
+    def _predicted_codes(proba: np.ndarray) -> np.ndarray:
+        """Index of the most probable class; -3 (no class) for a task fitted without one."""
+        if proba.shape[1] == 0:
+            return np.full(proba.shape[0], -3)
+        return proba.argmax(axis=1)
 
     def predict_proba(self, X):
         """Probability of each class of each task.
@@ -691,7 +737,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         classes = classes_per_task(self.classes_)
         out = np.empty((probabilities[0].shape[0], len(classes)), dtype=predict_dtype(classes))
         for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
-            out[:, t] = task_classes[np.argmax(proba, axis=1)]
+            if len(task_classes) == 0:  # a task without any known label in fit
+                out[:, t] = None if out.dtype == object else np.nan
+                continue
+            out[:, t] = task_classes[self._predicted_codes(proba)]
         return out if isinstance(self.classes_, list) else out[:, 0]
 
     def predict_conditional_proba(self, X):
@@ -761,7 +810,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         codes = encode_targets(y, classes)
         if self.funnel_:
             codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))
-        predicted = np.column_stack([p.argmax(axis=1) for p in self._task_probabilities(X)])
+        predicted = np.column_stack(
+            [self._predicted_codes(p) for p in self._task_probabilities(X)]
+        )
         return metrics.subset_accuracy_from_codes(codes, predicted, sample_weight=sample_weight)
 
     # --------------------------------------------------------------- plumbing

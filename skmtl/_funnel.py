@@ -28,6 +28,15 @@ from ._keyed_settings import check_positive_known, task_index
 from ._targets import encode_targets
 
 
+def funnel_steps(funnel, task_names: list[str]) -> list[int]:
+    """Task indices that ``funnel`` names, unchecked (for the steps' classes, before
+    :func:`resolve_funnel` validates them)."""
+    if funnel is None:
+        return []
+    steps = list(funnel) if not isinstance(funnel, str) else [funnel]
+    return [task_index(step, task_names, "funnel") for step in steps]
+
+
 def resolve_funnel(
     funnel, task_names: list[str], classes: list[np.ndarray], positive: dict | None = None
 ) -> list[int]:
@@ -45,14 +54,19 @@ def resolve_funnel(
     if funnel is None:
         return []
     steps = list(funnel) if not isinstance(funnel, str) else [funnel]
-    indices = []
-    for step in steps:
-        indices.append(task_index(step, task_names, "funnel"))
+    indices = funnel_steps(funnel, task_names)
     if len(indices) < 2:
         raise ValueError(f"funnel needs at least two steps; got {list(steps)}.")
     if len(set(indices)) != len(indices):
         raise ValueError(f"funnel repeats a task: {list(steps)}.")
     for t in indices:
+        if len(classes[t]) < 2:
+            raise ValueError(
+                f"funnel step {task_names[t]!r} has classes {classes[t].tolist()} among its "
+                "known labels in this fit; a step needs two. A step that shows only its "
+                "negative class gets the positive one from pos_label (or from bool or 0/1 "
+                "labels)."
+            )
         if len(classes[t]) != 2:
             raise ValueError(
                 f"funnel step {task_names[t]!r} must be a binary task; it has classes "

@@ -36,35 +36,42 @@ def task_index(key, task_names, setting: str) -> int:
     )
 
 
+def declared_positive_labels(pos_label, task_names, classes) -> dict[int, object]:
+    """``pos_label`` as ``{task index: label}``, before any check against the classes.
+
+    A dict names tasks by :func:`task_index`; a single label is declared for
+    every task with at most two classes.
+    """
+    if pos_label is None:
+        return {}
+    if isinstance(pos_label, dict):
+        return {task_index(key, task_names, "pos_label"): label for key, label in pos_label.items()}
+    return {t: pos_label for t, c in enumerate(classes) if len(c) <= 2}
+
+
 def positive_labels(pos_label, task_names, classes) -> dict[int, object]:
     """``pos_label`` as ``{task index: positive label}``, validated against the classes.
 
     A dict names tasks by :func:`task_index`; each named task must be binary
     and its label one of its classes. A single label applies to every binary
     task (each must have it among its classes); multiclass tasks have no
-    positive class and are left out.
+    positive class and are left out. Tasks with fewer than two classes
+    (set aside by :func:`~skmtl._targets.untrainable_tasks`) are left out.
 
     Raises
     ------
     ValueError
         If a named task is not binary, or a label is not among a task's classes.
     """
-    if pos_label is None:
-        return {}
-    if isinstance(pos_label, dict):
-        items = [
-            (task_index(key, task_names, "pos_label"), label) for key, label in pos_label.items()
-        ]
-        for t, _ in items:
-            if len(classes[t]) != 2:
-                raise ValueError(
-                    f"pos_label names task {task_names[t]!r}, which has {len(classes[t])} "
-                    f"classes {classes[t].tolist()}; a positive class belongs to binary tasks."
-                )
-    else:
-        items = [(t, pos_label) for t, c in enumerate(classes) if len(c) == 2]
     declared = {}
-    for t, label in items:
+    for t, label in declared_positive_labels(pos_label, task_names, classes).items():
+        if len(classes[t]) > 2:
+            raise ValueError(
+                f"pos_label names task {task_names[t]!r}, which has {len(classes[t])} "
+                f"classes {classes[t].tolist()}; a positive class belongs to binary tasks."
+            )
+        if len(classes[t]) < 2:
+            continue
         matches = [c for c in classes[t].tolist() if c == label]
         if not matches:
             raise ValueError(

@@ -551,7 +551,9 @@ def _check_consistent(estimator, network: dict) -> None:
         proba = estimator.predict_proba(_probe_row(estimator))
         proba = proba if isinstance(proba, list) else [proba]
         valid = len(proba) == estimator.n_outputs_ and all(
-            np.all(np.isfinite(p)) and np.allclose(p.sum(axis=1), 1.0) for p in proba
+            # (a task without any class in fit predicts no column)
+            np.all(np.isfinite(p)) and (p.shape[1] == 0 or np.allclose(p.sum(axis=1), 1.0))
+            for p in proba
         )
     except Exception as exc:  # noqa: BLE001 - whatever fails, the file is unusable
         raise _FileError(f"The model in {MODEL_JSON} cannot predict: {exc!r}") from None

@@ -56,8 +56,12 @@ class Targets:
 
     @property
     def n_outputs(self) -> list[int]:
-        """Logits per task: one for a binary task, one per class otherwise."""
-        return [1 if len(c) == 2 else len(c) for c in self.classes]
+        """Logits per task: one per class with three or more, else one.
+
+        A task with fewer than two classes (:func:`untrainable_tasks`) keeps a
+        binary head that is never trained or read.
+        """
+        return [len(c) if len(c) > 2 else 1 for c in self.classes]
 
 
 def _series_values(series: pd.Series) -> np.ndarray:
@@ -159,11 +163,16 @@ def _codes_in_classes(columns, missing, names, classes) -> np.ndarray:
     return codes
 
 
-def fit_targets(y, classes: list[np.ndarray] | None = None, group=None) -> Targets:
+def fit_targets(
+    y, classes: list[np.ndarray] | None = None, group=None, *, allow_single_class=False
+) -> Targets:
     """Learn each task's classes (or use the given ``classes``) and encode ``y``.
 
     With ``classes`` (e.g. in ``partial_fit``), every known label must be one
-    of them, and a task may show a single class or none in this ``y``.
+    of them, and a task may show a single class or none in this ``y``. With
+    ``allow_single_class``, a task whose known labels hold one class or none
+    gets those classes (the caller decides what to do with it, see
+    :func:`untrainable_tasks`).
 
     ``group`` (a :class:`~skmtl._distributed.ProcessGroup`, for data-parallel
     fits): the classes are the union of all processes' labels, so one
@@ -212,17 +221,9 @@ def fit_targets(y, classes: list[np.ndarray] | None = None, group=None) -> Targe
     observed = [
         _union_classes([shard[2][t] for shard in shards], name) for t, name in enumerate(names)
     ]
-    for task_classes, name in zip(observed, names):
-        if task_classes.size == 0:
-            raise ValueError(
-                f"Task {name!r} has no known label (all values are NaN/None); drop the "
-                "task or give it some labels."
-            )
-        if task_classes.shape[0] < 2:
-            raise ValueError(
-                f"Task {name!r} has only one class ({task_classes[0]!r}) among its known "
-                "labels: a classifier can't train when only one class is present."
-            )
+    if not allow_single_class:
+        for task_classes, name in zip(observed, names):
+            check_trainable(task_classes, name)
 
     def encode() -> np.ndarray:
         columns, missing = local["columns"], local["missing"]
@@ -247,6 +248,75 @@ def fit_targets(y, classes: list[np.ndarray] | None = None, group=None) -> Targe
         return codes
 
     return Targets(group.run(encode), observed, names, one_dimensional)
+
+
+def check_trainable(task_classes: np.ndarray, name: str) -> None:
+    """Raise unless a task has at least two classes among its known labels."""
+    if task_classes.size == 0:
+        raise ValueError(
+            f"Task {name!r} has no known label (all values are NaN/None); drop the "
+            "task or give it some labels."
+        )
+    if task_classes.shape[0] < 2:
+        raise ValueError(
+            f"Task {name!r} has only one class ({task_classes[0]!r}) among its known "
+            "labels: a classifier can't train when only one class is present."
+        )
+
+
+def complete_binary_classes(targets: Targets, binary: dict[int, object]) -> None:
+    """Give known-binary tasks that show a single class their missing class, in place.
+
+    ``binary`` maps the tasks known to be binary (funnel steps, tasks with a
+    declared ``pos_label``) to their declared positive label (None where not
+    declared). A task whose known labels hold one class gets two when the
+    other one is certain: the declared positive label when only a negative
+    was seen, or 0/1 (False/True) when only 0 or only 1 (bool or number) was
+    seen. A task showing only its declared positive string class, or no
+    label, stays as it is.
+    """
+    for t, positive in binary.items():
+        observed = targets.classes[t]
+        if observed.size != 1:
+            continue
+        seen = observed.tolist()[0]
+        if positive is not None and positive != seen:
+            both = np.array([seen, positive], dtype=observed.dtype if observed.dtype.kind in "biuf"
+                            else object)
+        elif observed.dtype.kind == "b":
+            both = np.array([False, True])
+        elif observed.dtype.kind in "iuf" and seen in (0, 1):
+            both = np.array([0, 1], dtype=observed.dtype)
+        else:
+            continue
+        order = np.argsort(both, kind="stable") if both.dtype != object else np.argsort(
+            [str(v) for v in both], kind="stable"
+        )
+        both = both[order]
+        targets.classes[t] = both
+        known = targets.codes[:, t] >= 0
+        targets.codes[known, t] = int(np.flatnonzero(both == seen)[0])
+
+
+def untrainable_tasks(targets: Targets) -> list[int]:
+    """Tasks with fewer than two classes, set aside (their labels unknown); raises if all are.
+
+    Such a task (e.g. a rare conversion absent from a cross-validation fold's
+    training rows) cannot be learnt, but need not stop the other tasks: its
+    labels are left out of the loss and the estimator predicts its one
+    observed class (:class:`~skmtl.UntrainableTaskWarning` says so).
+
+    Raises
+    ------
+    ValueError
+        If no task has two classes (nothing could be trained).
+    """
+    untrainable = [t for t, c in enumerate(targets.classes) if c.size < 2]
+    if len(untrainable) == len(targets.classes):
+        check_trainable(targets.classes[0], targets.task_names[0])
+    for t in untrainable:
+        targets.codes[:, t] = UNKNOWN
+    return untrainable
 
 
 def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:

@@ -33,3 +33,11 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
         frame = frame.f_back
         level += 1
     warnings.warn(message, category, stacklevel=level)
+
+
+class UntrainableTaskWarning(UserWarning):
+    """A task had fewer than two classes among the known labels of ``fit``.
+
+    It was left out of training and predicts its observed class (NaN where it
+    had no known label); the other tasks trained as usual.
+    """

@@ -93,7 +93,15 @@ _PREFIX = "skmtl/"  # every tensor the graph creates internally starts with this
 
 
 def _check_exportable(estimator: MultiTaskClassifier) -> None:
-    """Refuse a model with a column kind that has no ONNX export."""
+    """Refuse a model with a column kind that has no ONNX export, or an untrained task."""
+    classes = classes_per_task(estimator.classes_)
+    untrained = [str(n) for n, c in zip(estimator.task_names_, classes) if len(c) < 2]
+    if untrained:
+        raise ValueError(
+            f"Task(s) {untrained} had fewer than two classes in fit and were not trained; "
+            "their constant prediction has no ONNX export. Refit on data where every task "
+            "shows two classes (or declare pos_label for a binary one)."
+        )
     for kind in estimator.encoder_.kinds:
         if not kind.exports_to_onnx and len(kind.columns):
             names = _input_names(estimator)
@@ -392,7 +400,8 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
         "skmtl[onnx]"``).
     ValueError
         If a categorical column's categories are not strings, bools,
-        integers or floats, or the feature and task names are not unique.
+        integers or floats, the feature and task names are not unique, or a
+        task had fewer than two classes in fit (it was not trained).
     RuntimeError
         If PyTorch cannot trace the network (user-defined modules).
 

@@ -105,7 +105,8 @@ def per_task_scores(
     -------
     scores : ndarray of shape (n_tasks,)
         NaN for a task on which the metric is undefined (e.g. ROC AUC with a
-        single class among its known labels).
+        single class among its known labels, or a task that the model was
+        fitted on with fewer than two classes).
     """
     if metric not in _METRICS:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
@@ -134,6 +135,8 @@ def per_task_scores(
                 f"Task {t}: y_proba has {proba.shape[1]} columns but there are "
                 f"{len(task_classes)} classes; pass classes=estimator.classes_."
             )
+        if len(task_classes) < 2:  # a task set aside in fit (one class or none): no ranking
+            continue
         if metric != "log_loss" and np.unique(y).shape[0] < 2:
             continue
         w = None if weights is None else weights[known]

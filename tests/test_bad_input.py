@@ -182,28 +182,38 @@ def test_strings_in_a_continuous_column():
     )
 
 
-def test_task_with_all_labels_nan():
+def test_every_task_with_all_labels_nan():
     X, y = _frame()
     y = y.astype(float)
-    y["buy"] = np.nan
+    y[["click", "buy"]] = np.nan
     assert_raises_and_unchanged(
-        _fit(), (X, y), ValueError, r"Task 'buy' has no known label \(all values are NaN/None\)"
+        _fit(), (X, y), ValueError, r"Task 'click' has no known label \(all values are NaN/None\)"
     )
 
 
-def test_task_with_a_single_class():
+def test_every_task_with_a_single_class():
     X, y = _frame()
     y["buy"] = 1
+    y["click"] = 0
     assert_raises_and_unchanged(
-        _fit(), (X, y), ValueError, r"Task 'buy' has only one class \(np.int64\(1\)\)"
+        _fit(), (X, y), ValueError, r"Task 'click' has only one class \(np.int64\(0\)\)"
     )
 
 
-def test_single_class_among_known_labels_only():
+def test_one_task_with_a_single_class_is_set_aside_with_a_warning():
+    """Issue 12, item 7: it used to raise; the other task trains (see test_model_selection)."""
+    from skmtl import UntrainableTaskWarning
+
     X, y = _frame()
     y = y.astype(float)
     y.loc[y["buy"] == 0, "buy"] = np.nan
-    assert_raises_and_unchanged(_fit(), (X, y), ValueError, r"Task 'buy' has only one class")
+    y_before = y.copy()
+    with pytest.warns(UntrainableTaskWarning, match=r"'buy' \(only 1.0\)"):
+        clf = _fit()(X, y)
+    pd.testing.assert_frame_equal(y, y_before)
+    assert clf.classes_[1].tolist() == [1.0]
+    assert (clf.predict(X)[:, 1] == 1.0).all()
+    assert clf.predict_proba(X)[1].shape == (len(X), 1)
 
 
 def test_float_labels_with_fractions():
@@ -457,7 +467,7 @@ def test_failed_refit_keeps_the_fitted_model():
     before = clf.predict_proba(X)
     X_other = X.rename(columns={"a": "z"})
     with pytest.raises(ValueError, match="has only one class"):
-        clf.fit(X_other, y.assign(buy=1))
+        clf.fit(X_other, y.assign(buy=1, click=1))
     for a, b in zip(before, clf.predict_proba(X)):
         assert np.array_equal(a, b)
 

@@ -171,11 +171,17 @@ def test_nan_labels_are_masked_per_task(numeric_data):
     assert clf2.predict(X).dtype.kind == "i"
 
 
-def test_task_with_all_labels_missing_is_an_error(numeric_data):
+def test_task_with_all_labels_missing_is_set_aside_and_all_tasks_missing_is_an_error(numeric_data):
+    from skmtl import UntrainableTaskWarning
+
     X, y = numeric_data
     y_nan = y.astype(float)
     y_nan[:, 1] = np.nan
-    with pytest.raises(ValueError, match="Task 'task_1' has no known label"):
+    with pytest.warns(UntrainableTaskWarning, match=r"'task_1' \(no known label\)"):
+        clf = MultiTaskClassifier(max_iter=1).fit(X, y_nan)
+    assert np.isnan(clf.predict(X)[:, 1]).all()
+    y_nan[:, 0] = np.nan
+    with pytest.raises(ValueError, match="Task 'task_0' has no known label"):
         MultiTaskClassifier(max_iter=1).fit(X, y_nan)
 
 

@@ -104,3 +104,106 @@ def test_tasks_of_mixed_label_types_cross_validate_with_a_splitter(data):
         GridSearchCV(MultiTaskClassifier(**FAST), grid, cv=3).fit(X, mixed)
     search = GridSearchCV(MultiTaskClassifier(**FAST), grid, cv=KFold(3)).fit(X, mixed)
     assert search.best_estimator_.classes_[1].tolist() == ["no", "yes"]
+
+
+# ---------------------------------------------------------------- rare tasks (issue 12, item 7)
+def _rare_task_data():
+    """Two learnable tasks and a rare one whose three positives all fall in the last fold."""
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(240, 3)), columns=["a", "b", "c"])
+    y = pd.DataFrame({
+        "t0": (X["a"] > 0).astype(int),
+        "t1": (X["b"] - X["c"] > 0).astype(int),
+        "rare": 0,
+    })
+    y.loc[y.index[-3:], "rare"] = 1
+    return X, y
+
+
+def test_a_rare_task_does_not_kill_the_other_tasks_folds():
+    """Before: every fold whose training rows saw one class of 'rare' raised, so every
+    task lost that fold (all NaN); now the other tasks score in every fold."""
+    from sklearn.model_selection import cross_validate
+
+    from skmtl import UntrainableTaskWarning, metrics
+
+    X, y = _rare_task_data()
+    scoring = metrics.per_task_scorers(["roc_auc"], list(y.columns))
+    params = dict(max_iter=30, expert_layer_sizes=(16,), tower_layer_sizes=(8,), random_state=0,
+                  learning_rate_init=5e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainableTaskWarning)
+        with pytest.raises(UntrainableTaskWarning, match=r"'rare' \(only 0\)"):
+            MultiTaskClassifier(**params).fit(X.iloc[:180], y.iloc[:180])
+    result = cross_validate(MultiTaskClassifier(**params), X, y, cv=KFold(4), scoring=scoring,
+                            error_score="raise")
+    for task in ("t0", "t1"):
+        assert np.all(result[f"test_roc_auc_{task}"] > 0.8), result[f"test_roc_auc_{task}"]
+    # The rare task is undefined where its model saw one class (folds 0-2 trained on
+    # rows with its three positives, so they are trainable there, but their test folds
+    # hold a single class; fold 3's model never saw a positive).
+    assert np.isnan(result["test_roc_auc_rare"]).all()
+    assert np.all(np.isfinite(result["test_mean_roc_auc"]))
+
+
+def test_untrainable_task_predicts_its_observed_class_and_stays_out_of_training():
+    X, y = _rare_task_data()
+    train = slice(0, 180)
+    clf = MultiTaskClassifier(**FAST).fit(X.iloc[train], y.iloc[train])
+    assert clf.classes_[2].tolist() == [0]
+    assert (clf.predict(X)[:, 2] == 0).all()
+    np.testing.assert_array_equal(clf.predict_proba(X)[2], np.ones((len(X), 1)))
+    # Left out of the loss: it contributes exactly zero, the total is the other two's.
+    curves = np.asarray(clf.task_loss_curves_)
+    assert (curves[:, 2] == 0).all() and (curves[:, :2] > 0).all()
+    np.testing.assert_allclose(clf.loss_curve_, curves.sum(axis=1), rtol=1e-6)
+    # score: a label the model never saw (the rare positives) counts as wrong.
+    assert clf.score(X.iloc[-3:], y.iloc[-3:]) == 0.0
+    # No known label at all: NaN predictions, no class.
+    y_none = y.astype(float).assign(rare=np.nan)
+    clf = MultiTaskClassifier(**FAST).fit(X, y_none)
+    assert clf.classes_[2].size == 0 and np.isnan(clf.predict(X)[:, 2]).all()
+    assert clf.predict_proba(X)[2].shape == (len(X), 0)
+
+
+def test_a_funnel_step_or_declared_binary_task_keeps_its_two_classes():
+    """A step (or a pos_label task) that shows only its negative class still trains."""
+    X, y = _rare_task_data()
+    train = slice(0, 180)
+    from skmtl import UntrainableTaskWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainableTaskWarning)
+        clf = MultiTaskClassifier(**FAST, funnel=("t0", "rare")).fit(
+            X.iloc[train], y.iloc[train].assign(rare=0))
+    assert clf.classes_[2].tolist() == [0, 1] and clf.predict_proba(X)[2].shape == (len(X), 2)
+    strings = y.iloc[train].assign(rare="none")
+    declared = MultiTaskClassifier(**FAST, pos_label={"rare": "bought"}).fit(X.iloc[train], strings)
+    assert declared.classes_[2].tolist() == ["none", "bought"]
+    # 0/1 labels complete either way (every click converted: [0, 1] still).
+    ones = MultiTaskClassifier(**FAST, funnel=("t0", "rare")).fit(
+        X.iloc[train], y.iloc[train].assign(t0=1, rare=1))
+    assert ones.classes_[2].tolist() == [0, 1]
+    # A string step showing only its declared positive has no known negative: a clear error.
+    with pytest.raises(ValueError, match=r"funnel step 'rare' has classes \['bought'\]"):
+        MultiTaskClassifier(**FAST, funnel=("t0", "rare"), pos_label={"rare": "bought"}).fit(
+            X.iloc[train], y.iloc[train].assign(t0=1, rare="bought"))
+
+
+def test_untrainable_tasks_survive_persistence_and_are_refused_by_onnx(tmp_path):
+    import pickle
+
+    from skmtl import load_model, save_model
+    from skmtl.export import to_onnx
+
+    X, y = _rare_task_data()
+    y = y.astype(float).assign(none=np.nan)
+    clf = MultiTaskClassifier(**FAST).fit(X.iloc[:180], y.iloc[:180])
+    assert [c.size for c in clf.classes_] == [2, 2, 1, 0]
+    save_model(clf, tmp_path / "m")
+    for other in (load_model(tmp_path / "m"), pickle.loads(pickle.dumps(clf))):
+        for a, b in zip(other.predict_proba(X), clf.predict_proba(X)):
+            np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(other.predict(X), clf.predict(X))
+    with pytest.raises(ValueError, match=r"Task\(s\) \['rare', 'none'\] had fewer than two"):
+        to_onnx(clf)
