@@ -24,6 +24,13 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.preprocessing import label_binarize
+from sklearn.utils.metadata_routing import (
+    UNCHANGED,
+    MetadataRequest,
+    _MetadataRequester,
+    _routing_enabled,
+    get_routing_for_object,
+)
 
 from ._funnel import fill_funnel_columns
 from ._targets import classes_per_task, task_columns, unbox_labels
@@ -254,14 +261,71 @@ def subset_accuracy_from_codes(true_codes, predicted_codes, *, sample_weight=Non
     return _weighted_fraction(correct, known.any(axis=1), sample_weight)
 
 
-class _MultiTaskScorer:
-    """``scorer(estimator, X, y, sample_weight=None)`` for a metric on one or all tasks."""
+class _MultiTaskScorer(_MetadataRequester):
+    """``scorer(estimator, X, y, sample_weight=None)`` for a metric on one or all tasks.
+
+    A consumer of ``sample_weight`` in scikit-learn's metadata routing, like
+    scikit-learn's own scorers: with routing enabled the weight reaches the
+    scorer only after ``set_score_request(sample_weight=True)``, and passing
+    one that was not requested raises ``UnsetMetadataPassedError``.
+    """
 
     def __init__(self, metric: str, task=None):
         if metric not in _METRICS:
             raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
         self.metric = metric
         self.task = task
+
+    def set_score_request(self, *, sample_weight=UNCHANGED):
+        """Request ``sample_weight`` for this scorer when metadata routing is enabled.
+
+        Only available with ``sklearn.set_config(enable_metadata_routing=True)``;
+        see scikit-learn's metadata routing user guide.
+
+        Parameters
+        ----------
+        sample_weight : bool, None or str, default=sklearn.utils.metadata_routing.UNCHANGED
+            True: the scorer receives ``sample_weight`` when it is passed (to
+            ``cross_validate(params=...)``, ``GridSearchCV.fit`` ...); False:
+            it never does; None (the initial state): passing one raises
+            ``UnsetMetadataPassedError``; a str: the scorer receives the
+            metadata passed under that name as its ``sample_weight``.
+            ``UNCHANGED`` keeps the current request.
+
+        Returns
+        -------
+        self : object
+            The scorer, with the updated request.
+        """
+        if not _routing_enabled():
+            raise RuntimeError(
+                "set_score_request is only available when metadata routing is enabled: "
+                "call sklearn.set_config(enable_metadata_routing=True) first."
+            )
+        requests = self._get_metadata_request()
+        if sample_weight is not UNCHANGED:
+            requests.score.add_request(param="sample_weight", alias=sample_weight)
+        self._metadata_request = requests
+        return self
+
+    def _get_metadata_request(self) -> MetadataRequest:
+        # A scorer has no score method for scikit-learn to read its metadata
+        # from; it consumes sample_weight in score, unrequested until told.
+        if hasattr(self, "_metadata_request"):
+            return get_routing_for_object(self._metadata_request)
+        requests = MetadataRequest(owner=self)
+        requests.score.add_request(param="sample_weight", alias=None)
+        return requests
+
+    def _accept_sample_weight(self) -> bool:
+        # Asked by scikit-learn (GridSearchCV, multi-metric scoring) when routing
+        # is disabled, to decide whether to pass sample_weight on.
+        return True
+
+    def _routing_repr(self) -> str:
+        # How scikit-learn's routing messages name the scorer ("Call `...`.set_score_request").
+        task = "" if self.task is None else f", task={self.task!r}"
+        return f"skmtl.metrics.make_task_scorer({self.metric!r}{task})"
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
         proba = _proba_list(estimator.predict_proba(X))
@@ -307,7 +371,9 @@ def make_task_scorer(metric: str, task=None) -> _MultiTaskScorer:
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y, sample_weight=None) -> float``.
+        ``scorer(estimator, X, y, sample_weight=None) -> float``. With
+        metadata routing enabled, ``scorer.set_score_request(sample_weight=True)``
+        lets ``cross_validate`` and ``GridSearchCV`` pass it ``sample_weight``.
     """
     return _MultiTaskScorer(metric, task)
 
