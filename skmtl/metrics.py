@@ -14,6 +14,13 @@ Scorers (callables ``scorer(estimator, X, y, sample_weight=None)``) plug into
     from skmtl import metrics
     GridSearchCV(clf, grid, scoring=metrics.per_task_scorers(["roc_auc"], clf_task_names),
                  refit="roc_auc_income")
+
+With scikit-learn's metadata routing enabled, a scorer receives
+``sample_weight`` after ``scorer.set_score_request(sample_weight=True)``, as
+scikit-learn's scorers do. Where a metric is undefined for a task (a single
+class among its known labels), the means leave the task out with an
+``UndefinedMetricWarning``; ``single_class="nan"`` or ``"raise"`` chooses NaN
+or an error instead.
 """
 
 from __future__ import annotations
