@@ -281,6 +281,7 @@ def mean_log_loss(
 for _function in (mean_roc_auc_score, mean_average_precision_score, mean_log_loss):
     if _function.__doc__:  # None under python -OO
         _function.__doc__ = _function.__doc__.replace("{single_class}", _SINGLE_CLASS_DOC)
+del _function
 
 
 def subset_accuracy_score(y_true, y_pred, *, sample_weight=None) -> float:
