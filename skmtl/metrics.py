@@ -14,6 +14,13 @@ Scorers (callables ``scorer(estimator, X, y, sample_weight=None)``) plug into
     from skmtl import metrics
     GridSearchCV(clf, grid, scoring=metrics.per_task_scorers(["roc_auc"], clf_task_names),
                  refit="roc_auc_income")
+
+With scikit-learn's metadata routing enabled, a scorer receives
+``sample_weight`` after ``scorer.set_score_request(sample_weight=True)``, as
+scikit-learn's scorers do. Where a metric is undefined for a task (a single
+class among its known labels), the means leave the task out with an
+``UndefinedMetricWarning``; ``single_class="nan"`` or ``"raise"`` chooses NaN
+or an error instead.
 """
 
 from __future__ import annotations
@@ -22,11 +29,20 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
 from sklearn.preprocessing import label_binarize
+from sklearn.utils.metadata_routing import (
+    UNCHANGED,
+    MetadataRequest,
+    _MetadataRequester,
+    _routing_enabled,
+    get_routing_for_object,
+)
 
 from ._funnel import fill_funnel_columns
 from ._targets import classes_per_task, task_columns, unbox_labels
+from ._warnings import warn_user
 
 __all__ = [
     "get_scorer",
@@ -77,6 +93,7 @@ _METRICS: dict[str, Callable] = {
     "log_loss": _log_loss,
 }
 _GREATER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False}
+_SINGLE_CLASS_POLICIES = ("skip", "nan", "raise")
 
 
 def per_task_scores(
@@ -104,13 +121,19 @@ def per_task_scores(
     Returns
     -------
     scores : ndarray of shape (n_tasks,)
-        NaN for a task on which the metric is undefined (e.g. ROC AUC with a
-        single class among its known labels, or a task that the model was
-        fitted on with fewer than two classes).
+        NaN for a task on which the metric is undefined: one with no known
+        label, for ROC AUC and average precision one with a single class
+        among its known labels, and one that the model was fitted on with
+        fewer than two classes (it cannot rank).
     """
+    return _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)[0]
+
+
+def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):
+    """:func:`per_task_scores` and the task names of ``y_true``."""
     if metric not in _METRICS:
         raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
-    columns, _, _ = task_columns(y_true)
+    columns, names, _ = task_columns(y_true)
     probas = _proba_list(y_proba)
     if len(columns) != len(probas):
         raise ValueError(
@@ -137,58 +160,134 @@ def per_task_scores(
             )
         if len(task_classes) < 2:  # a task set aside in fit (one class or none): no ranking
             continue
-        if metric != "log_loss" and np.unique(y).shape[0] < 2:
+        if len(y) == 0 or (metric != "log_loss" and np.unique(y).shape[0] < 2):
             continue
         w = None if weights is None else weights[known]
         scores[t] = _METRICS[metric](y, proba[known], task_classes, w)
-    return scores
+    return scores, names
 
 
-def _mean(metric: str, y_true, y_proba, classes, sample_weight, funnel=None) -> float:
-    scores = per_task_scores(
-        metric, y_true, y_proba, classes=classes, sample_weight=sample_weight, funnel=funnel
+def _check_single_class(single_class) -> None:
+    if not isinstance(single_class, str) or single_class not in _SINGLE_CLASS_POLICIES:
+        raise ValueError(
+            f"single_class must be one of {list(_SINGLE_CLASS_POLICIES)}; got {single_class!r}."
+        )
+
+
+def _undefined(metric: str, tasks: list) -> str:
+    """That ``metric`` is undefined for ``tasks`` and why, for messages."""
+    cause = "no known label" if metric == "log_loss" else "a single class or no known label"
+    return (
+        f"{metric} is undefined for task(s) {tasks}: they have {cause} in y_true, or the "
+        "model was fitted with fewer than two classes for them"
     )
-    if np.all(np.isnan(scores)):
-        raise ValueError(f"{metric} is undefined for every task (each has a single class).")
+
+
+def _mean(
+    metric: str, y_true, y_proba, classes, sample_weight, funnel=None, single_class="skip"
+) -> float:
+    _check_single_class(single_class)
+    scores, names = _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)
+    undefined = [name for name, score in zip(names, scores) if np.isnan(score)]
+    if not undefined:
+        return float(np.mean(scores))
+    if single_class == "nan":
+        return float("nan")
+    if single_class == "raise":
+        raise ValueError(f"{_undefined(metric, undefined)} (single_class='raise').")
+    if len(undefined) == len(names):
+        raise ValueError(
+            f"{_undefined(metric, undefined)}, so it is undefined for every task; "
+            "pass single_class='nan' to get NaN instead."
+        )
+    warn_user(
+        f"The mean {metric} leaves out task(s) {undefined} and averages the other "
+        f"{len(names) - len(undefined)} task(s); {_undefined(metric, undefined)}. Means over "
+        "different tasks may not compare (e.g. across CV folds); pass single_class='nan' to "
+        "get NaN or single_class='raise' to raise instead.",
+        UndefinedMetricWarning,
+    )
     return float(np.nanmean(scores))
 
 
-def mean_roc_auc_score(y_true, y_proba, *, classes=None, sample_weight=None) -> float:
+_SINGLE_CLASS_DOC = """single_class : {"skip", "nan", "raise"}, default="skip"
+        What to do when the metric is undefined for a task (its known labels in
+        ``y_true`` hold a single class, or none): "skip" leaves the task out of
+        the mean and warns (``UndefinedMetricWarning``) with its name; "nan"
+        returns NaN, so that e.g. a cross-validation fold is visibly invalid;
+        "raise" raises ``ValueError``."""
+
+
+def mean_roc_auc_score(
+    y_true, y_proba, *, classes=None, sample_weight=None, single_class="skip"
+) -> float:
     """Mean over tasks of each task's ROC AUC on its known labels.
 
-    Multiclass tasks use one-vs-rest macro AUC. Tasks whose known labels hold a
-    single class are left out of the mean. Parameters as in
-    :func:`per_task_scores`.
+    Multiclass tasks use one-vs-rest macro AUC. ROC AUC is undefined for a
+    task whose known labels hold a single class; ``single_class`` says what
+    then happens.
+
+    Parameters
+    ----------
+    y_true, y_proba, classes, sample_weight
+        As in :func:`per_task_scores`.
+    {single_class}
 
     Returns
     -------
     score : float
     """
-    return _mean("roc_auc", y_true, y_proba, classes, sample_weight)
+    return _mean("roc_auc", y_true, y_proba, classes, sample_weight, single_class=single_class)
 
 
-def mean_average_precision_score(y_true, y_proba, *, classes=None, sample_weight=None) -> float:
+def mean_average_precision_score(
+    y_true, y_proba, *, classes=None, sample_weight=None, single_class="skip"
+) -> float:
     """Mean over tasks of each task's average precision on its known labels.
 
-    Parameters as in :func:`per_task_scores`.
+    Average precision is undefined for a task whose known labels hold a single
+    class; ``single_class`` says what then happens.
+
+    Parameters
+    ----------
+    y_true, y_proba, classes, sample_weight
+        As in :func:`per_task_scores`.
+    {single_class}
 
     Returns
     -------
     score : float
     """
-    return _mean("average_precision", y_true, y_proba, classes, sample_weight)
+    return _mean(
+        "average_precision", y_true, y_proba, classes, sample_weight, single_class=single_class
+    )
 
 
-def mean_log_loss(y_true, y_proba, *, classes=None, sample_weight=None) -> float:
+def mean_log_loss(
+    y_true, y_proba, *, classes=None, sample_weight=None, single_class="skip"
+) -> float:
     """Mean over tasks of each task's log loss on its known labels.
 
-    Parameters as in :func:`per_task_scores`.
+    Log loss is defined for a single class but not for a task without any
+    known label; ``single_class`` says what then happens.
+
+    Parameters
+    ----------
+    y_true, y_proba, classes, sample_weight
+        As in :func:`per_task_scores`.
+    {single_class}
 
     Returns
     -------
     loss : float
     """
-    return _mean("log_loss", y_true, y_proba, classes, sample_weight)
+    return _mean("log_loss", y_true, y_proba, classes, sample_weight, single_class=single_class)
+
+
+for _function in (mean_roc_auc_score, mean_average_precision_score, mean_log_loss):
+    if _function.__doc__:  # None under python -OO
+        _function.__doc__ = _function.__doc__.replace("{single_class}", _SINGLE_CLASS_DOC)
+del _function
 
 
 def subset_accuracy_score(y_true, y_pred, *, sample_weight=None) -> float:
@@ -257,14 +356,77 @@ def subset_accuracy_from_codes(true_codes, predicted_codes, *, sample_weight=Non
     return _weighted_fraction(correct, known.any(axis=1), sample_weight)
 
 
-class _MultiTaskScorer:
-    """``scorer(estimator, X, y, sample_weight=None)`` for a metric on one or all tasks."""
+class _MultiTaskScorer(_MetadataRequester):
+    """``scorer(estimator, X, y, sample_weight=None)`` for a metric on one or all tasks.
 
-    def __init__(self, metric: str, task=None):
+    A consumer of ``sample_weight`` in scikit-learn's metadata routing, like
+    scikit-learn's own scorers: with routing enabled the weight reaches the
+    scorer only after ``set_score_request(sample_weight=True)``, and passing
+    one that was not requested raises ``UnsetMetadataPassedError``.
+    """
+
+    def __init__(self, metric: str, task=None, single_class="skip"):
         if metric not in _METRICS:
             raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
+        _check_single_class(single_class)
         self.metric = metric
         self.task = task
+        self.single_class = single_class
+
+    def set_score_request(self, *, sample_weight=UNCHANGED):
+        """Request ``sample_weight`` for this scorer when metadata routing is enabled.
+
+        Only available with ``sklearn.set_config(enable_metadata_routing=True)``;
+        see scikit-learn's metadata routing user guide.
+
+        Parameters
+        ----------
+        sample_weight : bool, None or str, default=sklearn.utils.metadata_routing.UNCHANGED
+            True: the scorer receives ``sample_weight`` when it is passed (to
+            ``cross_validate(params=...)``, ``GridSearchCV.fit`` ...); False:
+            it never does; None (the initial state): passing one raises
+            ``UnsetMetadataPassedError``; a str: the scorer receives the
+            metadata passed under that name as its ``sample_weight``.
+            ``UNCHANGED`` keeps the current request.
+
+        Returns
+        -------
+        self : object
+            The scorer, with the updated request.
+        """
+        if not _routing_enabled():
+            raise RuntimeError(
+                "set_score_request is only available when metadata routing is enabled: "
+                "call sklearn.set_config(enable_metadata_routing=True) first."
+            )
+        requests = self._get_metadata_request()
+        if sample_weight is not UNCHANGED:
+            requests.score.add_request(param="sample_weight", alias=sample_weight)
+        self._metadata_request = requests
+        return self
+
+    def _get_metadata_request(self) -> MetadataRequest:
+        # A scorer has no score method for scikit-learn to read its metadata
+        # from; it consumes sample_weight in score, unrequested until told.
+        if hasattr(self, "_metadata_request"):
+            return get_routing_for_object(self._metadata_request)
+        requests = MetadataRequest(owner=self)
+        requests.score.add_request(param="sample_weight", alias=None)
+        return requests
+
+    def _accept_sample_weight(self) -> bool:
+        # Asked by scikit-learn (GridSearchCV, multi-metric scoring) when routing
+        # is disabled, to decide whether to pass sample_weight on.
+        return True
+
+    def _options(self) -> str:
+        task = "" if self.task is None else f", task={self.task!r}"
+        policy = "" if self.single_class == "skip" else f", single_class={self.single_class!r}"
+        return task + policy
+
+    def _routing_repr(self) -> str:
+        # How scikit-learn's routing messages name the scorer ("Call `...`.set_score_request").
+        return f"skmtl.metrics.make_task_scorer({self.metric!r}{self._options()})"
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
         proba = _proba_list(estimator.predict_proba(X))
@@ -272,11 +434,13 @@ class _MultiTaskScorer:
         funnel = list(getattr(estimator, "funnel_", []))
         sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
         if self.task is None:
-            return sign * _mean(self.metric, y, proba, classes, sample_weight, funnel)
+            return sign * _mean(
+                self.metric, y, proba, classes, sample_weight, funnel, self.single_class
+            )
         t = self._task_index(estimator)
-        scores = per_task_scores(
-            self.metric, y, proba, classes=classes, sample_weight=sample_weight, funnel=funnel
-        )
+        scores, names = _task_scores(self.metric, y, proba, classes, sample_weight, funnel)
+        if np.isnan(scores[t]) and self.single_class == "raise":
+            raise ValueError(f"{_undefined(self.metric, [names[t]])} (single_class='raise').")
         return sign * float(scores[t])
 
     def _task_index(self, estimator) -> int:
@@ -289,11 +453,10 @@ class _MultiTaskScorer:
 
     def __repr__(self) -> str:
         prefix = "" if _GREATER_IS_BETTER[self.metric] else "neg_"
-        suffix = "" if self.task is None else f", task={self.task!r}"
-        return f"skmtl.metrics scorer({prefix}{self.metric}{suffix})"
+        return f"skmtl.metrics scorer({prefix}{self.metric}{self._options()})"
 
 
-def make_task_scorer(metric: str, task=None) -> _MultiTaskScorer:
+def make_task_scorer(metric: str, task=None, *, single_class="skip") -> _MultiTaskScorer:
     """A scorer for ``metric`` on one task (by name or index) or, with None, the mean over tasks.
 
     Losses are negated (greater is better), as scikit-learn's ``neg_*``
@@ -306,13 +469,21 @@ def make_task_scorer(metric: str, task=None) -> _MultiTaskScorer:
     task : str, int or None, default=None
         The task to score (a name from ``task_names_`` or an index); None
         averages over all tasks.
+    single_class : {"skip", "nan", "raise"}, default="skip"
+        What to do when the metric is undefined for a task in the scored
+        ``y`` (its known labels hold a single class, or none), as in
+        :func:`mean_roc_auc_score`: for the mean, "skip" leaves the task out
+        and warns, "nan" returns NaN, "raise" raises ``ValueError``. A scorer
+        of one task returns NaN for it, or raises with "raise".
 
     Returns
     -------
     scorer : callable
-        ``scorer(estimator, X, y, sample_weight=None) -> float``.
+        ``scorer(estimator, X, y, sample_weight=None) -> float``. With
+        metadata routing enabled, ``scorer.set_score_request(sample_weight=True)``
+        lets ``cross_validate`` and ``GridSearchCV`` pass it ``sample_weight``.
     """
-    return _MultiTaskScorer(metric, task)
+    return _MultiTaskScorer(metric, task, single_class)
 
 
 _SCORER_NAMES = {
@@ -322,24 +493,30 @@ _SCORER_NAMES = {
 }
 
 
-def get_scorer(name: str) -> _MultiTaskScorer:
+def get_scorer(name: str, *, single_class="skip") -> _MultiTaskScorer:
     """A mean-over-tasks scorer by name.
 
     Parameters
     ----------
     name : {"mean_roc_auc", "mean_average_precision", "neg_mean_log_loss"}
         The scorer.
+    single_class : {"skip", "nan", "raise"}, default="skip"
+        What to do when the metric is undefined for a task in the scored
+        ``y``, as in :func:`make_task_scorer`.
 
     Returns
     -------
     scorer : callable
+        As from :func:`make_task_scorer`.
     """
     if name not in _SCORER_NAMES:
         raise ValueError(f"Unknown scorer {name!r}; expected one of {sorted(_SCORER_NAMES)}.")
-    return _MultiTaskScorer(_SCORER_NAMES[name])
+    return _MultiTaskScorer(_SCORER_NAMES[name], single_class=single_class)
 
 
-def per_task_scorers(metrics: Sequence[str], tasks: Sequence) -> dict[str, _MultiTaskScorer]:
+def per_task_scorers(
+    metrics: Sequence[str], tasks: Sequence, *, single_class="skip"
+) -> dict[str, _MultiTaskScorer]:
     """A ``scoring=`` dict with one scorer per (metric, task) and the per-metric means.
 
     Keys are ``"{metric}_{task}"`` and ``"mean_{metric}"`` (``"neg_..."`` for
@@ -351,15 +528,19 @@ def per_task_scorers(metrics: Sequence[str], tasks: Sequence) -> dict[str, _Mult
         Metrics to compute.
     tasks : sequence of str or int
         Task names (as in ``task_names_``) or indices.
+    single_class : {"skip", "nan", "raise"}, default="skip"
+        What to do when the metric is undefined for a task in the scored
+        ``y``, as in :func:`make_task_scorer`; the same for every scorer.
 
     Returns
     -------
     scoring : dict of str to callable
+        Scorers as from :func:`make_task_scorer`.
     """
     scoring = {}
     for metric in metrics:
         prefix = "" if _GREATER_IS_BETTER.get(metric, True) else "neg_"
-        scoring[f"{prefix}mean_{metric}"] = _MultiTaskScorer(metric)
+        scoring[f"{prefix}mean_{metric}"] = _MultiTaskScorer(metric, single_class=single_class)
         for task in tasks:
-            scoring[f"{prefix}{metric}_{task}"] = _MultiTaskScorer(metric, task)
+            scoring[f"{prefix}{metric}_{task}"] = _MultiTaskScorer(metric, task, single_class)
     return scoring

@@ -1,11 +1,17 @@
 """skmtl.metrics against scikit-learn's per-task metrics."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
+from sklearn.model_selection import KFold, cross_validate
 
 from skmtl import MultiTaskClassifier, metrics
+
+TINY = {"max_iter": 3, "expert_layer_sizes": (4,), "tower_layer_sizes": (4,), "random_state": 0}
 
 
 @pytest.fixture
@@ -67,3 +73,85 @@ def test_score_is_subset_accuracy(numeric_data):
     X, y = numeric_data
     clf = MultiTaskClassifier(max_iter=10, random_state=0).fit(X, y)
     assert clf.score(X, y) == accuracy_score(y, clf.predict(X))
+
+
+@pytest.fixture
+def single_class_fold():
+    """KFold(3) data whose first test fold holds only class 0 of task_1."""
+    rng = np.random.RandomState(1)
+    X = rng.normal(size=(45, 3))
+    y = np.column_stack([np.arange(45) % 2, (np.arange(45) % 3 == 0) & (np.arange(45) >= 15)])
+    return X, y.astype(int)
+
+
+@pytest.fixture
+def single_class_task():
+    """y_true, y_proba and classes of two binary tasks; task_1 shows only class 1."""
+    y = np.array([[0, 1], [1, 1], [0, 1], [1, 1]])
+    p = np.array([0.2, 0.7, 0.4, 0.6])
+    return y, [np.column_stack([1 - p, p])] * 2, [np.array([0, 1])] * 2
+
+
+@pytest.mark.parametrize("mean", [metrics.mean_roc_auc_score, metrics.mean_average_precision_score])
+def test_single_class_policies(single_class_task, mean):
+    y, proba, classes = single_class_task
+    with pytest.warns(UndefinedMetricWarning, match=r"leaves out task\(s\) \['task_1'\]"):
+        assert mean(y, proba, classes=classes) == pytest.approx(1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(mean(y, proba, classes=classes, single_class="nan"))
+        assert mean(y[:, :1], proba[:1], classes=classes[:1], single_class="raise") == 1.0
+    with pytest.raises(ValueError, match=r"undefined for task\(s\) \['task_1'\]"):
+        mean(y, proba, classes=classes, single_class="raise")
+    with pytest.raises(ValueError, match="single_class must be one of"):
+        mean(y, proba, classes=classes, single_class="drop")
+
+
+def test_per_task_scores_are_nan_where_undefined(single_class_task):
+    y, proba, classes = single_class_task
+    scores = metrics.per_task_scores("roc_auc", y, proba, classes=classes)
+    assert scores[0] == pytest.approx(1.0) and np.isnan(scores[1])
+    y_none = y.astype(float)
+    y_none[:, 1] = np.nan  # no known label: undefined for log loss too
+    assert np.isnan(metrics.per_task_scores("log_loss", y_none, proba, classes=classes)[1])
+
+
+def test_every_task_undefined(single_class_task):
+    y, proba, classes = single_class_task
+    with pytest.raises(ValueError, match="undefined for every task"):
+        metrics.mean_roc_auc_score(y[:, 1:], proba[1:], classes=classes[1:])
+    nan = metrics.mean_roc_auc_score(y[:, 1:], proba[1:], classes=classes[1:], single_class="nan")
+    assert np.isnan(nan)
+
+
+def test_single_class_fold_under_cross_validate(single_class_fold):
+    X, y = single_class_fold
+    clf = MultiTaskClassifier(**TINY)
+    cv = KFold(3)
+    with pytest.warns(UndefinedMetricWarning, match=r"\['task_1'\]"):
+        skipped = cross_validate(clf, X, y, cv=cv, scoring=metrics.get_scorer("mean_roc_auc"),
+                                 return_estimator=True)
+    fold0 = skipped["estimator"][0]
+    assert skipped["test_score"][0] == pytest.approx(
+        roc_auc_score(y[:15, 0], fold0.predict_proba(X[:15])[0][:, 1])
+    )
+    invalid = cross_validate(
+        clf, X, y, cv=cv, scoring=metrics.get_scorer("mean_roc_auc", single_class="nan"),
+        error_score="raise",
+    )
+    assert np.isnan(invalid["test_score"][0]) and np.all(np.isfinite(invalid["test_score"][1:]))
+    np.testing.assert_allclose(invalid["test_score"][1:], skipped["test_score"][1:])
+    with pytest.raises(ValueError, match=r"undefined for task\(s\) \['task_1'\]"):
+        cross_validate(
+            clf, X, y, cv=cv, error_score="raise",
+            scoring=metrics.per_task_scorers(["roc_auc"], ["task_0"], single_class="raise"),
+        )
+
+
+def test_task_scorer_policy(single_class_fold):
+    X, y = single_class_fold
+    clf = MultiTaskClassifier(**TINY).fit(X[15:], y[15:])
+    assert np.isnan(metrics.make_task_scorer("roc_auc", "task_1")(clf, X[:15], y[:15]))
+    with pytest.raises(ValueError, match=r"undefined for task\(s\) \['task_1'\]"):
+        metrics.make_task_scorer("roc_auc", 1, single_class="raise")(clf, X[:15], y[:15])
+    assert "single_class='nan'" in repr(metrics.make_task_scorer("roc_auc", single_class="nan"))
