@@ -119,8 +119,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         embedding.
 
     expert_layer_sizes : array-like of int, default=(64, 32)
-        Layers of each expert (for ``"moe"``/``"mmoe"``) or of the shared
-        encoder (for ``"shared_bottom"``).
+        Layers of each expert (for ``"moe"``, ``"mmoe"`` and ``"ple"``), of
+        the shared encoder (for ``"shared_bottom"``) or of each task's
+        encoder (for ``"aitm"`` and ``"single_task"``). Not used by a
+        user-defined ``architecture``.
 
     n_experts : int, default=4
         Number of experts. Used only when ``architecture`` is ``"moe"`` or

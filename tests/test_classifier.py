@@ -515,3 +515,27 @@ def test_funnel_penalty_that_changes_nothing_warns(params, warns):
         clf.fit(X, y)
     penalty = [w for w in caught if "funnel_penalty" in str(w.message)]
     assert bool(penalty) == warns
+
+
+def test_parameters_an_architecture_does_not_use_change_nothing_and_stay_silent(numeric_data):
+    """sklearn's "Used only when" convention (issue 12, item 5): no warning, the same model,
+    and a warm start may change them (they are not part of the network's description)."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = numeric_data
+    base = dict(max_iter=2, random_state=0, device="cpu", early_stopping=False)
+    unused = dict(n_experts=7, gate_temperature=3.0, n_levels=4, n_task_experts=3,
+                  n_shared_experts=5, n_group_experts=2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        plain = MultiTaskClassifier("shared_bottom", **base).fit(X, y)
+        other = MultiTaskClassifier("shared_bottom", **base, **unused).fit(X, y)
+        for a, b in zip(plain.predict_proba(X), other.predict_proba(X)):
+            np.testing.assert_array_equal(a, b)
+        assert other.network_spec_ == plain.network_spec_
+        warm = MultiTaskClassifier("shared_bottom", **base, warm_start=True).fit(X, y)
+        warm.set_params(**unused).fit(X, y)
+    assert warm.n_iter_ == 4
