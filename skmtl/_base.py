@@ -50,6 +50,7 @@ from ._distributed import (
 )
 from ._encoding import TabularEncoder, resolve_categorical
 from ._fit_guards import check_embedding_tables
+from ._frames import as_pandas
 from ._keyed_settings import declared_categories
 from ._network_spec import build_from_spec, differing_entries, network_spec
 from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
@@ -103,9 +104,12 @@ def validate_input(estimator, X, *, reset: bool):
     """Check X against ``estimator`` (feature names, n_features) without losing column dtypes.
 
     Returns a DataFrame (dtypes kept, so categorical columns stay as they
-    are) or a 2-D ndarray (object arrays stay object). ``reset=True`` (in
-    ``fit``) records ``n_features_in_`` and ``feature_names_in_``.
+    are) or a 2-D ndarray (object arrays stay object). A polars or pyarrow
+    frame becomes a pandas DataFrame first (:func:`skmtl._frames.as_pandas`),
+    so its names are recorded and checked as a pandas frame's. ``reset=True``
+    (in ``fit``) records ``n_features_in_`` and ``feature_names_in_``.
     """
+    X = as_pandas(X)
     if not isinstance(X, pd.DataFrame):
         X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
     validate_data(estimator, X, skip_check_array=True, reset=reset)

@@ -90,7 +90,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
 
         - ``"from_dtype"``: DataFrame columns of pandas ``category``,
-          string/object or bool dtype; for a numpy object array, the columns
+          string/object or bool dtype (polars ``Categorical``, ``Enum``,
+          ``String`` or ``Boolean``); for a numpy object array, the columns
           holding strings or bools; for a numeric numpy array, none. Date,
           time and duration columns are refused unless declared categorical.
         - None: no categorical column.

@@ -291,8 +291,8 @@ def to_float(values, name: str) -> np.ndarray:
     except (TypeError, ValueError) as exc:
         raise ValueError(
             f"Continuous column(s) {name} hold non-numeric values ({exc}). Declare such "
-            "columns in categorical_features (or give them a pandas string/category dtype "
-            "with categorical_features='from_dtype')."
+            "columns in categorical_features (or give them a string/category dtype, pandas "
+            "or polars, with categorical_features='from_dtype')."
         ) from None
 
 

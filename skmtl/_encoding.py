@@ -1,6 +1,7 @@
 """Columns -> arrays: which columns are categorical, and the encoder of all of them.
 
-The input is a pandas DataFrame or a 2-D numpy array whose columns are taken by
+The input is a pandas DataFrame (a polars or pyarrow frame has been converted
+to one, :mod:`skmtl._frames`) or a 2-D numpy array whose columns are taken by
 position. Every column belongs to one column kind (:mod:`skmtl._column_kinds`):
 categorical columns become int codes (``0`` for the reserved unknown row),
 continuous ones are standardised, and further kinds bring their own encoding.
@@ -95,7 +96,7 @@ def resolve_categorical(X, categorical_features, feature_names) -> np.ndarray:
         if feature_names is None:
             raise ValueError(
                 "categorical_features names columns by string, which needs X to be a "
-                "pandas DataFrame with column names."
+                "pandas DataFrame (or a polars one) with column names."
             )
         names = list(map(str, feature_names))
         missing = [s for s in spec.tolist() if s not in names]

@@ -1,8 +1,10 @@
 """Multi-task targets: labels -> class indices with -1 for unknown labels.
 
 ``y`` is 1-D (one task) or 2-D ``(n_samples, n_tasks)``, an array or a pandas
-object. Each task is binary or multiclass with int, bool or string labels. A
-missing label (NaN, None or ``pd.NA``) means "unknown for this task".
+object (a polars or pyarrow frame is read as its pandas conversion,
+:func:`skmtl._frames.as_pandas`). Each task is binary or multiclass with int,
+bool or string labels. A missing label (NaN, None, ``pd.NA`` or a polars
+null) means "unknown for this task".
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import pandas as pd
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._distributed import SingleProcess
+from ._frames import as_pandas
 
 UNKNOWN = -1
 """Code of a missing label."""
@@ -31,6 +34,7 @@ class Targets:
         Sorted classes of each task.
     task_names : list of str
         DataFrame column names, a Series name, or ``task_0``, ``task_1``, ...
+        (pandas and polars alike; an unnamed Series is ``task_0``).
     one_dimensional : bool
         True when ``y`` was 1-D (a single task).
     funnel : list of int
@@ -83,6 +87,7 @@ def task_columns(y) -> tuple[list[np.ndarray], list[str], bool]:
         raise ValueError(
             "This estimator requires y to be passed, but the target y is None."
         )
+    y = as_pandas(y)
     if isinstance(y, pd.DataFrame):
         names = [str(c) for c in y.columns]
         return [_series_values(y.iloc[:, t]) for t in range(y.shape[1])], names, False
