@@ -218,6 +218,18 @@ def multitask_loss(
     return total, losses
 
 
+def consecutive_batch_sums(weights: torch.Tensor, batch_size: int, n_batches: int) -> torch.Tensor:
+    """``(n_batches, T + 1)``: each batch's column sums of ``weights`` ``(n, T)``, then its rows.
+
+    Batch ``b`` is rows ``b * batch_size`` to ``(b + 1) * batch_size``;
+    batches past the end of the data are all zeros.
+    """
+    per_row = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
+    padded = per_row.new_zeros(n_batches * batch_size, per_row.shape[1])
+    padded[: per_row.shape[0]] = per_row[: padded.shape[0]]
+    return padded.view(n_batches, batch_size, per_row.shape[1]).sum(dim=1)
+
+
 def funnel_violation(
     probabilities: Sequence[torch.Tensor], n_rows: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -398,10 +410,7 @@ class MultiTaskObjective:
             weights = label_weights(targets, sample_weight, self.class_weights)
         else:
             weights = (targets >= 0).to(weight_scale.dtype) * weight_scale
-        per_row = torch.cat([weights, torch.ones_like(weights[:, :1])], dim=1)
-        padded = per_row.new_zeros(n_batches * batch_size, per_row.shape[1])
-        padded[: per_row.shape[0]] = per_row[: padded.shape[0]]
-        return padded.view(n_batches, batch_size, per_row.shape[1]).sum(dim=1)
+        return consecutive_batch_sums(weights, batch_size, n_batches)
 
     def _offset(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Logits with the negative-sampling offsets applied (as float64).

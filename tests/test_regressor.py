@@ -1,0 +1,255 @@
+"""MultiTaskRegressor (issue 16, item 1): losses against hand computations, scaling, sklearn."""
+
+import pickle
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import r2_score
+from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from skmtl import MultiTaskRegressor, UntrainableTaskWarning
+from skmtl._regression import RegressionObjective
+from skmtl.nn import ARCHITECTURES
+
+FAST = dict(max_iter=5, expert_layer_sizes=(16,), tower_layer_sizes=(8,), n_experts=2,
+            random_state=0, device="cpu", early_stopping=False)
+
+
+@pytest.fixture(autouse=True)
+def _quiet():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        yield
+
+
+def _nonlinear(n=1500, seed=0):
+    """Two related nonlinear targets of different units."""
+    rng = np.random.RandomState(seed)
+    X = rng.normal(size=(n, 5))
+    shared = np.sin(2 * X[:, 0]) + X[:, 1] * X[:, 2]
+    y = np.column_stack([
+        shared + 0.5 * X[:, 3] + 0.1 * rng.normal(size=n),
+        1000 * (shared - 0.5 * X[:, 4]) + 50_000 + 100 * rng.normal(size=n),
+    ])
+    return X, y
+
+
+# ------------------------------------------------------------------ sklearn's checks
+def _expected_failures(estimator):
+    failures = {
+        "check_sample_weight_equivalence_on_dense_data": (
+            "Mini-batch training in float32: weighting a row by 2 is not bit-for-bit the same "
+            "optimisation path as repeating it (batches differ)."
+        ),
+    }
+    if estimator.architecture == "ple":
+        failures["check_regressors_train"] = (
+            "The check sets alpha=0.01 on 200 rows (one Adam step per epoch): PLE's outputs "
+            "start tiny under torch's default initialisation, the training loss improves by "
+            "less than tol for 10 epochs and fit stops at epoch 12 with R^2 ~ 0 (0.95 with "
+            "alpha=0). The initialisation belongs to the quality issue."
+        )
+        failures["check_methods_subset_invariance"] = (
+            "float32 matrix products depend on the batch size by about one ulp: one of 20 "
+            "PLE predictions of size ~1 differs by 1.8e-7 between a batch and single rows, "
+            "over the check's atol of 1e-7."
+        )
+    return failures
+
+
+FAST_CHECKS = ["mmoe", "shared_bottom"]
+
+
+@parametrize_with_checks(
+    [MultiTaskRegressor(architecture=name, random_state=0) for name in FAST_CHECKS],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible_regressor(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.slow
+@parametrize_with_checks(
+    [MultiTaskRegressor(architecture=name, random_state=0)
+     for name in sorted(set(ARCHITECTURES) - set(FAST_CHECKS))],
+    expected_failed_checks=_expected_failures,
+)
+def test_sklearn_compatible_regressor_every_architecture(estimator, check):
+    check(estimator)
+
+
+# ------------------------------------------------------------------ the losses
+def _objective(losses, deltas=(1.0, 1.0, 1.0, 1.0)):
+    T = len(losses)
+    return RegressionObjective(
+        losses, huber_deltas=torch.tensor(deltas[:T]), offsets=torch.zeros(T),
+        scales=torch.ones(T),
+    )
+
+
+def test_each_loss_equals_its_hand_computation_on_known_targets():
+    z = [torch.tensor([0.5, -1.0, 2.0, 0.0], dtype=torch.float64) for _ in range(4)]
+    y = torch.tensor([[1.0, 1.0, 1.0, 2.0], [np.nan, -3.0, 0.0, 0.0],
+                      [2.5, 4.0, np.nan, 1.0], [0.0, np.nan, 5.0, 3.0]], dtype=torch.float64)
+    w = torch.tensor([1.0, 2.0, 0.5, 3.0], dtype=torch.float64)
+    objective = _objective(["squared_error", "absolute_error", "huber", "poisson"],
+                           deltas=(1.0, 1.0, 1.5, 1.0))
+    total, losses = objective(z, y, w)
+    zn, yn, wn = z[0].numpy(), y.numpy(), w.numpy()
+
+    def mean(t, row):
+        known = ~np.isnan(yn[:, t])
+        return np.sum(wn[known] * row[known]) / np.sum(wn[known])
+
+    r = zn - np.nan_to_num(yn[:, 2])
+    huber = np.where(np.abs(r) <= 1.5, 0.5 * r**2, 1.5 * (np.abs(r) - 0.75))
+    expected = [
+        mean(0, 0.5 * (zn - np.nan_to_num(yn[:, 0])) ** 2),
+        mean(1, np.abs(zn - np.nan_to_num(yn[:, 1]))),
+        mean(2, huber),
+        mean(3, np.exp(zn) - np.nan_to_num(yn[:, 3]) * zn),
+    ]
+    np.testing.assert_allclose(losses.numpy(), expected, rtol=1e-12)
+    np.testing.assert_allclose(total.item(), sum(expected), rtol=1e-12)
+
+
+def test_only_the_weighted_task_receives_gradient_through_its_head():
+    z = [torch.zeros(3, requires_grad=True), torch.zeros(3, requires_grad=True)]
+    y = torch.tensor([[1.0, 2.0], [0.0, 1.0], [3.0, np.nan]])
+    objective = _objective(["squared_error", "squared_error"])
+    objective.task_weights = torch.tensor([0.0, 1.0])
+    total, _ = objective(z, y)
+    total.backward()
+    assert torch.all(z[0].grad == 0) and torch.any(z[1].grad != 0)
+    assert z[1].grad[2] == 0  # an unknown target gives no gradient
+
+
+# ------------------------------------------------------------------ the estimator
+def test_known_signal_reaches_stated_r2_next_to_per_task_baselines():
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.linear_model import Ridge
+
+    X, y = _nonlinear(3000)
+    train, test = slice(0, 2400), slice(2400, None)
+    reg = MultiTaskRegressor(max_iter=150, random_state=0).fit(X[train], y[train])
+    r2 = reg.score(X[test], y[test])
+    ridge = np.mean([r2_score(y[test, t], Ridge().fit(X[train], y[train, t]).predict(X[test]))
+                     for t in range(2)])
+    assert r2 > 0.9, r2
+    assert r2 > ridge + 0.3, (r2, ridge)
+    hgb = np.mean([r2_score(y[test, t], HistGradientBoostingRegressor(random_state=0).fit(
+        X[train], y[train, t]).predict(X[test])) for t in range(2)])
+    assert hgb > 0.8  # the comparison is reported in the docs; here only that both learn
+
+
+def test_predictions_are_in_the_targets_units_whatever_their_scale():
+    """The network sees standardised targets: an affine change of units changes nothing else."""
+    X, y = _nonlinear(400)
+    a = MultiTaskRegressor(**FAST).fit(X, y)
+    b = MultiTaskRegressor(**FAST).fit(X, y * 1e3 - 7)
+    np.testing.assert_allclose(b.predict(X), a.predict(X) * 1e3 - 7, rtol=1e-5, atol=1e-2)
+    np.testing.assert_allclose(a.target_offset_, y.mean(axis=0))
+    np.testing.assert_allclose(a.target_scale_, y.std(axis=0))
+    # Huber's delta is in the targets' units: delta * 1000 on y * 1000 is the same model.
+    h = MultiTaskRegressor(**FAST, loss="huber", huber_delta=0.5).fit(X, y)
+    k = MultiTaskRegressor(**FAST, loss="huber", huber_delta=500.0).fit(X, y * 1e3)
+    np.testing.assert_allclose(k.predict(X), h.predict(X) * 1e3, rtol=1e-5, atol=1e-2)
+
+
+def test_poisson_tasks_predict_positive_rates_with_a_log_link():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2000, 3))
+    counts = rng.poisson(np.exp(0.8 * X[:, 0]))
+    y = np.column_stack([counts, X[:, 1]])
+    reg = MultiTaskRegressor(loss={0: "poisson"}, max_iter=60, random_state=0).fit(X, y)
+    pred = reg.predict(X)
+    assert reg.loss_ == ["poisson", "squared_error"]
+    assert np.all(pred[:, 0] > 0)
+    assert reg.target_offset_[0] == 0 and reg.target_scale_[0] == pytest.approx(counts.mean())
+    # The log-rate is learnt: predictions track the true rate.
+    assert np.corrcoef(np.log(pred[:, 0]), 0.8 * X[:, 0])[0, 1] > 0.95
+    with pytest.raises(ValueError, match="loss='poisson' needs non-negative targets"):
+        MultiTaskRegressor(loss="poisson", **FAST).fit(X, y)
+
+
+def test_unknown_targets_are_masked_and_score_skips_them():
+    X, y = _nonlinear(600)
+    y_nan = y.copy()
+    y_nan[::3, 1] = np.nan
+    reg = MultiTaskRegressor(**FAST).fit(X, y_nan)
+    known = ~np.isnan(y_nan[:, 1])
+    expected = np.mean([r2_score(y[:, 0], reg.predict(X)[:, 0]),
+                        r2_score(y_nan[known, 1], reg.predict(X)[known, 1])])
+    assert reg.score(X, y_nan) == pytest.approx(expected)
+    np.testing.assert_allclose(reg.target_offset_[1], np.nanmean(y_nan[:, 1]))
+    # Without unknown targets, score is sklearn's multi-output R^2.
+    assert reg.score(X, y) == pytest.approx(r2_score(y, reg.predict(X)))
+
+
+def test_one_dimensional_y_names_and_task_keyed_settings():
+    X, y = _nonlinear(300)
+    reg = MultiTaskRegressor(**FAST).fit(X, y[:, 0])
+    assert reg.predict(X).shape == (300,) and reg.n_outputs_ == 1
+    frame = pd.DataFrame(y, columns=["spend", "margin"])
+    reg = MultiTaskRegressor(**FAST, loss={"margin": "absolute_error"},
+                             task_weights={"spend": 2.0}).fit(X, frame)
+    assert list(reg.task_names_) == ["spend", "margin"]
+    assert reg.loss_ == ["squared_error", "absolute_error"]
+    np.testing.assert_array_equal(reg.objective_.task_weights.numpy(), [2.0, 1.0])
+    with pytest.raises(ValueError, match="loss names task 'cost'"):
+        MultiTaskRegressor(**FAST, loss={"cost": "huber"}).fit(X, frame)
+
+
+def test_bad_targets_get_clear_errors_and_empty_tasks_a_warning():
+    X, y = _nonlinear(200)
+    with pytest.raises(ValueError, match=r"Task 'task_1' has non-numeric targets \(str\)"):
+        MultiTaskRegressor(**FAST).fit(X, np.column_stack([y[:, 0], ["a"] * 200]).astype(object))
+    bad = y.copy()
+    bad[3, 0] = np.inf
+    with pytest.raises(ValueError, match="y contains infinity"):
+        MultiTaskRegressor(**FAST).fit(X, bad)
+    empty = y.copy()
+    empty[:, 1] = np.nan
+    with pytest.warns(UntrainableTaskWarning, match="task_1"):
+        reg = MultiTaskRegressor(**FAST).fit(X, empty)
+    assert np.isnan(reg.predict(X)[:, 1]).all() and np.isfinite(reg.predict(X)[:, 0]).all()
+    with pytest.raises(ValueError, match="has no known target"):
+        MultiTaskRegressor(**FAST).fit(X, np.full_like(y, np.nan))
+
+
+def test_partial_fit_and_warm_start_continue_in_the_same_units():
+    X, y = _nonlinear(600)
+    reg = MultiTaskRegressor(**FAST)
+    reg.partial_fit(X[:300], y[:300])
+    offsets = reg.target_offset_.copy()
+    reg.partial_fit(X[300:], y[300:])
+    assert reg.n_iter_ == 2
+    np.testing.assert_array_equal(reg.target_offset_, offsets)
+    warm = MultiTaskRegressor(**FAST, warm_start=True).fit(X, y)
+    warm.fit(X, y)
+    assert warm.n_iter_ == 10
+    warm.set_params(loss="absolute_error")
+    with pytest.raises(ValueError, match="needs the same tasks and losses"):
+        warm.fit(X, y)
+
+
+def test_pickle_round_trip_is_exact_and_clone_is_unfitted():
+    X, y = _nonlinear(300)
+    reg = MultiTaskRegressor(**FAST).fit(X, y)
+    again = pickle.loads(pickle.dumps(reg))
+    np.testing.assert_array_equal(again.predict(X), reg.predict(X))
+    assert not hasattr(clone(reg), "module_")
+
+
+def test_grid_search_over_architectures_with_the_default_r2():
+    X, y = _nonlinear(400)
+    search = GridSearchCV(MultiTaskRegressor(**FAST), {"architecture": ["shared_bottom", "mmoe"]},
+                          cv=KFold(2, shuffle=True, random_state=0)).fit(X, y)
+    assert search.best_params_["architecture"] in ("shared_bottom", "mmoe")
+    assert np.isfinite(search.cv_results_["mean_test_score"]).all()
