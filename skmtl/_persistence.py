@@ -65,6 +65,8 @@ from ._network_spec import (
     spec_from_format_1,
     spec_from_format_2,
 )
+from ._regression import RegressionObjective
+from ._regressor import MultiTaskRegressor
 from .losses import MultiTaskObjective
 from .nn.architectures import ARCHITECTURES
 
@@ -81,7 +83,13 @@ MAX_JSON_BYTES = 1 << 30
 
 # skmtl objects a fitted estimator holds, rebuilt by class name from this table (and
 # the registered column kinds, :func:`_object_classes`) only.
-_OBJECTS = {"TabularEncoder": TabularEncoder, "MultiTaskObjective": MultiTaskObjective}
+_OBJECTS = {
+    "TabularEncoder": TabularEncoder,
+    "MultiTaskObjective": MultiTaskObjective,
+    "RegressionObjective": RegressionObjective,
+}
+# The estimators a file may describe, by class name.
+_ESTIMATORS = {cls.__name__: cls for cls in (MultiTaskClassifier, MultiTaskRegressor)}
 # State that is not written as JSON: the module goes to weights.pt, the device is CPU on load.
 # The optimiser's moments are training state, not model: a loaded model predicts
 # exactly, and partial_fit after load_model starts a fresh Adam.
@@ -100,7 +108,7 @@ _TORCH_DTYPES = {
 
 # --------------------------------------------------------------------- public
 def save_model(estimator, path, *, key=None) -> None:
-    """Write a fitted :class:`MultiTaskClassifier` to a model file that is safe to open.
+    """Write a fitted :class:`MultiTaskClassifier` or :class:`MultiTaskRegressor` to a safe file.
 
     Use this to share a model, keep it for long, or load it where you do not
     control who wrote the file. :mod:`pickle`/:mod:`joblib` also work and keep
@@ -110,7 +118,7 @@ def save_model(estimator, path, *, key=None) -> None:
 
     Parameters
     ----------
-    estimator : MultiTaskClassifier
+    estimator : MultiTaskClassifier or MultiTaskRegressor
         A fitted estimator. The file stores its current parameters (as
         ``get_params`` gives them) and the network it was fitted with
         (``network_spec_``), so parameters changed with ``set_params`` after
@@ -166,9 +174,10 @@ def save_model(estimator, path, *, key=None) -> None:
     >>> all(np.array_equal(a, b) for a, b in zip(clf.predict_proba(X), restored.predict_proba(X)))
     True
     """
-    if not isinstance(estimator, MultiTaskClassifier):
+    if type(estimator) not in _ESTIMATORS.values():
         raise TypeError(
-            f"save_model expects a MultiTaskClassifier; got {type(estimator).__name__}."
+            "save_model expects a MultiTaskClassifier or MultiTaskRegressor; got "
+            f"{type(estimator).__name__}."
         )
     check_is_fitted(estimator)
     network = getattr(estimator, "network_spec_", None)
@@ -201,7 +210,7 @@ def save_model(estimator, path, *, key=None) -> None:
     _write_archive(path, {**members, WEIGHTS: weights})
 
 
-def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
+def load_model(path, *, key=None, module_class=None):
     """Read a model file written by :func:`save_model`, executing nothing from it.
 
     The members' SHA-256 hashes are checked, then (with ``key``) the
@@ -228,9 +237,10 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
 
     Returns
     -------
-    estimator : MultiTaskClassifier
-        A fitted estimator on the CPU, whose ``predict_proba`` returns exactly
-        what the saved one returned.
+    estimator : MultiTaskClassifier or MultiTaskRegressor
+        A fitted estimator (of the class that was saved) on the CPU, whose
+        ``predict_proba`` (a regressor's ``predict``) returns exactly what the
+        saved one returned.
 
     Raises
     ------
@@ -282,7 +292,7 @@ def load_model(path, *, key=None, module_class=None) -> MultiTaskClassifier:
             f"module_class was given, but the model uses the built-in architecture "
             f"{architecture!r}; leave module_class=None."
         )
-    estimator = _rebuild_estimator(params)
+    estimator = _rebuild_estimator(params, _ESTIMATORS[document["estimator"]])
     try:
         if document["format_version"] < 3:
             upgrade = spec_from_format_1 if document["format_version"] == 1 else spec_from_format_2
@@ -440,7 +450,7 @@ def _check_header(document) -> None:
             f"files are read by the same major version only. Load it with skmtl "
             f"{_major(saved)}.x."
         )
-    if document.get("estimator") != MultiTaskClassifier.__name__:
+    if document.get("estimator") not in _ESTIMATORS:
         raise _FileError(f"{MODEL_JSON} describes a {document.get('estimator')!r}.")
 
 
@@ -510,14 +520,14 @@ def _rebuild_module(network, weights: bytes) -> torch.nn.Module:
     return module.eval()
 
 
-def _rebuild_estimator(params) -> MultiTaskClassifier:
+def _rebuild_estimator(params, cls):
     if not isinstance(params, dict):
         raise _FileError(f"{MODEL_JSON} has no parameter dict.")
-    known = MultiTaskClassifier().get_params(deep=False)
+    known = cls().get_params(deep=False)
     unknown = sorted(set(params) - set(known))
     if unknown:
         raise _FileError(f"{MODEL_JSON} holds unknown parameters {unknown}.")
-    estimator = MultiTaskClassifier(**params)
+    estimator = cls(**params)
     estimator._validate_params()
     return estimator
 
@@ -547,6 +557,16 @@ def _check_consistent(estimator, network: dict) -> None:
             "network description disagree."
         )
     # A last, generic check: one typical row (see ColumnKind.probe_values) must predict.
+    if isinstance(estimator, MultiTaskRegressor):
+        try:
+            predicted = estimator.predict(_probe_row(estimator)).reshape(1, -1)
+        except Exception as exc:  # noqa: BLE001 - whatever fails, the file is unusable
+            raise _FileError(f"The model in {MODEL_JSON} cannot predict: {exc!r}") from None
+        trained = np.asarray(estimator._trained_tasks_, dtype=bool)
+        valid = np.all(np.isfinite(predicted[0, trained]))
+        if predicted.shape[1] != estimator.n_outputs_ or not valid:
+            raise _FileError(f"The model in {MODEL_JSON} predicts invalid values.")
+        return
     try:
         proba = estimator.predict_proba(_probe_row(estimator))
         proba = proba if isinstance(proba, list) else [proba]

@@ -206,12 +206,15 @@ class RegressionObjective:
 
     def __init__(self, losses, huber_deltas, offsets, scales, task_weights=None):
         self.losses = list(losses)
-        self.n_outputs = [1] * len(self.losses)
         self.huber_deltas = huber_deltas
         self.offsets = offsets
         self.scales = scales
         self.task_weights = task_weights
-        self.class_weights = None
+
+    @property
+    def n_outputs(self) -> list[int]:
+        """One output per task."""
+        return [1] * len(self.losses)
 
     def to(self, device) -> RegressionObjective:
         """Move the objective's tensors to ``device`` (returns self)."""
@@ -292,3 +295,7 @@ class RegressionObjective:
             scale, offset = self.scales[t].double(), self.offsets[t].double()
             columns.append(scale * torch.exp(z) if loss == "poisson" else offset + scale * z)
         return torch.stack(columns, dim=1)
+
+    def export_outputs(self, outputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """What an exported graph returns per task: its prediction, ``(B, 1)`` float64."""
+        return [column.unsqueeze(1) for column in self.predictions(outputs).unbind(dim=1)]

@@ -1,4 +1,4 @@
-"""Export a fitted :class:`~skmtl.MultiTaskClassifier` to ONNX for serving.
+"""Export a fitted :class:`~skmtl.MultiTaskClassifier` or :class:`~skmtl.MultiTaskRegressor` to ONNX.
 
 :func:`to_onnx` writes ONE self-contained ONNX graph that takes the raw
 feature columns and returns the probabilities of every task, so a serving
@@ -47,6 +47,12 @@ skmtl:
    classes of every task (``skmtl.classes``), the inputs and their kinds
    (``skmtl.inputs``) and the funnel (``skmtl.funnel``) as JSON.
 
+A :class:`~skmtl.MultiTaskRegressor` exports the same way, with each task's
+prediction in the targets' units (the network's output turned back by the
+fitted ``target_offset_`` and ``target_scale_``, or ``exp`` for poisson
+tasks) as a float32 ``(N, 1)`` tensor instead of probabilities; the metadata
+records each task's loss (``skmtl.losses``) instead of classes.
+
 Non-finite continuous values. ``predict_proba`` raises on NaN or infinity in
 a continuous column; an ONNX graph cannot raise. A row with NaN or +-inf in
 any continuous input gets NaN for every probability of every task (the graph
@@ -76,6 +82,7 @@ from sklearn.utils.validation import check_is_fitted
 from ._base import validate_input
 from ._classifier import MultiTaskClassifier
 from ._column_kinds import OnnxColumn
+from ._regressor import MultiTaskRegressor
 from ._targets import classes_per_task
 
 __all__ = ["onnx_inputs", "to_onnx"]
@@ -92,15 +99,30 @@ ML_OPSET = 2
 _PREFIX = "skmtl/"  # every tensor the graph creates internally starts with this
 
 
-def _check_exportable(estimator: MultiTaskClassifier) -> None:
+def _output_widths(estimator) -> list[int]:
+    """Columns of each task's output: its classes, or 1 (a regressor's prediction)."""
+    if isinstance(estimator, MultiTaskRegressor):
+        return [1] * estimator.n_outputs_
+    return [len(c) for c in classes_per_task(estimator.classes_)]
+
+
+def _untrained_tasks(estimator) -> list[str]:
+    """Tasks set aside in fit (fewer than two classes; no known target)."""
+    if isinstance(estimator, MultiTaskRegressor):
+        trained = estimator._trained_tasks_
+    else:
+        trained = [len(c) >= 2 for c in classes_per_task(estimator.classes_)]
+    return [str(n) for n, ok in zip(estimator.task_names_, trained) if not ok]
+
+
+def _check_exportable(estimator) -> None:
     """Refuse a model with a column kind that has no ONNX export, or an untrained task."""
-    classes = classes_per_task(estimator.classes_)
-    untrained = [str(n) for n, c in zip(estimator.task_names_, classes) if len(c) < 2]
+    untrained = _untrained_tasks(estimator)
     if untrained:
         raise ValueError(
-            f"Task(s) {untrained} had fewer than two classes in fit and were not trained; "
-            "their constant prediction has no ONNX export. Refit on data where every task "
-            "shows two classes (or declare pos_label for a binary one)."
+            f"Task(s) {untrained} were not trained (fewer than two classes, or no known "
+            "target, in fit); their constant prediction has no ONNX export. Refit on data "
+            "where every task can be trained (or declare pos_label for a binary one)."
         )
     for kind in estimator.encoder_.kinds:
         if not kind.exports_to_onnx and len(kind.columns):
@@ -113,7 +135,7 @@ def _check_exportable(estimator: MultiTaskClassifier) -> None:
             )
 
 
-def _input_names(estimator: MultiTaskClassifier) -> list[str]:
+def _input_names(estimator) -> list[str]:
     """The graph input name of every feature column, in the order of ``X``."""
     names = getattr(estimator, "feature_names_in_", None)
     if names is not None:
@@ -121,19 +143,19 @@ def _input_names(estimator: MultiTaskClassifier) -> list[str]:
     return [f"x{j}" for j in range(estimator.n_features_in_)]
 
 
-def _exported_kinds(estimator: MultiTaskClassifier) -> list:
+def _exported_kinds(estimator) -> list:
     """The kinds with columns: each is one input of the traced network."""
     return [kind for kind in estimator.encoder_.kinds if len(kind.columns)]
 
 
-def _columns(estimator: MultiTaskClassifier) -> list[OnnxColumn]:
+def _columns(estimator) -> list[OnnxColumn]:
     """The graph input of every feature column, in the order of ``X``."""
     names = _input_names(estimator)
     columns = [c for kind in _exported_kinds(estimator) for c in kind.onnx_columns(names)]
     return sorted(columns, key=lambda c: c.index)
 
 
-def _output_names(estimator: MultiTaskClassifier, inputs: list[OnnxColumn]) -> list[str]:
+def _output_names(estimator, inputs: list[OnnxColumn]) -> list[str]:
     """Task names as graph output names, checked to be unique among all graph names."""
     names = [str(t) for t in estimator.task_names_]
     every = names + [c.name for c in inputs]
@@ -154,7 +176,7 @@ def _output_names(estimator: MultiTaskClassifier, inputs: list[OnnxColumn]) -> l
 
 
 # ----------------------------------------------------------------------- inputs
-def onnx_inputs(estimator: MultiTaskClassifier, X) -> dict[str, np.ndarray]:
+def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     """The input dictionary of the graph :func:`to_onnx` exports, for the rows of ``X``.
 
     Every column becomes an array of shape ``(n_samples, 1)`` of the input's
@@ -168,7 +190,7 @@ def onnx_inputs(estimator: MultiTaskClassifier, X) -> dict[str, np.ndarray]:
 
     Parameters
     ----------
-    estimator : MultiTaskClassifier
+    estimator : MultiTaskClassifier or MultiTaskRegressor
         The fitted estimator that was exported.
     X : array-like or DataFrame of shape (n_samples, n_features)
         Input features, as given to ``predict_proba``.
@@ -225,7 +247,7 @@ class _ProbabilityModel(torch.nn.Module):
             next(given) if empty is None else empty.new_zeros((batch, 0))
             for empty in self.empty_inputs
         ]
-        probabilities = self.objective.probabilities(self.network(*network_inputs))
+        probabilities = self.objective.export_outputs(self.network(*network_inputs))
         for kind, x in zip(self.kinds, inputs):
             bad = kind.onnx_invalid_rows(x)
             if bad is not None:
@@ -368,17 +390,18 @@ def _jsonable(values) -> list:
     return [v.item() if isinstance(v, np.generic) else v for v in np.asarray(values).tolist()]
 
 
-def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = None):
-    """Export a fitted :class:`~skmtl.MultiTaskClassifier`, input encoding included, to ONNX.
+def to_onnx(estimator, path=None, *, opset: int | None = None):
+    """Export a fitted :class:`~skmtl.MultiTaskClassifier` or regressor, input encoding included.
 
     The graph takes one input per raw feature column and returns one
     probability tensor per task, equal to ``predict_proba`` (to float32
-    precision); see :mod:`skmtl.export` for the input names, types and the
+    precision), or for a :class:`~skmtl.MultiTaskRegressor` one ``(N, 1)``
+    tensor per task equal to ``predict`` (to float32 precision); see :mod:`skmtl.export` for the input names, types and the
     handling of unknown, missing and non-finite values.
 
     Parameters
     ----------
-    estimator : MultiTaskClassifier
+    estimator : MultiTaskClassifier or MultiTaskRegressor
         A fitted estimator. Built-in architectures all export; a user-defined
         ``architecture`` exports if ``torch.export`` can trace its module.
     path : str or path-like, default=None
@@ -437,8 +460,11 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
             f"to_onnx needs the onnx and onnxscript packages ({exc}); install them with "
             "pip install 'skmtl[onnx]'."
         ) from None
-    if not isinstance(estimator, MultiTaskClassifier):
-        raise TypeError(f"to_onnx exports a MultiTaskClassifier; got {type(estimator).__name__}.")
+    if not isinstance(estimator, (MultiTaskClassifier, MultiTaskRegressor)):
+        raise TypeError(
+            "to_onnx exports a MultiTaskClassifier or MultiTaskRegressor; got "
+            f"{type(estimator).__name__}."
+        )
     check_is_fitted(estimator)
     if opset is None:
         opset = DEFAULT_OPSET
@@ -463,12 +489,9 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
 
     nodes, initializers, inputs = _front_end(estimator, columns, helper, numpy_helper, TensorProto)
     outputs = []
-    classes = classes_per_task(estimator.classes_)
-    for name, internal, task_classes in zip(task_names, graph.output, classes):
+    for name, internal, width in zip(task_names, graph.output, _output_widths(estimator)):
         graph.node.append(helper.make_node("Identity", [internal.name], [name]))
-        outputs.append(
-            helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", len(task_classes)])
-        )
+        outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", width]))
 
     merged = helper.make_graph(
         nodes + list(graph.node),
@@ -492,16 +515,24 @@ def to_onnx(estimator: MultiTaskClassifier, path=None, *, opset: int | None = No
     from . import __version__
 
     model.producer_version = __version__
+    regressor = isinstance(estimator, MultiTaskRegressor)
     model.doc_string = (
-        "skmtl MultiTaskClassifier: raw feature columns in, one probability tensor per task out."
+        f"skmtl {type(estimator).__name__}: raw feature columns in, one "
+        f"{'prediction (N, 1), in the targets units,' if regressor else 'probability'} tensor "
+        "per task out."
     )
     metadata = {
         "skmtl.task_names": task_names,
-        "skmtl.classes": {n: _jsonable(c) for n, c in zip(task_names, classes)},
+        "skmtl.estimator": type(estimator).__name__,
         "skmtl.inputs": [{"name": c.name, "kind": c.kind, "type": c.onnx_type} for c in columns],
-        "skmtl.funnel": [task_names[t] for t in estimator.funnel_],
+        "skmtl.funnel": [task_names[t] for t in getattr(estimator, "funnel_", [])],
         "skmtl.architecture": str(type(estimator.module_.body).__name__),
     }
+    if regressor:
+        metadata["skmtl.losses"] = dict(zip(task_names, estimator.loss_))
+    else:
+        classes = classes_per_task(estimator.classes_)
+        metadata["skmtl.classes"] = {n: _jsonable(c) for n, c in zip(task_names, classes)}
     helper.set_model_props(model, {k: json.dumps(v) for k, v in metadata.items()})
     onnx.checker.check_model(model, full_check=True)
     if path is not None:

@@ -455,6 +455,10 @@ class MultiTaskObjective:
                 probabilities.append(torch.softmax(z, dim=1))
         return probabilities
 
+    def export_outputs(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """What an exported graph returns per task: :meth:`probabilities`."""
+        return self.probabilities(logits)
+
     def conditional_probabilities(self, logits: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """``P(step k | step k-1)`` of each funnel step, shape (B,) each, in float64.
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from skmtl import MultiTaskClassifier
+from skmtl import MultiTaskClassifier, MultiTaskRegressor
 
 
 def frame(data, prefix: str) -> pd.DataFrame:
@@ -91,6 +91,16 @@ def main(data_path: str, out_dir: str) -> int:
     report["equivalence_categories"] = [
         None if c is None else [str(v) for v in c] for c in clf.categories_
     ]
+
+    # 1b. The same rows as regression targets: the global target scaling, weights and
+    #     unknown targets must give the one-process model.
+    y_reg = pd.DataFrame({"spend": data["spend"], "count": data["count"]})[mine]
+    reg = MultiTaskRegressor(**params, loss={"count": "poisson"}, distributed=True).fit(
+        X, y_reg, sample_weight=weights)
+    out["regressor_offset"] = reg.target_offset_
+    out["regressor_scale"] = reg.target_scale_
+    out["regressor_loss_curve"] = np.asarray(reg.loss_curve_)
+    out["regressor_predict"] = reg.predict(X_all)
 
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).

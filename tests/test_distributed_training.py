@@ -69,7 +69,13 @@ def make_rows(rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
     click = (rng.random(n) < 1 / (1 + np.exp(-score))).astype(float)
     buy = click * (rng.random(n) < 1 / (1 + np.exp(-(x0 - 0.5)))).astype(float)
     buy[rng.random(n) < 0.1] = np.nan  # unknown labels, masked
-    return {"city": city, "device": device, "x0": x0, "x1": x1, "click": click, "buy": buy}
+    # Regression targets (MultiTaskRegressor), from the same draws: far from standardised,
+    # a count for the poisson loss, and unknown where buy is.
+    spend = 200.0 * x0 + (x1 - 1000.0) + 5000.0 + 300.0 * (device == "phone")
+    count = np.round(3.0 * np.exp(0.5 * x0))
+    spend[np.isnan(buy)] = np.nan
+    return {"city": city, "device": device, "x0": x0, "x1": x1, "click": click, "buy": buy,
+            "spend": spend, "count": count}
 
 
 def frame(rows: dict) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -112,6 +118,23 @@ def runs(tmp_path_factory):
         for r in range(2)
     ]
     return {"rows": rows, "weight": weight, "big": big, "test": test, "ranks": ranks}
+
+
+def test_a_regressor_in_two_processes_matches_one_process(runs):
+    """MultiTaskRegressor's data-parallel path: global target scaling, weights, NaN targets."""
+    from skmtl import MultiTaskRegressor
+
+    X, _ = frame(runs["rows"])
+    y = pd.DataFrame({"spend": runs["rows"]["spend"], "count": runs["rows"]["count"]})
+    single = MultiTaskRegressor(**PARAMS, loss={"count": "poisson"}).fit(
+        X, y, sample_weight=runs["weight"])
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["regressor_offset"], single.target_offset_, rtol=1e-12)
+        np.testing.assert_allclose(arrays["regressor_scale"], single.target_scale_, rtol=1e-12)
+        np.testing.assert_allclose(arrays["regressor_loss_curve"], single.loss_curve_,
+                                   rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["regressor_predict"], single.predict(X),
+                                   rtol=TOLERANCE)
 
 
 def test_two_processes_match_one_process_on_the_same_global_batches(runs):

@@ -430,7 +430,9 @@ def test_unfitted_estimator():
 def test_not_a_multitask_classifier(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
-    match = r"save_model expects a MultiTaskClassifier; got LogisticRegression"
+    match = (
+        r"save_model expects a MultiTaskClassifier or MultiTaskRegressor; got LogisticRegression"
+    )
     with pytest.raises(TypeError, match=match):
         save_model(LogisticRegression(), tmp_path / "m.skmtl")
 

@@ -253,3 +253,48 @@ def test_grid_search_over_architectures_with_the_default_r2():
                           cv=KFold(2, shuffle=True, random_state=0)).fit(X, y)
     assert search.best_params_["architecture"] in ("shared_bottom", "mmoe")
     assert np.isfinite(search.cv_results_["mean_test_score"]).all()
+
+
+# ------------------------------------------------------------------ persistence and ONNX
+def test_model_file_round_trip_is_exact(tmp_path):
+    from skmtl import load_model, save_model
+
+    X, y = _nonlinear(300)
+    frame = pd.DataFrame(y, columns=["spend", "margin"])
+    reg = MultiTaskRegressor(**FAST, loss={"margin": "huber"}, huber_delta={"margin": 200.0})
+    reg.fit(X, frame)
+    save_model(reg, tmp_path / "reg.skmtl")
+    loaded = load_model(tmp_path / "reg.skmtl")
+    assert type(loaded) is MultiTaskRegressor and loaded.get_params() == reg.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), reg.predict(X))
+    assert loaded.loss_ == reg.loss_ and list(loaded.task_names_) == ["spend", "margin"]
+    np.testing.assert_array_equal(loaded.target_scale_, reg.target_scale_)
+    assert loaded.score(X, frame) == reg.score(X, frame)
+    loaded.partial_fit(X, frame)  # training goes on from the file (fresh Adam)
+    assert loaded.n_iter_ == reg.n_iter_ + 1
+
+
+def test_onnx_export_returns_predictions_in_the_targets_units():
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from skmtl.export import onnx_inputs, to_onnx
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"city": rng.choice(list("abcde"), 400), "x": rng.normal(size=400),
+                      "z": rng.normal(size=400)})
+    y = pd.DataFrame({"spend": X["x"] * 100 + 5000, "count": rng.poisson(np.exp(X["z"]))})
+    reg = MultiTaskRegressor(**FAST, loss={"count": "poisson"}).fit(X, y)
+    model = to_onnx(reg)
+    assert [o.name for o in model.graph.output] == ["spend", "count"]
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    outputs = session.run(None, onnx_inputs(reg, X))
+    assert [o.shape for o in outputs] == [(400, 1), (400, 1)]
+    np.testing.assert_allclose(np.column_stack(outputs), reg.predict(X), rtol=1e-6)
+    metadata = {p.key: p.value for p in model.metadata_props}
+    assert metadata["skmtl.estimator"] == '"MultiTaskRegressor"'
+    assert "poisson" in metadata["skmtl.losses"]
+    empty = y.astype(float).assign(count=np.nan)
+    with pytest.warns(UntrainableTaskWarning):
+        untrained = MultiTaskRegressor(**FAST).fit(X, empty)
+    with pytest.raises(ValueError, match=r"Task\(s\) \['count'\] were not trained"):
+        to_onnx(untrained)
