@@ -8,6 +8,10 @@ multi-output input. The functions here take ``y_true`` of shape
 array), score every task on its known labels only (NaN/None/``pd.NA`` are
 skipped task by task) and average over tasks.
 
+For :class:`~skmtl.MultiTaskRegressor` the regression metrics (``"r2"``,
+``"mean_squared_error"``, ``"mean_absolute_error"``, ``"mean_poisson_deviance"``)
+score ``predict``'s output on the known targets of each task the same way.
+
 Scorers (callables ``scorer(estimator, X, y, sample_weight=None)``) plug into
 ``GridSearchCV(scoring=...)`` and ``cross_validate``::
 
@@ -30,7 +34,15 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import average_precision_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    log_loss,
+    mean_absolute_error,
+    mean_poisson_deviance,
+    mean_squared_error,
+    r2_score,
+    roc_auc_score,
+)
 from sklearn.preprocessing import label_binarize
 from sklearn.utils.metadata_routing import (
     UNCHANGED,
@@ -92,7 +104,20 @@ _METRICS: dict[str, Callable] = {
     "average_precision": _average_precision,
     "log_loss": _log_loss,
 }
-_GREATER_IS_BETTER = {"roc_auc": True, "average_precision": True, "log_loss": False}
+# Regression metrics (MultiTaskRegressor): f(y_true, y_pred, sample_weight) per task, on
+# the rows whose target is known; the scorers call predict instead of predict_proba.
+_REGRESSION_METRICS: dict[str, Callable] = {
+    "r2": r2_score,
+    "mean_squared_error": mean_squared_error,
+    "mean_absolute_error": mean_absolute_error,
+    "mean_poisson_deviance": mean_poisson_deviance,
+}
+_GREATER_IS_BETTER = {
+    "roc_auc": True, "average_precision": True, "log_loss": False,
+    "r2": True, "mean_squared_error": False, "mean_absolute_error": False,
+    "mean_poisson_deviance": False,
+}
+_ALL_METRICS = [*_METRICS, *_REGRESSION_METRICS]
 _SINGLE_CLASS_POLICIES = ("skip", "nan", "raise")
 
 
@@ -103,12 +128,15 @@ def per_task_scores(
 
     Parameters
     ----------
-    metric : {"roc_auc", "average_precision", "log_loss"}
-        The per-task metric.
+    metric : {"roc_auc", "average_precision", "log_loss", "r2", "mean_squared_error", "mean_absolute_error", "mean_poisson_deviance"}
+        The per-task metric: a classification metric on probabilities, or a
+        regression metric (:class:`~skmtl.MultiTaskRegressor`) on predictions.
     y_true : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
-        True labels; NaN/None/``pd.NA`` marks an unknown label.
+        True labels (or targets); NaN/None/``pd.NA`` marks an unknown one.
     y_proba : list of ndarray of shape (n_samples, n_classes_t), or ndarray
-        Predicted probabilities, as returned by ``predict_proba``.
+        Predicted probabilities, as returned by ``predict_proba``; for a
+        regression metric, the predictions of ``predict`` (an ndarray of
+        shape (n_samples, n_tasks) or (n_samples,)).
     classes : list of ndarray, or ndarray, default=None
         Each task's classes in the column order of ``y_proba`` (the fitted
         ``classes_``). By default the sorted known labels of each task.
@@ -131,8 +159,10 @@ def per_task_scores(
 
 def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):
     """:func:`per_task_scores` and the task names of ``y_true``."""
+    if metric in _REGRESSION_METRICS:
+        return _regression_scores(metric, y_true, y_proba, sample_weight)
     if metric not in _METRICS:
-        raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
+        raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_ALL_METRICS)}.")
     columns, names, _ = task_columns(y_true)
     probas = _proba_list(y_proba)
     if len(columns) != len(probas):
@@ -167,6 +197,29 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):
     return scores, names
 
 
+def _regression_scores(metric, y_true, y_pred, sample_weight):
+    """Per-task regression scores on the known targets (NaN: none known; r2: fewer than 2)."""
+    from ._regression import regression_targets
+
+    targets = regression_targets(y_true)
+    truth = targets.values
+    predicted = np.asarray(y_pred, dtype=np.float64).reshape(truth.shape[0], -1)
+    if predicted.shape[1] != truth.shape[1]:
+        raise ValueError(
+            f"y_true has {truth.shape[1]} task(s) but y_pred has {predicted.shape[1]}."
+        )
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    scores = np.full(truth.shape[1], np.nan)
+    for t in range(truth.shape[1]):
+        known = ~np.isnan(truth[:, t]) & ~np.isnan(predicted[:, t])
+        if known.sum() < (2 if metric == "r2" else 1):
+            continue
+        w = None if weights is None else weights[known]
+        scores[t] = _REGRESSION_METRICS[metric](truth[known, t], predicted[known, t],
+                                                sample_weight=w)
+    return scores, targets.task_names
+
+
 def _check_single_class(single_class) -> None:
     if not isinstance(single_class, str) or single_class not in _SINGLE_CLASS_POLICIES:
         raise ValueError(
@@ -176,6 +229,12 @@ def _check_single_class(single_class) -> None:
 
 def _undefined(metric: str, tasks: list) -> str:
     """That ``metric`` is undefined for ``tasks`` and why, for messages."""
+    if metric in _REGRESSION_METRICS:
+        cause = "fewer than two known targets" if metric == "r2" else "no known target"
+        return (
+            f"{metric} is undefined for task(s) {tasks}: they have {cause} in y_true (or "
+            "the model predicts NaN for them)"
+        )
     cause = "no known label" if metric == "log_loss" else "a single class or no known label"
     return (
         f"{metric} is undefined for task(s) {tasks}: they have {cause} in y_true, or the "
@@ -366,8 +425,10 @@ class _MultiTaskScorer(_MetadataRequester):
     """
 
     def __init__(self, metric: str, task=None, single_class="skip"):
-        if metric not in _METRICS:
-            raise ValueError(f"Unknown metric {metric!r}; expected one of {sorted(_METRICS)}.")
+        if metric not in _ALL_METRICS:
+            raise ValueError(
+                f"Unknown metric {metric!r}; expected one of {sorted(_ALL_METRICS)}."
+            )
         _check_single_class(single_class)
         self.metric = metric
         self.task = task
@@ -429,9 +490,12 @@ class _MultiTaskScorer(_MetadataRequester):
         return f"skmtl.metrics.make_task_scorer({self.metric!r}{self._options()})"
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
-        proba = _proba_list(estimator.predict_proba(X))
-        classes = classes_per_task(estimator.classes_)
-        funnel = list(getattr(estimator, "funnel_", []))
+        if self.metric in _REGRESSION_METRICS:
+            proba, classes, funnel = estimator.predict(X), None, []
+        else:
+            proba = _proba_list(estimator.predict_proba(X))
+            classes = classes_per_task(estimator.classes_)
+            funnel = list(getattr(estimator, "funnel_", []))
         sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
         if self.task is None:
             return sign * _mean(
@@ -464,8 +528,8 @@ def make_task_scorer(metric: str, task=None, *, single_class="skip") -> _MultiTa
 
     Parameters
     ----------
-    metric : {"roc_auc", "average_precision", "log_loss"}
-        The per-task metric.
+    metric : {"roc_auc", "average_precision", "log_loss", "r2", "mean_squared_error", "mean_absolute_error", "mean_poisson_deviance"}
+        The per-task metric (the regression ones score ``predict``).
     task : str, int or None, default=None
         The task to score (a name from ``task_names_`` or an index); None
         averages over all tasks.
@@ -490,6 +554,11 @@ _SCORER_NAMES = {
     "mean_roc_auc": "roc_auc",
     "mean_average_precision": "average_precision",
     "neg_mean_log_loss": "log_loss",
+    # Regression: means over tasks, as scikit-learn's multi-output "uniform_average".
+    "mean_r2": "r2",
+    "neg_mean_squared_error": "mean_squared_error",
+    "neg_mean_absolute_error": "mean_absolute_error",
+    "neg_mean_poisson_deviance": "mean_poisson_deviance",
 }
 
 
@@ -498,8 +567,8 @@ def get_scorer(name: str, *, single_class="skip") -> _MultiTaskScorer:
 
     Parameters
     ----------
-    name : {"mean_roc_auc", "mean_average_precision", "neg_mean_log_loss"}
-        The scorer.
+    name : {"mean_roc_auc", "mean_average_precision", "neg_mean_log_loss", "mean_r2", "neg_mean_squared_error", "neg_mean_absolute_error", "neg_mean_poisson_deviance"}
+        The scorer (the last four for :class:`~skmtl.MultiTaskRegressor`).
     single_class : {"skip", "nan", "raise"}, default="skip"
         What to do when the metric is undefined for a task in the scored
         ``y``, as in :func:`make_task_scorer`.
@@ -524,8 +593,8 @@ def per_task_scorers(
 
     Parameters
     ----------
-    metrics : sequence of {"roc_auc", "average_precision", "log_loss"}
-        Metrics to compute.
+    metrics : sequence of str
+        Metrics to compute, as in :func:`make_task_scorer`.
     tasks : sequence of str or int
         Task names (as in ``task_names_``) or indices.
     single_class : {"skip", "nan", "raise"}, default="skip"

@@ -298,3 +298,28 @@ def test_onnx_export_returns_predictions_in_the_targets_units():
         untrained = MultiTaskRegressor(**FAST).fit(X, empty)
     with pytest.raises(ValueError, match=r"Task\(s\) \['count'\] were not trained"):
         to_onnx(untrained)
+
+
+# ------------------------------------------------------------------ scorers
+def test_regression_scorers_skip_unknown_targets_and_match_sklearn_without_them():
+    from sklearn.metrics import mean_absolute_error, mean_squared_error
+    from sklearn.model_selection import cross_validate
+
+    from skmtl import metrics
+
+    X, y = _nonlinear(400)
+    reg = MultiTaskRegressor(**FAST).fit(X, y)
+    pred = reg.predict(X)
+    assert metrics.get_scorer("mean_r2")(reg, X, y) == pytest.approx(reg.score(X, y))
+    assert metrics.get_scorer("neg_mean_squared_error")(reg, X, y) == pytest.approx(
+        -mean_squared_error(y, pred))
+    per_task = metrics.per_task_scores("mean_absolute_error", y, pred)
+    np.testing.assert_allclose(per_task, mean_absolute_error(y, pred, multioutput="raw_values"))
+    y_nan = y.copy()
+    y_nan[::2, 0] = np.nan
+    known = ~np.isnan(y_nan[:, 0])
+    expected = r2_score(y[known, 0], pred[known, 0])
+    assert metrics.make_task_scorer("r2", task=0)(reg, X, y_nan) == pytest.approx(expected)
+    scoring = metrics.per_task_scorers(["r2"], ["task_0", "task_1"])
+    result = cross_validate(MultiTaskRegressor(**FAST), X, y_nan, cv=KFold(2), scoring=scoring)
+    assert np.isfinite(result["test_mean_r2"]).all() and np.isfinite(result["test_r2_task_0"]).all()
