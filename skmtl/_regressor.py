@@ -34,8 +34,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     per task and a loss per task named as
     :class:`~sklearn.ensemble.HistGradientBoostingRegressor` names them. The
     network learns standardised targets (each task's mean and standard
-    deviation over its known training targets; for ``"poisson"`` the targets
-    divided by their mean, as a log link must not be centred) and
+    deviation over the known targets given to ``fit``, like the continuous
+    columns' scaling; for ``"poisson"`` the targets divided by their mean, as
+    a log link must not be centred) and
     :meth:`predict` returns the user's units.
 
     Parameters

@@ -134,7 +134,7 @@ def test_markdown_tables_become_rst_tables():
 
 @pytest.mark.parametrize(
     "module_name",
-    ["skmtl._classifier", "skmtl._persistence", "skmtl.metrics", "skmtl.datasets._census",
+    ["skmtl._classifier", "skmtl._regressor", "skmtl._persistence", "skmtl.metrics", "skmtl.datasets._census",
      "skmtl.datasets._synthetic", "skmtl.datasets._ad_funnel", "skmtl.plotting",
      "skmtl.nn.blocks", "skmtl.nn.architectures", "skmtl.model_selection"],
 )
