@@ -156,7 +156,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "n_levels": [Interval(Integral, 1, None, closed="left")],
         "n_task_experts": [Interval(Integral, 1, None, closed="left")],
         "n_shared_experts": [Interval(Integral, 1, None, closed="left")],
-        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), dict],
         "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "task_weights": ["array-like", dict, None],
@@ -211,7 +211,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             encoder = self._fit_encoder(X, categories, group)
             spec = network_spec(
                 self.get_params(deep=False), encoder, targets.n_outputs, targets.funnel,
-                getattr(self, "feature_names_in_", None),
+                getattr(self, "feature_names_in_", None), task_names=targets.task_names,
             )
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
         train_rows, val_rows = self._split_rows(X.shape[0], targets.known, seeds, group, partial)
@@ -484,7 +484,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         """Continuing a fit needs parameters that still describe the fitted network."""
         wanted = network_spec(
             self.get_params(deep=False), self.encoder_, targets.n_outputs, targets.funnel,
-            getattr(self, "feature_names_in_", None),
+            getattr(self, "feature_names_in_", None), task_names=targets.task_names,
         )
         changed = differing_entries(spec, wanted)
         if changed:

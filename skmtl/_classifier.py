@@ -144,10 +144,16 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Experts shared by all tasks at every level. Used only when
         ``architecture="ple"``.
 
-    tower_layer_sizes : array-like of int, default=(32,)
-        Hidden layers of every task tower (all towers have this shape); each
-        tower ends in a linear head with one logit (binary task) or one per
-        class. ``()`` gives a linear head on the shared representation.
+    tower_layer_sizes : array-like of int or dict, default=(32,)
+        Hidden layers of each task's tower; every tower ends in a linear head
+        with one logit (binary task) or one per class, and ``()`` gives a
+        linear head on the shared representation. A sequence of ints gives
+        every tower that shape. A dict ``{task: sizes}`` gives the tasks it
+        names their own shape, e.g. ``{"conversion": (64, 32)}`` for a bigger
+        tower on a rare task; it names tasks as every setting keyed by task
+        does (see ``class_weight``), and the tasks it does not name get the
+        default, ``(32,)``. Towers of the same shape are still computed
+        together. Not used by a user-defined ``architecture``.
 
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
         Activation of every hidden layer.
@@ -167,9 +173,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         a list with one entry (None, ``"balanced"`` or ``{class: weight}``) per
         task, or a dict keyed by task (missing tasks get None). For a single
         task, a plain ``{class: weight}`` dict. Every setting keyed by task
-        (``task_weights``, ``class_weight``, ``funnel``,
-        ``negative_sampling_rate``, ``pos_label``) names tasks the same way: an int is a
-        task's position in ``y``, anything else its name.
+        (``tower_layer_sizes``, ``task_weights``, ``class_weight``, ``funnel``,
+        ``negative_sampling_rate``, ``pos_label``) names tasks the same way: an
+        int is a task's position in ``y``, anything else its name.
 
     funnel : array-like of str or int, default=None
         An ordered chain of binary tasks (names or indices) where each step

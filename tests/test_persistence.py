@@ -514,9 +514,17 @@ def test_format_version_1_files_still_load(name):
         (lambda o: o.update(dropout=-1.0), r"dropout"),
         (lambda o: o.update(expert_layer_sizes={"$tuple": [8, 0]}), r"positive integers"),
         (lambda o: o.update(n_experts=2.5), r"n_experts"),
+        (lambda o: o.update(tower_layer_sizes=[{"$tuple": [4]}]),
+         r"1 tower shapes were given for 2 task"),
+        (lambda o: o.update(tower_layer_sizes=[{"$tuple": [4]}, {"$tuple": [0]}]),
+         r"positive integers"),
+        (lambda o: o.update(tower_layer_sizes=[4, {"$tuple": [4]}]), r"not a mix"),
+        (lambda o: o.update(tower_layer_sizes={"$tuple": [{"$tuple": [4]}, {"$tuple": [4]}]}),
+         r"per-task tower_layer_sizes must be a list"),
     ],
     ids=["negative-temperature", "bool-temperature", "negative-dropout", "zero-layer",
-         "float-experts"],
+         "float-experts", "towers-too-few", "towers-zero-layer", "towers-mixed",
+         "towers-tuple"],
 )
 def test_invalid_network_options_are_refused(saved, change, match):
     """The options decide the rebuilt network: they obey the parameters' rules."""
