@@ -513,9 +513,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     def _set_model(self, encoder, spec, module, optimizer, objective, device, targets) -> None:
         """The fitted attributes that predict: encoder, network, objective, tasks."""
-        self.encoder_ = encoder
-        self.is_categorical_ = encoder.is_categorical.copy()
-        self.categories_ = encoder.categories_by_feature()
+        if getattr(self, "encoder_", None) is not encoder:  # a continued fit keeps its own
+            self.encoder_ = encoder
+            self.is_categorical_ = encoder.is_categorical.copy()
+            self.categories_ = encoder.categories_by_feature()
         self.network_spec_ = spec
         self.module_ = module
         self.optimizer_ = optimizer
