@@ -16,6 +16,12 @@ seeding) and ``fit`` as a short sequence of named steps::
     _train             -> the one training loop (:func:`skmtl._training.train`)
     _store_fit         -> the fitted attributes, only once training succeeded
 
+Early stopping on a ``scoring`` other than the loss scores, at the end of every
+epoch, a copy of the estimator that holds the network being trained
+(:meth:`BaseMultiTaskNetwork._validation_scorer`): the scorer sees an estimator
+and the validation rows, as in :class:`~sklearn.ensemble.HistGradientBoostingClassifier`,
+while the loop computes the logits once.
+
 A subclass supplies what depends on its tasks (labels, loss, prediction,
 scoring) and its public ``__init__``, ``fit`` and ``partial_fit`` with their
 docstrings.
@@ -31,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin
-from sklearn.utils import check_random_state
+from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import (
@@ -42,6 +48,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from . import metrics
 from ._distributed import (
     check_fit_agrees,
     check_same_on_every_rank,
@@ -53,7 +60,14 @@ from ._fit_guards import check_embedding_tables
 from ._frames import as_pandas
 from ._keyed_settings import declared_categories
 from ._network_spec import build_from_spec, differing_entries, network_spec
-from ._training import TensorData, TrainingConfig, make_optimizer, predict_logits, train
+from ._training import (
+    TensorData,
+    TrainingConfig,
+    ValidationScorer,
+    make_optimizer,
+    predict_logits,
+    train,
+)
 from .nn.architectures import ARCHITECTURES
 from .nn.blocks import init_parameters
 
@@ -156,7 +170,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "n_levels": [Interval(Integral, 1, None, closed="left")],
         "n_task_experts": [Interval(Integral, 1, None, closed="left")],
         "n_shared_experts": [Interval(Integral, 1, None, closed="left")],
-        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
+        "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), dict],
         "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "task_weights": ["array-like", dict, None],
@@ -168,6 +182,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
         "early_stopping": [StrOptions({"auto"}), "boolean"],
+        "scoring": [str, callable],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
         "tol": [Interval(Real, 0, None, closed="left")],
@@ -199,7 +214,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         rather than leaving the others waiting) and the statistics are shared.
         """
         group = process_group(self.distributed)
+        weighted = sample_weight is not None
         X, sample_weight = self._check_fit_inputs(X, y, sample_weight, group, reuse, partial)
+        scoring = None if partial else self._early_stopping_scorer()
         targets = self._fit_targets(y, group, reuse=reuse, partial=partial, classes=classes)
         device = resolve_device(self.device, group, self.batch_size)
         seeds = FitSeeds.draw(self.random_state, group)
@@ -211,7 +228,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             encoder = self._fit_encoder(X, categories, group)
             spec = network_spec(
                 self.get_params(deep=False), encoder, targets.n_outputs, targets.funnel,
-                getattr(self, "feature_names_in_", None),
+                getattr(self, "feature_names_in_", None), task_names=targets.task_names,
             )
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
         train_rows, val_rows = self._split_rows(X.shape[0], targets.known, seeds, group, partial)
@@ -221,9 +238,15 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )
+        validation_scorer = self._validation_scorer(
+            scoring, X, y, sample_weight if weighted else None, val_rows, group,
+            dict(encoder=encoder, spec=spec, module=module, objective=objective, device=device,
+                 targets=targets),
+        )
         history = self._train(
             module, optimizer, objective, data, validation, seeds, device, group,
             partial=partial, user_module=not isinstance(spec["architecture"], str),
+            validation_scorer=validation_scorer,
         )
         # Only now, with training finished, does the estimator change.
         self._store_fit(
@@ -364,9 +387,75 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             return tensors(None), None
         return tensors(train_rows), tensors(val_rows)
 
+    def _early_stopping_scorer(self):
+        """``scoring`` as ``(scorer, name)``; the scorer is None for the validation loss.
+
+        A string is checked here, in every ``fit``, even where early stopping
+        is off and the scorer is not used.
+        """
+        scoring = self.scoring
+        if callable(scoring):
+            return scoring, "score"
+        if scoring == "loss":
+            return None, "loss"
+        try:
+            return metrics.get_scorer(scoring), scoring
+        except ValueError as exc:
+            raise ValueError(
+                f"scoring={scoring!r} is not a score early stopping knows. {exc} Pass "
+                "'loss' (the validation loss), one of those names, or a callable "
+                "scorer(estimator, X, y) such as skmtl.metrics.make_task_scorer(metric, task)."
+            ) from None
+
+    def _validation_scorer(
+        self, scoring, X, y, sample_weight, val_rows, group, model: dict
+    ) -> ValidationScorer | None:
+        """The score early stopping watches, or None for minus the validation loss.
+
+        The scorer of ``scoring`` (from :meth:`_early_stopping_scorer`) is called as
+        ``scorer(estimator, X_val, y_val)`` (with ``sample_weight=`` when
+        ``fit`` was given weights) at the end of every epoch. ``X_val`` and
+        ``y_val`` are the validation rows of ``X`` and ``y`` (of every
+        process, in rank order, in a data-parallel fit); ``estimator`` is a
+        new estimator with these parameters and the ``model`` being trained
+        (:meth:`_set_model`), whose predictions for ``X_val`` are the
+        epoch's logits, computed once by the training loop. The estimator
+        itself is not touched until training has succeeded.
+        """
+        scorer, name = scoring if scoring is not None else (None, "loss")
+        if scorer is None or val_rows is None:
+            return None
+
+        def validation_rows():
+            labels = as_pandas(y)
+            if not isinstance(labels, (pd.DataFrame, pd.Series)):
+                labels = np.asarray(labels)
+            return _safe_indexing(X, val_rows), _safe_indexing(labels, val_rows), val_rows
+
+        X_val, y_val, rows = group.run(validation_rows)
+        weighted = any(group.share(lambda: sample_weight is not None))
+        weights = np.ones(len(rows)) if sample_weight is None else sample_weight[rows]
+        if group.active:  # every process's rows, in rank order (as the gathered logits)
+            X_val, y_val, weights = (
+                _concatenate(parts) for parts in zip(*group.gather((X_val, y_val, weights)))
+            )
+        view = type(self)(**self.get_params(deep=False))
+        for name_in in ("n_features_in_", "feature_names_in_"):
+            if hasattr(self, name_in):
+                setattr(view, name_in, getattr(self, name_in))
+        view._set_model(optimizer=None, **model)
+        epoch_logits = view._logits = _EpochLogits(view, X_val)
+        extra = {"sample_weight": weights} if weighted else {}
+
+        def score(logits):
+            epoch_logits.logits = logits
+            return scorer(view, X_val, y_val, **extra)
+
+        return ValidationScorer(name, score)
+
     def _train(
         self, module, optimizer, objective, data, validation, seeds, device, group, *,
-        partial: bool, user_module: bool,
+        partial: bool, user_module: bool, validation_scorer: ValidationScorer | None = None,
     ):
         """The training settings, and the one training loop."""
         n_train = sum(group.share(lambda: len(data)))
@@ -381,6 +470,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             verbose=self.verbose,
             warn_on_max_iter=not partial,
             one_pass=partial,
+            validation_scorer=validation_scorer,
         )
         return train(
             module,
@@ -406,17 +496,27 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         and ``loss_curve_``, ``task_loss_curves_`` and ``validation_scores_``
         go on.
         """
-        if not reuse:
-            self.encoder_ = encoder
-            self.is_categorical_ = encoder.is_categorical.copy()
-            self.categories_ = encoder.categories_by_feature()
-        else:  # the curves go on
+        if reuse:  # the curves go on
             history.loss_curve = self.loss_curve_ + history.loss_curve
             history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
             history.n_iter += self.n_iter_
             history.best_loss = min(history.best_loss, self.best_loss_)
             if self.validation_scores_ is not None and history.validation_scores is not None:
                 history.validation_scores = self.validation_scores_ + history.validation_scores
+        self._set_model(encoder, spec, module, optimizer, objective, device, targets)
+        self.n_iter_ = history.n_iter
+        self.loss_curve_ = history.loss_curve
+        self.task_loss_curves_ = np.vstack(history.task_loss_curves)
+        self.validation_scores_ = history.validation_scores
+        self.best_validation_score_ = history.best_validation_score
+        self.best_loss_ = history.best_loss
+
+    def _set_model(self, encoder, spec, module, optimizer, objective, device, targets) -> None:
+        """The fitted attributes that predict: encoder, network, objective, tasks."""
+        if getattr(self, "encoder_", None) is not encoder:  # a continued fit keeps its own
+            self.encoder_ = encoder
+            self.is_categorical_ = encoder.is_categorical.copy()
+            self.categories_ = encoder.categories_by_feature()
         self.network_spec_ = spec
         self.module_ = module
         self.optimizer_ = optimizer
@@ -425,12 +525,6 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         self.n_outputs_ = len(targets.task_names)
         self.task_names_ = np.asarray(targets.task_names, dtype=object)
         self._store_targets(targets)
-        self.n_iter_ = history.n_iter
-        self.loss_curve_ = history.loss_curve
-        self.task_loss_curves_ = np.vstack(history.task_loss_curves)
-        self.validation_scores_ = history.validation_scores
-        self.best_validation_score_ = history.best_validation_score
-        self.best_loss_ = history.best_loss
 
     # ------------------------------------------------------------- prediction
     def _logits(self, X) -> list[torch.Tensor]:
@@ -484,7 +578,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         """Continuing a fit needs parameters that still describe the fitted network."""
         wanted = network_spec(
             self.get_params(deep=False), self.encoder_, targets.n_outputs, targets.funnel,
-            getattr(self, "feature_names_in_", None),
+            getattr(self, "feature_names_in_", None), task_names=targets.task_names,
         )
         changed = differing_entries(spec, wanted)
         if changed:
@@ -522,3 +616,27 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             if state.get("objective_") is not None:
                 state["objective_"] = copy.deepcopy(state["objective_"]).to("cpu")
         return state
+
+
+class _EpochLogits:
+    """``_logits`` of the estimator a ``scoring`` callable sees during ``fit``.
+
+    For the validation rows (the very object given to the scorer) it returns
+    the logits the training loop computed for the epoch; any other input is
+    predicted by the network being trained.
+    """
+
+    def __init__(self, view: BaseMultiTaskNetwork, X_val):
+        self.view, self.X_val, self.logits = view, X_val, None
+
+    def __call__(self, X) -> list[torch.Tensor]:
+        if X is self.X_val and self.logits is not None:
+            return self.logits
+        return BaseMultiTaskNetwork._logits(self.view, X)
+
+
+def _concatenate(parts: list):
+    """The processes' parts of the validation rows (frames, series or arrays), in order."""
+    if isinstance(parts[0], (pd.DataFrame, pd.Series)):
+        return pd.concat(parts)
+    return np.concatenate(parts)

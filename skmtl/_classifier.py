@@ -144,10 +144,16 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Experts shared by all tasks at every level. Used only when
         ``architecture="ple"``.
 
-    tower_layer_sizes : array-like of int, default=(32,)
-        Hidden layers of every task tower (all towers have this shape); each
-        tower ends in a linear head with one logit (binary task) or one per
-        class. ``()`` gives a linear head on the shared representation.
+    tower_layer_sizes : array-like of int or dict, default=(32,)
+        Hidden layers of each task's tower; every tower ends in a linear head
+        with one logit (binary task) or one per class, and ``()`` gives a
+        linear head on the shared representation. A sequence of ints gives
+        every tower that shape. A dict ``{task: sizes}`` gives the tasks it
+        names their own shape, e.g. ``{"conversion": (64, 32)}`` for a bigger
+        tower on a rare task; it names tasks as every setting keyed by task
+        does (see ``class_weight``), and the tasks it does not name get the
+        default, ``(32,)``. Towers of the same shape are still computed
+        together. Not used by a user-defined ``architecture``.
 
     activation : {"relu", "gelu", "tanh", "silu"}, default="relu"
         Activation of every hidden layer.
@@ -167,9 +173,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         a list with one entry (None, ``"balanced"`` or ``{class: weight}``) per
         task, or a dict keyed by task (missing tasks get None). For a single
         task, a plain ``{class: weight}`` dict. Every setting keyed by task
-        (``task_weights``, ``class_weight``, ``funnel``,
-        ``negative_sampling_rate``, ``pos_label``) names tasks the same way: an int is a
-        task's position in ``y``, anything else its name.
+        (``tower_layer_sizes``, ``task_weights``, ``class_weight``, ``funnel``,
+        ``negative_sampling_rate``, ``pos_label``) names tasks the same way: an
+        int is a task's position in ``y``, anything else its name.
 
     funnel : array-like of str or int, default=None
         An ordered chain of binary tasks (names or indices) where each step
@@ -259,11 +265,33 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Whether to shuffle the rows before every epoch.
 
     early_stopping : "auto" or bool, default="auto"
-        Hold out ``validation_fraction`` of the rows and stop when their loss
-        (the masked, weighted training objective) has not improved by ``tol``
-        for ``n_iter_no_change`` epochs; the weights of the best epoch are
+        Hold out ``validation_fraction`` of the rows and stop when their score
+        (``scoring``: by default minus their loss, the masked, weighted
+        training objective) has not improved by ``tol`` for
+        ``n_iter_no_change`` epochs; the weights of the best epoch are
         restored. ``"auto"`` enables it when there are more than 10,000 rows.
         When disabled, the training loss is monitored the same way.
+
+    scoring : str or callable, default="loss"
+        What early stopping watches on the validation rows, as in
+        :class:`~sklearn.ensemble.HistGradientBoostingClassifier`; greater is
+        better:
+
+        - ``"loss"``: minus the validation loss.
+        - a name of :func:`skmtl.metrics.get_scorer` (``"mean_roc_auc"``,
+          ``"mean_average_precision"``, ``"neg_mean_log_loss"``): that
+          metric, averaged over the tasks on their known labels.
+        - a callable ``scorer(estimator, X, y)``, e.g.
+          ``skmtl.metrics.make_task_scorer("roc_auc", "conversion")`` for one
+          task's ROC AUC. At the end of every epoch it is given an estimator
+          holding that epoch's network and the validation rows of ``X`` and
+          ``y`` (and ``sample_weight=`` their weights when ``fit`` was given
+          some); it must return a number.
+
+        ``tol`` is in the score's units. In a distributed fit the validation
+        rows of every process are scored together, so every process sees the
+        same score. Used only when early stopping is on (a string is checked
+        by every ``fit``).
 
     validation_fraction : float, default=0.1
         Fraction of rows held out for early stopping.
@@ -272,7 +300,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Epochs without improvement before stopping.
 
     tol : float, default=1e-4
-        Minimum improvement of the monitored loss.
+        Minimum improvement of the monitored value (the validation score, or
+        the training loss without early stopping).
 
     warm_start : bool, default=False
         Reuse the fitted model (encoders and weights) and keep training it.
@@ -313,8 +342,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         as scikit-learn does).
 
     verbose : int, default=0
-        Show a progress bar with the epoch, the training loss and the
-        validation loss.
+        Show a progress bar with the epoch, the training loss, the validation
+        loss and (with a ``scoring`` other than ``"loss"``) the validation
+        score.
 
     Attributes
     ----------
@@ -355,10 +385,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
         Each task's training loss at each epoch.
     validation_scores_ : list of float or None
-        Negative validation loss at each epoch (higher is better), when early
-        stopping is on.
+        The score early stopping watched at each epoch, on the validation
+        rows (higher is better): minus the validation loss with
+        ``scoring="loss"``, else the ``scoring`` score. None without early
+        stopping.
     best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+        Best of ``validation_scores_``: the score of the epoch whose weights
+        were kept.
     best_loss_ : float
         Lowest training loss.
     device_ : torch.device
@@ -435,6 +468,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         max_iter=200,
         shuffle=True,
         early_stopping="auto",
+        scoring="loss",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -474,6 +508,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.early_stopping = early_stopping
+        self.scoring = scoring
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol

@@ -57,18 +57,28 @@ class TrainingState:
         the value appended to ``history.loss_curve``.
     task_losses : ndarray of shape (n_tasks,) or None
         From ``on_epoch_end``: each task's share of ``loss``.
+    validation_loss : float or None
+        From ``on_epoch_end``: the training objective on the validation rows,
+        None without a validation set.
     validation_score : float or None
-        From ``on_epoch_end``: minus the validation loss, None without a
-        validation set.
+        From ``on_epoch_end``: what early stopping watches on the validation
+        rows (greater is better): minus ``validation_loss``, or the score of
+        the estimator's ``scoring`` (see ``score_name``); the value appended
+        to ``history.validation_scores``. None without a validation set.
     improved : bool
-        From ``on_epoch_end``: whether the monitored loss (validation if
-        given, else training) beat the best so far by more than ``tol``; an
-        epoch that did not counts towards ``n_iter_no_change``.
+        From ``on_epoch_end``: whether the monitored value (the validation
+        score if there is a validation set, else the training loss) beat the
+        best so far by more than ``tol``; an epoch that did not counts towards
+        ``n_iter_no_change``.
     n_threads : int or None
         From ``on_epoch_end``: the thread count the thread policy's governor
         runs full-size steps on, None where no governor runs.
     monitor : str
-        What early stopping watches: ``"validation loss"`` or ``"training loss"``.
+        What early stopping watches, in words: ``"validation loss"``,
+        ``"training loss"``, or ``"validation <score_name>"``.
+    score_name : str or None
+        The name of the validation score when it is not minus the validation
+        loss (a ``scoring`` string, or ``"score"`` for a callable), else None.
     n_iter_no_change : int
         Epochs without improvement after which training stops.
     tol : float
@@ -76,7 +86,7 @@ class TrainingState:
     one_pass : bool
         True in ``partial_fit``: one epoch over a chunk, no early stopping.
     best_epoch : int or None
-        From ``on_epoch_end``: the epoch of the best validation loss so far
+        From ``on_epoch_end``: the epoch of the best validation score so far
         (whose weights are restored at the end); None without a validation set.
     stop_reason : str or None
         In ``on_train_end``: ``"no_improvement"`` (early stopping),
@@ -94,10 +104,12 @@ class TrainingState:
     batch_task_losses: torch.Tensor | None = None
     loss: float | None = None
     task_losses: np.ndarray | None = None
+    validation_loss: float | None = None
     validation_score: float | None = None
     improved: bool = False
     n_threads: int | None = None
     monitor: str = "training loss"
+    score_name: str | None = None
     n_iter_no_change: int = 0
     tol: float = 0.0
     one_pass: bool = False
@@ -178,8 +190,10 @@ class ProgressBar(TrainingObserver):
 
     def on_epoch_end(self, state: TrainingState) -> None:
         postfix = {"loss": f"{state.loss:.4f}"}
-        if state.validation_score is not None:
-            postfix["val_loss"] = f"{-state.validation_score:.4f}"
+        if state.validation_loss is not None:
+            postfix["val_loss"] = f"{state.validation_loss:.4f}"
+        if state.score_name is not None and state.validation_score is not None:
+            postfix[f"val_{state.score_name}"] = f"{state.validation_score:.4f}"
         if state.n_threads is not None:
             postfix["threads"] = state.n_threads
         self._bar.set_postfix(postfix)

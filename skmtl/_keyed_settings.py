@@ -1,8 +1,8 @@
 """Settings keyed by task or by column, turned into arrays: plain functions, no estimator.
 
 Every setting that refers to tasks (``task_weights``, ``class_weight``,
-``negative_sampling_rate``, ``funnel``, ``pos_label``) names them by the same rule,
-:func:`task_index`: an integer (not a bool) is a task's position in ``y``,
+``negative_sampling_rate``, ``funnel``, ``pos_label``, ``tower_layer_sizes``) names
+them by the same rule, :func:`task_index`: an integer (not a bool) is a task's position in ``y``,
 anything else is a task's name. The column-keyed ones (``feature_groups``,
 ``partial_fit``'s ``categories``) name columns by position or by name.
 """

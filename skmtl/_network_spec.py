@@ -24,7 +24,9 @@ A description holds:
 ``options``
     The keyword arguments of the built-in architecture's class, resolved
     (e.g. ``n_experts`` counts the feature groups' experts, AITM's ``chain`` is
-    the funnel); empty for a user-defined architecture, which is called as
+    the funnel, ``tower_layer_sizes`` is one tuple for every tower or, where
+    the towers differ, a list with one tuple per task); empty for a
+    user-defined architecture, which is called as
     ``architecture(in_features, n_outputs)``.
 """
 
@@ -38,8 +40,12 @@ import numpy as np
 import torch
 
 from ._column_kinds import COLUMN_KINDS
-from ._keyed_settings import expert_input_mask
+from ._keyed_settings import expert_input_mask, task_index
 from .nn.architectures import ARCHITECTURES, MultiTaskNetwork, architecture_options, build_network
+from .nn.blocks import tower_shapes
+
+DEFAULT_TOWER_LAYER_SIZES = (32,)
+"""The tower of a task that a ``tower_layer_sizes`` dict does not name (the parameter's default)."""
 
 
 def auto_embedding_dim(cardinalities: Sequence[int]) -> int:
@@ -63,6 +69,68 @@ def layer_sizes(value, name: str, allow_empty: bool) -> tuple[int, ...]:
         if not isinstance(s, Integral) or isinstance(s, bool) or s < 1:
             raise ValueError(f"{name} must contain positive integers; got {value!r}.")
     return tuple(int(s) for s in sizes)
+
+
+def resolve_tower_layer_sizes(value, task_names) -> tuple[int, ...] | list[tuple[int, ...]]:
+    """``tower_layer_sizes`` as the network description holds it.
+
+    Parameters
+    ----------
+    value : int, sequence of int, or dict
+        The estimator's parameter: one shape for every tower, or a dict
+        ``{task: sizes}`` naming tasks by :func:`~skmtl._keyed_settings.task_index`
+        (tasks it does not name get :data:`DEFAULT_TOWER_LAYER_SIZES`). The
+        value is read, never changed.
+    task_names : sequence
+        The tasks, in the order of ``y``.
+
+    Returns
+    -------
+    sizes : tuple of int, or list of tuple of int
+        One tuple when every task has the same tower (however it was said),
+        else one tuple per task.
+    """
+    if not isinstance(value, Mapping):
+        if _nested(value):
+            raise ValueError(
+                "tower_layer_sizes is one shape for every tower (a sequence of ints); for a "
+                "shape per task pass a dict {task: sizes} (tasks it does not name get "
+                f"{DEFAULT_TOWER_LAYER_SIZES}); got {value!r}."
+            )
+        return layer_sizes(value, "tower_layer_sizes", allow_empty=True)
+    shapes = [DEFAULT_TOWER_LAYER_SIZES] * len(task_names)
+    named: dict[int, object] = {}
+    for key, sizes in value.items():
+        t = task_index(key, task_names, "tower_layer_sizes")
+        if t in named:
+            raise ValueError(
+                f"tower_layer_sizes names task {task_names[t]!r} twice (as {named[t]!r} and "
+                f"{key!r})."
+            )
+        named[t] = key
+        shapes[t] = layer_sizes(sizes, f"tower_layer_sizes[{key!r}]", allow_empty=True)
+    return shapes[0] if len(set(shapes)) == 1 else shapes
+
+
+def _nested(value) -> bool:
+    """Whether ``value`` is a sequence holding sequences (e.g. one shape per task)."""
+    return (
+        not isinstance(value, (str, Mapping))
+        and hasattr(value, "__iter__")
+        and any(hasattr(entry, "__len__") for entry in value)
+    )
+
+
+def _check_tower_layer_sizes(value, n_tasks: int) -> None:
+    """A description's ``tower_layer_sizes``: one shape, or a list of one per task."""
+    if _nested(value):
+        if not isinstance(value, list):
+            raise ValueError(f"per-task tower_layer_sizes must be a list; got {value!r}.")
+        for entry in value:
+            layer_sizes(entry, "tower_layer_sizes", allow_empty=True)
+        tower_shapes(value, n_tasks)  # one shape per task, none a plain int
+    else:
+        layer_sizes(value, "tower_layer_sizes", allow_empty=True)
 
 
 ARCHITECTURE_PARAMETERS = (
@@ -180,9 +248,10 @@ def check_network_spec(spec: Mapping, constraints: Mapping, caller_name: str) ->
     validate_parameter_constraints(
         {name: constraints[name] for name in shared}, shared, caller_name=caller_name
     )
-    for name in ("expert_layer_sizes", "tower_layer_sizes"):
-        if name in options:
-            layer_sizes(options[name], name, allow_empty=name == "tower_layer_sizes")
+    if "expert_layer_sizes" in options:
+        layer_sizes(options["expert_layer_sizes"], "expert_layer_sizes", allow_empty=False)
+    if "tower_layer_sizes" in options:
+        _check_tower_layer_sizes(options["tower_layer_sizes"], len(spec["n_outputs"]))
     chain = options.get("chain", [])
     if not isinstance(chain, list) or any(
         _count(t, "chain", 0) >= len(spec["n_outputs"]) for t in chain
@@ -195,7 +264,9 @@ def check_network_spec(spec: Mapping, constraints: Mapping, caller_name: str) ->
         raise ValueError("expert_input_mask must be a 2-D float32 tensor.")
 
 
-def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> dict:
+def network_spec(
+    params: Mapping, encoder, n_outputs, funnel, feature_names, *, task_names
+) -> dict:
     """What ``fit`` builds, from the estimator's parameters and the fitted data.
 
     Parameters
@@ -210,6 +281,8 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
         Task indices of the funnel (AITM's chain), possibly empty.
     feature_names : ndarray or None
         ``feature_names_in_`` (names in ``feature_groups``).
+    task_names : sequence
+        The tasks (names in a ``tower_layer_sizes`` dict).
     """
     cardinalities = encoder.cardinalities
     embedding_dim = params["embedding_dim"]
@@ -224,7 +297,7 @@ def network_spec(params: Mapping, encoder, n_outputs, funnel, feature_names) -> 
         "embedding_dim": embedding_dim,
         "category_dropout": params["category_dropout"],
         "expert_layer_sizes": layer_sizes(params["expert_layer_sizes"], "expert_layer_sizes", False),
-        "tower_layer_sizes": layer_sizes(params["tower_layer_sizes"], "tower_layer_sizes", True),
+        "tower_layer_sizes": resolve_tower_layer_sizes(params["tower_layer_sizes"], task_names),
         # Shared experts first, then each feature group's (the mask's rows).
         "n_experts": params["n_experts"] if mask is None else len(mask),
         "expert_input_mask": mask,

@@ -68,6 +68,7 @@ from ._network_spec import (
 from ._regression import RegressionObjective
 from ._regressor import MultiTaskRegressor
 from .losses import MultiTaskObjective
+from .metrics import _MultiTaskScorer
 from .nn.architectures import ARCHITECTURES
 
 FORMAT = "skmtl-model"
@@ -81,12 +82,14 @@ MODEL_JSON, WEIGHTS, CHECKSUMS = "model.json", "weights.pt", "checksums.json"
 MAX_JSON_BYTES = 1 << 30
 """``model.json`` and ``checksums.json`` larger than this (1 GiB) are refused unread."""
 
-# skmtl objects a fitted estimator holds, rebuilt by class name from this table (and
-# the registered column kinds, :func:`_object_classes`) only.
+# skmtl objects a fitted estimator holds (and skmtl.metrics scorers, which ``scoring``
+# may be), rebuilt by class name from this table (and the registered column kinds,
+# :func:`_object_classes`) only.
 _OBJECTS = {
     "TabularEncoder": TabularEncoder,
     "MultiTaskObjective": MultiTaskObjective,
     "RegressionObjective": RegressionObjective,
+    "_MultiTaskScorer": _MultiTaskScorer,
 }
 # The estimators a file may describe, by class name.
 _ESTIMATORS = {cls.__name__: cls for cls in (MultiTaskClassifier, MultiTaskRegressor)}
@@ -138,7 +141,8 @@ def save_model(estimator, path, *, key=None) -> None:
         If ``estimator`` is not fitted.
     TypeError
         If it is not a :class:`MultiTaskClassifier`, or holds a value a model
-        file cannot store (the message names it).
+        file cannot store (the message names it), such as a ``scoring``
+        callable other than a :mod:`skmtl.metrics` scorer.
     ValueError
         If ``module_`` is not the network ``network_spec_`` describes (it was
         replaced after ``fit``).
@@ -187,6 +191,7 @@ def save_model(estimator, path, *, key=None) -> None:
             "parameters were changed, so its network cannot be described); refit it first."
         )
     _check_network_matches(estimator.module_, network)
+    _check_scoring_storable(estimator.scoring)
     document = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -311,6 +316,17 @@ def load_model(path, *, key=None, module_class=None):
     estimator.optimizer_ = None  # not stored; partial_fit starts a fresh Adam
     _check_consistent(estimator, network)
     return estimator
+
+
+def _check_scoring_storable(scoring) -> None:
+    """A file stores ``scoring`` as a string or a skmtl.metrics scorer; other code it cannot."""
+    if callable(scoring) and type(scoring) is not _MultiTaskScorer:
+        raise TypeError(
+            f"scoring={scoring!r} is a callable that a model file cannot store (it stores "
+            "'loss', a name of skmtl.metrics.get_scorer or a skmtl.metrics scorer). It only "
+            "matters for training: set_params(scoring=...) to one of those before saving, or "
+            "pickle the model."
+        )
 
 
 # ------------------------------------------------------------------- the file

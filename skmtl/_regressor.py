@@ -170,6 +170,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         max_iter=200,
         shuffle=True,
         early_stopping="auto",
+        scoring="loss",
         validation_fraction=0.1,
         n_iter_no_change=10,
         tol=1e-4,
@@ -205,6 +206,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.max_iter = max_iter
         self.shuffle = shuffle
         self.early_stopping = early_stopping
+        self.scoring = scoring
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.tol = tol

@@ -10,7 +10,8 @@ device and are read once per epoch.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -62,6 +63,11 @@ class TrainingDivergedError(FloatingPointError, ValueError):
     """The training loss became NaN or infinite."""
 
 
+_ON_EVERY_RANK = "_skmtl_raised_on_every_rank"
+"""Set on an error that every process of a data-parallel fit raises alike: none is left
+waiting, so the process group stays up (as after a :class:`TrainingDivergedError`)."""
+
+
 @dataclass
 class TensorData:
     """Encoded rows on one device: one tensor per column kind, labels, weights."""
@@ -87,6 +93,25 @@ class TensorData:
         )
 
 
+@dataclass(frozen=True)
+class ValidationScorer:
+    """What early stopping watches instead of the validation loss (the estimator's ``scoring``).
+
+    Attributes
+    ----------
+    name : str
+        How the progress bar and the messages call it (e.g. ``"mean_roc_auc"``).
+    score : callable
+        ``score(logits) -> float``, greater is better: ``logits`` holds each
+        task's logits for every validation row, in the order of the rows (in
+        data-parallel training, every process's rows in rank order, the same
+        tensors on every process).
+    """
+
+    name: str
+    score: Callable[[list[torch.Tensor]], float]
+
+
 @dataclass
 class TrainingConfig:
     """Settings of one call of :func:`train`."""
@@ -101,6 +126,13 @@ class TrainingConfig:
     verbose: int = 0
     warn_on_max_iter: bool = True
     one_pass: bool = False  # partial_fit: one epoch over a chunk, no early stopping
+    validation_scorer: ValidationScorer | None = None  # None: minus the validation loss
+
+    @property
+    def monitor(self) -> str:
+        """What early stopping watches on the validation rows, in words."""
+        scorer = self.validation_scorer
+        return "validation loss" if scorer is None else f"validation {scorer.name}"
 
 
 @dataclass
@@ -175,21 +207,68 @@ def predict_logits(module: nn.Module, inputs: Sequence[torch.Tensor]) -> list[to
 
 
 def validation_loss(
-    module: nn.Module,
+    logits: Sequence[torch.Tensor],
     data: TensorData,
     config: TrainingConfig,
     group: SingleProcess = SingleProcess(),
     global_totals: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The training objective on ``data`` (all rows at once), as a 0-d tensor.
+    """The training objective on ``data`` (all rows at once, their ``logits``), as a 0-d tensor.
 
     Data-parallel: ``data`` is this process's part, ``global_totals`` the
     objective's denominators over every process's part, and the result is the
     loss over all of them (the same on every process).
     """
-    logits = predict_logits(module, data.inputs)
-    total, _ = config.objective(logits, data.y, data.sample_weight, global_totals)
+    total, _ = config.objective(list(logits), data.y, data.sample_weight, global_totals)
     return group.sum_in_place(total.detach().reshape(1))[0]
+
+
+def gathered_logits(logits: Sequence[torch.Tensor], group: SingleProcess) -> list[torch.Tensor]:
+    """Each task's logits on the rows of every process, in rank order (the same on all of them)."""
+    if not group.active:
+        return list(logits)
+    device = logits[0].device
+    parts = group.gather([task.detach().cpu().clone() for task in logits])
+    return [torch.cat(tasks).to(device) for tasks in zip(*parts)]
+
+
+def validation_score(
+    scorer: ValidationScorer, logits: Sequence[torch.Tensor], epoch: int, group: SingleProcess
+) -> float:
+    """``scorer`` on every process's validation rows; rank 0's value, on every process.
+
+    Each process scores the gathered rows; an error on one stops all of them
+    (:meth:`~skmtl._distributed.SingleProcess.share`), and rank 0's score
+    decides, so that every process restores the same epoch even if the scorer
+    is not deterministic.
+
+    Raises
+    ------
+    ValueError
+        If the score is not a number, or is NaN.
+    """
+    everything = gathered_logits(logits, group)
+
+    def compute() -> float:
+        value = scorer.score(everything)
+        try:
+            number = None if isinstance(value, (bool, str)) else float(value)
+        except (TypeError, ValueError):
+            number = None
+        if number is None or math.isnan(number):
+            raise ValueError(
+                f"The validation score ({scorer.name}) was {value!r} at epoch {epoch}; early "
+                "stopping needs a number that is not NaN. A metric undefined "
+                "on the validation rows (e.g. ROC AUC of a task showing one class there) "
+                "needs another scoring, a larger validation_fraction, or early_stopping=False."
+            )
+        return number
+
+    try:
+        return group.share(compute)[0]
+    except Exception as exc:
+        setattr(exc, _ON_EVERY_RANK, True)
+        raise
 
 
 def local_batch_size(batch_size: int, group: SingleProcess) -> int:
@@ -434,11 +513,16 @@ class _TrainingRun:
         history.loss_curve.append(epoch_loss)
         history.task_loss_curves.append(means[1:])
         history.n_iter = epoch
-        score = None
+        score = loss = None
         if self.validation is not None:
-            score = -float(validation_loss(
-                self.module, self.validation, config, self.group, self.validation_totals
+            logits = predict_logits(self.module, self.validation.inputs)
+            loss = float(validation_loss(
+                logits, self.validation, config, self.group, self.validation_totals
             ))
+            if config.validation_scorer is None:
+                score = -loss
+            else:
+                score = validation_score(config.validation_scorer, logits, epoch, self.group)
             history.validation_scores.append(score)
             best = history.best_validation_score
             improved = best is None or score > best + config.tol
@@ -449,7 +533,8 @@ class _TrainingRun:
         else:
             improved = epoch_loss < history.best_loss - config.tol
         history.best_loss = min(history.best_loss, epoch_loss)
-        state.loss, state.task_losses, state.validation_score = epoch_loss, means[1:], score
+        state.loss, state.task_losses = epoch_loss, means[1:]
+        state.validation_loss, state.validation_score = loss, score
         state.improved = improved
         state.n_threads = None if self.governor is None else self.governor.current
         self.epochs_without_improvement = 0 if improved else self.epochs_without_improvement + 1
@@ -479,10 +564,11 @@ def train(
 ) -> TrainingHistory:
     """Train ``module`` in place with ``optimizer`` on mini-batches of ``data``.
 
-    With ``validation`` given, training stops once the validation loss has not
+    With ``validation`` given, training stops once the validation score has not
     improved by ``tol`` for ``n_iter_no_change`` epochs and the weights of the
     best epoch are restored; otherwise the training loss is monitored the same
-    way (without restoring).
+    way (without restoring). The validation score is ``config.validation_scorer``'s
+    (:class:`ValidationScorer`) or, without one, minus the validation loss.
 
     ``optimizer`` (from :func:`make_optimizer`) may continue an earlier
     optimisation (``partial_fit``).
@@ -496,7 +582,8 @@ def train(
 
     Data-parallel training (``group`` a :class:`~skmtl._distributed.ProcessGroup`):
     ``data`` and ``validation`` are this process's shards and
-    ``config.batch_size`` is the global batch. Every process takes the same
+    ``config.batch_size`` is the global batch; a validation scorer sees every
+    process's validation logits, gathered. Every process takes the same
     number of steps per epoch; each step's loss is normalised by the global
     batch's label weights (:meth:`MultiTaskObjective.batch_totals`, summed
     over processes once per epoch) and ``DistributedDataParallel`` sums the
@@ -520,7 +607,11 @@ def train(
     batch_observers = [o for o in observers if overrides(o, "on_batch_end")]
     state = TrainingState(
         module=module, optimizer=optimizer, history=history, max_iter=config.max_iter,
-        monitor="validation loss" if validation is not None else "training loss",
+        monitor=config.monitor if validation is not None else "training loss",
+        score_name=(
+            config.validation_scorer.name
+            if validation is not None and config.validation_scorer is not None else None
+        ),
         n_iter_no_change=config.n_iter_no_change, tol=config.tol, one_pass=config.one_pass,
     )
     with thread_scope():
@@ -547,8 +638,9 @@ def train(
             run.restore_best()
         except TrainingDivergedError:  # raised on every rank alike
             raise
-        except BaseException:
-            group.abort()
+        except BaseException as exc:
+            if not getattr(exc, _ON_EVERY_RANK, False):
+                group.abort()
             raise
         finally:
             attach_generator(module, None)
@@ -556,9 +648,8 @@ def train(
                 observer.on_train_end(state)
     if config.warn_on_max_iter and state.stop_reason == "max_iter":
         warn_user(
-            f"Stopped at max_iter={config.max_iter} epochs before the "
-            f"{'validation' if validation is not None else 'training'} loss stopped improving; "
-            "consider increasing max_iter.",
+            f"Stopped at max_iter={config.max_iter} epochs before the {state.monitor} stopped "
+            "improving; consider increasing max_iter.",
             ConvergenceWarning,
         )
     return history

@@ -66,7 +66,10 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
     ``task_loss_curves_``, and, when the estimator was fitted with early
     stopping, the validation loss (``-validation_scores_``, the same weighted
     objective on the held-out rows) with a dotted vertical line at the best
-    epoch, whose weights the estimator kept.
+    epoch, whose weights the estimator kept. With a ``scoring`` other than
+    ``"loss"``, ``validation_scores_`` holds that score instead: it is drawn
+    on a second y axis on the right (``ax.figure.axes[-1]``, sharing the
+    epochs), with the same best-epoch line on ``ax``.
 
     Parameters
     ----------
@@ -84,7 +87,8 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
     ax : matplotlib.axes.Axes
         The Axes drawn on. Its lines are, in order: the total training loss,
         one line per task (if ``tasks``), the validation loss (if recorded and
-        ``validation``). Epochs on the x axis start at 1.
+        ``validation``, and ``scoring="loss"``) and the best epoch's line.
+        Epochs on the x axis start at 1.
 
     See Also
     --------
@@ -113,11 +117,20 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
         for t, name in enumerate(_task_names(estimator)):
             ax.plot(epochs, task_curves[:, t], linestyle="--", label=f"training loss: {name}")
     scores = getattr(estimator, "validation_scores_", None)
+    score_ax = None
     if validation and scores:
-        val_loss = -np.asarray(scores, dtype=float)
-        ax.plot(epochs[: len(val_loss)], val_loss, color="tab:red", linewidth=2,
-                label="validation loss (total)")
-        best_epoch = int(np.argmin(val_loss)) + 1
+        scores = np.asarray(scores, dtype=float)
+        scoring = getattr(estimator, "scoring", "loss")
+        if isinstance(scoring, str) and scoring == "loss":
+            ax.plot(epochs[: len(scores)], -scores, color="tab:red", linewidth=2,
+                    label="validation loss (total)")
+        else:  # another unit: its own axis
+            name = f"validation {scoring if isinstance(scoring, str) else 'score'}"
+            score_ax = ax.twinx()
+            score_ax.plot(epochs[: len(scores)], scores, color="tab:red", linewidth=2,
+                          label=name)
+            score_ax.set_ylabel(name)
+        best_epoch = int(np.argmax(scores)) + 1
         ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1,
                    label=f"best epoch ({best_epoch})")
     from matplotlib.ticker import MaxNLocator
@@ -125,7 +138,11 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.legend(fontsize="small")
+    handles, labels = ax.get_legend_handles_labels()
+    if score_ax is not None:
+        more = score_ax.get_legend_handles_labels()
+        handles, labels = handles + more[0], labels + more[1]
+    ax.legend(handles, labels, fontsize="small")
     return ax
 
 

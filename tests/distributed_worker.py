@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 import torch.distributed as dist
 
-from skmtl import MultiTaskClassifier, MultiTaskRegressor
+from skmtl import MultiTaskClassifier, MultiTaskRegressor, metrics
 
 
 def frame(data, prefix: str) -> pd.DataFrame:
@@ -107,10 +107,10 @@ def main(data_path: str, out_dir: str) -> int:
     big = frame(data, "big_")
     big_y = labels(data, "big_")
     rows = np.flatnonzero(data["big_shard"] == rank)
+    early = {**params, "shuffle": True, "early_stopping": True, "max_iter": 40,
+             "n_iter_no_change": 3}
     clf = MultiTaskClassifier(
-        **{**params, "shuffle": True, "early_stopping": True, "max_iter": 40,
-           "n_iter_no_change": 3, "class_weight": "balanced", "category_dropout": 0.05},
-        distributed=True,
+        **{**early, "class_weight": "balanced", "category_dropout": 0.05}, distributed=True
     ).fit(big.iloc[rows], big_y.iloc[rows])
     for name, value in state(clf).items():
         out[f"early_state_{name}"] = value
@@ -119,6 +119,43 @@ def main(data_path: str, out_dir: str) -> int:
     test = frame(data, "test_")
     for t, p in enumerate(clf.predict_proba(test)):
         out[f"early_test_proba_{t}"] = p
+
+    # 2b. Early stopping on a chosen score: every rank scores the validation rows of
+    #     both, and they take the same decisions.
+    scored = []
+
+    def mean_auc(estimator, X_val, y_val):
+        scored.append(X_val)
+        return metrics.get_scorer("mean_roc_auc")(estimator, X_val, y_val)
+
+    clf = MultiTaskClassifier(**early, scoring=mean_auc, distributed=True).fit(
+        big.iloc[rows], big_y.iloc[rows]
+    )
+    for name, value in state(clf).items():
+        out[f"scored_state_{name}"] = value
+    out["scored_validation_scores"] = np.asarray(clf.validation_scores_)
+    report["scored_n_iter"] = clf.n_iter_
+    report["scored_rows"] = [int(i) for i in scored[0].index]
+    report["scored_calls"] = len(scored)
+    # The kept model is the best epoch's: its score on the scored rows is the best score.
+    report["scored_best"] = clf.best_validation_score_
+    report["scored_rescored"] = metrics.get_scorer("mean_roc_auc")(
+        clf, scored[0], big_y.loc[scored[0].index]
+    )
+
+    # 2c. A scorer failing on rank 1 only: every rank raises, none hangs.
+    def failing(estimator, X_val, y_val):
+        if rank == 1:
+            raise RuntimeError("scorer failed on rank 1")
+        return 0.0
+
+    try:
+        MultiTaskClassifier(
+            **{**params, "early_stopping": True, "scoring": failing}, distributed=True
+        ).fit(big.iloc[rows], big_y.iloc[rows])
+        report["scorer_error"] = None
+    except Exception as exc:  # noqa: BLE001 (rank 1 sees its own error)
+        report["scorer_error"] = f"{type(exc).__name__}: {exc}"
 
     # 3. partial_fit over two chunks per rank, classes and categories declared.
     chunks = np.array_split(rows, 2)

@@ -359,6 +359,7 @@ BAD_PARAMETERS = {
     "negative_sampling_rate": 0.0,
     "pos_label": 0.5,
     "random_state": "seed",
+    "scoring": 1,
     "shuffle": "yes",
     "task_weights": "equal",
     "tol": -1.0,
@@ -407,6 +408,8 @@ def test_invalid_parameter_is_reported_by_name(name):
          r"feature_groups\['user'\] names 'zip', which is not a column"),
         (dict(early_stopping=True, validation_fraction=0.01),
          r"early_stopping with validation_fraction=0.01 leaves 0 validation"),
+        (dict(scoring="roc_auc"), r"scoring='roc_auc' is not a score early stopping knows"),
+        (dict(tower_layer_sizes={"view": (8,)}), r"tower_layer_sizes names task 'view'"),
     ],
     ids=lambda v: "-".join(v) if isinstance(v, dict) else None,
 )

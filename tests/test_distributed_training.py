@@ -10,6 +10,9 @@ learnt with a single-process fit on the same rows:
   and the vocabularies and continuous statistics must be the global ones;
 - shuffled, early-stopped, class-balanced training on uneven shards and a
   distributed ``partial_fit`` must leave both ranks with bit-identical models;
+- early stopping on a chosen ``scoring`` scores the validation rows of both
+  ranks on each, so they keep the same epoch; a scorer failing on one rank
+  stops both;
 - bad input on one rank, or different parameters, must make every rank raise
   a ValueError instead of hanging.
 """
@@ -106,7 +109,9 @@ def runs(tmp_path_factory):
     np.savez(data_path, **arrays)
 
     out = tmp / "out"
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    # The workers import the skmtl of this checkout, wherever the package is installed from.
+    path = os.pathsep.join(p for p in (str(WORKER.parents[1]), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore", "PYTHONPATH": path}
     result = subprocess.run(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(WORKER), str(data_path), str(out)],
@@ -117,7 +122,10 @@ def runs(tmp_path_factory):
         (dict(np.load(out / f"rank{r}.npz")), json.loads((out / f"rank{r}.json").read_text()))
         for r in range(2)
     ]
-    return {"rows": rows, "weight": weight, "big": big, "test": test, "ranks": ranks}
+    return {
+        "rows": rows, "weight": weight, "big": big, "big_shard": big_shard, "test": test,
+        "ranks": ranks,
+    }
 
 
 def test_a_regressor_in_two_processes_matches_one_process(runs):
@@ -171,6 +179,35 @@ def test_ranks_end_with_the_same_model(runs):
     assert first_report["early_n_iter"] < 40  # early stopping did stop
     assert first_report["partial_n_iter"] == second_report["partial_n_iter"] == 2
     assert any("running_mean" in name for name in first)  # a buffer training changed
+
+
+def test_early_stopping_on_a_chosen_score_agrees_across_ranks(runs):
+    """Every rank scores the validation rows of both (gathered) and keeps the same epoch."""
+    (first, first_report), (second, second_report) = runs["ranks"]
+    names = [k for k in first if k.startswith("scored_state_")]
+    assert names
+    for name in names:
+        np.testing.assert_array_equal(first[name], second[name], err_msg=name)
+    np.testing.assert_array_equal(
+        first["scored_validation_scores"], second["scored_validation_scores"]
+    )
+    assert first_report["scored_n_iter"] == second_report["scored_n_iter"] < 40
+    shard = runs["big_shard"]
+    for report in (first_report, second_report):
+        rows = np.asarray(report["scored_rows"])
+        assert report["scored_rows"] == first_report["scored_rows"]
+        assert len(set(rows.tolist())) == len(rows)
+        for rank in (0, 1):  # each rank's validation_fraction=0.1 of its own shard
+            assert np.sum(shard[rows] == rank) == int(round(0.1 * np.sum(shard == rank)))
+        assert report["scored_calls"] == report["scored_n_iter"]
+        assert report["scored_rescored"] == pytest.approx(report["scored_best"], abs=1e-4)
+
+
+def test_a_scorer_failing_on_one_rank_stops_every_rank(runs):
+    (_, first), (_, second) = runs["ranks"]
+    assert second["scorer_error"] == "RuntimeError: scorer failed on rank 1"
+    assert first["scorer_error"].startswith("ValueError: fit failed on rank 1 of 2")
+    assert "scorer failed on rank 1" in first["scorer_error"]
 
 
 def test_shuffled_distributed_training_reaches_single_process_quality(runs):

@@ -196,6 +196,15 @@ def test_every_architecture_exports(architecture, data, esmm):
     check_matches(clf, model, X_new)
 
 
+@pytest.mark.parametrize("architecture", ["single_task", "mmoe"])
+def test_towers_of_different_shapes_export(architecture, data):
+    """click and segment share a shape (a group of two tasks that are not adjacent)."""
+    X, y, X_new = data
+    clf = fit(X, y, architecture, tower_layer_sizes={"buy": (4, 4)})
+    assert clf.module_.body.towers.tasks == [[0, 2], [1]]
+    check_matches(clf, to_onnx(clf), X_new, key=f"{architecture}-towers")
+
+
 def test_dynamic_batch_axis(esmm, data):
     clf, model = esmm
     _, _, X_new = data

@@ -14,7 +14,7 @@ import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
-from skmtl import MultiTaskClassifier, _persistence, load_model, save_model
+from skmtl import MultiTaskClassifier, _persistence, load_model, metrics, save_model
 
 FAST = dict(
     max_iter=2, random_state=0, device="cpu", expert_layer_sizes=(8,), tower_layer_sizes=(4,)
@@ -470,6 +470,31 @@ def test_value_a_model_file_cannot_store(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize(
+    "scoring", ["mean_roc_auc", metrics.make_task_scorer("roc_auc", "buy", single_class="nan")],
+    ids=["name", "skmtl-scorer"],
+)
+def test_scoring_is_stored(scoring, tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(scoring=scoring, early_stopping=True, **FAST).fit(X, y)
+    restored = _roundtrip(clf, tmp_path)
+    assert repr(restored.scoring) == repr(scoring)
+    assert restored.validation_scores_ == clf.validation_scores_
+    if not isinstance(scoring, str):
+        assert vars(restored.scoring) == vars(scoring)
+
+
+def test_a_scoring_function_cannot_be_stored(tmp_path):
+    X, y = make_frame()
+    clf = MultiTaskClassifier(scoring=lambda est, X, y: 0.0, early_stopping=False, **FAST)
+    clf.fit(X, y)
+    with pytest.raises(TypeError, match=r"scoring=<function .*> is a callable that a model "
+                                        r"file cannot store"):
+        save_model(clf, tmp_path / "m.skmtl")
+    assert not any(tmp_path.iterdir())
+    save_model(clf.set_params(scoring="loss"), tmp_path / "m.skmtl")
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_gpu_trained_model_loads_on_cpu(tmp_path):
     X, y = make_frame()
@@ -516,9 +541,17 @@ def test_format_version_1_files_still_load(name):
         (lambda o: o.update(dropout=-1.0), r"dropout"),
         (lambda o: o.update(expert_layer_sizes={"$tuple": [8, 0]}), r"positive integers"),
         (lambda o: o.update(n_experts=2.5), r"n_experts"),
+        (lambda o: o.update(tower_layer_sizes=[{"$tuple": [4]}]),
+         r"1 tower shapes were given for 2 task"),
+        (lambda o: o.update(tower_layer_sizes=[{"$tuple": [4]}, {"$tuple": [0]}]),
+         r"positive integers"),
+        (lambda o: o.update(tower_layer_sizes=[4, {"$tuple": [4]}]), r"not a mix"),
+        (lambda o: o.update(tower_layer_sizes={"$tuple": [{"$tuple": [4]}, {"$tuple": [4]}]}),
+         r"per-task tower_layer_sizes must be a list"),
     ],
     ids=["negative-temperature", "bool-temperature", "negative-dropout", "zero-layer",
-         "float-experts"],
+         "float-experts", "towers-too-few", "towers-zero-layer", "towers-mixed",
+         "towers-tuple"],
 )
 def test_invalid_network_options_are_refused(saved, change, match):
     """The options decide the rebuilt network: they obey the parameters' rules."""

@@ -113,6 +113,22 @@ def test_learning_curves_plot_the_recorded_losses(fitted, architecture):
     np.testing.assert_allclose(lines[5].get_xdata(), [best, best])
 
 
+def test_learning_curves_draw_another_score_on_its_own_axis(data):
+    X, y = data
+    clf = MultiTaskClassifier(
+        max_iter=4, early_stopping=True, scoring="mean_roc_auc", n_iter_no_change=10,
+        random_state=0,
+    ).fit(X, y)
+    ax = plot_learning_curves(clf)
+    assert len(ax.get_lines()) == 1 + clf.n_outputs_ + 1  # losses, then the best epoch
+    score_ax = ax.figure.axes[-1]
+    assert score_ax is not ax and score_ax.get_ylabel() == "validation mean_roc_auc"
+    np.testing.assert_allclose(score_ax.get_lines()[0].get_ydata(), clf.validation_scores_)
+    best = int(np.argmax(clf.validation_scores_)) + 1
+    np.testing.assert_allclose(ax.get_lines()[-1].get_xdata(), [best, best])
+    assert "validation mean_roc_auc" in [t.get_text() for t in ax.get_legend().get_texts()]
+
+
 def test_learning_curves_options_and_no_validation(data):
     X, y = data
     clf = MultiTaskClassifier(max_iter=3, early_stopping=False, random_state=0).fit(X, y)

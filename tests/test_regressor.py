@@ -323,3 +323,25 @@ def test_regression_scorers_skip_unknown_targets_and_match_sklearn_without_them(
     scoring = metrics.per_task_scorers(["r2"], ["task_0", "task_1"])
     result = cross_validate(MultiTaskRegressor(**FAST), X, y_nan, cv=KFold(2), scoring=scoring)
     assert np.isfinite(result["test_mean_r2"]).all() and np.isfinite(result["test_r2_task_0"]).all()
+
+
+def test_per_task_towers_and_early_stopping_on_r2_work_for_the_regressor():
+    from skmtl import metrics
+
+    X, y = _nonlinear(600)
+    frame = pd.DataFrame(y, columns=["spend", "margin"])
+    reg = MultiTaskRegressor(
+        **{**FAST, "early_stopping": True, "max_iter": 8,
+           "tower_layer_sizes": {"margin": (16, 8)}},
+        scoring="mean_r2",
+    ).fit(X, frame)
+    shapes = [tuple(s) for s in reg.network_spec_["options"]["tower_layer_sizes"]]
+    assert shapes == [(32,), (16, 8)]
+    assert len(reg.validation_scores_) == reg.n_iter_
+    assert reg.best_validation_score_ == max(reg.validation_scores_)
+    # The recorded score is the validation rows' mean R^2 of the restored epoch's model.
+    assert -1.0 < reg.best_validation_score_ <= 1.0
+    one_task = metrics.make_task_scorer("r2", task="margin")
+    reg.set_params(scoring=one_task).fit(X, frame)
+    assert np.isfinite(reg.validation_scores_).all()
+    assert reg.best_validation_score_ == max(reg.validation_scores_)

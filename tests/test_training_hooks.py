@@ -128,6 +128,36 @@ def test_observer_sees_the_validation_scores(monkeypatch, data):
     assert [improved for *_, improved, _ in epoch_ends] == expected
 
 
+@pytest.mark.parametrize("scoring", ["loss", "mean_roc_auc"])
+def test_observer_sees_the_validation_loss_and_the_score(monkeypatch, data, scoring):
+    class Seen(TrainingObserver):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_begin(self, state):
+            self.names = state.monitor, state.score_name
+
+        def on_epoch_end(self, state):
+            self.seen.append((state.validation_loss, state.validation_score))
+
+    seen = Seen()
+    clf = fit(
+        monkeypatch, *data,
+        {"max_iter": 3, "early_stopping": True, "scoring": scoring, "n_iter_no_change": 5},
+        observers=[seen],
+    )
+    losses, scores = (list(values) for values in zip(*seen.seen))
+    assert scores == clf.validation_scores_
+    if scoring == "loss":
+        assert seen.names == ("validation loss", None) and scores == [-v for v in losses]
+    else:
+        assert seen.names == ("validation mean_roc_auc", "mean_roc_auc")
+        assert all(0.5 < s <= 1 for s in scores) and all(v > 0 for v in losses)
+    # The loss is the same whatever the scoring.
+    plain = fit(monkeypatch, *data, {"max_iter": 3, "early_stopping": True, "n_iter_no_change": 5})
+    assert [-s for s in plain.validation_scores_] == losses
+
+
 class StopAt(TrainingObserver):
     def __init__(self, epoch):
         self.epoch = epoch

@@ -29,9 +29,12 @@ from .blocks import (
     GatedExperts,
     StackedLinear,
     StackedMLP,
+    TaskTowerGroups,
     TaskTowers,
     attach_generator,
     init_parameters,
+    task_towers,
+    tower_shapes,
 )
 
 __all__ = [
@@ -54,10 +57,13 @@ __all__ = [
     "SingleTask",
     "StackedLinear",
     "StackedMLP",
+    "TaskTowerGroups",
     "TaskTowers",
     "architecture_options",
     "attach_generator",
     "build_network",
     "embedding_copies",
     "init_parameters",
+    "task_towers",
+    "tower_shapes",
 ]

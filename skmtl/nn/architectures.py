@@ -30,7 +30,7 @@ from .blocks import (
     GatedExperts,
     StackedLinear,
     StackedMLP,
-    TaskTowers,
+    task_towers,
 )
 
 
@@ -45,8 +45,9 @@ class SharedBottom(nn.Module):
         Logits per task (1 for binary tasks).
     expert_layer_sizes : sequence of int
         Layers of the shared encoder.
-    tower_layer_sizes : sequence of int
-        Hidden layers of every tower.
+    tower_layer_sizes : sequence of int, or sequence of sequences of int
+        Hidden layers of every tower, or one sequence per task (see
+        :func:`~skmtl.nn.blocks.task_towers`).
     activation : str
         Activation of every hidden layer.
     dropout : float
@@ -65,7 +66,7 @@ class SharedBottom(nn.Module):
     ):
         super().__init__()
         self.encoder = StackedMLP(1, in_features, expert_layer_sizes, activation, dropout)
-        self.towers = TaskTowers(
+        self.towers = task_towers(
             self.encoder.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
 
@@ -128,7 +129,7 @@ class MixtureOfExperts(nn.Module):
             in_features, n_experts, expert_layer_sizes, n_gates, activation, dropout,
             gate_temperature, expert_input_mask,
         )
-        self.towers = TaskTowers(
+        self.towers = task_towers(
             self.experts.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
 
@@ -190,7 +191,7 @@ class SingleTask(nn.Module):
     ):
         super().__init__()
         self.encoders = StackedMLP(len(n_outputs), in_features, expert_layer_sizes, activation, dropout)
-        self.towers = TaskTowers(
+        self.towers = task_towers(
             self.encoders.out_features, n_outputs, tower_layer_sizes, activation, dropout
         )
 
@@ -320,7 +321,7 @@ class ProgressiveLayeredExtraction(nn.Module):
             )
             width = levels[-1].out_features
         self.levels = nn.ModuleList(levels)
-        self.towers = TaskTowers(width, n_outputs, tower_layer_sizes, activation, dropout)
+        self.towers = task_towers(width, n_outputs, tower_layer_sizes, activation, dropout)
 
 
     def _levels(self, x: torch.Tensor):
@@ -380,7 +381,7 @@ class AdaptiveInformationTransfer(nn.Module):
         self.encoders = StackedMLP(len(n_outputs), in_features, expert_layer_sizes, activation, dropout)
         width = self.encoders.out_features
         self.transfers = nn.ModuleList(AttentionTransfer(width) for _ in self.chain[1:])
-        self.towers = TaskTowers(width, n_outputs, tower_layer_sizes, activation, dropout)
+        self.towers = task_towers(width, n_outputs, tower_layer_sizes, activation, dropout)
 
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:

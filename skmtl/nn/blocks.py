@@ -617,10 +617,50 @@ class AttentionTransfer(nn.Module):
         return (weights * value).sum(0)
 
 
+def tower_shapes(layer_sizes, n_tasks: int) -> list[tuple[int, ...]]:
+    """Each task's hidden tower layers, from one shape for all or one shape per task.
+
+    Parameters
+    ----------
+    layer_sizes : sequence of int, or sequence of sequences of int
+        Hidden layers of every tower (e.g. ``(32,)``), or one such sequence
+        per task (e.g. ``[(32,), (64, 32)]``).
+    n_tasks : int
+        ``T``.
+
+    Returns
+    -------
+    shapes : list of tuple of int
+        ``T`` tuples, one per task.
+
+    Raises
+    ------
+    ValueError
+        If ``layer_sizes`` mixes ints and sequences, or gives a number of
+        shapes other than ``n_tasks``.
+    """
+    entries = list(layer_sizes)
+    nested = [hasattr(entry, "__len__") for entry in entries]
+    if not any(nested):
+        return [tuple(int(s) for s in entries)] * n_tasks
+    if not all(nested):
+        raise ValueError(
+            "tower layer sizes must be ints (one shape for every tower) or one sequence of "
+            f"ints per task, not a mix; got {layer_sizes!r}."
+        )
+    if len(entries) != n_tasks:
+        raise ValueError(
+            f"{len(entries)} tower shapes were given for {n_tasks} task(s); give one per task."
+        )
+    return [tuple(int(s) for s in entry) for entry in entries]
+
+
 class TaskTowers(nn.Module):
     """One tower per task, all of the same hidden shape, plus output heads.
 
     Binary tasks get one logit, a task with ``K > 2`` classes gets ``K``.
+    Towers of different shapes are :class:`TaskTowerGroups` (see
+    :func:`task_towers`).
 
     Parameters
     ----------
@@ -658,6 +698,109 @@ class TaskTowers(nn.Module):
         return [
             logits[t, :, 0] if k == 1 else logits[t, :, :k] for t, k in enumerate(self.n_outputs)
         ]
+
+
+class TaskTowerGroups(nn.Module):
+    """Task towers of different shapes: the tasks that share a shape form one :class:`TaskTowers`.
+
+    Each group's towers are still computed together (one batched matmul per
+    layer); a model with two shapes runs two groups.
+
+    Parameters
+    ----------
+    in_features, n_outputs
+        As in :class:`TaskTowers`.
+    shapes : sequence of sequence of int
+        Hidden layers of each task's tower, one sequence per task.
+    activation, dropout
+        As in :class:`StackedMLP`.
+
+    Attributes
+    ----------
+    groups : nn.ModuleList of TaskTowers
+        One per distinct shape, in the order of the tasks that first have it.
+    tasks : list of list of int
+        The tasks of each group, in order.
+
+    Notes
+    -----
+    Shapes: as :class:`TaskTowers`.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        n_outputs: Sequence[int],
+        shapes: Sequence[Sequence[int]],
+        activation: str = "relu",
+        dropout: float = 0.0,
+    ):
+        super().__init__()
+        self.n_outputs = [int(k) for k in n_outputs]
+        shapes = [tuple(int(s) for s in shape) for shape in shapes]
+        if len(shapes) != len(self.n_outputs):
+            raise ValueError(
+                f"{len(shapes)} tower shapes were given for {len(self.n_outputs)} task(s)."
+            )
+        by_shape: dict[tuple[int, ...], list[int]] = {}
+        for t, shape in enumerate(shapes):
+            by_shape.setdefault(shape, []).append(t)
+        self.tasks = list(by_shape.values())
+        self.groups = nn.ModuleList(
+            TaskTowers(in_features, [self.n_outputs[t] for t in tasks], shape, activation, dropout)
+            for shape, tasks in by_shape.items()
+        )
+        for g, tasks in enumerate(self.tasks):  # how a per-task input (T, B, in) is split
+            index = torch.tensor(tasks, dtype=torch.long)
+            self.register_buffer(f"_tasks_{g}", index, persistent=False)
+
+    def _inputs(self, x: torch.Tensor, g: int) -> torch.Tensor:
+        if x.dim() == 2:  # one input shared by every tower
+            return x
+        tasks = self.tasks[g]
+        if tasks == list(range(tasks[0], tasks[-1] + 1)):  # consecutive tasks: a view
+            return x[tasks[0] : tasks[-1] + 1]
+        return x.index_select(0, getattr(self, f"_tasks_{g}"))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        logits: list[torch.Tensor | None] = [None] * len(self.n_outputs)
+        for g, (towers, tasks) in enumerate(zip(self.groups, self.tasks)):
+            for t, task_logits in zip(tasks, towers(self._inputs(x, g))):
+                logits[t] = task_logits
+        return logits
+
+    def extra_repr(self) -> str:
+        return f"tasks={self.tasks}"
+
+
+def task_towers(
+    in_features: int,
+    n_outputs: Sequence[int],
+    layer_sizes=(),
+    activation: str = "relu",
+    dropout: float = 0.0,
+) -> TaskTowers | TaskTowerGroups:
+    """The towers of an architecture: :class:`TaskTowers` when all share a shape.
+
+    Parameters
+    ----------
+    in_features, n_outputs
+        As in :class:`TaskTowers`.
+    layer_sizes : sequence of int, or sequence of sequences of int
+        Hidden layers of every tower, or one sequence per task (see
+        :func:`tower_shapes`). Per-task shapes that are all equal give the
+        same module as the shared shape.
+    activation, dropout
+        As in :class:`StackedMLP`.
+
+    Returns
+    -------
+    towers : TaskTowers or TaskTowerGroups
+    """
+    shapes = tower_shapes(layer_sizes, len(n_outputs))
+    if len(set(shapes)) <= 1:
+        return TaskTowers(in_features, n_outputs, shapes[0] if shapes else (), activation, dropout)
+    return TaskTowerGroups(in_features, n_outputs, shapes, activation, dropout)
 
 
 _SKMTL_BLOCKS = (CategoricalEmbedding, ContinuousEmbedding, StackedLinear, Gate, GatedExperts)
