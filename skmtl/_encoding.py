@@ -235,7 +235,7 @@ class TabularEncoder:
     def transform(self, X) -> tuple[np.ndarray, ...]:
         """Encode ``X``: one array per kind, in the order of ``kinds``.
 
-        The first two are the categorical codes (int64 of shape ``(n_samples,
+        The first two are the categorical codes (int32 of shape ``(n_samples,
         n_categorical)``, 0 for unknown/missing, ``1..K_j`` for the learnt
         categories) and the standardised continuous columns (float32 of shape
         ``(n_samples, n_continuous)``).

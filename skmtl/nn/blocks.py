@@ -125,7 +125,7 @@ class CategoricalEmbedding(RandomBlock):
 
     Notes
     -----
-    Shapes: (B, F_cat) int64 codes -> tokens (B, F_cat, C * D).
+    Shapes: (B, F_cat) integer codes (int32 or int64) -> tokens (B, F_cat, C * D).
     """
 
     lookup_tables = ("weight",)
@@ -229,7 +229,7 @@ class FeatureEmbedding(nn.Module):
     Notes
     -----
     Shapes: one tensor per kind, in the order of ``kinds`` (e.g. ``x_cat`` (B,
-    F_cat) int64 codes, ``x_cont`` (B, F_cont) float32) -> (B, F * D), or (C, B,
+    F_cat) integer codes, ``x_cont`` (B, F_cont) float32) -> (B, F * D), or (C, B,
     F * D) when ``n_copies > 1``, ``F`` the total number of tokens.
     """
 
