@@ -194,6 +194,20 @@ def test_constant_and_two_valued_columns(embedding):
         assert model.module_.embedding.kinds["continuous"].n_bins[1:] == [1, 1]
 
 
+@pytest.mark.parametrize("embedding", EMBEDDINGS)
+def test_no_continuous_column(embedding, tmp_path):
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"a": rng.choice(list("xyz"), 200), "b": rng.choice(list("pq"), 200)})
+    y = np.column_stack([(X.a == "x").astype(int), (X.b == "p").astype(int)])
+    model = fit(X, y, embedding)
+    assert model.network_spec_["embeddings"][1]["n_columns"] == 0
+    np.testing.assert_array_equal(
+        _saved_and_loaded(model, tmp_path).predict_proba(X)[0], model.predict_proba(X)[0]
+    )
+
+
 # ------------------------------------------------- the estimator and its files
 def test_linear_stays_the_default_and_describes_the_network_as_before(data):
     X, y = data
