@@ -7,10 +7,10 @@ seeding) and ``fit`` as a short sequence of named steps::
 
     _check_fit_inputs  -> X (dtypes kept) and sample weights
     _fit_targets       -> the tasks' labels, encoded       (subclass)
-    _fit_encoder       -> the column encoder (vocabularies, means, scales)
+    _split_rows        -> training and validation rows
+    _fit_encoder       -> the column encoder (vocabularies, means, scales, bins)
     network_spec       -> network_spec_: what to build
     _build_network     -> module_, initialised from the fit's seed
-    _split_rows        -> training and validation rows
     _make_objective    -> the loss and the probabilities     (subclass)
     _training_tensors  -> the encoded rows, as tensors on the device
     _train             -> the one training loop (:func:`skmtl._training.train`)
@@ -164,6 +164,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "category_dropout": [Interval(Real, 0, 1, closed="left")],
+        "numeric_embedding": [StrOptions({"linear", "periodic", "piecewise_linear"})],
         "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "gate_temperature": [Interval(Real, 0, None, closed="neither")],
@@ -220,18 +221,19 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         targets = self._fit_targets(y, group, reuse=reuse, partial=partial, classes=classes)
         device = resolve_device(self.device, group, self.batch_size)
         seeds = FitSeeds.draw(self.random_state, group)
+        # The split comes first: what the network learns from X (the bins) sees training rows only.
+        train_rows, val_rows = self._split_rows(X.shape[0], targets.known, seeds, group, partial)
         if reuse:
             encoder, spec = self.encoder_, self._fitted_network_spec()
             self._check_same_network(spec, targets)
             module, optimizer = self._copy_network(device, keep_optimizer=partial)
         else:
-            encoder = self._fit_encoder(X, categories, group)
+            encoder = self._fit_encoder(X, categories, group, train_rows)
             spec = network_spec(
                 self.get_params(deep=False), encoder, targets.n_outputs, targets.funnel,
                 getattr(self, "feature_names_in_", None), task_names=targets.task_names,
             )
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
-        train_rows, val_rows = self._split_rows(X.shape[0], targets.known, seeds, group, partial)
         objective = self._make_objective(spec, targets, train_rows, group).to(device)
         if optimizer is None:
             optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
@@ -288,8 +290,14 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
         return X, sample_weight
 
-    def _fit_encoder(self, X, categories, group) -> TabularEncoder:
-        """Which columns are categorical, their vocabularies, the continuous moments."""
+    def _fit_encoder(self, X, categories, group, train_rows=None) -> TabularEncoder:
+        """Which columns are categorical, their vocabularies, the continuous moments and bins.
+
+        The vocabularies and the standardisation are learnt from every row of
+        ``X`` (as they always were); the piecewise-linear bins of
+        ``numeric_embedding`` from ``train_rows`` only, so that no validation
+        row shapes the network.
+        """
         feature_names = getattr(self, "feature_names_in_", None)
         is_categorical = group.run(
             lambda: resolve_categorical(X, self.categorical_features, feature_names)
@@ -300,8 +308,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         encoder = TabularEncoder.from_mask(
             is_categorical, self.min_frequency, self.max_categories, feature_names,
             others=self._other_column_kinds(X, is_categorical),
+            numeric_embedding=self.numeric_embedding,
         )
-        return encoder.fit(X, declared, group)
+        return encoder.fit(X, declared, group, rows=train_rows)
 
     def _other_column_kinds(self, X, is_categorical) -> list:
         """Column kinds besides categorical and continuous, unfitted (none: no parameter asks).

@@ -119,6 +119,36 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         column and an unseen category at predict time gets a sensible
         embedding.
 
+    numeric_embedding : {"linear", "periodic", "piecewise_linear"}, default="linear"
+        How each continuous column, standardised with its training mean and
+        standard deviation, becomes its embedding of ``embedding_dim``
+        values:
+
+        - ``"linear"``: ``x * w_j + b_j``, one weight and one bias vector per
+          column.
+        - ``"periodic"``: PLR (Gorishniy, Rubachev and Babenko, "On
+          Embeddings for Numerical Features in Tabular Deep Learning",
+          NeurIPS 2022): ``relu([cos(2 pi c_j x), sin(2 pi c_j x)] @ W_j +
+          b_j)`` with 16 trainable frequencies ``c_j`` per column, drawn
+          from ``N(0, 0.5)`` (in cycles per standard deviation) at
+          initialisation.
+        - ``"piecewise_linear"``: the piecewise-linear encoding of the same
+          paper over up to 48 quantile bins per column, then a linear map:
+          the value fills the bins below it (1 each) and the fraction of its
+          own bin, and values beyond the first and last edges extrapolate
+          linearly. The bin edges are the quantiles of the training rows
+          only (the rows left after the ``early_stopping`` validation split;
+          validation rows never shape them), repeated edges dropped, so a
+          column with few distinct values gets fewer bins and a constant
+          column one edge. :meth:`partial_fit` takes them from its first
+          chunk; a data-parallel fit from all processes' training rows (see
+          :doc:`/data_parallel`).
+
+        Both capture non-monotonic and spiky effects of a numeric column that
+        a linear map leaves to the layers above. The standardisation itself
+        (as the categorical vocabularies) is learnt from every row given to
+        ``fit``.
+
     expert_layer_sizes : array-like of int, default=(64, 32)
         Layers of each expert (for ``"moe"``, ``"mmoe"`` and ``"ple"``), of
         the shared encoder (for ``"shared_bottom"``) or of each task's
@@ -444,6 +474,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         min_frequency=5,
         max_categories=None,
         category_dropout=0.02,
+        numeric_embedding="linear",
         expert_layer_sizes=(64, 32),
         n_experts=4,
         gate_temperature=1.0,
@@ -484,6 +515,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.min_frequency = min_frequency
         self.max_categories = max_categories
         self.category_dropout = category_dropout
+        self.numeric_embedding = numeric_embedding
         self.expert_layer_sizes = expert_layer_sizes
         self.n_experts = n_experts
         self.gate_temperature = gate_temperature

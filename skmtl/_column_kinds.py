@@ -35,7 +35,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .nn.blocks import CategoricalEmbedding, ContinuousEmbedding
+from .nn.blocks import (
+    CategoricalEmbedding,
+    ContinuousEmbedding,
+    PeriodicEmbedding,
+    PiecewiseLinearEmbedding,
+)
 
 _MIXED_INFERRED = frozenset({"mixed", "mixed-integer"})
 
@@ -56,11 +61,17 @@ class FitContext:
     declared : dict, optional
         Categories declared up front (``partial_fit``'s ``categories``), by
         column index.
+    rows : ndarray of int, optional
+        The training rows of ``X`` (None: all of them): the rows left once
+        ``fit`` has set its validation rows aside. Statistics that shape the
+        network (the piecewise-linear bins) are learnt from these only; the
+        standardisation and the vocabularies use every row given to ``fit``.
     """
 
     column_name: Callable[[int], str] = str
     group: object = None
     declared: Mapping = field(default_factory=dict)
+    rows: np.ndarray | None = None
 
     @property
     def distributed(self) -> bool:
@@ -331,6 +342,73 @@ def _integer_table(vocabulary: pd.Index):
 
 
 
+def _quantile_sketch(values: np.ndarray) -> tuple[int, np.ndarray]:
+    """(rows, values or evenly spaced order statistics) of one process's shard, per column.
+
+    A shard of at most :data:`QUANTILE_SKETCH_SIZE` rows is shared whole
+    (sorted); a larger one by the quantiles at ``QUANTILE_SKETCH_SIZE`` evenly
+    spaced levels from 0 to 1 (its minimum and maximum included).
+    """
+    n = values.shape[0]
+    if n <= QUANTILE_SKETCH_SIZE:
+        return n, np.sort(values, axis=0)
+    return n, np.quantile(values, np.linspace(0.0, 1.0, QUANTILE_SKETCH_SIZE), axis=0)
+
+
+def _merged_quantiles(sketches, levels: np.ndarray, n_columns: int) -> np.ndarray:
+    """Quantiles ``(len(levels), n_columns)`` of the union of the processes' shards.
+
+    Exact (``np.quantile`` of the pooled rows) when every shard was shared
+    whole; otherwise each shared point stands for ``rows / points`` rows and the
+    quantiles interpolate the pooled points' mid-cumulative weights.
+    """
+    sketches = [(n, points) for n, points in sketches if n > 0]
+    if not sketches:
+        raise ValueError("No training rows to learn the piecewise-linear bins from.")
+    pooled = np.concatenate([points for _, points in sketches], axis=0)
+    if all(n == len(points) for n, points in sketches):
+        return np.quantile(pooled, levels, axis=0)
+    weights = np.concatenate([np.full(len(points), n / len(points)) for n, points in sketches])
+    out = np.empty((len(levels), n_columns))
+    for k in range(n_columns):
+        order = np.argsort(pooled[:, k], kind="stable")
+        w = weights[order]
+        position = (np.cumsum(w) - w / 2 - w[0] / 2) / (w.sum() - w[0] / 2 - w[-1] / 2)
+        out[:, k] = np.interp(levels, position, pooled[order, k])
+    return out
+
+
+def check_continuous_entry(entry: Mapping) -> None:
+    """Check a continuous kind's entry of a network description (e.g. read from a file)."""
+    embedding = entry.get("embedding", "linear")
+    if embedding not in NUMERIC_EMBEDDINGS:
+        raise ValueError(f"unknown numeric embedding {embedding!r} (known: {list(NUMERIC_EMBEDDINGS)})")
+    n_columns = entry["n_columns"]
+    if not isinstance(n_columns, int) or isinstance(n_columns, bool) or n_columns < 0:
+        raise ValueError(f"n_columns must be an integer >= 0; got {n_columns!r}.")
+    expected = {"linear": set(), "periodic": {"n_frequencies", "sigma"},
+                "piecewise_linear": {"bins"}}[embedding]
+    given = set(entry) - {"kind", "n_columns", "embedding"}
+    if given != expected:
+        raise ValueError(
+            f"the {embedding} numeric embedding takes {sorted(expected)}; got {sorted(given)}."
+        )
+    if embedding == "periodic":
+        n, sigma = entry["n_frequencies"], entry["sigma"]
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"n_frequencies must be an integer >= 1; got {n!r}.")
+        if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < np.inf:
+            raise ValueError(f"sigma must be a finite number > 0; got {sigma!r}.")
+    if embedding == "piecewise_linear":
+        bins = entry["bins"]
+        if not isinstance(bins, list) or len(bins) != n_columns or not all(
+            isinstance(edges, list) and edges
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in edges)
+            for edges in bins
+        ):
+            raise ValueError(f"bins must be a non-empty list of numbers for each of the {n_columns} columns.")
+
+
 # ------------------------------------------------------------ built-in kinds
 class CategoricalColumns(ColumnKind):
     """Categorical columns: learnt vocabularies, int codes, one embedding table each.
@@ -534,20 +612,67 @@ def _category_lookup(vocabulary: pd.Index, name: str) -> _CategoryLookup:
     return _CategoryLookup(kind, keys, missing)
 
 
-class ContinuousColumns(ColumnKind):
-    """Continuous columns: standardised with the training mean and scale, one linear map each.
+NUMERIC_EMBEDDINGS = ("linear", "periodic", "piecewise_linear")
+"""How continuous columns enter the network (the estimators' ``numeric_embedding``)."""
 
-    In a data-parallel fit the mean and scale are those of all processes' rows.
+PIECEWISE_LINEAR_BINS = 48
+"""Quantile bins per column of ``numeric_embedding="piecewise_linear"`` (at most)."""
+
+PERIODIC_FREQUENCIES = 16
+"""Frequencies per column of ``numeric_embedding="periodic"``."""
+
+PERIODIC_SIGMA = 0.5
+"""Standard deviation of the initial periodic frequencies (cycles per standard deviation)."""
+
+QUANTILE_SKETCH_SIZE = 4096
+"""Order statistics per column a process shares for the global bins of a data-parallel fit."""
+
+
+class ContinuousColumns(ColumnKind):
+    """Continuous columns: standardised with the training mean and scale, then embedded.
+
+    Every value is standardised, ``(x - mean) / scale``; ``embedding`` says how
+    the standardised column becomes its token of ``D`` values:
+
+    - ``"linear"``: ``x * w_j + b_j``
+      (:class:`~skmtl.nn.blocks.ContinuousEmbedding`);
+    - ``"periodic"``: PLR, ``relu([cos(2 pi c_j x), sin(2 pi c_j x)] @ W_j + b_j)``
+      with :data:`PERIODIC_FREQUENCIES` trainable frequencies per column drawn
+      from ``N(0, PERIODIC_SIGMA)`` (:class:`~skmtl.nn.blocks.PeriodicEmbedding`);
+    - ``"piecewise_linear"``: the piecewise-linear encoding over quantile bins,
+      then a linear map (:class:`~skmtl.nn.blocks.PiecewiseLinearEmbedding`).
+
+    The periodic and piecewise-linear embeddings are those of Gorishniy,
+    Rubachev and Babenko, "On Embeddings for Numerical Features in Tabular
+    Deep Learning" (NeurIPS 2022).
+
+    The bins are the quantiles at levels ``0, 1/n_bins, ..., 1`` of the
+    training rows (``context.rows``: validation rows never enter them), with
+    repeated edges dropped, so a column with few distinct values gets fewer
+    bins and a constant column a single edge. In a data-parallel fit the mean
+    and scale are those of all processes' rows, and the bins are quantiles of
+    all processes' training rows: exact when every process has at most
+    :data:`QUANTILE_SKETCH_SIZE` training rows (its rows are pooled), else
+    approximate, each process sharing :data:`QUANTILE_SKETCH_SIZE` evenly
+    spaced order statistics of each column (its minimum and maximum among
+    them) weighted by its number of rows.
 
     Parameters
     ----------
     columns : array-like of int
         Positions of the continuous columns in ``X``.
+    embedding : {"linear", "periodic", "piecewise_linear"}, default="linear"
+        How the standardised columns are embedded.
+    n_bins : int, default=PIECEWISE_LINEAR_BINS
+        Quantile bins per column (at most) for ``"piecewise_linear"``.
 
     Attributes
     ----------
     mean_, scale_ : ndarray of shape (n_columns,)
         Training mean and (population) standard deviation, 1 where it is 0.
+    bins_ : list of ndarray
+        ``"piecewise_linear"`` only: the sorted, distinct bin edges of each
+        column, in the column's units.
     """
 
     name = "continuous"
@@ -574,7 +699,16 @@ class ContinuousColumns(ColumnKind):
             )
         return values
 
+    def __init__(self, columns=(), embedding="linear", n_bins=PIECEWISE_LINEAR_BINS):
+        super().__init__(columns)
+        self.embedding = embedding
+        self.n_bins = n_bins
+
     def fit(self, X, context: FitContext) -> ContinuousColumns:
+        if self.embedding not in NUMERIC_EMBEDDINGS:
+            raise ValueError(
+                f"embedding must be one of {list(NUMERIC_EMBEDDINGS)}; got {self.embedding!r}."
+            )
         if not context.distributed:
             values = self.values(X, context)
             self.mean_ = values.mean(axis=0)
@@ -583,7 +717,24 @@ class ContinuousColumns(ColumnKind):
             shards = context.group.share(lambda: _moments(self.values(X, context)))
             self.mean_, scale = _combine_moments(shards)
         self.scale_ = np.where(scale > 0, scale, 1.0)
+        if self.embedding == "piecewise_linear":
+            self.bins_ = self._fit_bins(X, context)
         return self
+
+    def _fit_bins(self, X, context: FitContext) -> list[np.ndarray]:
+        """Distinct quantiles of the training rows, per column (see the class docstring)."""
+        levels = np.linspace(0.0, 1.0, int(self.n_bins) + 1)
+
+        def training_values() -> np.ndarray:
+            values = self.values(X, context)
+            return values if context.rows is None else values[context.rows]
+
+        if not context.distributed:
+            edges = np.quantile(training_values(), levels, axis=0)
+        else:
+            edges = _merged_quantiles(context.group.share(lambda: _quantile_sketch(training_values())),
+                                      levels, len(self.columns))
+        return [np.unique(edges[:, k]) for k in range(len(self.columns))]
 
     def transform(self, X, context: FitContext) -> np.ndarray:
         """Standardised values, float32 of shape ``(n_samples, n_columns)``."""
@@ -603,10 +754,34 @@ class ContinuousColumns(ColumnKind):
         return standardised
 
     def embedding_args(self, values: Mapping) -> dict:
-        return {"n_columns": len(self.columns)}
+        """``n_columns``; for the non-linear embeddings ``embedding`` and its settings.
+
+        The piecewise-linear ``bins`` are recorded in standardised units (the
+        embedding's input). ``values["numeric_embedding"]``, when it differs
+        from the fitted ``embedding``, is recorded without settings, so that a
+        continued fit sees that the parameters describe another network.
+        """
+        args = {"n_columns": len(self.columns)}
+        embedding = values.get("numeric_embedding", self.embedding)
+        if embedding != self.embedding:
+            return {**args, "embedding": embedding}
+        if embedding == "periodic":
+            return {**args, "embedding": embedding, "n_frequencies": PERIODIC_FREQUENCIES,
+                    "sigma": PERIODIC_SIGMA}
+        if embedding == "piecewise_linear":
+            bins = [((edges - mean) / scale).tolist()
+                    for edges, mean, scale in zip(self.bins_, self.mean_, self.scale_)]
+            return {**args, "embedding": embedding, "bins": bins}
+        return args
 
     @classmethod
-    def make_embedding(cls, embedding_dim, n_copies, *, n_columns):
+    def make_embedding(cls, embedding_dim, n_copies, *, n_columns, embedding="linear", **settings):
+        check_continuous_entry({"n_columns": n_columns, "embedding": embedding, **settings})
+        if embedding == "periodic":
+            return PeriodicEmbedding(n_columns, embedding_dim, settings["n_frequencies"],
+                                     settings["sigma"], n_copies)
+        if embedding == "piecewise_linear":
+            return PiecewiseLinearEmbedding(settings["bins"], embedding_dim, n_copies)
         return ContinuousEmbedding(n_columns, embedding_dim, n_copies)
 
     # ONNX: float64 inputs, standardised in float64 inside the graph, then cast.

@@ -134,12 +134,14 @@ class TabularEncoder:
 
     @classmethod
     def from_mask(
-        cls, is_categorical, min_frequency=1, max_categories=None, feature_names=None, others=()
+        cls, is_categorical, min_frequency=1, max_categories=None, feature_names=None, others=(),
+        numeric_embedding="linear",
     ) -> TabularEncoder:
         """Categorical columns where ``is_categorical``, continuous ones elsewhere.
 
         ``others`` are further kinds; their columns are neither categorical
-        nor continuous.
+        nor continuous. ``numeric_embedding`` is the continuous kind's
+        ``embedding``.
         """
         is_categorical = np.asarray(is_categorical, dtype=bool)
         taken = np.zeros(len(is_categorical), dtype=bool)
@@ -148,7 +150,7 @@ class TabularEncoder:
         return cls(
             [
                 CategoricalColumns(np.flatnonzero(is_categorical & ~taken), min_frequency, max_categories),
-                ContinuousColumns(np.flatnonzero(~is_categorical & ~taken)),
+                ContinuousColumns(np.flatnonzero(~is_categorical & ~taken), numeric_embedding),
                 *others,
             ],
             feature_names,
@@ -209,12 +211,12 @@ class TabularEncoder:
         if not np.array_equal(columns, np.arange(len(columns))):
             raise ValueError("Every column must belong to exactly one column kind.")
 
-    def _context(self, declared=None, group=None) -> FitContext:
+    def _context(self, declared=None, group=None, rows=None) -> FitContext:
         return FitContext(
-            column_name=self.feature_name, group=group, declared=declared or {}
+            column_name=self.feature_name, group=group, declared=declared or {}, rows=rows
         )
 
-    def fit(self, X, declared: dict | None = None, group=None) -> TabularEncoder:
+    def fit(self, X, declared: dict | None = None, group=None, rows=None) -> TabularEncoder:
         """Fit every kind on its columns of ``X``.
 
         ``declared`` maps a categorical column's index to its full set of
@@ -225,9 +227,13 @@ class TabularEncoder:
         data-parallel fits): each kind combines its statistics over the
         processes (category counts are summed before ``min_frequency`` and
         ``max_categories`` apply; the mean and scale are those of all rows).
+
+        ``rows`` (this process's training rows of ``X``, None for all): what a
+        kind learns for the network beyond the standardisation (the
+        piecewise-linear bins) comes from these rows only.
         """
         self.check_kinds()
-        context = self._context(declared, group)
+        context = self._context(declared, group, rows)
         for kind in self.kinds:
             kind.fit(X, context)
         return self

@@ -18,7 +18,10 @@ A description holds:
     One entry per column kind, in the encoder's order: ``{"kind": name,
     **args}``, where ``args`` are the plain keyword arguments of the kind's
     ``make_embedding`` (categorical: ``cardinalities`` and ``unknown_rate``;
-    continuous: ``n_columns``); see :mod:`skmtl._column_kinds`.
+    continuous: ``n_columns``, and for a non-linear ``embedding`` its
+    settings: ``n_frequencies`` and ``sigma`` for ``"periodic"``, the bin
+    edges ``bins`` in standardised units for ``"piecewise_linear"``); see
+    :mod:`skmtl._column_kinds`.
 ``n_outputs``
     Logits per task (1 for a binary task, else its number of classes).
 ``options``
@@ -39,7 +42,7 @@ from numbers import Integral, Real
 import numpy as np
 import torch
 
-from ._column_kinds import COLUMN_KINDS
+from ._column_kinds import COLUMN_KINDS, check_continuous_entry
 from ._keyed_settings import expert_input_mask, task_index
 from .nn.architectures import ARCHITECTURES, MultiTaskNetwork, architecture_options, build_network
 from .nn.blocks import tower_shapes
@@ -238,6 +241,7 @@ def check_network_spec(spec: Mapping, constraints: Mapping, caller_name: str) ->
             tabular_embeddings(entry["cardinalities"], 0, entry["unknown_rate"])
         elif entry["kind"] == "continuous":
             _count(entry["n_columns"], "n_columns", 0)
+            check_continuous_entry(entry)
     options = spec["options"]
     if not isinstance(options, dict):
         raise ValueError(f"options must be a dict; got {type(options).__name__}.")
@@ -296,6 +300,7 @@ def network_spec(
         **{name: params[name] for name in ARCHITECTURE_PARAMETERS},
         "embedding_dim": embedding_dim,
         "category_dropout": params["category_dropout"],
+        "numeric_embedding": params["numeric_embedding"],
         "expert_layer_sizes": layer_sizes(params["expert_layer_sizes"], "expert_layer_sizes", False),
         "tower_layer_sizes": resolve_tower_layer_sizes(params["tower_layer_sizes"], task_names),
         # Shared experts first, then each feature group's (the mask's rows).

@@ -564,6 +564,9 @@ def _check_consistent(estimator, network: dict) -> None:
             and list(encoder.cardinalities) == list(categorical["cardinalities"])
             and len(encoder.continuous.mean_) == len(encoder.continuous.scale_)
             == continuous["n_columns"] == len(encoder.continuous_indices)
+            and encoder.continuous.embedding == continuous.get("embedding", "linear")
+            and (encoder.continuous.embedding != "piecewise_linear"
+                 or len(encoder.continuous.bins_) == len(continuous["bins"]))
         )
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
         raise _FileError(f"{MODEL_JSON} is incomplete: {exc}") from None

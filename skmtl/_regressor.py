@@ -152,6 +152,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         min_frequency=5,
         max_categories=None,
         category_dropout=0.02,
+        numeric_embedding="linear",
         expert_layer_sizes=(64, 32),
         n_experts=4,
         gate_temperature=1.0,
@@ -188,6 +189,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.min_frequency = min_frequency
         self.max_categories = max_categories
         self.category_dropout = category_dropout
+        self.numeric_embedding = numeric_embedding
         self.expert_layer_sizes = expert_layer_sizes
         self.n_experts = n_experts
         self.gate_temperature = gate_temperature

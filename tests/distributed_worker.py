@@ -102,6 +102,14 @@ def main(data_path: str, out_dir: str) -> int:
     out["regressor_loss_curve"] = np.asarray(reg.loss_curve_)
     out["regressor_predict"] = reg.predict(X_all)
 
+    # 1c. numeric_embedding="piecewise_linear": the bins are those of all ranks' rows.
+    ple = MultiTaskClassifier(**params, numeric_embedding="piecewise_linear", distributed=True)
+    ple.fit(X, y, sample_weight=weights)
+    for k, edges in enumerate(ple.encoder_.continuous.bins_):
+        out[f"ple_bins_{k}"] = edges
+    out["ple_loss_curve"] = np.asarray(ple.loss_curve_)
+    out["ple_proba_0"] = ple.predict_proba(X_all)[0]
+
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).
     big = frame(data, "big_")
@@ -114,6 +122,13 @@ def main(data_path: str, out_dir: str) -> int:
     ).fit(big.iloc[rows], big_y.iloc[rows])
     for name, value in state(clf).items():
         out[f"early_state_{name}"] = value
+    # 2b. The same, piecewise-linear: the bins of every rank's training rows, on every rank.
+    early_ple = MultiTaskClassifier(
+        **{**params, "early_stopping": True, "max_iter": 3}, numeric_embedding="piecewise_linear",
+        distributed=True,
+    ).fit(big.iloc[rows], big_y.iloc[rows])
+    for name, value in state(early_ple).items():
+        out[f"early_state_ple_{name}"] = value
     out["early_validation_scores"] = np.asarray(clf.validation_scores_)
     report["early_n_iter"] = clf.n_iter_
     test = frame(data, "test_")

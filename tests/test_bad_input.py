@@ -357,6 +357,7 @@ BAD_PARAMETERS = {
     "n_shared_experts": 0,
     "n_task_experts": 0,
     "negative_sampling_rate": 0.0,
+    "numeric_embedding": "spline",
     "pos_label": 0.5,
     "random_state": "seed",
     "scoring": 1,

@@ -165,9 +165,21 @@ def test_two_processes_match_one_process_on_the_same_global_batches(runs):
         assert "city_rare" in report["equivalence_categories"][0]
 
 
+def test_piecewise_linear_bins_are_global(runs):
+    """numeric_embedding="piecewise_linear" in two processes: the one-process bins and model."""
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS, numeric_embedding="piecewise_linear").fit(
+        X, y, sample_weight=runs["weight"])
+    for arrays, _ in runs["ranks"]:
+        for k, edges in enumerate(single.encoder_.continuous.bins_):
+            np.testing.assert_array_equal(arrays[f"ple_bins_{k}"], edges)
+        np.testing.assert_allclose(arrays["ple_loss_curve"], single.loss_curve_, rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["ple_proba_0"], single.predict_proba(X)[0], atol=TOLERANCE)
+
+
 def test_ranks_end_with_the_same_model(runs):
     (first, first_report), (second, second_report) = runs["ranks"]
-    for prefix in ("early_state_", "partial_state_", "user_state_"):
+    for prefix in ("early_state_", "early_state_ple_", "partial_state_", "user_state_"):
         names = [k for k in first if k.startswith(prefix)]
         assert names
         for name in names:

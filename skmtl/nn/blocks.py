@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -204,6 +205,168 @@ class ContinuousEmbedding(nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_columns={self.n_tokens}, embedding_dim={self.embedding_dim}"
+
+
+class PeriodicEmbedding(nn.Module):
+    """Periodic embedding (PLR) of standardised continuous columns.
+
+    Following Gorishniy, Rubachev and Babenko, "On Embeddings for Numerical
+    Features in Tabular Deep Learning" (NeurIPS 2022), column ``j`` has ``k``
+    trainable frequencies ``c_j``; its value ``x`` becomes the periodic
+    features ``[cos(2 pi c_j x), sin(2 pi c_j x)]`` (``2k`` values), then a
+    linear map of its own and a ReLU into the ``D`` values of its token:
+    ``relu([cos(2 pi c_j x), sin(2 pi c_j x)] @ W_j + b_j)``. The frequencies
+    are drawn from ``N(0, sigma)`` by :meth:`reset_parameters` (never
+    initialised as linear weights). A constant column (0 once standardised)
+    gets the constant features ``cos(0) = 1``, ``sin(0) = 0``.
+
+    Parameters
+    ----------
+    n_columns, embedding_dim : int
+        ``F_cont`` columns in, ``D`` values per token out.
+    n_frequencies : int, default=16
+        ``k``, the frequencies of each column.
+    sigma : float, default=0.5
+        Standard deviation of the initial frequencies (in cycles per
+        standard deviation of the column).
+    n_copies : int, default=1
+        ``C`` independent copies (frequencies and maps), side by side.
+
+    Notes
+    -----
+    Shapes: (B, F_cont) float32 -> tokens (B, F_cont, C * D).
+    """
+
+    def __init__(
+        self, n_columns: int, embedding_dim: int, n_frequencies: int = 16, sigma: float = 0.5,
+        n_copies: int = 1,
+    ):
+        super().__init__()
+        self.n_tokens = int(n_columns)
+        self.embedding_dim = int(embedding_dim)
+        self.n_frequencies = int(n_frequencies)
+        self.sigma = float(sigma)
+        if self.n_frequencies < 1 or not (math.isfinite(self.sigma) and self.sigma > 0):
+            raise ValueError(
+                "PeriodicEmbedding needs n_frequencies >= 1 and a finite sigma > 0; got "
+                f"{n_frequencies!r} and {sigma!r}."
+            )
+        self.n_copies = int(n_copies)
+        c, f, k, d = self.n_copies, self.n_tokens, self.n_frequencies, self.embedding_dim
+        self.frequencies = nn.Parameter(torch.empty(c, f, k))
+        self.weight = nn.Parameter(torch.empty(c, f, 2 * k, d))
+        self.bias = nn.Parameter(torch.empty(c, f, d))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        with torch.no_grad():
+            self.frequencies.normal_(0.0, self.sigma, generator=generator)
+        bound = 1.0 / math.sqrt(2 * self.n_frequencies)  # nn.Linear's, fan-in 2k
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
+
+    def periodic_features(self, values: torch.Tensor) -> torch.Tensor:
+        """``[cos(2 pi c x), sin(2 pi c x)]``: (B, F) -> (B, C, F, 2k)."""
+        angles = (2 * math.pi) * values[:, None, :, None] * self.frequencies
+        return torch.cat([torch.cos(angles), torch.sin(angles)], dim=-1)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        features = self.periodic_features(values)
+        tokens = torch.einsum("bcfk,cfkd->bfcd", features, self.weight)
+        tokens = torch.relu(tokens + self.bias.transpose(0, 1))
+        return tokens.reshape(values.shape[0], self.n_tokens, self.n_copies * self.embedding_dim)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_columns={self.n_tokens}, embedding_dim={self.embedding_dim}, "
+            f"n_frequencies={self.n_frequencies}, sigma={self.sigma}"
+        )
+
+
+def _bin_edges(edges) -> np.ndarray:
+    """One column's edges as strictly increasing float32 (ties once rounded removed)."""
+    edges = np.asarray(edges, dtype=np.float64).reshape(-1)
+    if edges.size == 0 or not np.isfinite(edges).all() or (np.diff(edges) < 0).any():
+        raise ValueError(
+            f"Piecewise-linear bins must be non-empty, finite and sorted; got {edges.tolist()!r}."
+        )
+    return np.unique(edges.astype(np.float32))  # sorted, distinct
+
+
+class PiecewiseLinearEmbedding(nn.Module):
+    """Piecewise-linear encoding (PLE) of standardised continuous columns, then a linear map.
+
+    Following Gorishniy, Rubachev and Babenko, "On Embeddings for Numerical
+    Features in Tabular Deep Learning" (NeurIPS 2022): column ``j`` has bin
+    edges ``b_0 < b_1 < ... < b_T`` (fitted as quantiles of the training
+    rows, :class:`skmtl._column_kinds.ContinuousColumns`), and its value ``x``
+    becomes the ``T`` values
+
+    .. math::
+
+        e_t = \\mathrm{clip}\\left(\\frac{x - b_{t-1}}{b_t - b_{t-1}}, 0, 1\\right),
+        \\quad t = 1, \\dots, T,
+
+    except that ``e_1`` is not clipped below and ``e_T`` not clipped above (so
+    values outside the training range extrapolate linearly); the token is
+    ``e @ W_j + b_j``. A column with a single edge ``b_0`` (constant in the
+    training rows) has one component, ``x - b_0``. Columns with fewer bins
+    than the widest one are padded with components that are always 0.
+
+    Parameters
+    ----------
+    bins : sequence of sequence of float
+        The edges of each column, sorted, in the units of the input (the
+        standardised values); ties once rounded to float32 are dropped.
+    embedding_dim : int
+        ``D``.
+    n_copies : int, default=1
+        ``C`` independent copies of every map, side by side (the encoding is shared).
+
+    Notes
+    -----
+    Shapes: (B, F_cont) float32 -> tokens (B, F_cont, C * D).
+    """
+
+    def __init__(self, bins, embedding_dim: int, n_copies: int = 1):
+        super().__init__()
+        edges = [_bin_edges(b) for b in bins]
+        self.n_tokens = len(edges)
+        self.embedding_dim = int(embedding_dim)
+        self.n_bins = [max(len(e) - 1, 1) for e in edges]
+        width_t = max(self.n_bins, default=1)
+        # Built in numpy (float32), so that the module also builds on the meta device.
+        left = np.zeros((self.n_tokens, width_t), dtype=np.float32)
+        width = np.ones((self.n_tokens, width_t), dtype=np.float32)
+        lower = np.zeros((self.n_tokens, width_t), dtype=np.float32)
+        upper = np.zeros((self.n_tokens, width_t), dtype=np.float32)  # padding: clipped to [0, 0]
+        for j, e in enumerate(edges):
+            t = self.n_bins[j]
+            left[j, :t] = e[:t]
+            if len(e) > 1:
+                width[j, :t] = np.diff(e)
+            upper[j, :t] = 1.0
+            lower[j, 0], upper[j, t - 1] = -np.inf, np.inf
+        for name, value in (("left", left), ("width", width), ("lower", lower), ("upper", upper)):
+            self.register_buffer(name, torch.tensor(value))
+        self.weight = nn.Parameter(torch.empty(self.n_tokens, width_t, int(n_copies) * self.embedding_dim))
+        self.bias = nn.Parameter(torch.empty(self.n_tokens, int(n_copies) * self.embedding_dim))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        bound = 1.0 / math.sqrt(self.weight.shape[1])  # nn.Linear's, fan-in T
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
+
+    def encode(self, values: torch.Tensor) -> torch.Tensor:
+        """The piecewise-linear encoding: (B, F) -> (B, F, T)."""
+        ratio = (values.unsqueeze(-1) - self.left) / self.width
+        return torch.minimum(torch.maximum(ratio, self.lower), self.upper)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        # (B, F, T) x (F, T, C*D) -> (B, F, C*D): one small matmul per column.
+        return torch.einsum("bft,ftd->bfd", self.encode(values), self.weight) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"n_bins={self.n_bins}, embedding_dim={self.embedding_dim}"
 
 
 class FeatureEmbedding(nn.Module):
@@ -803,7 +966,10 @@ def task_towers(
     return TaskTowerGroups(in_features, n_outputs, shapes, activation, dropout)
 
 
-_SKMTL_BLOCKS = (CategoricalEmbedding, ContinuousEmbedding, StackedLinear, Gate, GatedExperts)
+_SKMTL_BLOCKS = (
+    CategoricalEmbedding, ContinuousEmbedding, PeriodicEmbedding, PiecewiseLinearEmbedding,
+    StackedLinear, Gate, GatedExperts,
+)
 
 
 def _init_torch_layer(layer: nn.Module, generator: torch.Generator | None) -> None:
