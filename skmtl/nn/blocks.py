@@ -300,13 +300,8 @@ class PiecewiseLinearEmbedding(nn.Module):
     edges ``b_0 < b_1 < ... < b_T`` (fitted as quantiles of the training
     rows, :class:`skmtl._column_kinds.ContinuousColumns`), and its value ``x``
     becomes the ``T`` values
-
-    .. math::
-
-        e_t = \\mathrm{clip}\\left(\\frac{x - b_{t-1}}{b_t - b_{t-1}}, 0, 1\\right),
-        \\quad t = 1, \\dots, T,
-
-    except that ``e_1`` is not clipped below and ``e_T`` not clipped above (so
+    ``e_t = clip((x - b_{t-1}) / (b_t - b_{t-1}), 0, 1)`` for ``t = 1, ..., T``
+    (plain text: the docs load no remote maths renderer), except that ``e_1`` is not clipped below and ``e_T`` not clipped above (so
     values outside the training range extrapolate linearly); the token is
     ``e @ W_j + b_j``. A column with a single edge ``b_0`` (constant in the
     training rows) has one component, ``x - b_0``. Columns with fewer bins
