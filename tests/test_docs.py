@@ -68,6 +68,13 @@ def test_figures_and_result_tables_are_on_the_pages(built_site):
         assert architecture in results
     plots = list((built_site / "_images").glob("*.png"))
     assert len(plots) >= 4  # census figure, architecture diagram, two example plots
+    # Every figure says what it shows; matplotlib's plot directive would use the file name.
+    images = [tag for page in built_site.glob("*.html")
+              for tag in re.findall(r"<img [^>]*>", page.read_text()) if "_images/" in tag]
+    assert len(images) >= 4
+    for tag in images:
+        alt = re.search(r'alt="([^"]*)"', tag).group(1)
+        assert len(alt) > 40 and not alt.endswith(".png"), tag
 
 
 def test_api_reference_documents_the_public_objects(built_site):
