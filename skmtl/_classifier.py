@@ -53,8 +53,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     Parameters
     ----------
-    architecture : {"shared_bottom", "moe", "mmoe", "ple", "aitm", "single_task"} \
-            or callable, default="mmoe"
+    architecture : str or callable, default="mmoe"
+        One of the following names, or a module class or factory:
+
         - ``"shared_bottom"``: one shared MLP encoder (``expert_layer_sizes``)
           feeding one tower per task.
         - ``"moe"``: ``n_experts`` expert MLPs mixed by ONE softmax gate shared
@@ -84,9 +85,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
           so the estimator pickles. Its parameters are re-initialised from
           the fit's seed (see :func:`skmtl.nn.blocks.init_parameters`).
 
-    categorical_features : "from_dtype", array-like of bool, int or str, or None, \
-            default="from_dtype"
-        Which columns are categorical, as in
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical (a mask of bools, or indices or names
+        of columns), as in
         :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
 
         - ``"from_dtype"``: DataFrame columns of pandas ``category``,
