@@ -794,6 +794,18 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         labels this is :func:`sklearn.metrics.accuracy_score`'s subset
         accuracy.
 
+        To compare models by ranking or probability quality, as in
+        ``GridSearchCV(scoring=...)``, use the scorers of :mod:`skmtl.metrics`
+        (``metrics.get_scorer("mean_roc_auc")``,
+        ``metrics.get_scorer("neg_mean_log_loss")``,
+        :func:`~skmtl.metrics.per_task_scorers`), which score each task on its
+        known labels and average over tasks. scikit-learn's built-in
+        ``"neg_log_loss"`` and ``"neg_brier_score"`` are wrong here: they read
+        the tasks' positive-class probabilities as the class probabilities of
+        ONE problem (hence their warning that they do not sum to one), so they
+        measure another quantity and can choose another model; all of
+        scikit-learn's scorers raise on unknown labels.
+
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
@@ -807,6 +819,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         -------
         score : float
             Weighted fraction of rows whose known labels are all predicted.
+
+        See Also
+        --------
+        skmtl.metrics.get_scorer : Mean-over-tasks scorers for model selection.
+        skmtl.metrics.per_task_scores : Each task's ROC AUC, average precision
+            or log loss.
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)

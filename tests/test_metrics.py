@@ -65,6 +65,23 @@ def test_per_task_scores_as_series_names_the_tasks_as_the_model_does(scored, mix
     assert list(one.index) == [y_frame.columns[0]]
 
 
+def test_sklearn_log_loss_scorer_measures_another_quantity(numeric_data):
+    """Why the docs steer GridSearchCV to skmtl.metrics: sklearn reads the tasks as one problem."""
+    from sklearn.metrics import get_scorer
+
+    X, y = numeric_data
+    clf = MultiTaskClassifier(**TINY).fit(X, y)
+    positive = np.column_stack([p[:, 1] for p in clf.predict_proba(X)])
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        theirs = get_scorer("neg_log_loss")(clf, X, y)
+    # The log of each task's positive-class probability where that task is 1; nothing else.
+    assert theirs == pytest.approx(np.mean(np.sum(y * np.log(positive), axis=1)))
+    ours = metrics.get_scorer("neg_mean_log_loss")(clf, X, y)
+    assert ours == pytest.approx(-np.mean([log_loss(y[:, t], p) for t, p in
+                                           enumerate(clf.predict_proba(X))]))
+    assert abs(theirs - ours) > 1e-3
+
+
 def test_subset_accuracy_skips_unknown_labels():
     y_true = pd.DataFrame({"a": [1, 0, 1, None], "b": ["x", None, "y", None]})
     y_pred = np.array([[1, "x"], [1, "y"], [1, "x"], [0, "y"]], dtype=object)
