@@ -72,4 +72,5 @@ plot_rcparams = {"figure.autolayout": True, "savefig.bbox": "tight"}
 html_theme = "furo"
 html_title = f"skmtl {release}"
 html_static_path = ["_static"]
+html_css_files = ["skmtl.css"]  # the "Out:" blocks of executed examples
 html_show_sourcelink = False

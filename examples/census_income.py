@@ -7,7 +7,8 @@ marital status are not among the inputs. The rows are split once, 80/20
 estimator's defaults (early stopping on 10 % of it) and a progress bar.
 
 Prints a Markdown table of each task's test ROC AUC, the epochs run and the fit
-time, and saves a figure (``census_income.png``, see ``--output``) with each
+time (``--table`` also writes it to a file, headed by the run's conditions:
+command, versions, threads, load average and date), and saves a figure (``census_income.png``, see ``--output``) with each
 model's learning curves, the average gate weight that each task gives each
 expert (MoE and MMoE), and the test AUCs. The figure needs matplotlib
 (``pip install "skmtl[plot]"``); without it the table is still printed.
@@ -19,7 +20,13 @@ Run: ``python examples/census_income.py`` (about 2 minutes on a 2-core CPU).
 from __future__ import annotations
 
 import argparse
+import os
+import platform
+import shlex
+import subprocess
+import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +138,95 @@ def format_table(rows) -> str:
     return "\n".join(lines)
 
 
+def _load_average() -> str:
+    return f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "not available"
+
+
+def _git_commit() -> str:
+    """The checkout's commit (with "+ changes" when the tree differs from it), if any."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root,
+                                capture_output=True, text=True, timeout=10, check=True)
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                                cwd=root, capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return "not a git checkout"
+    return commit.stdout.strip() + (" + changes" if status.stdout.strip() else "")
+
+
+def run_conditions(argv, X_train, X_test, y_train, *, max_iter, random_state) -> dict:
+    """What a published table needs to say about the run that made it.
+
+    Parameters
+    ----------
+    argv : list of str
+        The command-line arguments of the run.
+    X_train, X_test, y_train : pandas.DataFrame
+        The split, for its sizes and task names.
+    max_iter, random_state : int
+        The settings of every model.
+
+    Returns
+    -------
+    conditions : dict of str to str
+        ``command``, ``data``, ``models``, ``software``, ``threads`` and
+        ``machine``; :func:`format_report` adds the load average after the
+        fits and the date.
+    """
+    import sklearn
+    import torch
+
+    import skmtl
+
+    settings = {name: os.environ[name] for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                    "SKMTL_THREAD_POLICY") if name in os.environ}
+    prefix = "".join(f"{name}={value} " for name, value in settings.items())
+    command = prefix + "python examples/census_income.py" + "".join(
+        " " + shlex.quote(arg) for arg in argv
+    )
+    user_threads = ", ".join(f"{name}={value}" for name, value in settings.items()
+                             if name != "SKMTL_THREAD_POLICY")
+    return {
+        "command": f"`{command}`",
+        "data": f"bundled census-income file, {len(X_train) + len(X_test):,} rows, "
+                f"{X_train.shape[1]} features, tasks {', '.join(map(str, y_train.columns))}; "
+                f"80/20 split (random_state={random_state}): {len(X_train):,} training and "
+                f"{len(X_test):,} test rows",
+        "models": f"estimator defaults (early stopping on 10 % of the training rows), "
+                  f"max_iter={max_iter}, random_state={random_state}; fit_seconds is the wall "
+                  "time of fit",
+        "software": f"skmtl {skmtl.__version__} (git {_git_commit()}), torch {torch.__version__}, "
+                    f"scikit-learn {sklearn.__version__}, Python {platform.python_version()}",
+        "threads": f"torch's {torch.get_num_threads()} thread(s), "
+                   f"thread policy {skmtl.get_config()['thread_policy']}"
+                   + (f", {user_threads}" if user_threads else ", no thread count set"),
+        "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), 1-minute load average "
+                   f"{_load_average()} before the fits",
+    }
+
+
+def format_report(conditions, rows) -> str:
+    """The Markdown file written by ``--table``: the run's conditions, then the table.
+
+    Parameters
+    ----------
+    conditions : dict of str to str
+        As returned by :func:`run_conditions`, taken before the fits.
+    rows : list of dict
+        As returned by :func:`fit_architectures`.
+
+    Returns
+    -------
+    report : str
+    """
+    conditions = {**conditions}
+    conditions["machine"] += f" and {_load_average()} after them"
+    conditions["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [f"- {key}: {value}" for key, value in conditions.items()]
+    return "\n".join(lines) + "\n\n" + format_table(rows) + "\n"
+
+
 def plot_results(models, rows, X_test, path):
     """Save the figure: learning curves, expert usage and test AUCs.
 
@@ -206,10 +302,13 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--no-plot", action="store_true", help="do not draw the figure")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
 
     X_train, X_test, y_train, y_test = load_split(args.n_rows, random_state=args.random_state)
     print(f"census-income: {len(X_train):,} training rows, {len(X_test):,} test rows, "
           f"{X_train.shape[1]} features, tasks {list(y_train.columns)}")
+    conditions = run_conditions(argv, X_train, X_test, y_train, max_iter=args.max_iter,
+                                random_state=args.random_state)
     rows, models = fit_architectures(
         X_train, y_train, X_test, y_test, args.architectures,
         max_iter=args.max_iter, verbose=0 if args.quiet else 1, random_state=args.random_state,
@@ -217,7 +316,7 @@ def main(argv=None) -> list[dict]:
     table = format_table(rows)
     print(table)
     if args.table is not None:
-        args.table.write_text(table + "\n")
+        args.table.write_text(format_report(conditions, rows))
     if not args.no_plot:
         try:
             plot_results(models, rows, X_test, args.output)

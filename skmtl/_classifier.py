@@ -53,8 +53,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     Parameters
     ----------
-    architecture : {"shared_bottom", "moe", "mmoe", "ple", "aitm", "single_task"} \
-            or callable, default="mmoe"
+    architecture : str or callable, default="mmoe"
+        One of the following names, or a module class or factory:
+
         - ``"shared_bottom"``: one shared MLP encoder (``expert_layer_sizes``)
           feeding one tower per task.
         - ``"moe"``: ``n_experts`` expert MLPs mixed by ONE softmax gate shared
@@ -84,9 +85,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
           so the estimator pickles. Its parameters are re-initialised from
           the fit's seed (see :func:`skmtl.nn.blocks.init_parameters`).
 
-    categorical_features : "from_dtype", array-like of bool, int or str, or None, \
-            default="from_dtype"
-        Which columns are categorical, as in
+    categorical_features : "from_dtype", array-like or None, default="from_dtype"
+        Which columns are categorical (a mask of bools, or indices or names
+        of columns), as in
         :class:`~sklearn.ensemble.HistGradientBoostingClassifier`:
 
         - ``"from_dtype"``: DataFrame columns of pandas ``category``,
@@ -860,6 +861,18 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         labels this is :func:`sklearn.metrics.accuracy_score`'s subset
         accuracy.
 
+        To compare models by ranking or probability quality, as in
+        ``GridSearchCV(scoring=...)``, use the scorers of :mod:`skmtl.metrics`
+        (``metrics.get_scorer("mean_roc_auc")``,
+        ``metrics.get_scorer("neg_mean_log_loss")``,
+        :func:`~skmtl.metrics.per_task_scorers`), which score each task on its
+        known labels and average over tasks. scikit-learn's built-in
+        ``"neg_log_loss"`` and ``"neg_brier_score"`` are wrong here: they read
+        the tasks' positive-class probabilities as the class probabilities of
+        ONE problem (hence their warning that they do not sum to one), so they
+        measure another quantity and can choose another model; all of
+        scikit-learn's scorers raise on unknown labels.
+
         Parameters
         ----------
         X : array-like or DataFrame of shape (n_samples, n_features)
@@ -873,6 +886,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         -------
         score : float
             Weighted fraction of rows whose known labels are all predicted.
+
+        See Also
+        --------
+        skmtl.metrics.get_scorer : Mean-over-tasks scorers for model selection.
+        skmtl.metrics.per_task_scores : Each task's ROC AUC, average precision
+            or log loss.
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)

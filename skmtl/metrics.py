@@ -122,8 +122,9 @@ _SINGLE_CLASS_POLICIES = ("skip", "nan", "raise")
 
 
 def per_task_scores(
-    metric: str, y_true, y_proba, *, classes=None, sample_weight=None, funnel=None
-) -> np.ndarray:
+    metric: str, y_true, y_proba, *, classes=None, sample_weight=None, funnel=None,
+    as_series=False,
+):
     """Score each task on its known labels.
 
     Parameters
@@ -145,16 +146,40 @@ def per_task_scores(
     funnel : sequence of int, default=None
         Task indices of a funnel (the fitted ``funnel_``): an unknown label
         after a negative earlier step counts as negative, as in training.
+    as_series : bool, default=False
+        Return a :class:`pandas.Series` indexed by task name and named after
+        the metric, instead of an array. The task names are those a model
+        fitted on ``y_true`` has in ``task_names_``: the column names of a
+        DataFrame (or the name of a Series), ``task_0``, ``task_1``, ... for
+        an array.
 
     Returns
     -------
-    scores : ndarray of shape (n_tasks,)
-        NaN for a task on which the metric is undefined: one with no known
-        label, for ROC AUC and average precision one with a single class
-        among its known labels, and one that the model was fitted on with
-        fewer than two classes (it cannot rank).
+    scores : ndarray of shape (n_tasks,), or pandas.Series
+        One score per task, in the order of ``y_true``'s columns. NaN for a
+        task on which the metric is undefined: one with no known label, for
+        ROC AUC and average precision one with a single class among its
+        known labels, and one that the model was fitted on with fewer than
+        two classes (it cannot rank).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from skmtl import metrics
+    >>> y = pd.DataFrame({"click": [0, 1, 1, 0], "buy": [0, np.nan, 1, 0]})
+    >>> proba = [np.array([[0.8, 0.2], [0.3, 0.7], [0.4, 0.6], [0.6, 0.4]]),
+    ...          np.array([[0.9, 0.1], [0.5, 0.5], [0.2, 0.8], [0.7, 0.3]])]
+    >>> metrics.per_task_scores("roc_auc", y, proba)
+    array([1., 1.])
+    >>> metrics.per_task_scores("log_loss", y, proba, as_series=True).round(3)
+    click    0.400
+    buy      0.228
+    Name: log_loss, dtype: float64
     """
-    return _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)[0]
+    scores, names = _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)
+    if as_series:
+        return pd.Series(scores, index=pd.Index(names, dtype=object), name=metric)
+    return scores
 
 
 def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):

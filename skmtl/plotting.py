@@ -58,7 +58,7 @@ def _task_names(estimator) -> list[str]:
     return [str(name) for name in names]
 
 
-def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
+def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, ylim="auto"):
     """Plot the loss per epoch of a fitted multi-task classifier.
 
     Draws the training loss ``loss_curve_`` (the weighted sum over tasks that
@@ -71,6 +71,12 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
     on a second y axis on the right (``ax.figure.axes[-1]``, sharing the
     epochs), with the same best-epoch line on ``ax``.
 
+    The first epoch's training loss, averaged over batches of a network still
+    close to its initialisation, is often several times the later ones; on a
+    linear axis that includes it, the later epochs, where models differ, are a
+    flat band. By default the y range therefore fits the epochs from the
+    second on, and the x label says when the first epoch lies above it.
+
     Parameters
     ----------
     estimator : MultiTaskClassifier
@@ -81,14 +87,26 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
         Also draw one line per task (dashed).
     validation : bool, default=True
         Also draw the validation loss when it was recorded.
+    ylim : "auto", None or (float, float), default="auto"
+        The y range. ``"auto"``: that of the drawn losses from the second
+        epoch on (all epochs when there are fewer than three), with a margin;
+        where a first-epoch value lies above it, its segment leaves the axes
+        and the x label says so. None: matplotlib's own range,
+        which shows every point. A pair: ``(bottom, top)``, as in
+        ``ax.set_ylim``.
 
     Returns
     -------
     ax : matplotlib.axes.Axes
         The Axes drawn on. Its lines are, in order: the total training loss,
         one line per task (if ``tasks``), the validation loss (if recorded and
-        ``validation``, and ``scoring="loss"``) and the best epoch's line.
-        Epochs on the x axis start at 1.
+        ``validation``, and ``scoring="loss"``) and the best epoch's vertical
+        line. Epochs on the x axis start at 1.
+
+    Raises
+    ------
+    ValueError
+        If ``ylim`` is neither ``"auto"``, None nor a pair.
 
     See Also
     --------
@@ -107,15 +125,20 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
     >>> len(ax.lines)  # total + one per task (no early stopping on 300 rows)
     3
     """
+    if ylim is not None and not (isinstance(ylim, str) and ylim == "auto"):
+        if isinstance(ylim, str) or len(ylim) != 2:
+            raise ValueError(f"ylim must be 'auto', None or (bottom, top); got {ylim!r}.")
     check_is_fitted(estimator, "loss_curve_")
     ax = _axes(ax)
     loss = np.asarray(estimator.loss_curve_, dtype=float)
     epochs = np.arange(1, len(loss) + 1)
+    drawn = [loss]
     ax.plot(epochs, loss, color="black", linewidth=2, label="training loss (total)")
     if tasks:
         task_curves = np.asarray(estimator.task_loss_curves_, dtype=float)
         for t, name in enumerate(_task_names(estimator)):
             ax.plot(epochs, task_curves[:, t], linestyle="--", label=f"training loss: {name}")
+            drawn.append(task_curves[:, t])
     scores = getattr(estimator, "validation_scores_", None)
     score_ax = None
     if validation and scores:
@@ -124,6 +147,7 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
         if isinstance(scoring, str) and scoring == "loss":
             ax.plot(epochs[: len(scores)], -scores, color="tab:red", linewidth=2,
                     label="validation loss (total)")
+            drawn.append(-scores)
         else:  # another unit: its own axis
             name = f"validation {scoring if isinstance(scoring, str) else 'score'}"
             score_ax = ax.twinx()
@@ -138,12 +162,34 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True):
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
+    if ylim == "auto":
+        _fit_ylim_to_later_epochs(ax, drawn)
+    elif ylim is not None:
+        ax.set_ylim(*ylim)
     handles, labels = ax.get_legend_handles_labels()
     if score_ax is not None:
         more = score_ax.get_legend_handles_labels()
         handles, labels = handles + more[0], labels + more[1]
     ax.legend(handles, labels, fontsize="small")
     return ax
+
+
+def _fit_ylim_to_later_epochs(ax, curves) -> None:
+    """Set the y range to the curves' values from the second epoch on (see ``ylim``)."""
+    if min(len(curve) for curve in curves) < 3:
+        return
+    later = np.concatenate([curve[1:] for curve in curves])
+    later = later[np.isfinite(later)]
+    if later.size == 0:
+        return
+    low, high = float(later.min()), float(later.max())
+    margin = 0.05 * (high - low) if high > low else 0.05 * max(abs(high), 1e-12)
+    low, high = low - margin, high + margin
+    first = np.array([curve[0] for curve in curves], dtype=float)
+    if not np.any(first > high):
+        return  # the first epoch fits: matplotlib's own range is as good
+    ax.set_ylim(low, high)
+    ax.set_xlabel("epoch (epoch 1 lies above the y range)")
 
 
 def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
@@ -167,7 +213,8 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     kind : {"bar", "heatmap"}, default="bar"
         ``"bar"``: grouped bars, one group per expert and one bar per task
         (``ax.containers[t]`` holds task ``t``'s bars) and a dotted line at
-        ``1 / n_experts``, the weight of every expert under a uniform gate.
+        ``1 / n_experts``, the weight of every expert under a uniform gate,
+        labelled as such in the legend.
         ``"heatmap"``: an
         image with tasks as rows, experts as columns and each cell's value
         written in it.
@@ -217,14 +264,16 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     if kind == "bar":
         width = 0.8 / n_tasks
         positions = np.arange(n_experts)
+        handles = []
         for t in range(n_tasks):
             offset = (t - (n_tasks - 1) / 2) * width
-            ax.bar(positions + offset, mean[t], width=width, label=names[t])
+            handles.append(ax.bar(positions + offset, mean[t], width=width, label=names[t]))
         ax.set_xticks(positions, [f"expert {e}" for e in range(n_experts)])
         ax.set_ylabel("mean gate weight")
-        ax.axhline(1.0 / n_experts, color="grey", linestyle=":", linewidth=1)
+        handles.append(ax.axhline(1.0 / n_experts, color="grey", linestyle=":", linewidth=1,
+                                  label=f"uniform gate (1/{n_experts})"))
         ax.set_ylim(0.0, 1.25 * float(mean.max()))  # room for the legend above the bars
-        ax.legend(fontsize="small", loc="upper right", ncol=min(n_tasks, 3))
+        ax.legend(handles=handles, fontsize="small", loc="upper right", ncol=min(n_tasks + 1, 3))
     else:
         image = ax.imshow(mean, vmin=0.0, vmax=max(float(mean.max()), 1e-12), cmap="viridis",
                           aspect="auto")

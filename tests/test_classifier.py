@@ -465,7 +465,9 @@ def test_integer_category_lookup_matches_hashing():
     )
     expected = vocabulary.get_indexer(values) + 1
     assert np.array_equal(encode_column(values, vocabulary), expected)
-    assert np.array_equal(encode_column(values.astype(np.float32), vocabulary), expected)
+    with np.errstate(over="ignore"):  # 1e300 becomes inf in float32, on purpose
+        values32 = values.astype(np.float32)
+    assert np.array_equal(encode_column(values32, vocabulary), expected)
     ints = rng.randint(-6, 45, size=200)
     assert np.array_equal(encode_column(ints, vocabulary), vocabulary.get_indexer(ints) + 1)
     # A sparse vocabulary (huge range) falls back to hashing, with the same result.
@@ -539,3 +541,23 @@ def test_parameters_an_architecture_does_not_use_change_nothing_and_stay_silent(
         warm = MultiTaskClassifier("shared_bottom", **base, warm_start=True).fit(X, y)
         warm.set_params(**unused).fit(X, y)
     assert warm.n_iter_ == 4
+
+
+def test_help_shows_parameter_lines_without_runs_of_spaces():
+    """A backslash continuation in a docstring joins lines with the indentation in between."""
+    import inspect
+    import re
+
+    import skmtl.export
+    import skmtl.plotting
+
+    objects = [MultiTaskClassifier, *vars(MultiTaskClassifier).values()]
+    for module in (skmtl.metrics, skmtl.export, skmtl.plotting, skmtl.model_selection):
+        objects += [getattr(module, name) for name in getattr(module, "__all__", [])]
+    offenders = []
+    for obj in objects:
+        doc = inspect.getdoc(obj) if callable(obj) or inspect.isclass(obj) else None
+        for line in (doc or "").splitlines():
+            if re.match(r"\s*\w+ : ", line) and re.search(r"\S {3,}\S", line.strip()):
+                offenders.append(f"{getattr(obj, '__qualname__', obj)}: {line.strip()}")
+    assert not offenders, offenders

@@ -54,6 +54,9 @@ def test_executed_examples_show_their_output(built_site):
     assert "Input y_true contains NaN" in guide
     assert "best:" in guide and "architecture" in guide
     assert "executed-output" in guide
+    # Output blocks are captioned as output; no warning leaks into them from sklearn's NaN cast.
+    assert guide.count('<span class="caption-text">Out:</span>') >= 10
+    assert "invalid value encountered in cast" not in guide
 
 
 def test_figures_and_result_tables_are_on_the_pages(built_site):
@@ -65,6 +68,13 @@ def test_figures_and_result_tables_are_on_the_pages(built_site):
         assert architecture in results
     plots = list((built_site / "_images").glob("*.png"))
     assert len(plots) >= 4  # census figure, architecture diagram, two example plots
+    # Every figure says what it shows; matplotlib's plot directive would use the file name.
+    images = [tag for page in built_site.glob("*.html")
+              for tag in re.findall(r"<img [^>]*>", page.read_text()) if "_images/" in tag]
+    assert len(images) >= 4
+    for tag in images:
+        alt = re.search(r'alt="([^"]*)"', tag).group(1)
+        assert len(alt) > 40 and not alt.endswith(".png"), tag
 
 
 def test_api_reference_documents_the_public_objects(built_site):
@@ -98,7 +108,8 @@ def test_no_page_loads_a_remote_asset(built_site):
     assert not offenders
 
 
-def test_a_failing_example_fails_the_build(tmp_path):
+def _build_one_page(tmp_path, index_rst):
+    """Build a site of one page with the skmtl_docs extension; the build's result."""
     _require_docs_extra()
     source = tmp_path / "src"
     source.mkdir()
@@ -106,13 +117,32 @@ def test_a_failing_example_fails_the_build(tmp_path):
         f"import sys\nsys.path.insert(0, {str(DOCS / '_ext')!r})\n"
         "extensions = ['skmtl_docs']\n"
     )
-    (source / "index.rst").write_text(
+    (source / "index.rst").write_text(index_rst)
+    return _sphinx_build(source, tmp_path)
+
+
+def test_a_failing_example_fails_the_build(tmp_path):
+    result = _build_one_page(
+        tmp_path,
         "Broken\n======\n\n.. executed-code::\n\n   print('before')\n"
-        "   raise RuntimeError('this example is broken')\n"
+        "   raise RuntimeError('this example is broken')\n",
     )
-    result = _sphinx_build(source, tmp_path)
     assert result.returncode != 0
     assert "this example is broken" in result.stderr
+
+
+def test_an_example_warning_is_shown_in_its_output_not_in_the_build_log(tmp_path):
+    result = _build_one_page(
+        tmp_path,
+        "Warns\n=====\n\n.. executed-code::\n\n   import warnings\n   print('before')\n"
+        "   warnings.warn('mind the gap', UserWarning)\n   print('after')\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "mind the gap" not in result.stderr
+    page = (tmp_path / "html" / "index.html").read_text()
+    assert '<span class="caption-text">Out:</span>' in page
+    shown = re.sub(r"<[^>]+>", "", page.split("caption-text\">Out:", 1)[1])
+    assert shown.index("before") < shown.index("UserWarning: mind the gap") < shown.index("after")
 
 
 def test_markdown_tables_become_rst_tables():

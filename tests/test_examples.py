@@ -64,16 +64,31 @@ def test_figure_is_written(census, fitted, tmp_path):
     assert sum(ax.get_visible() for ax in figure.axes) == 6
 
 
-def test_main_prints_the_table_and_writes_figure_and_table(census, tmp_path, capsys):
+def test_main_prints_the_table_and_writes_figure_and_table(census, tmp_path, capsys, monkeypatch):
     pytest.importorskip("matplotlib")
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # recorded in the report (torch ignores it now)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    monkeypatch.delenv("SKMTL_THREAD_POLICY", raising=False)
     figure, table = tmp_path / "f.png", tmp_path / "t.md"
     rows = census.main(["--n-rows", "800", "--max-iter", "2", "--quiet",
                         "--architectures", "shared_bottom", "mmoe",
                         "--output", str(figure), "--table", str(table)])
     printed = capsys.readouterr().out
     assert [row["architecture"] for row in rows] == ["shared_bottom", "mmoe"]
-    assert table.read_text().strip() in printed
+    assert census.format_table(rows) in printed
     assert figure.stat().st_size > 0 and f"figure saved to {figure}" in printed
+    # The written report: the run's conditions, then the printed table.
+    report = table.read_text()
+    assert report.endswith("\n\n" + census.format_table(rows) + "\n")
+    conditions = dict(line[2:].split(": ", 1) for line in report.split("\n\n")[0].splitlines())
+    assert list(conditions) == ["command", "data", "models", "software", "threads", "machine",
+                                "date"]
+    assert conditions["command"].startswith(
+        "`OMP_NUM_THREADS=1 python examples/census_income.py --n-rows 800 --max-iter 2 "
+    )
+    assert "640 training and 160 test rows" in conditions["data"]
+    assert "max_iter=2, random_state=0" in conditions["models"]
+    assert "thread policy auto, OMP_NUM_THREADS=1" in conditions["threads"]
 
 
 def test_data_parallel_example_runs_under_torchrun():

@@ -46,6 +46,42 @@ def test_unknown_labels_are_skipped_per_task(scored):
     )
 
 
+def test_per_task_scores_as_series_names_the_tasks_as_the_model_does(scored, mixed_data):
+    y, proba = scored
+    scores = metrics.per_task_scores("roc_auc", y, proba)
+    series = metrics.per_task_scores("roc_auc", y, proba, as_series=True)
+    assert isinstance(series, pd.Series) and series.name == "roc_auc"
+    assert list(series.index) == ["task_0", "task_1"]
+    np.testing.assert_array_equal(series.to_numpy(), scores)
+    # Names from y's columns, the same as the fitted task_names_.
+    X, y_frame = mixed_data
+    clf = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y_frame)
+    series = metrics.per_task_scores(
+        "log_loss", y_frame, clf.predict_proba(X), classes=clf.classes_, as_series=True
+    )
+    assert list(series.index) == list(clf.task_names_) == list(y_frame.columns)
+    one = metrics.per_task_scores("roc_auc", y_frame.iloc[:, 0], clf.predict_proba(X)[0],
+                                  classes=clf.classes_[0], as_series=True)
+    assert list(one.index) == [y_frame.columns[0]]
+
+
+def test_sklearn_log_loss_scorer_measures_another_quantity(numeric_data):
+    """Why the docs steer GridSearchCV to skmtl.metrics: sklearn reads the tasks as one problem."""
+    from sklearn.metrics import get_scorer
+
+    X, y = numeric_data
+    clf = MultiTaskClassifier(**TINY).fit(X, y)
+    positive = np.column_stack([p[:, 1] for p in clf.predict_proba(X)])
+    with pytest.warns(UserWarning, match="do not sum to one"):
+        theirs = get_scorer("neg_log_loss")(clf, X, y)
+    # The log of each task's positive-class probability where that task is 1; nothing else.
+    assert theirs == pytest.approx(np.mean(np.sum(y * np.log(positive), axis=1)))
+    ours = metrics.get_scorer("neg_mean_log_loss")(clf, X, y)
+    assert ours == pytest.approx(-np.mean([log_loss(y[:, t], p) for t, p in
+                                           enumerate(clf.predict_proba(X))]))
+    assert abs(theirs - ours) > 1e-3
+
+
 def test_subset_accuracy_skips_unknown_labels():
     y_true = pd.DataFrame({"a": [1, 0, 1, None], "b": ["x", None, "y", None]})
     y_pred = np.array([[1, "x"], [1, "y"], [1, "x"], [0, "y"]], dtype=object)

@@ -1,5 +1,6 @@
 """skmtl.plotting: the plotted numbers are the estimator's numbers."""
 
+import copy
 import subprocess
 import sys
 
@@ -54,7 +55,10 @@ def test_expert_usage_bar_heights_are_mean_gate_weights(fitted, data, architectu
     heights = np.array([[bar.get_height() for bar in bars] for bars in ax.containers])
     np.testing.assert_allclose(heights, expected)
     np.testing.assert_allclose(heights.sum(axis=1), 1.0)
-    assert [text.get_text() for text in ax.get_legend().get_texts()] == list(clf.task_names_)
+    legend = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend == [*clf.task_names_, "uniform gate (1/3)"]
+    uniform = [line for line in ax.get_lines() if line.get_label() == "uniform gate (1/3)"]
+    np.testing.assert_allclose(uniform[0].get_ydata(), [1 / 3, 1 / 3])
 
 
 def test_moe_tasks_share_one_gate_and_mmoe_tasks_do_not(fitted, data):
@@ -137,6 +141,28 @@ def test_learning_curves_options_and_no_validation(data):
     assert len(plot_learning_curves(clf, tasks=False).get_lines()) == 1
     figure, ax = plt.subplots()
     assert plot_learning_curves(clf, ax=ax) is ax
+
+
+def test_learning_curves_y_range_leaves_out_a_high_first_epoch(fitted):
+    # The census demo's shape: the first epoch's losses several times the later ones.
+    clf = copy.deepcopy(fitted["mmoe"])
+    n = clf.n_iter_
+    clf.loss_curve_ = [0.6] + list(np.linspace(0.25, 0.20, n - 1))
+    clf.task_loss_curves_ = np.column_stack([clf.loss_curve_] * 3) / 3
+    clf.validation_scores_ = [-0.3] + list(-np.linspace(0.24, 0.22, n - 1))
+    ax = plot_learning_curves(clf)
+    bottom, top = ax.get_ylim()
+    assert bottom < 0.20 / 3 and 0.25 < top < 0.3  # every later epoch inside, epoch 1 above
+    assert ax.get_xlabel() == "epoch (epoch 1 lies above the y range)"
+    np.testing.assert_allclose(ax.get_lines()[0].get_ydata(), clf.loss_curve_)  # all drawn
+    # None: matplotlib's range, every point visible and no note.
+    ax = plot_learning_curves(clf, ylim=None)
+    assert ax.get_ylim()[1] >= 0.6 and ax.get_xlabel() == "epoch"
+    assert plot_learning_curves(clf, ylim=(0.0, 5.0)).get_ylim() == (0.0, 5.0)
+    # A first epoch inside the later range changes nothing.
+    assert plot_learning_curves(fitted["shared_bottom"]).get_xlabel() == "epoch"
+    with pytest.raises(ValueError, match="ylim must be"):
+        plot_learning_curves(clf, ylim="tight")
 
 
 def test_importing_skmtl_plotting_does_not_import_matplotlib():

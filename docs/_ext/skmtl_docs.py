@@ -2,10 +2,14 @@
 
 ``.. executed-code::``
     Runs its Python content while the page is read and shows the code followed
-    by what it printed. All blocks of one page share one namespace, run in
-    order, so a page reads like a script. An exception stops the build with the
-    traceback (with or without ``-W``): a broken example cannot be published.
-    Options: ``:hide-code:`` shows only the output.
+    by what it printed, in a block captioned "Out:" (class ``executed-output``,
+    styled by ``_static/skmtl.css``). A warning the code does not catch is
+    shown in that block, where it was raised, as ``Category: message``: the
+    page shows what running the code shows, and nothing reaches the build's
+    log. All blocks of one page share one namespace, run in order, so a page
+    reads like a script. An exception stops the build with the traceback (with
+    or without ``-W``): a broken example cannot be published. Options:
+    ``:hide-code:`` shows only the output.
 
 Fitted-attribute names in shapes
     A docstring line such as ``task_loss_curves_ : ndarray of shape (n_iter_,
@@ -32,6 +36,7 @@ import contextlib
 import io
 import re
 import traceback
+import warnings
 from pathlib import Path
 
 from docutils import nodes
@@ -55,9 +60,14 @@ class ExecutedCode(SphinxDirective):
         namespace = self.env.temp_data.setdefault(_NAMESPACE_KEY, {"__name__": "__docs__"})
         where = f"{self.env.docname}.rst, line {self.lineno}"
         output = io.StringIO()
+
+        def show_warning(message, category, filename, lineno, file=None, line=None):
+            output.write(f"{category.__name__}: {message}\n")
+
         try:
             compiled = compile(code, f"<executed-code in {where}>", "exec")
-            with contextlib.redirect_stdout(output):
+            with contextlib.redirect_stdout(output), warnings.catch_warnings():
+                warnings.showwarning = show_warning  # restored when the block ends
                 exec(compiled, namespace)
         except Exception as exc:
             raise ExtensionError(
@@ -69,10 +79,24 @@ class ExecutedCode(SphinxDirective):
             result.append(source)
         printed = output.getvalue().rstrip("\n")
         if printed:
-            block = nodes.literal_block(printed, printed, language="text")
-            block["classes"].append("executed-output")
-            result.append(block)
+            result.append(output_block(printed))
         return result
+
+
+def output_block(text: str) -> nodes.container:
+    """A literal block of printed output under an "Out:" caption.
+
+    The caption is text on the page (read by screen readers, kept by copy and
+    paste), as Sphinx renders a ``code-block``'s ``:caption:``.
+    """
+    block = nodes.literal_block(text, text, language="text")
+    block["classes"].append("executed-output")
+    wrapper = nodes.container(
+        "", literal_block=True, classes=["literal-block-wrapper", "executed-output-wrapper"]
+    )
+    wrapper += nodes.caption("Out:", "Out:")
+    wrapper += block
+    return wrapper
 
 
 _TABLE_SEPARATOR = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
