@@ -732,7 +732,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             ]
             for t, shards in zip(balanced, zip(*group.share(lambda: local))):
                 counts[t] = np.sum(shards, axis=0)
-        return class_weight_vectors(specs, targets.classes, targets.task_names, counts)
+        vectors = class_weight_vectors(specs, targets.classes, targets.task_names, counts)
+        # A task set aside in fit (fewer than two classes, labels all unknown) has no
+        # classes to weigh: its rows never reach the loss.
+        return [None if len(c) < 2 else v for c, v in zip(targets.classes, vectors)]
 
     def _store_targets(self, targets) -> None:
         self.funnel_ = targets.funnel

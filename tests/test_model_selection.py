@@ -209,3 +209,13 @@ def test_untrainable_tasks_survive_persistence_and_are_refused_by_onnx(tmp_path)
     pytest.importorskip("onnxscript")
     with pytest.raises(ValueError, match=r"Task\(s\) \['rare', 'none'\] were not trained"):
         to_onnx(clf)
+
+
+def test_balanced_class_weight_with_a_task_without_labels():
+    """Found by tests/test_properties.py: class_weight='balanced' gave an untrainable task
+    an empty weight table, and fit raised IndexError in the loss."""
+    X, y = _rare_task_data()
+    y = y.astype(float).assign(none=np.nan)
+    clf = MultiTaskClassifier(**FAST, class_weight="balanced").fit(X, y)
+    assert clf.objective_.class_weights[3] is None
+    assert clf.predict_proba(X)[3].shape == (len(X), 0)

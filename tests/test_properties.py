@@ -132,6 +132,9 @@ def _check_probabilities(clf, proba, n):
     assert len(proba) == len(classes)
     for p, task_classes in zip(proba, classes):
         assert p.shape == (n, len(task_classes))
+        if len(task_classes) < 2:  # set aside in fit: its one observed class, or no column
+            assert np.array_equal(p, np.ones((n, len(task_classes))))
+            continue
         assert np.all(np.isfinite(p)) and np.all(p >= 0)
         np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=0, atol=1e-9)
 
