@@ -665,16 +665,25 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     def _set_aside_untrainable_tasks(self, targets) -> None:
         """Complete known-binary tasks that show one class; set aside what still cannot train.
 
-        A funnel step or a task with a declared ``pos_label`` that shows only
+        A funnel step, or a task named in a ``pos_label`` dict, that shows only
         its negative class (e.g. no conversion in a cross-validation fold)
-        gets its positive class and trains as usual. Any other task with
-        fewer than two classes is left out of the loss and predicts its
-        observed class, with an :class:`UntrainableTaskWarning`; with no
-        trainable task at all, ``fit`` raises.
+        gets its positive class and trains as usual. A single ``pos_label``
+        completes funnel steps only, and only where it is of the observed
+        class's kind (a string for strings, a number for numbers): it must
+        not invent a class for an unrelated task. Any other task with fewer
+        than two classes is left out of the loss and predicts its observed
+        class, with an :class:`UntrainableTaskWarning`; with no trainable
+        task at all, ``fit`` raises.
         """
         names, classes = targets.task_names, targets.classes
-        declared = declared_positive_labels(self.pos_label, names, classes)
-        binary = {t: declared.get(t) for t in {*funnel_steps(self.funnel, names), *declared}}
+        if isinstance(self.pos_label, dict):
+            named, single = declared_positive_labels(self.pos_label, names, classes), None
+        else:
+            named, single = {}, self.pos_label
+        binary = {}
+        for t in {*funnel_steps(self.funnel, names), *named}:
+            label = named.get(t, single)
+            binary[t] = label if _same_kind(label, classes[t]) else None
         complete_binary_classes(targets, binary)
         untrainable = untrainable_tasks(targets)
         if untrainable:
@@ -915,3 +924,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         tags.input_tags.string = True
         tags.input_tags.categorical = True
         return tags
+
+
+def _same_kind(label, task_classes: np.ndarray) -> bool:
+    """Whether ``label`` could be a class of a task with these classes (str vs number)."""
+    if label is None or task_classes.size == 0:
+        return False
+    observed = task_classes.tolist()[0]
+    return isinstance(label, str) == isinstance(observed, str)

@@ -60,6 +60,9 @@ class RegressionTargets:
         Set by the estimator.
     losses, huber_deltas : list of str, ndarray of shape (n_tasks,)
         Each task's loss and Huber delta (user units), set by the estimator.
+    trained : ndarray of bool of shape (n_tasks,)
+        The tasks the model has learnt (some known target in this fit on some
+        process, or in an earlier fit it continues), set by the estimator.
     """
 
     values: np.ndarray
@@ -72,6 +75,7 @@ class RegressionTargets:
     task_weights: np.ndarray | None = None
     losses: list[str] = field(default_factory=list)
     huber_deltas: np.ndarray | None = None
+    trained: np.ndarray | None = None
 
     @property
     def known(self) -> np.ndarray:
@@ -93,11 +97,13 @@ class RegressionTargets:
         values = self.values if rows is None else self.values[rows]
         known = ~np.isnan(values)
         filled = np.where(known, values, 0.0)
-        local = np.stack([known.sum(axis=0), filled.sum(axis=0), (filled**2).sum(axis=0)])
-        count, total, squares = np.sum(group.share(lambda: local), axis=0)
+        local = np.stack([known.sum(axis=0), filled.sum(axis=0)])
+        count, total = np.sum(group.share(lambda: local), axis=0)
         mean = total / np.maximum(count, 1)
-        variance = np.maximum(squares / np.maximum(count, 1) - mean**2, 0.0)
-        std = np.sqrt(variance)
+        # Two passes (the global mean, then squared deviations from it): E[y^2] - E[y]^2
+        # cancels catastrophically for targets far from 0 (e.g. 1e8 + noise).
+        squares = np.where(known, (values - mean) ** 2, 0.0).sum(axis=0)
+        std = np.sqrt(np.sum(group.share(lambda: squares), axis=0) / np.maximum(count, 1))
         offsets, scales = mean.copy(), np.where(std > 0, std, 1.0)
         for t, loss in enumerate(losses):
             if loss == "poisson":
@@ -139,8 +145,8 @@ def regression_targets(y) -> RegressionTargets:
     return RegressionTargets(values, names, one_dimensional)
 
 
-def check_losses(loss, huber_delta, task_names, values) -> tuple[list[str], np.ndarray]:
-    """Each task's loss name and Huber delta (user units), validated against the targets.
+def check_losses(loss, huber_delta, task_names) -> tuple[list[str], np.ndarray]:
+    """Each task's loss name and Huber delta (user units), validated.
 
     ``loss`` and ``huber_delta`` are one value for every task or a dict by task
     (tasks not named get ``"squared_error"`` and 1.0).
@@ -148,8 +154,8 @@ def check_losses(loss, huber_delta, task_names, values) -> tuple[list[str], np.n
     Raises
     ------
     ValueError
-        For an unknown loss, a non-positive delta, or negative targets (or no
-        positive one) under ``"poisson"``.
+        For an unknown loss or a non-positive delta (the poisson targets are
+        checked by :func:`check_poisson_targets`).
     """
     from ._keyed_settings import task_index
 
@@ -165,7 +171,7 @@ def check_losses(loss, huber_delta, task_names, values) -> tuple[list[str], np.n
 
     losses = per_task(loss, "loss", "squared_error")
     deltas = per_task(huber_delta, "huber_delta", 1.0)
-    for t, (name, task_loss, delta) in enumerate(zip(task_names, losses, deltas)):
+    for name, task_loss, delta in zip(task_names, losses, deltas):
         if task_loss not in LOSSES:
             raise ValueError(
                 f"loss for task {name!r} must be one of {list(LOSSES)}; got {task_loss!r}."
@@ -173,14 +179,35 @@ def check_losses(loss, huber_delta, task_names, values) -> tuple[list[str], np.n
         if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
             raise ValueError(f"huber_delta for task {name!r} must be a positive number; "
                              f"got {delta!r}.")
-        if task_loss == "poisson":
-            known = values[:, t][~np.isnan(values[:, t])]
-            if known.size and (np.any(known < 0) or not np.any(known > 0)):
-                raise ValueError(
-                    f"loss='poisson' needs non-negative targets with at least one positive; "
-                    f"task {name!r} has min {known.min():g} and max {known.max():g}."
-                )
     return losses, np.asarray(deltas, dtype=np.float64)
+
+
+def check_poisson_targets(losses, task_names, values, group=None) -> None:
+    """Raise unless every poisson task's known targets (of every process) are >= 0, one > 0.
+
+    Raises
+    ------
+    ValueError
+        Naming the task, on every process.
+    """
+    group = SingleProcess() if group is None else group
+    poisson = [t for t, loss in enumerate(losses) if loss == "poisson"]
+    if not poisson:
+        return
+
+    def local():
+        known = [values[:, t][~np.isnan(values[:, t])] for t in poisson]
+        return [(int(np.sum(k < 0)), int(np.sum(k > 0)), int(k.size)) for k in known]
+
+    shares = group.share(local)
+    for i, t in enumerate(poisson):
+        negative, positive, size = (sum(share[i][j] for share in shares) for j in range(3))
+        if size and (negative or not positive):
+            raise ValueError(
+                f"loss='poisson' needs non-negative targets with at least one positive; task "
+                f"{task_names[t]!r} has {negative} negative and {positive} positive known "
+                "target(s)."
+            )
 
 
 class RegressionObjective:

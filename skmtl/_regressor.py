@@ -21,7 +21,13 @@ from ._base import BaseMultiTaskNetwork
 from ._classifier import MultiTaskClassifier
 from ._fit_guards import keep_state_on_error
 from ._keyed_settings import task_weight_vector
-from ._regression import LOSSES, RegressionObjective, check_losses, regression_targets
+from ._regression import (
+    LOSSES,
+    RegressionObjective,
+    check_losses,
+    check_poisson_targets,
+    regression_targets,
+)
 from ._warnings import UntrainableTaskWarning, warn_user
 
 
@@ -286,9 +292,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
                 "Every process of a distributed fit must pass y with the same tasks; "
                 f"got {names}."
             )
-        losses, deltas = group.run(
-            lambda: check_losses(self.loss, self.huber_delta, targets.task_names, targets.values)
-        )
+        losses, deltas = check_losses(self.loss, self.huber_delta, targets.task_names)
+        check_poisson_targets(losses, targets.task_names, targets.values, group)
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
         if reuse:
             self._check_same_tasks(targets, losses)
@@ -296,25 +301,33 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             targets.codes = targets.scaled(targets.values)
         else:
             targets.fit_scaling(losses, group)
-        self._set_aside_untrainable(targets, group)
+        targets.trained = self._set_aside_untrainable(targets, group, reuse)
         targets.losses, targets.huber_deltas = losses, deltas
         return targets
 
-    def _set_aside_untrainable(self, targets, group) -> None:
-        """Warn about tasks without any known target; raise if no task has one."""
+    def _set_aside_untrainable(self, targets, group, reuse: bool) -> np.ndarray:
+        """Which tasks the model has learnt, over every process (and earlier fits it continues).
+
+        Warns about tasks without any known target (in this fit, on every
+        process) that no earlier fit trained; raises if no task has one.
+        """
         counts = np.sum(group.share(lambda: targets.known.sum(axis=0)), axis=0)
-        empty = [targets.task_names[t] for t in np.flatnonzero(counts == 0)]
-        if len(empty) == len(targets.task_names):
+        if not np.any(counts > 0):
             raise ValueError(
-                f"Task {empty[0]!r} has no known target (all values are NaN/None); drop the "
-                "task or give it some targets."
+                f"Task {targets.task_names[0]!r} has no known target (all values are NaN/None); "
+                "drop the task or give it some targets."
             )
+        trained = counts > 0
+        if reuse:  # a task learnt by an earlier call stays learnt
+            trained |= self._trained_tasks_
+        empty = [targets.task_names[t] for t in np.flatnonzero(~trained)]
         if empty:
             warn_user(
                 f"Task(s) {empty} have no known target in this fit: they are left out of "
                 "training and predict NaN. The other tasks train as usual.",
                 UntrainableTaskWarning,
             )
+        return trained
 
     def _check_same_tasks(self, targets, losses) -> None:
         fitted = list(self.task_names_)
@@ -328,11 +341,14 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     def _make_objective(self, spec, targets, train_rows, group) -> RegressionObjective:
         """Each task's loss on the scaled targets, and the way back to the user's units."""
         as_tensor = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)
+        # The way back to the user's units stays in float64: a float32 offset of
+        # 1e11 is off by thousands.
+        as_float64 = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float64)
         return RegressionObjective(
             targets.losses,
             huber_deltas=as_tensor(targets.huber_deltas / targets.scales),
-            offsets=as_tensor(targets.offsets),
-            scales=as_tensor(targets.scales),
+            offsets=as_float64(targets.offsets),
+            scales=as_float64(targets.scales),
             task_weights=as_tensor(targets.task_weights),
         )
 
@@ -341,7 +357,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.target_offset_ = np.asarray(targets.offsets, dtype=np.float64)
         self.target_scale_ = np.asarray(targets.scales, dtype=np.float64)
         self._one_dimensional_ = targets.one_dimensional
-        self._trained_tasks_ = np.sum(targets.known, axis=0) > 0
+        self._trained_tasks_ = np.asarray(targets.trained, dtype=bool).copy()
 
     # ------------------------------------------------------------- prediction
     def predict(self, X):
@@ -403,7 +419,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
         scores = []
         for t in range(truth.shape[1]):
-            known = ~np.isnan(truth[:, t])
+            # A task fitted without targets predicts NaN: it has no score, as in skmtl.metrics.
+            known = ~np.isnan(truth[:, t]) & ~np.isnan(predicted[:, t])
             if known.sum() >= 2:
                 w = None if weights is None else weights[known]
                 scores.append(r2_score(truth[known, t], predicted[known, t], sample_weight=w))

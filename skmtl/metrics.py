@@ -96,7 +96,13 @@ def _average_precision(y, proba, classes, sample_weight):
 
 
 def _log_loss(y, proba, classes, sample_weight):
-    return log_loss(y, proba, labels=classes, sample_weight=sample_weight)
+    # sklearn's log_loss reads the columns in SORTED label order; a task's classes
+    # may be in another order (pos_label puts the positive class last), so the
+    # columns are put in sorted order first.
+    order = np.argsort(np.asarray(classes, dtype=object if np.asarray(classes).dtype == object
+                                  else None), kind="stable")
+    return log_loss(y, proba[:, order], labels=np.asarray(classes)[order],
+                    sample_weight=sample_weight)
 
 
 _METRICS: dict[str, Callable] = {

@@ -743,3 +743,33 @@ def test_pos_label_order_survives_persistence_partial_fit_and_warm_start(funnel_
     streamed.partial_fit(X[:1000], labels[:1000], classes=[["click", "no_click"], ["conv", "no_conv"]])
     streamed.partial_fit(X[1000:], labels[1000:])
     assert [c.tolist() for c in streamed.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
+
+
+def test_log_loss_reads_reordered_classes_right():
+    """Found in review: sklearn's log_loss reads columns in sorted label order, so a task
+    whose classes_ pos_label reordered got the other class's probability."""
+    from sklearn.metrics import log_loss
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3))
+    y = pd.DataFrame({"a": np.where(X[:, 0] > 0, "click", "no_click"),
+                      "b": np.where(X[:, 1] > 0, "buy", "skip")})
+    clf = MultiTaskClassifier(pos_label={"a": "click", "b": "buy"}, max_iter=20, random_state=0,
+                              **SMALL).fit(X, y)
+    proba = clf.predict_proba(X)
+    expected = [log_loss(y[c] == clf.classes_[t][1], proba[t][:, 1]) for t, c in enumerate(y)]
+    np.testing.assert_allclose(
+        metrics.per_task_scores("log_loss", y, proba, classes=clf.classes_), expected)
+    assert metrics.get_scorer("neg_mean_log_loss")(clf, X, y) == pytest.approx(-np.mean(expected))
+
+
+def test_a_single_pos_label_invents_no_class_for_another_task():
+    """Found in review: pos_label=1 completed a one-class string task to ['red', 1]."""
+    from skmtl import UntrainableTaskWarning
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    y = pd.DataFrame({"a": (X[:, 0] > 0).astype(int), "colour": "red"})
+    with pytest.warns(UntrainableTaskWarning, match="'colour'"):
+        clf = MultiTaskClassifier(pos_label=1, max_iter=2, random_state=0, **SMALL).fit(X, y)
+    assert clf.classes_[1].tolist() == ["red"]

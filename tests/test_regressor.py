@@ -360,3 +360,53 @@ def test_numeric_embeddings_reach_the_regressor():
         scores[embedding] = reg.score(X[1500:], y[1500:])
     assert scores["periodic"] > scores["linear"] + 0.3, scores
     assert scores["piecewise_linear"] > scores["linear"] + 0.3, scores
+
+
+# ------------------------------------------------------------------ found in review
+def test_targets_far_from_zero_keep_their_precision():
+    """Offsets in float32 were off by ~2048 at 1e11, and E[y^2] - E[y]^2 gave a scale of 2.0
+    for 1e8 + N(0, 0.87)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 2))
+    y = np.column_stack([1e11 + X[:, 0], 1e8 + 0.87 * X[:, 1]])
+    reg = MultiTaskRegressor(**{**FAST, "max_iter": 30}).fit(X, y)
+    np.testing.assert_allclose(reg.target_scale_, y.std(axis=0), rtol=1e-6)
+    assert np.all(np.abs(reg.predict(X).mean(axis=0) - y.mean(axis=0)) < 1.0)
+    assert reg.score(X, y) > 0
+
+
+def test_a_chunk_without_targets_does_not_untrain_a_task():
+    X, y = _nonlinear(400)
+    reg = MultiTaskRegressor(**FAST)
+    reg.partial_fit(X[:200], y[:200])
+    later = y[200:].copy()
+    later[:, 1] = np.nan
+    reg.partial_fit(X[200:], later)  # no warning: task_1 was trained by the first call
+    assert reg._trained_tasks_.all() and np.isfinite(reg.predict(X)).all()
+
+
+def test_score_skips_a_task_fitted_without_targets():
+    X, y = _nonlinear(300)
+    empty = y.copy()
+    empty[:, 1] = np.nan
+    with pytest.warns(UntrainableTaskWarning):
+        reg = MultiTaskRegressor(**FAST).fit(X, empty)
+    assert reg.score(X, y) == pytest.approx(r2_score(y[:, 0], reg.predict(X)[:, 0]))
+
+
+def test_the_poisson_check_counts_every_process():
+    from skmtl._regression import check_poisson_targets
+
+    class TwoShards:  # this process's share, then another process's
+        def __init__(self, other):
+            self.other = other
+
+        def share(self, compute):
+            return [compute(), self.other]
+
+    zeros = np.zeros((5, 1))  # alone, no positive: refused
+    with pytest.raises(ValueError, match="at least one positive"):
+        check_poisson_targets(["poisson"], ["n"], zeros)
+    check_poisson_targets(["poisson"], ["n"], zeros, TwoShards([(0, 3, 4)]))
+    with pytest.raises(ValueError, match="1 negative"):
+        check_poisson_targets(["poisson"], ["n"], zeros, TwoShards([(1, 3, 4)]))
