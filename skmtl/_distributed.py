@@ -149,10 +149,13 @@ class ProcessGroup(SingleProcess):
             if "forward_sync_buffers" in inspect.signature(DistributedDataParallel).parameters
             else "broadcast_buffers"
         )
+        # A column kind without columns (e.g. no categorical column) keeps an empty
+        # table that no step uses: DDP must then look for unused parameters too.
+        empty = any(p.numel() == 0 for p in module.parameters())
         return DistributedDataParallel(
             module,
             device_ids=[device.index] if device.type == "cuda" else None,
-            find_unused_parameters=user_module,
+            find_unused_parameters=user_module or empty,
             **{name: user_module},
         )
 

@@ -110,6 +110,12 @@ def main(data_path: str, out_dir: str) -> int:
     out["ple_loss_curve"] = np.asarray(ple.loss_curve_)
     out["ple_proba_0"] = ple.predict_proba(X_all)[0]
 
+    # 1c. Numeric columns only: the empty categorical table gets no gradient, which
+    #     DistributedDataParallel must be told about (it raised on the second step).
+    numeric = MultiTaskClassifier(**params, distributed=True).fit(
+        X[["x0", "x1"]], y, sample_weight=weights)
+    out["numeric_only_loss_curve"] = np.asarray(numeric.loss_curve_)
+
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).
     big = frame(data, "big_")

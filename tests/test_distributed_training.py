@@ -145,6 +145,17 @@ def test_a_regressor_in_two_processes_matches_one_process(runs):
                                    rtol=TOLERANCE)
 
 
+def test_numeric_only_columns_train_data_parallel(runs):
+    """Found in review: with no categorical column, DDP raised on the second step (the
+    empty embedding table is a parameter no step uses)."""
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS).fit(
+        X[["x0", "x1"]], y, sample_weight=runs["weight"])
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["numeric_only_loss_curve"], single.loss_curve_,
+                                   rtol=TOLERANCE)
+
+
 def test_two_processes_match_one_process_on_the_same_global_batches(runs):
     X, y = frame(runs["rows"])
     single = MultiTaskClassifier(**PARAMS).fit(X, y, sample_weight=runs["weight"])
