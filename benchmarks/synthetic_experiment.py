@@ -63,6 +63,45 @@ def model_params(architecture: str, expert_units: int) -> dict:
     return {"expert_layer_sizes": (expert_units,), "n_experts": N_EXPERTS}
 
 
+def fit_timed(estimator_class, architecture: str, seed: int, args, X, y):
+    """One architecture of the comparison, fitted on ``X, y``; returns it and the fit seconds.
+
+    Parameters
+    ----------
+    estimator_class : type
+        :class:`skmtl.MultiTaskClassifier` or :class:`skmtl.MultiTaskRegressor`.
+    architecture : str
+        The architecture.
+    seed : int
+        ``random_state`` of the fit.
+    args : argparse.Namespace
+        Sizes and training settings (``expert_units``, ``learning_rate``,
+        ``max_iter``, ``n_iter_no_change``).
+    X, y : array-like
+        Training rows.
+
+    Returns
+    -------
+    estimator, seconds : fitted estimator, float
+    """
+    estimator = estimator_class(
+        architecture,
+        **model_params(architecture, args.expert_units),
+        tower_layer_sizes=(8,),
+        learning_rate_init=args.learning_rate,
+        max_iter=args.max_iter,
+        early_stopping=True,
+        n_iter_no_change=args.n_iter_no_change,
+        device="cpu",
+        random_state=seed,
+    )
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected
+        estimator.fit(X, y)
+    return estimator, time.perf_counter() - start
+
+
 def run_one(correlation: float, seed: int, args) -> list[dict]:
     """Fit the three architectures on one drawn data set.
 
@@ -97,22 +136,7 @@ def run_one(correlation: float, seed: int, args) -> list[dict]:
     y_train, y_test = y[: args.n_train], y[args.n_train :]
     rows = []
     for architecture in args.architectures:
-        clf = MultiTaskClassifier(
-            architecture,
-            **model_params(architecture, args.expert_units),
-            tower_layer_sizes=(8,),
-            learning_rate_init=args.learning_rate,
-            max_iter=args.max_iter,
-            early_stopping=True,
-            n_iter_no_change=args.n_iter_no_change,
-            device="cpu",
-            random_state=seed,
-        )
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected
-            clf.fit(X_train, y_train)
-        seconds = time.perf_counter() - start
+        clf, seconds = fit_timed(MultiTaskClassifier, architecture, seed, args, X_train, y_train)
         aucs = metrics.per_task_scores("roc_auc", y_test, clf.predict_proba(X_test))
         rows.append(
             {

@@ -28,14 +28,13 @@ import os
 import platform
 import sys
 import time
-import warnings
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_experiment import ARCHITECTURES, N_EXPERTS, _mean_std, model_params  # noqa: E402
+from synthetic_experiment import ARCHITECTURES, N_EXPERTS, _mean_std, fit_timed  # noqa: E402
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "synthetic_regression_latest.md"
 
@@ -74,22 +73,7 @@ def run_one(correlation: float, seed: int, args) -> list[dict]:
     y_train, y_test = y[: args.n_train], y[args.n_train :]
     rows = []
     for architecture in args.architectures:
-        reg = MultiTaskRegressor(
-            architecture,
-            **model_params(architecture, args.expert_units),
-            tower_layer_sizes=(8,),
-            learning_rate_init=args.learning_rate,
-            max_iter=args.max_iter,
-            early_stopping=True,
-            n_iter_no_change=args.n_iter_no_change,
-            device="cpu",
-            random_state=seed,
-        )
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # ConvergenceWarning at max_iter is expected
-            reg.fit(X_train, y_train)
-        seconds = time.perf_counter() - start
+        reg, seconds = fit_timed(MultiTaskRegressor, architecture, seed, args, X_train, y_train)
         r2 = r2_score(y_test, reg.predict(X_test), multioutput="raw_values")
         rows.append({
             "correlation": correlation, "seed": seed, "architecture": architecture,
