@@ -60,6 +60,7 @@ from ._fit_guards import check_embedding_tables
 from ._frames import as_pandas
 from ._keyed_settings import declared_categories
 from ._network_spec import build_from_spec, differing_entries, network_spec
+from ._threads import begin_load_reading
 from ._training import (
     TensorData,
     TrainingConfig,
@@ -214,6 +215,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         shard (an error on any process stops all of them with a ValueError,
         rather than leaving the others waiting) and the statistics are shared.
         """
+        begin_load_reading()  # the thread policy's first look at other processes' load
         group = process_group(self.distributed)
         weighted = sample_weight is not None
         X, sample_weight = self._check_fit_inputs(X, y, sample_weight, group, reuse, partial)

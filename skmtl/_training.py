@@ -33,7 +33,6 @@ from ._threads import (
     CHECK_STEPS,
     LOAD_WINDOW,
     MIN_GOVERNED_STEPS,
-    OtherProcessesLoad,
     ThreadGovernor,
     available_cores,
     concurrent_fits,
@@ -41,6 +40,7 @@ from ._threads import (
     set_threads,
     step_work,
     steps_agree,
+    take_load_reading,
     thread_scope,
     user_thread_limit,
 )
@@ -328,7 +328,7 @@ def _plan_threads(
             return None, fixed
         verify = None
     cores = available_cores()
-    others = OtherProcessesLoad()
+    others = take_load_reading()
 
     def room_for_threads() -> bool | None:
         if not others.supported:
