@@ -6,6 +6,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from skmtl.datasets import make_ad_funnel
+from skmtl.datasets._ad_funnel import _draw_effects, _draw_items, _draw_users, _logits
 
 USER = ["user_segment", "device", "user_activity", "user_age"]
 ITEM = ["item_category", "item_price", "item_rating"]
@@ -183,8 +184,55 @@ def test_small_pools_and_tiny_samples():
         ({"ctr": float("nan")}, "ctr must be a real number"),
         ({"conversion_when_not_clicked": "missing"}, "'zero' or 'nan'"),
         ({"conversion_when_not_clicked": None}, "'zero' or 'nan'"),
+        ({"selection_bias": -0.5}, "selection_bias must be a finite real number >= 0"),
+        ({"selection_bias": float("inf")}, "selection_bias must be a finite real number >= 0"),
+        ({"selection_bias": True}, "selection_bias must be a finite real number >= 0"),
     ],
 )
 def test_parameter_errors(params, match):
     with pytest.raises(ValueError, match=match):
         make_ad_funnel(**{"n_samples": 100, **params})
+
+
+# ------------------------------------------------------------------ selection bias
+def test_no_selection_bias_is_the_earlier_generator_bit_for_bit():
+    plain, zero = make_ad_funnel(5000, random_state=3), make_ad_funnel(
+        5000, selection_bias=0.0, random_state=3
+    )
+    pd.testing.assert_frame_equal(plain.data, zero.data)
+    pd.testing.assert_frame_equal(plain.target, zero.target)
+    np.testing.assert_array_equal(plain.p_conversion, zero.p_conversion)
+    assert "intent" not in zero
+
+
+def test_selection_bias_truth_is_calibrated_and_averages_over_the_hidden_intent():
+    data = make_ad_funnel(20_000, selection_bias=1.5, random_state=0)
+    p_click, p_cvr, p_ctcvr = data.p_click, data.p_conversion_given_click, data.p_conversion
+    # The rates the intercepts were set for, exactly, on the expected probabilities.
+    assert p_click.mean() == pytest.approx(0.04, abs=1e-9)
+    assert p_ctcvr.mean() / p_click.mean() == pytest.approx(0.10, abs=1e-9)
+    np.testing.assert_allclose(p_ctcvr, p_click * p_cvr, rtol=1e-12)
+    # The truth given x is the average over the intent: a plain Riemann sum of the
+    # probabilities given x and h against the normal density, for a few impressions,
+    # agrees with the generator's quadrature.
+    h = np.linspace(-9, 9, 20_001)
+    density = np.exp(-h**2 / 2) / np.sqrt(2 * np.pi) * (h[1] - h[0])
+    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    # The same logits as the generator's (its first draws, in its order).
+    rs = np.random.RandomState(0)
+    users, items, effects = _draw_users(5000, rs), _draw_items(1000, rs), _draw_effects(rs)
+    user_index = rs.choice(5000, size=20_000, p=users["activity"] / users["activity"].sum())
+    item_index = rs.randint(1000, size=20_000)
+    click_logit, conversion_logit = _logits(users, items, user_index, item_index, effects)
+    c = click_logit[:5, None] + data.intercepts["click"] + 1.5 * h[None, :]
+    v = conversion_logit[:5, None] + data.intercepts["conversion"] + 1.5 * h[None, :]
+    np.testing.assert_allclose(sig(c) @ density, p_click[:5], rtol=1e-5)  # 16 nodes: ~2e-6
+    np.testing.assert_allclose((sig(c) * sig(v)) @ density, p_ctcvr[:5], rtol=1e-4)  # ~3e-5
+    # Selection: clicked impressions carry more intent, and their conversion rate given x
+    # is above the rate the same impressions would have if every one were clicked.
+    y = data.target
+    clicked = y["click"].to_numpy() == 1
+    assert data.intent[clicked].mean() > 0.5 > abs(data.intent.mean())
+    forced = sig(conversion_logit[:, None] + data.intercepts["conversion"] + 1.5 * h[None, ::40])
+    assert p_cvr.mean() > 1.2 * (forced @ (density[::40] * 40)).mean()
+    assert int((y["conversion"] > y["click"]).sum()) == 0

@@ -98,6 +98,96 @@ def _calibrate_intercept(logit, target, weights=None, n_steps=100):
     return 0.5 * (low + high)
 
 
+_INTENT_NODES = 16
+"""Gauss-Hermite nodes for averaging over the hidden intent."""
+
+
+def _intent_quadrature(selection_bias):
+    """Nodes ``b * z_k`` and weights of ``E[f(b Z)]`` for ``Z ~ N(0, 1)``.
+
+    Parameters
+    ----------
+    selection_bias : float
+        The standard deviation ``b`` of the hidden intent's effect on both logits.
+
+    Returns
+    -------
+    shifts, weights : ndarray of shape (_INTENT_NODES,)
+        ``E[f(b Z)] ~= sum(weights * f(shifts))``; the weights sum to 1.
+    """
+    nodes, weights = np.polynomial.hermite_e.hermegauss(_INTENT_NODES)
+    return selection_bias * nodes, weights / weights.sum()
+
+
+def _calibrate_intercept_over_intent(mean_probability, target, bounds, n_steps=60):
+    """Find ``b`` with ``mean_probability(b) == target`` by bisection (increasing in ``b``).
+
+    Parameters
+    ----------
+    mean_probability : callable
+        Maps an intercept to a mean probability, strictly increasing.
+    target : float
+        Wanted value, in (0, 1).
+    bounds : tuple of float
+        A bracket of the root.
+    n_steps : int, default=60
+        Bisection steps (60 halvings of a bracket ~150 wide leave ~1e-16).
+
+    Returns
+    -------
+    intercept : float
+    """
+    low, high = bounds
+    for _ in range(n_steps):
+        middle = 0.5 * (low + high)
+        if mean_probability(middle) < target:
+            low = middle
+        else:
+            high = middle
+    return 0.5 * (low + high)
+
+
+def _true_probabilities_over_intent(click_logit, conversion_logit, ctr, cvr, selection_bias):
+    """Intercepts, and the true probabilities given the observed features, averaged over intent.
+
+    A hidden intent ``h ~ N(0, 1)`` of each impression adds ``selection_bias * h`` to both
+    logits. Given the observed features ``x``, ``P(click | x) = E_h[s(c + b h)]``
+    and ``P(click, conversion | x) = E_h[s(c + b h) s(v + b h)]``, with ``s`` the
+    sigmoid; ``P(conversion | click, x)`` is their ratio. The intercepts set
+    the mean of ``P(click | x)`` to ``ctr`` and the expected post-click rate,
+    ``mean P(click, conversion | x) / mean P(click | x)``, to ``cvr``.
+
+    Returns
+    -------
+    click_intercept, conversion_intercept : float
+    p_click, p_conversion : ndarray of shape (n_samples,)
+        ``P(click | x)`` and ``P(click, conversion | x)``.
+    """
+    shifts, weights = _intent_quadrature(selection_bias)
+
+    def click_at(b):
+        return _sigmoid(click_logit[:, None] + b + shifts[None, :])
+
+    spread = 60.0 + np.abs(shifts).max()
+    click_intercept = _calibrate_intercept_over_intent(
+        lambda b: float(np.mean(click_at(b) @ weights)), ctr,
+        (-spread - click_logit.max(), spread - click_logit.min()),
+    )
+    click_given_intent = click_at(click_intercept)
+    p_click = click_given_intent @ weights
+    mean_click = p_click.mean()
+
+    def joint(b):
+        conversion_at = _sigmoid(conversion_logit[:, None] + b + shifts[None, :])
+        return (click_given_intent * conversion_at) @ weights
+
+    conversion_intercept = _calibrate_intercept_over_intent(
+        lambda b: float(joint(b).mean() / mean_click), cvr,
+        (-spread - conversion_logit.max(), spread - conversion_logit.min()),
+    )
+    return click_intercept, conversion_intercept, p_click, joint(conversion_intercept)
+
+
 def _standardize(values):
     """Centre ``values`` and scale them to unit standard deviation (0 if constant).
 
@@ -287,6 +377,7 @@ def make_ad_funnel(
     n_users=5_000,
     n_items=1_000,
     conversion_when_not_clicked="zero",
+    selection_bias=0.0,
     return_X_y=False,
     random_state=None,
 ):
@@ -332,6 +423,18 @@ def make_ad_funnel(
         unobserved (the column is float64 with 0.0/1.0 on clicked rows).
         :class:`~skmtl.MultiTaskClassifier` with
         ``funnel=("click", "conversion")`` treats both alike.
+    selection_bias : float, default=0.0
+        Strength ``b >= 0`` of a hidden purchase intent ``h ~ N(0, 1)``, drawn
+        for each impression (the user's need at that moment; not among the
+        features), that adds ``b * h`` to both the click and the conversion
+        logit: impressions that get clicked more also convert more, so the
+        clicked impressions over-represent high intent and their
+        conversion rate is higher than the impressions' would be if every
+        impression were clicked (sample-selection bias, as in Ma et al.,
+        "Entire Space Multi-Task Model", SIGIR 2018). The returned true
+        probabilities are those given the observed features, averaged over
+        the intent (Gauss-Hermite quadrature). 0 (the default) adds nothing
+        and draws nothing: the output is that of earlier versions.
     return_X_y : bool, default=False
         If True, return ``(X, y)`` instead of a Bunch.
     random_state : int, RandomState instance or None, default=None
@@ -362,14 +465,18 @@ def make_ad_funnel(
         ``{"user": [...], "item": [...]}`` of column names, ready for
         ``MultiTaskClassifier(feature_groups=...)``), ``intercepts`` (dict
         with the calibrated ``"click"`` and ``"conversion"`` intercepts),
-        ``feature_names`` and ``target_names`` (lists of str).
+        ``feature_names`` and ``target_names`` (lists of str). With
+        ``selection_bias > 0`` also ``intent`` (the hidden ``h`` of each
+        impression, float64), and the three probabilities are averaged
+        over it.
 
     Raises
     ------
     ValueError
         If ``n_samples``, ``n_users`` or ``n_items`` is not a positive
-        integer, ``ctr`` or ``cvr`` is not in (0, 1), or
-        ``conversion_when_not_clicked`` is not ``"zero"`` or ``"nan"``.
+        integer, ``ctr`` or ``cvr`` is not in (0, 1),
+        ``conversion_when_not_clicked`` is not ``"zero"`` or ``"nan"``, or
+        ``selection_bias`` is not a finite number >= 0.
 
     See Also
     --------
@@ -382,7 +489,9 @@ def make_ad_funnel(
     conversion labels) are the best any model can reach on this data. All
     the effects are functions of the observed features; users and items
     recur (about ``n_samples / n_users`` impressions per user), but no
-    hidden per-user or per-item effect exists.
+    hidden per-user or per-item effect exists; ``selection_bias`` adds a
+    hidden intent per impression, and the true probabilities then average
+    over it.
 
     Examples
     --------
@@ -405,6 +514,13 @@ def make_ad_funnel(
             "conversion_when_not_clicked must be 'zero' or 'nan', got "
             f"{conversion_when_not_clicked!r}."
         )
+    if (
+        isinstance(selection_bias, bool) or not isinstance(selection_bias, Real)
+        or not np.isfinite(selection_bias) or selection_bias < 0
+    ):
+        raise ValueError(
+            f"selection_bias must be a finite real number >= 0, got {selection_bias!r}."
+        )
     rng = check_random_state(random_state)
 
     users = _draw_users(n_users, rng)
@@ -415,13 +531,28 @@ def make_ad_funnel(
     item_index = rng.randint(n_items, size=n_samples)
 
     click_logit, conversion_logit = _logits(users, items, user_index, item_index, effects)
-    click_intercept = _calibrate_intercept(click_logit, ctr)
-    p_click = _sigmoid(click_logit + click_intercept)
-    conversion_intercept = _calibrate_intercept(conversion_logit, cvr, weights=p_click)
-    p_conversion_given_click = _sigmoid(conversion_logit + conversion_intercept)
+    extra = {}
+    if selection_bias == 0:
+        click_intercept = _calibrate_intercept(click_logit, ctr)
+        p_click = _sigmoid(click_logit + click_intercept)
+        conversion_intercept = _calibrate_intercept(conversion_logit, cvr, weights=p_click)
+        p_conversion_given_click = _sigmoid(conversion_logit + conversion_intercept)
+        p_conversion = p_click * p_conversion_given_click
+        click_draw, conversion_draw = p_click, p_conversion_given_click
+    else:
+        click_intercept, conversion_intercept, p_click, p_conversion = (
+            _true_probabilities_over_intent(
+                click_logit, conversion_logit, ctr, cvr, float(selection_bias)
+            )
+        )
+        p_conversion_given_click = p_conversion / p_click
+        intent = rng.standard_normal(n_samples)
+        click_draw = _sigmoid(click_logit + click_intercept + selection_bias * intent)
+        conversion_draw = _sigmoid(conversion_logit + conversion_intercept + selection_bias * intent)
+        extra["intent"] = intent
 
-    click = rng.uniform(size=n_samples) < p_click
-    converted = rng.uniform(size=n_samples) < p_conversion_given_click
+    click = rng.uniform(size=n_samples) < click_draw
+    converted = rng.uniform(size=n_samples) < conversion_draw
     conversion = (click & converted).astype(np.int64)
     if conversion_when_not_clicked == "nan":
         conversion = np.where(click, conversion, np.nan)
@@ -435,11 +566,12 @@ def make_ad_funnel(
         target=y,
         p_click=p_click,
         p_conversion_given_click=p_conversion_given_click,
-        p_conversion=p_click * p_conversion_given_click,
+        p_conversion=p_conversion,
         user_index=user_index.astype(np.int64),
         item_index=item_index.astype(np.int64),
         feature_groups={"user": list(_USER_FEATURES), "item": list(_ITEM_FEATURES)},
         intercepts={"click": click_intercept, "conversion": conversion_intercept},
         feature_names=list(X.columns),
         target_names=["click", "conversion"],
+        **extra,
     )
