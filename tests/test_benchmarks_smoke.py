@@ -174,3 +174,25 @@ def test_bench_floor_io_tiny_run(tmp_path):
     steps = [m["steps"] for m in report["memory"] if m["steps"]]
     assert steps and set(steps[0]) >= {"_fit_encoder", "_training_tensors", "_train"}
     assert "| 3,000 |" in out.with_suffix(".md").read_text()
+
+
+def test_funnel_selection_bias_study_tiny_run(tmp_path):
+    script = SCRIPT.parent / "funnel_esmm.py"
+    out = tmp_path / "bias.md"
+    subprocess.run(
+        [sys.executable, str(script), "--seeds", "2", "--n-train", "3000", "--n-test", "2000",
+         "--max-iter", "1", "--selection-bias", "0", "1.5", "--output", str(out)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    rows = [
+        [c.strip() for c in line.strip().strip("|").split("|")]
+        for line in out.read_text().splitlines() if line.startswith("| 0 ") or line.startswith("| 1.5 ")
+    ]
+    assert len(rows) == 10  # five quantities at each strength
+    for row in rows:
+        assert len(row) == 8
+        if row[1].startswith("r "):  # the truth correlates perfectly with itself
+            assert row[5] == "1.0000 ± 0.0000"
+        for cell in row[2:6]:
+            mean = float(cell.split(" ± ")[0])
+            assert -1.0 <= mean <= 1.0
