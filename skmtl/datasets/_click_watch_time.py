@@ -56,7 +56,11 @@ def make_click_watch_time(
 
     ``watch_time_scale`` changes the units of the watch time only (seconds,
     minutes, ...), so it sets how large the watch time's squared error is
-    next to the click's log loss: the squared error grows as its square.
+    next to the click's log loss: the squared error grows as its square. At
+    1 the two are of the same size (with the other defaults, the half
+    squared error of predicting the mean watch time was 0.52 to 1.91 times
+    the log loss of predicting the click rate, seeds 0 to 4); about 10 (7.2
+    to 13.8) makes it 100 times larger.
 
     Parameters
     ----------
