@@ -10,11 +10,16 @@ names them:
 - ``"huber"``: squared within ``huber_delta`` of the target, linear beyond
   (the delta in the user's units);
 - ``"poisson"``: the Poisson negative log-likelihood with a log link,
-  ``exp(z) - y * z`` (non-negative targets, at least one positive).
+  ``exp(z) - y * z`` (non-negative targets, at least one positive);
+- ``"log_loss"``: the binary cross-entropy with a logit link,
+  ``softplus(z) - y * z`` (targets in [0, 1]: 0/1 labels, or probabilities
+  and rates as soft labels); the prediction ``sigmoid(z)`` is the
+  probability that the target is 1, which is E[y | x] for a 0/1 target.
 
 The network learns standardised targets, ``(y - mean) / scale`` over the known
 training targets of each task (``y / mean`` for ``"poisson"``, whose log link
-must not be centred), so its output layer starts at the mean whatever the
+must not be centred; ``"log_loss"`` targets are used as they are, as a
+classifier's labels), so its output layer starts at the mean whatever the
 units; predictions are turned back into the user's units. Reported losses
 (``loss_curve_``, ...) are in those internal units.
 """
@@ -33,7 +38,7 @@ from ._distributed import SingleProcess
 from ._targets import task_columns
 from .losses import consecutive_batch_sums
 
-LOSSES = ("squared_error", "absolute_error", "huber", "poisson")
+LOSSES = ("squared_error", "absolute_error", "huber", "poisson", "log_loss")
 
 
 @dataclass
@@ -52,7 +57,8 @@ class RegressionTargets:
         True when ``y`` was 1-D (a single task).
     offsets, scales : ndarray of shape (n_tasks,)
         ``target = offset + scale * network output`` (poisson tasks:
-        ``target = scale * exp(network output)``, offset 0); set by
+        ``target = scale * exp(network output)``, offset 0; log_loss tasks:
+        ``sigmoid(network output)``, offset 0 and scale 1); set by
         :meth:`fit_scaling`.
     funnel : list of int
         Always empty (funnels are for binary tasks).
@@ -108,6 +114,8 @@ class RegressionTargets:
         for t, loss in enumerate(losses):
             if loss == "poisson":
                 offsets[t], scales[t] = 0.0, mean[t] if mean[t] > 0 else 1.0
+            elif loss == "log_loss":  # labels (or probabilities) as they are
+                offsets[t], scales[t] = 0.0, 1.0
         self.offsets, self.scales = offsets, scales
         self.codes = self.scaled(self.values)
 
@@ -154,8 +162,9 @@ def check_losses(loss, huber_delta, task_names) -> tuple[list[str], np.ndarray]:
     Raises
     ------
     ValueError
-        For an unknown loss or a non-positive delta (the poisson targets are
-        checked by :func:`check_poisson_targets`).
+        For an unknown loss or a non-positive delta (the poisson and log_loss
+        targets are checked by :func:`check_poisson_targets` and
+        :func:`check_log_loss_targets`).
     """
     from ._keyed_settings import task_index
 
@@ -182,6 +191,22 @@ def check_losses(loss, huber_delta, task_names) -> tuple[list[str], np.ndarray]:
     return losses, np.asarray(deltas, dtype=np.float64)
 
 
+def _global_counts(losses, loss, values, group, count) -> list[tuple[int, tuple[int, ...]]]:
+    """``count(known targets)`` of each task whose loss is ``loss``, summed over every process.
+
+    ``count`` maps a task's known targets (1-D float64) to a tuple of ints.
+    Returns ``(task index, summed tuple)`` pairs, the same on every process
+    (none, without a collective call, when no task has that loss).
+    """
+    tasks = [t for t, task_loss in enumerate(losses) if task_loss == loss]
+    if not tasks:
+        return []
+    group = SingleProcess() if group is None else group
+    shares = group.share(lambda: [count(values[:, t][~np.isnan(values[:, t])]) for t in tasks])
+    return [(t, tuple(int(sum(column)) for column in zip(*(share[i] for share in shares))))
+            for i, t in enumerate(tasks)]
+
+
 def check_poisson_targets(losses, task_names, values, group=None) -> None:
     """Raise unless every poisson task's known targets (of every process) are >= 0, one > 0.
 
@@ -190,24 +215,43 @@ def check_poisson_targets(losses, task_names, values, group=None) -> None:
     ValueError
         Naming the task, on every process.
     """
-    group = SingleProcess() if group is None else group
-    poisson = [t for t, loss in enumerate(losses) if loss == "poisson"]
-    if not poisson:
-        return
 
-    def local():
-        known = [values[:, t][~np.isnan(values[:, t])] for t in poisson]
-        return [(int(np.sum(k < 0)), int(np.sum(k > 0)), int(k.size)) for k in known]
+    def count(known):
+        return int(np.sum(known < 0)), int(np.sum(known > 0)), int(known.size)
 
-    shares = group.share(local)
-    for i, t in enumerate(poisson):
-        negative, positive, size = (sum(share[i][j] for share in shares) for j in range(3))
+    for t, (negative, positive, size) in _global_counts(losses, "poisson", values, group, count):
         if size and (negative or not positive):
             raise ValueError(
                 f"loss='poisson' needs non-negative targets with at least one positive; task "
                 f"{task_names[t]!r} has {negative} negative and {positive} positive known "
                 "target(s)."
             )
+
+
+def check_log_loss_targets(losses, task_names, values, group=None) -> None:
+    """Raise unless every log_loss task's known targets (of every process) lie in [0, 1].
+
+    0/1 labels and probabilities (soft labels, rates) are accepted. When the
+    targets outside [0, 1] are all whole numbers (labels such as 2, 3, ...),
+    the message names the multiclass case and what to use instead.
+    """
+
+    def count(known):
+        outside = known[(known < 0) | (known > 1)]
+        return int(outside.size), int(np.sum(outside == np.round(outside)))
+
+    for t, (outside, whole) in _global_counts(losses, "log_loss", values, group, count):
+        if not outside:
+            continue
+        hint = (
+            " They are whole numbers: for a multiclass task use MultiTaskClassifier, or give "
+            "the regressor one 0/1 column per class (one-vs-rest), each with loss='log_loss'."
+            if whole == outside else ""
+        )
+        raise ValueError(
+            f"loss='log_loss' needs targets in [0, 1] (0/1 labels, or probabilities); task "
+            f"{task_names[t]!r} has {outside} known target(s) outside [0, 1].{hint}"
+        )
 
 
 class RegressionObjective:
@@ -226,7 +270,7 @@ class RegressionObjective:
         Each task's Huber delta in the network's (scaled) units.
     offsets, scales : Tensor of shape (T,)
         ``target = offset + scale * output`` (``scale * exp(output)`` for
-        poisson tasks).
+        poisson tasks, ``sigmoid(output)`` for log_loss tasks).
     task_weights : Tensor of shape (T,), optional
         Weight of each task's loss (ones when None).
     """
@@ -265,6 +309,8 @@ class RegressionObjective:
                 row = (z - y).abs()
             elif loss == "huber":
                 row = F.huber_loss(z, y, reduction="none", delta=float(self.huber_deltas[t]))
+            elif loss == "log_loss":  # logit link; stable for any z, soft labels too
+                row = F.binary_cross_entropy_with_logits(z, y, reduction="none")
             else:  # poisson, log link
                 row = torch.exp(z) - y * z
             columns.append(row)
@@ -320,7 +366,12 @@ class RegressionObjective:
         for t, (z, loss) in enumerate(zip(outputs, self.losses)):
             z = z.reshape(-1).double()
             scale, offset = self.scales[t].double(), self.offsets[t].double()
-            columns.append(scale * torch.exp(z) if loss == "poisson" else offset + scale * z)
+            if loss == "poisson":
+                columns.append(scale * torch.exp(z))
+            elif loss == "log_loss":  # P(y = 1 | x), i.e. E[y | x]
+                columns.append(torch.sigmoid(z))
+            else:
+                columns.append(offset + scale * z)
         return torch.stack(columns, dim=1)
 
     def export_outputs(self, outputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:

@@ -24,6 +24,7 @@ from ._keyed_settings import task_weight_vector
 from ._regression import (
     LOSSES,
     RegressionObjective,
+    check_log_loss_targets,
     check_losses,
     check_poisson_targets,
     regression_targets,
@@ -45,6 +46,13 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     a log link must not be centred) and
     :meth:`predict` returns the user's units.
 
+    Binary tasks can sit next to real-valued ones (a click and a watch
+    time): give them ``loss="log_loss"`` and 0/1 targets. A regressor
+    predicts ``E[y | x]``, which for a 0/1 target is ``P(y = 1 | x)``, so
+    :meth:`predict` returns that probability in the task's column (the
+    sigmoid of the network's output, a logit link) and the real-valued
+    prediction in the others.
+
     Parameters
     ----------
     architecture : {"shared_bottom", "moe", "mmoe", "ple", "aitm", "single_task"} \
@@ -52,15 +60,20 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         The network, as in :class:`MultiTaskClassifier` (every task has one
         output).
 
-    loss : {"squared_error", "absolute_error", "huber", "poisson"} or dict, \
-            default="squared_error"
+    loss : {"squared_error", "absolute_error", "huber", "poisson", "log_loss"} \
+            or dict, default="squared_error"
         Each task's loss: one name for every task, or a dict keyed by task
         name (or index; tasks not named get ``"squared_error"``).
         ``"squared_error"`` is half the squared error; ``"absolute_error"``
         predicts a conditional median; ``"huber"`` is squared within
         ``huber_delta`` of the target and linear beyond; ``"poisson"`` is the
         Poisson deviance with a log link, for non-negative targets (counts,
-        rates) with at least one positive.
+        rates) with at least one positive; ``"log_loss"`` is the binary
+        cross-entropy with a logit link, for a binary task: targets 0/1, or
+        probabilities in [0, 1] (soft labels, rates), used unscaled; the task
+        predicts ``P(y = 1 | x)``. Targets outside [0, 1] are refused (a
+        multiclass task belongs in :class:`MultiTaskClassifier`, or in one
+        0/1 column per class).
 
     huber_delta : float or dict, default=1.0
         Used only where a task's ``loss`` is ``"huber"``: the distance from the
@@ -80,7 +93,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     target_offset_, target_scale_ : ndarray of shape (n_outputs_,)
         The scaling of each task's targets learnt in ``fit``: the network's
         output ``z`` predicts ``target_offset_ + target_scale_ * z``
-        (``target_scale_ * exp(z)`` for ``"poisson"``).
+        (``target_scale_ * exp(z)`` for ``"poisson"``; ``sigmoid(z)`` for
+        ``"log_loss"``, whose offset is 0 and scale 1).
     n_features_in_ : int
         Number of features seen during ``fit``.
     feature_names_in_ : ndarray of str
@@ -129,6 +143,16 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     left out of that task's loss only, and :meth:`score` skips them.
     scikit-learn's built-in regression scorers raise on NaN in ``y``.
 
+    The estimator type is ``"regressor"`` with binary (``"log_loss"``) tasks
+    too: scikit-learn's default cross-validation splits it with ``KFold``,
+    and :meth:`score` is the R^2 of every task, which for a ``"log_loss"``
+    task is the Brier skill score (1 - Brier score / Brier score of the base
+    rate). The per-task scorers of :mod:`skmtl.metrics` score a
+    ``"log_loss"`` task's column of :meth:`predict` with ROC AUC, average
+    precision or log loss, e.g. ``make_task_scorer("roc_auc", task="click")``.
+    ``class_weight`` and ``funnel`` are :class:`MultiTaskClassifier`'s
+    (weight rows with ``sample_weight``).
+
     Examples
     --------
     >>> import numpy as np
@@ -139,6 +163,14 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     >>> reg = MultiTaskRegressor(max_iter=50, random_state=0).fit(X, y)
     >>> reg.predict(X[:3]).shape
     (3, 2)
+
+    A binary task (here task 0, 0/1 targets) next to a real-valued one:
+
+    >>> y_mixed = np.column_stack([X[:, 0] + X[:, 1] > 0, X[:, 2] * 100])
+    >>> mixed = MultiTaskRegressor(loss={0: "log_loss"}, max_iter=20, random_state=0)
+    >>> p_click = mixed.fit(X, y_mixed).predict(X)[:, 0]   # P(y_0 = 1 | x)
+    >>> bool(((p_click > 0) & (p_click < 1)).all())
+    True
     """
 
     _parameter_constraints: dict = {
@@ -294,6 +326,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             )
         losses, deltas = check_losses(self.loss, self.huber_delta, targets.task_names)
         check_poisson_targets(losses, targets.task_names, targets.values, group)
+        check_log_loss_targets(losses, targets.task_names, targets.values, group)
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
         if reuse:
             self._check_same_tasks(targets, losses)
@@ -372,7 +405,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         -------
         y_pred : ndarray of shape (n_samples, n_tasks) or (n_samples,)
             One column per task (NaN for a task that had no known target in
-            ``fit``); 1-D when the model was fitted on 1-D ``y``.
+            ``fit``); 1-D when the model was fitted on 1-D ``y``. A
+            ``"log_loss"`` task's column is the probability ``P(y = 1 | x)``.
         """
         outputs = self._logits(X)
         predictions = self.objective_.predictions(outputs).cpu().numpy()
@@ -386,7 +420,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         rows where its target is known (NaN/None targets are skipped task by
         task), then the tasks are averaged with equal weights. Without unknown
         targets this is scikit-learn's multi-output R^2
-        (``multioutput="uniform_average"``).
+        (``multioutput="uniform_average"``). For a ``"log_loss"`` task, the
+        R^2 of its predicted probabilities is the Brier skill score; score
+        such a task with ROC AUC through :mod:`skmtl.metrics` instead.
 
         Parameters
         ----------

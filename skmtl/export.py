@@ -49,8 +49,9 @@ skmtl:
 
 A :class:`~skmtl.MultiTaskRegressor` exports the same way, with each task's
 prediction in the targets' units (the network's output turned back by the
-fitted ``target_offset_`` and ``target_scale_``, or ``exp`` for poisson
-tasks) as a float32 ``(N, 1)`` tensor instead of probabilities; the metadata
+fitted ``target_offset_`` and ``target_scale_``, ``exp`` for poisson
+tasks, the sigmoid for ``"log_loss"`` tasks, whose output is then P(y = 1))
+as a float32 ``(N, 1)`` tensor instead of probabilities; the metadata
 records each task's loss (``skmtl.losses``) instead of classes.
 
 Non-finite continuous values. ``predict_proba`` raises on NaN or infinity in

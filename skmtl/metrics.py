@@ -10,7 +10,15 @@ skipped task by task) and average over tasks.
 
 For :class:`~skmtl.MultiTaskRegressor` the regression metrics (``"r2"``,
 ``"mean_squared_error"``, ``"mean_absolute_error"``, ``"mean_poisson_deviance"``)
-score ``predict``'s output on the known targets of each task the same way.
+score ``predict``'s output on the known targets of each task the same way. The
+classification metrics score a regressor's binary tasks (``loss="log_loss"``),
+whose column of ``predict`` is P(y = 1): a scorer of one such task, or the
+mean over all of them. A mixed click + watch-time model is then searched with::
+
+    GridSearchCV(reg, grid, refit="click_auc", scoring={
+        "click_auc": metrics.make_task_scorer("roc_auc", task="click"),
+        "watch_r2": metrics.make_task_scorer("r2", task="watch_time"),
+    })
 
 Scorers (callables ``scorer(estimator, X, y, sample_weight=None)``) plug into
 ``GridSearchCV(scoring=...)`` and ``cross_validate``::
@@ -33,6 +41,8 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from scipy.special import xlogy
+from sklearn.base import is_regressor
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import (
     average_precision_score,
@@ -251,6 +261,81 @@ def _regression_scores(metric, y_true, y_pred, sample_weight):
     return scores, targets.task_names
 
 
+def _probability_log_loss(y, p, sample_weight) -> float:
+    """Mean cross-entropy of targets ``y`` in [0, 1] (soft labels too) and P(y = 1) ``p``.
+
+    ``p`` is clipped to ``[eps, 1 - eps]`` as :func:`sklearn.metrics.log_loss`
+    clips it; for 0/1 targets the two agree.
+    """
+    eps = np.finfo(p.dtype).eps
+    p = np.clip(p, eps, 1 - eps)
+    losses = -(xlogy(y, p) + xlogy(1 - y, 1 - p))
+    return float(np.average(losses, weights=sample_weight))
+
+
+def _binary_task_scores(metric, y_true, predicted, tasks, sample_weight):
+    """``metric`` of the tasks ``tasks`` of a regressor, from P(y = 1) in ``predicted``'s columns.
+
+    Returns one score per task of ``tasks`` (NaN: no known target; for ROC AUC
+    and average precision, a single class among the known ones) and their names.
+    """
+    from ._regression import regression_targets
+
+    targets = regression_targets(y_true)
+    truth = targets.values
+    if predicted.shape[1] != truth.shape[1]:
+        raise ValueError(
+            f"y_true has {truth.shape[1]} task(s) but the model predicts {predicted.shape[1]}."
+        )
+    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    scores = np.full(len(tasks), np.nan)
+    for i, t in enumerate(tasks):
+        known = ~np.isnan(truth[:, t]) & ~np.isnan(predicted[:, t])
+        y, p = truth[known, t], predicted[known, t]
+        w = None if weights is None else weights[known]
+        if metric == "log_loss":
+            if len(y):
+                scores[i] = _probability_log_loss(y, p, w)
+            continue
+        other = y[(y != 0) & (y != 1)]
+        if other.size:
+            raise ValueError(
+                f"{metric} needs 0/1 targets; task {targets.task_names[t]!r} has "
+                f"{other.size} other known target(s), e.g. {other[0]:g} (soft labels?). "
+                "Score it with 'log_loss', 'r2' or 'mean_squared_error' instead."
+            )
+        if np.unique(y).shape[0] == 2:
+            scorer = roc_auc_score if metric == "roc_auc" else average_precision_score
+            scores[i] = scorer(y, p, sample_weight=w)
+    return scores, [targets.task_names[t] for t in tasks]
+
+
+def _regressor_binary_tasks(metric, estimator, task_index) -> list[int]:
+    """The tasks of a regressor that ``metric`` (a classification metric) scores.
+
+    Its ``"log_loss"`` tasks, whose :meth:`predict` column is P(y = 1): all of
+    them, or the one of ``task_index``.
+    """
+    losses = list(getattr(estimator, "loss_", []))
+    names = list(getattr(estimator, "task_names_", []))
+    if task_index is not None:
+        if losses[task_index] != "log_loss":
+            raise ValueError(
+                f"{metric} scores a regressor's loss='log_loss' tasks, whose column of predict "
+                f"is a probability; task {names[task_index]!r} has loss "
+                f"{losses[task_index]!r}. Score it with 'r2', 'mean_squared_error' or "
+                "'mean_absolute_error'."
+            )
+        return [task_index]
+    binary = [t for t, loss in enumerate(losses) if loss == "log_loss"]
+    if not binary:
+        raise ValueError(
+            f"{metric} scores a regressor's loss='log_loss' tasks; this model has none "
+            f"(losses {dict(zip(names, losses))}). Use a regression metric such as 'r2'."
+        )
+    return binary
+
+
 def _check_single_class(single_class) -> None:
     if not isinstance(single_class, str) or single_class not in _SINGLE_CLASS_POLICIES:
         raise ValueError(
@@ -278,6 +363,11 @@ def _mean(
 ) -> float:
     _check_single_class(single_class)
     scores, names = _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)
+    return _mean_of(metric, scores, names, single_class)
+
+
+def _mean_of(metric: str, scores: np.ndarray, names: list, single_class: str) -> float:
+    """The mean of per-task ``scores``, tasks where ``metric`` is undefined (NaN) as told."""
     undefined = [name for name, score in zip(names, scores) if np.isnan(score)]
     if not undefined:
         return float(np.mean(scores))
@@ -521,6 +611,8 @@ class _MultiTaskScorer(_MetadataRequester):
         return f"skmtl.metrics.make_task_scorer({self.metric!r}{self._options()})"
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        if self.metric not in _REGRESSION_METRICS and is_regressor(estimator):
+            return self._score_regressor_binary_tasks(estimator, X, y, sample_weight)
         if self.metric in _REGRESSION_METRICS:
             proba, classes, funnel = estimator.predict(X), None, []
         else:
@@ -537,6 +629,20 @@ class _MultiTaskScorer(_MetadataRequester):
         if np.isnan(scores[t]) and self.single_class == "raise":
             raise ValueError(f"{_undefined(self.metric, [names[t]])} (single_class='raise').")
         return sign * float(scores[t])
+
+    def _score_regressor_binary_tasks(self, estimator, X, y, sample_weight) -> float:
+        """A classification metric of a regressor's ``"log_loss"`` tasks, from ``predict``."""
+        t = None if self.task is None else self._task_index(estimator)
+        tasks = _regressor_binary_tasks(self.metric, estimator, t)
+        predicted = np.asarray(estimator.predict(X), dtype=np.float64)
+        predicted = predicted.reshape(predicted.shape[0], -1)
+        scores, names = _binary_task_scores(self.metric, y, predicted, tasks, sample_weight)
+        sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
+        if t is None:
+            return sign * _mean_of(self.metric, scores, names, self.single_class)
+        if np.isnan(scores[0]) and self.single_class == "raise":
+            raise ValueError(f"{_undefined(self.metric, names)} (single_class='raise').")
+        return sign * float(scores[0])
 
     def _task_index(self, estimator) -> int:
         names = list(getattr(estimator, "task_names_", []))
@@ -560,10 +666,17 @@ def make_task_scorer(metric: str, task=None, *, single_class="skip") -> _MultiTa
     Parameters
     ----------
     metric : {"roc_auc", "average_precision", "log_loss", "r2", "mean_squared_error", "mean_absolute_error", "mean_poisson_deviance"}
-        The per-task metric (the regression ones score ``predict``).
+        The per-task metric (the regression ones score ``predict``). On a
+        :class:`~skmtl.MultiTaskRegressor`, the classification metrics score
+        its ``loss="log_loss"`` tasks from their column of ``predict``
+        (P(y = 1)); ROC AUC and average precision need 0/1 targets there, log
+        loss also takes soft labels in [0, 1].
     task : str, int or None, default=None
         The task to score (a name from ``task_names_`` or an index); None
-        averages over all tasks.
+        averages over all tasks (a regressor's classification metric: over
+        its ``"log_loss"`` tasks). A regressor's task that is not
+        ``"log_loss"`` has no classification metric: scoring it raises
+        ``ValueError``.
     single_class : {"skip", "nan", "raise"}, default="skip"
         What to do when the metric is undefined for a task in the scored
         ``y`` (its known labels hold a single class, or none), as in
@@ -599,7 +712,8 @@ def get_scorer(name: str, *, single_class="skip") -> _MultiTaskScorer:
     Parameters
     ----------
     name : {"mean_roc_auc", "mean_average_precision", "neg_mean_log_loss", "mean_r2", "neg_mean_squared_error", "neg_mean_absolute_error", "neg_mean_poisson_deviance"}
-        The scorer (the last four for :class:`~skmtl.MultiTaskRegressor`).
+        The scorer (the last four for :class:`~skmtl.MultiTaskRegressor`;
+        the first three score a regressor's ``loss="log_loss"`` tasks).
     single_class : {"skip", "nan", "raise"}, default="skip"
         What to do when the metric is undefined for a task in the scored
         ``y``, as in :func:`make_task_scorer`.

@@ -101,6 +101,12 @@ def main(data_path: str, out_dir: str) -> int:
     out["regressor_scale"] = reg.target_scale_
     out["regressor_loss_curve"] = np.asarray(reg.loss_curve_)
     out["regressor_predict"] = reg.predict(X_all)
+    # 1b'. A binary task (loss="log_loss", unscaled 0/1 targets) next to a real-valued one.
+    y_mixed = pd.DataFrame({"click": data["click"], "spend": data["spend"]})[mine]
+    mixed = MultiTaskRegressor(**params, loss={"click": "log_loss"}, distributed=True).fit(
+        X, y_mixed, sample_weight=weights)
+    out["mixed_loss_curve"] = np.asarray(mixed.loss_curve_)
+    out["mixed_predict"] = mixed.predict(X_all)
 
     # 1c. numeric_embedding="piecewise_linear": the bins are those of all ranks' rows.
     ple = MultiTaskClassifier(**params, numeric_embedding="piecewise_linear", distributed=True)

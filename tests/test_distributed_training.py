@@ -145,6 +145,21 @@ def test_a_regressor_in_two_processes_matches_one_process(runs):
                                    rtol=TOLERANCE)
 
 
+def test_a_binary_log_loss_task_next_to_a_regression_task_matches_one_process(runs):
+    """Mixed task types (issue 18): a click with loss="log_loss" and a spend, two processes."""
+    from skmtl import MultiTaskRegressor
+
+    X, _ = frame(runs["rows"])
+    y = pd.DataFrame({"click": runs["rows"]["click"], "spend": runs["rows"]["spend"]})
+    single = MultiTaskRegressor(**PARAMS, loss={"click": "log_loss"}).fit(
+        X, y, sample_weight=runs["weight"])
+    assert single.target_offset_[0] == 0.0 and single.target_scale_[0] == 1.0
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["mixed_loss_curve"], single.loss_curve_,
+                                   rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["mixed_predict"], single.predict(X), rtol=TOLERANCE)
+
+
 def test_numeric_only_columns_train_data_parallel(runs):
     """Found in review: with no categorical column, DDP raised on the second step (the
     empty embedding table is a parameter no step uses)."""

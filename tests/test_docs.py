@@ -43,7 +43,7 @@ def built_site(tmp_path_factory):
 
 def test_site_builds_with_every_page(built_site):
     for page in ("index", "install", "user_guide", "examples", "results", "api", "about",
-                 "distributed", "data_parallel"):
+                 "distributed", "data_parallel", "mixed_tasks"):
         assert (built_site / f"{page}.html").is_file(), page
 
 

@@ -110,3 +110,22 @@ def test_data_parallel_example_runs_under_torchrun():
     (line,) = [s for s in result.stdout.splitlines() if s.startswith("2 process(es)")]
     auc = float(line.split("AUC income_50k ")[1].split(",")[0])
     assert 0.85 < auc <= 1.0, line
+
+
+def test_click_watch_time_example_prints_the_table_and_writes_the_report(tmp_path, capsys):
+    """examples/click_watch_time.py on 2,000 rows, 3 epochs."""
+    example = _load_example("click_watch_time")
+    report = tmp_path / "report.md"
+    runs = example.main(["--n-samples", "2000", "--max-iter", "3", "--table", str(report)])
+    printed = capsys.readouterr().out
+    (run,) = runs
+    assert list(run) == example.MODELS
+    both, click_only, watch_only, hgb, truth = (run[m] for m in example.MODELS)
+    for scores in (both, hgb, truth):
+        assert 0.5 < scores["click"] <= 1.0 and scores["watch_time"] <= 1.0
+    assert math.isnan(click_only["watch_time"]) and math.isnan(watch_only["click"])
+    assert truth["click"] >= hgb["click"] - 0.02  # the true probabilities rank best
+    assert "predicted_p_click" in printed and example.format_table(runs) in printed
+    text = report.read_text()
+    assert text.startswith("# A click and a watch time") and text.endswith(
+        example.format_table(runs) + "\n")
