@@ -392,15 +392,15 @@ def test_continuing_a_fit_with_other_sequence_parameters_is_refused(data):
 def test_history_pooling_and_attention_learn_whether_the_history_holds_the_candidate():
     X, y = make_data(5000, seed=5)
     train, test = slice(0, 3000), slice(3000, None)
-    common = dict(
-        embedding_dim=8, expert_layer_sizes=(32,), tower_layer_sizes=(16,), n_experts=2,
-        batch_size=64, max_iter=20, learning_rate_init=0.01, early_stopping=False,
-        min_frequency=1, random_state=0,
-    )
-    shared = dict(sequence_features=["history", "tags"], shared_embeddings=[["item_id", "history"]])
+    common = {
+        "embedding_dim": 8, "expert_layer_sizes": (32,), "tower_layer_sizes": (16,), "n_experts": 2,
+        "batch_size": 64, "max_iter": 20, "learning_rate_init": 0.01, "early_stopping": False,
+        "min_frequency": 1, "random_state": 0,
+    }
+    shared = {"sequence_features": ["history", "tags"], "shared_embeddings": [["item_id", "history"]]}
     models = {
         "no history": (["item_id", "tags", "price"],
-                       dict(categorical_features=["item_id"], sequence_features=["tags"])),
+                       {"categorical_features": ["item_id"], "sequence_features": ["tags"]}),
         "mean": (list(X.columns), shared),
         "attention": (list(X.columns), dict(shared, attention_queries={"history": "item_id"})),
     }
