@@ -41,11 +41,11 @@ from skmtl import MultiTaskClassifier
 warnings.filterwarnings("ignore", category=ConvergenceWarning)
 
 N_ITEMS, N_CATEGORIES, N_USERS = 300, 12, 2000
-COMMON = dict(
-    architecture="mmoe", funnel=("click", "conversion"), embedding_dim=8, n_experts=4,
-    expert_layer_sizes=(64,), tower_layer_sizes=(32,), batch_size=256, max_iter=15,
-    learning_rate_init=3e-3, early_stopping=False, min_frequency=2, random_state=0,
-)
+COMMON = {
+    "architecture": "mmoe", "funnel": ("click", "conversion"), "embedding_dim": 8, "n_experts": 4,
+    "expert_layer_sizes": (64,), "tower_layer_sizes": (32,), "batch_size": 256, "max_iter": 15,
+    "learning_rate_init": 3e-3, "early_stopping": False, "min_frequency": 2, "random_state": 0,
+}
 
 
 def make_log(n_impressions: int = 30_000, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
