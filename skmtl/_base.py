@@ -55,11 +55,12 @@ from ._distributed import (
     process_group,
     resolve_device,
 )
-from ._encoding import TabularEncoder, resolve_categorical
+from ._encoding import TabularEncoder, column_name, resolve_categorical
 from ._fit_guards import check_embedding_tables
 from ._frames import as_pandas
 from ._keyed_settings import declared_categories
 from ._network_spec import build_from_spec, differing_entries, network_spec
+from ._sequence_columns import changed_sequence_layout, check_no_list_cells, sequence_columns
 from ._threads import begin_load_reading
 from ._training import (
     TensorData,
@@ -166,6 +167,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "category_dropout": [Interval(Real, 0, 1, closed="left")],
         "numeric_embedding": [StrOptions({"linear", "periodic", "piecewise_linear"})],
+        "sequence_features": ["array-like", None],
+        "sequence_pooling": [StrOptions({"mean", "sum", "max"}), dict],
+        "attention_queries": [dict, None],
+        "max_sequence_length": [Interval(Integral, 1, None, closed="left"), dict],
+        "shared_embeddings": ["array-like", None],
         "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "gate_temperature": [Interval(Real, 0, None, closed="neither")],
@@ -306,22 +312,38 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         )
         if group.active:  # e.g. a column of strings on one process, of numbers on another
             check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
-        declared = group.run(lambda: declared_categories(categories, is_categorical, feature_names))
+        others = group.run(lambda: self._other_column_kinds(X, is_categorical))
+        with_categories = is_categorical.copy()  # partial_fit's categories may name these
+        for kind in others:
+            with_categories[kind.columns] = True
+        declared = group.run(lambda: declared_categories(categories, with_categories, feature_names))
         encoder = TabularEncoder.from_mask(
             is_categorical, self.min_frequency, self.max_categories, feature_names,
-            others=self._other_column_kinds(X, is_categorical),
-            numeric_embedding=self.numeric_embedding,
+            others=others, numeric_embedding=self.numeric_embedding,
         )
         return encoder.fit(X, declared, group, rows=train_rows)
 
     def _other_column_kinds(self, X, is_categorical) -> list:
-        """Column kinds besides categorical and continuous, unfitted (none: no parameter asks).
+        """Column kinds besides categorical and continuous, unfitted.
 
         The private place where a kind (:mod:`skmtl._column_kinds`) is given
         columns; the columns of the kinds returned here are neither categorical
-        nor continuous.
+        nor continuous. The parameters ``sequence_features`` and
+        ``shared_embeddings`` give columns to
+        :class:`~skmtl._sequence_columns.SequenceColumns`; the other columns
+        must not hold lists.
         """
-        return []
+        feature_names = getattr(self, "feature_names_in_", None)
+
+        def name(j):
+            return column_name(feature_names, j)
+
+        kind = sequence_columns(self.get_params(deep=False), X.shape[1], feature_names,
+                                is_categorical, name)
+        kinds = [] if kind is None else [kind]
+        taken = set().union(*(k.columns.tolist() for k in kinds))
+        check_no_list_cells(X, [j for j in range(X.shape[1]) if j not in taken], name)
+        return kinds
 
     def _build_network(self, spec: dict, encoder, seeds: FitSeeds, device) -> torch.nn.Module:
         """The described network, initialised from the fit's seed, on ``device``."""
@@ -591,7 +613,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             self.get_params(deep=False), self.encoder_, targets.n_outputs, targets.funnel,
             getattr(self, "feature_names_in_", None), task_names=targets.task_names,
         )
-        changed = differing_entries(spec, wanted)
+        changed = differing_entries(spec, wanted) + changed_sequence_layout(
+            self.get_params(deep=False), self.encoder_, getattr(self, "feature_names_in_", None)
+        )
         if changed:
             described = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changed)
             raise ValueError(

@@ -150,6 +150,51 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         (as the categorical vocabularies) is learnt from every row given to
         ``fit``.
 
+    sequence_features : array-like of str or int, default=None
+        Columns (names or indices) whose cells are lists of categories of
+        variable length: a user's last clicked item ids, an item's tags.
+        A cell is a list, tuple or 1-D array (pandas object columns, numpy
+        object arrays), a pyarrow list (``pd.ArrowDtype(pa.list_(...))``) or
+        a polars ``List``/``Array`` value; None or NaN is an empty list, and
+        a missing value inside a list is an unknown item. Each column gets a
+        vocabulary (every item counts; ``min_frequency`` and
+        ``max_categories`` apply) and a table with an unknown row, and
+        becomes ONE token of ``embedding_dim`` values by its
+        ``sequence_pooling``. Columns are never guessed from their cells: a
+        column of lists that is not declared here is refused with an error.
+        See :ref:`sequence-columns`.
+
+    sequence_pooling : {"mean", "sum", "max"} or dict, default="mean"
+        How the item embeddings of a sequence column become its token: their
+        mean, sum or elementwise maximum (padding never counts; an empty
+        list gives zeros). A dict ``{column: pooling}`` sets it per column
+        (others: ``"mean"``).
+
+    attention_queries : dict, default=None
+        ``{sequence column: query column}``: those sequence columns are
+        pooled by target attention (DIN, Zhou et al., "Deep Interest Network
+        for Click-Through Rate Prediction", KDD 2018): each item's weight is
+        computed by a small network from the query's embedding (the
+        candidate item's) and the item's, and the token is the weighted sum
+        of the items (padding masked). The query is a column of single
+        categories that shares the sequence column's table
+        (``shared_embeddings``).
+
+    max_sequence_length : int or dict, default=20
+        Items kept of each list: the LAST ones (the most recent, for lists
+        in time order); shorter lists are padded. A dict ``{column: length}``
+        sets it per column (others: 20). The encoded rows take
+        ``max_sequence_length`` int32 values per sequence column.
+
+    shared_embeddings : list of lists of str or int, default=None
+        Groups of columns that share one vocabulary and one embedding table
+        (one parameter tensor, trained by all of them), e.g.
+        ``[["item_id", "clicked_items"]]`` for an item id column and a
+        history of item ids. The vocabulary counts the values of every
+        column of the group; unknown and missing values map to the table's
+        unknown row. A column of single categories in a group is
+        categorical whatever its dtype.
+
     expert_layer_sizes : array-like of int, default=(64, 32)
         Layers of each expert (for ``"moe"``, ``"mmoe"`` and ``"ple"``), of
         the shared encoder (for ``"shared_bottom"``) or of each task's
@@ -393,7 +438,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Which features were treated as categorical.
     categories_ : list of (ndarray or None)
         Categories with an embedding row of their own, per feature (None for
-        continuous features).
+        continuous features); for a sequence column or a column of
+        ``shared_embeddings``, its table's.
     encoder_ : object
         The fitted column encoder (vocabularies, continuous mean and scale).
     module_ : torch.nn.Module
@@ -476,6 +522,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         max_categories=None,
         category_dropout=0.02,
         numeric_embedding="linear",
+        sequence_features=None,
+        sequence_pooling="mean",
+        attention_queries=None,
+        max_sequence_length=20,
+        shared_embeddings=None,
         expert_layer_sizes=(64, 32),
         n_experts=4,
         gate_temperature=1.0,
@@ -517,6 +568,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.max_categories = max_categories
         self.category_dropout = category_dropout
         self.numeric_embedding = numeric_embedding
+        self.sequence_features = sequence_features
+        self.sequence_pooling = sequence_pooling
+        self.attention_queries = attention_queries
+        self.max_sequence_length = max_sequence_length
+        self.shared_embeddings = shared_embeddings
         self.expert_layer_sizes = expert_layer_sizes
         self.n_experts = n_experts
         self.gate_temperature = gate_temperature
@@ -606,7 +662,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             ``learning_curve(exploit_incremental_learning=True)`` passes).
         categories : dict, default=None
             First call only: the full set of categories of some categorical
-            columns, keyed by column name (DataFrame input) or index.
+            or sequence columns, keyed by column name (DataFrame input) or
+            index (for a group of ``shared_embeddings``: of any of its
+            columns, their union).
 
         Returns
         -------

@@ -86,6 +86,7 @@ class OnnxColumn:
     index: int  # position in X
     kind: str  # recorded in the model's metadata ("continuous", "string", ...)
     onnx_type: str  # "string", "int64" or "double"
+    width: int = 1  # the input's shape is (N, width)
 
 
 class ColumnKind:
@@ -138,6 +139,10 @@ class ColumnKind:
         """
         raise NotImplementedError
 
+    def categories(self) -> dict:
+        """The learnt categories of the kind's columns, by column index (none by default)."""
+        return {}
+
     def token_columns(self) -> np.ndarray:
         """The column of ``X`` behind each token (by default one token per column)."""
         return self.columns
@@ -155,7 +160,7 @@ class ColumnKind:
         raise NotImplementedError
 
     def onnx_feed(self, X, names) -> dict:
-        """The graph inputs' values for the rows of ``X``, arrays of shape ``(n, 1)``."""
+        """The graph inputs' values for the rows of ``X``, arrays of shape ``(n, width)``."""
         raise NotImplementedError
 
     def onnx_encode(self, graph, names, output: str) -> None:
@@ -201,7 +206,7 @@ def column_name(feature_names, j: int) -> str:
     return repr(str(feature_names[j])) if feature_names is not None else str(j)
 
 
-def _category_counts(values) -> pd.Series:
+def category_counts(values) -> pd.Series:
     """How often each category of one column occurs (missing values left out)."""
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         codes = values.cat.codes.to_numpy()
@@ -231,7 +236,7 @@ def _integer_counts(values: np.ndarray) -> pd.Series | None:
     return pd.Series(counts[seen], index=(seen + low).astype(values.dtype))
 
 
-def _vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
+def learnt_vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
     """Sorted categories of one column that earn an embedding row of their own."""
     inferred = pd.api.types.infer_dtype(counts.index, skipna=True)
     if inferred in _MIXED_INFERRED:
@@ -248,7 +253,7 @@ def _vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | Non
     return pd.Index(counts.index).sort_values()
 
 
-def _sum_counts(parts: list[pd.Series]) -> pd.Series:
+def sum_counts(parts: list[pd.Series]) -> pd.Series:
     """Category counts of several shards added up (one shard: returned as is)."""
     if len(parts) == 1:
         return parts[0]
@@ -274,7 +279,7 @@ def _combine_moments(parts) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.sqrt(m2 / n)
 
 
-def _declared_vocabulary(values, name: str) -> pd.Index:
+def declared_vocabulary(values, name: str) -> pd.Index:
     vocabulary = pd.Index(pd.unique(pd.Series(np.asarray(values, dtype=object)).dropna()))
     if pd.api.types.infer_dtype(vocabulary, skipna=True) in _MIXED_INFERRED:
         raise ValueError(f"The declared categories of column {name} mix value types.")
@@ -450,7 +455,7 @@ class CategoricalColumns(ColumnKind):
 
     def _counts(self, X, declared) -> list:
         """Category counts of the undeclared columns (None for declared ones)."""
-        return [None if j in declared else _category_counts(column(X, j)) for j in self.columns]
+        return [None if j in declared else category_counts(column(X, j)) for j in self.columns]
 
     def fit(self, X, context: FitContext) -> CategoricalColumns:
         declared = context.declared
@@ -459,13 +464,13 @@ class CategoricalColumns(ColumnKind):
         else:
             shards = context.group.share(lambda: self._counts(X, declared))
             counts = [
-                None if j in declared else _sum_counts([shard[k] for shard in shards])
+                None if j in declared else sum_counts([shard[k] for shard in shards])
                 for k, j in enumerate(self.columns)
             ]
         self.vocabularies_ = [
-            _declared_vocabulary(declared[j], context.column_name(j))
+            declared_vocabulary(declared[j], context.column_name(j))
             if j in declared
-            else _vocabulary(column_counts, self.min_frequency, self.max_categories, context.column_name(j))
+            else learnt_vocabulary(column_counts, self.min_frequency, self.max_categories, context.column_name(j))
             for j, column_counts in zip(self.columns, counts)
         ]
         return self
@@ -482,6 +487,9 @@ class CategoricalColumns(ColumnKind):
             codes[:, k] = encode_column(column(X, j), vocabulary)
         return codes
 
+    def categories(self) -> dict:
+        return {int(j): vocabulary.to_numpy() for j, vocabulary in zip(self.columns, self.vocabularies_)}
+
     def embedding_args(self, values: Mapping) -> dict:
         return {
             "cardinalities": self.cardinalities,
@@ -494,7 +502,7 @@ class CategoricalColumns(ColumnKind):
 
     # ONNX: a LabelEncoder (or Equal/Where/ReduceMax for float keys) per column.
     def _lookups(self, names) -> list[_CategoryLookup]:
-        return [_category_lookup(v, names[j]) for j, v in zip(self.columns, self.vocabularies_)]
+        return [category_lookup(v, names[j]) for j, v in zip(self.columns, self.vocabularies_)]
 
     def onnx_columns(self, names) -> list[OnnxColumn]:
         return [
@@ -515,30 +523,8 @@ class CategoricalColumns(ColumnKind):
     def onnx_encode(self, graph, names, output: str) -> None:
         codes = []
         for k, (j, lookup) in enumerate(zip(self.columns, self._lookups(names))):
-            name, out = names[j], graph.name(f"code_{k}")
-            if len(lookup.keys) == 0:  # no learnt category: always unknown
-                shape = graph.name(f"shape_{k}")
-                graph.node("Shape", [name], [shape])
-                graph.node("ConstantOfShape", [shape], [out],
-                           value=graph.tensor(np.zeros(1, dtype=np.int64)))
-            elif lookup.kind == "float":
-                # (N, 1) == (K,) -> (N, K); the matching code, or 0; max over K.
-                equal, picked = graph.name(f"equal_{k}"), graph.name(f"picked_{k}")
-                graph.node("Equal", [name, graph.const(f"keys_{k}", lookup.keys)], [equal])
-                graph.node(
-                    "Where",
-                    [equal, graph.const(f"values_{k}", np.arange(1, len(lookup.keys) + 1, dtype=np.int64)),
-                     graph.const(f"zero_{k}", np.zeros((), dtype=np.int64))],
-                    [picked],
-                )
-                graph.node("ReduceMax", [picked, graph.const(f"axis_{k}", np.ones(1, dtype=np.int64))],
-                           [out], keepdims=1)
-            else:
-                keys = ({"keys_strings": lookup.keys.tolist()} if lookup.kind == "string"
-                        else {"keys_int64s": lookup.keys.tolist()})
-                graph.node("LabelEncoder", [name], [out], domain="ai.onnx.ml",
-                           values_int64s=list(range(1, len(lookup.keys) + 1)), default_int64=0, **keys)
-            codes.append(out)
+            codes.append(graph.name(f"code_{k}"))
+            onnx_category_codes(graph, names[j], lookup, codes[-1], str(k))
         graph.node("Concat", codes, [output], axis=1)
 
     def onnx_example(self, n_rows: int) -> torch.Tensor:
@@ -559,6 +545,34 @@ class _CategoryLookup:
     @property
     def onnx_type(self) -> str:
         return {"string": "string", "bool": "int64", "int": "int64"}.get(self.kind, "double")
+
+
+def onnx_category_codes(graph, name: str, lookup: _CategoryLookup, output: str, tag: str) -> None:
+    """Nodes giving the codes (int64, 0 unknown) of the graph values ``name`` of any shape.
+
+    A ``LabelEncoder`` for string, bool and integer keys; for float keys (which
+    its version 2 does not take) the matching code by ``Equal``, ``Where`` and
+    ``ReduceMax`` over a new last axis. ``tag`` makes the internal names unique.
+    """
+    if len(lookup.keys) == 0:  # no learnt category: always unknown
+        shape = graph.name(f"shape_{tag}")
+        graph.node("Shape", [name], [shape])
+        graph.node("ConstantOfShape", [shape], [output], value=graph.tensor(np.zeros(1, dtype=np.int64)))
+    elif lookup.kind == "float":
+        # (..., 1) == (K,) -> (..., K); the matching code, or 0; max over K.
+        last = graph.const(f"axis_{tag}", np.full(1, -1, dtype=np.int64))
+        column, equal, picked = (graph.name(f"{s}_{tag}") for s in ("column", "equal", "picked"))
+        graph.node("Unsqueeze", [name, last], [column])
+        graph.node("Equal", [column, graph.const(f"keys_{tag}", lookup.keys)], [equal])
+        codes = graph.const(f"values_{tag}", np.arange(1, len(lookup.keys) + 1, dtype=np.int64))
+        graph.node("Where", [equal, codes, graph.const(f"zero_{tag}", np.zeros((), dtype=np.int64))],
+                   [picked])
+        graph.node("ReduceMax", [picked, last], [output], keepdims=0)
+    else:
+        keys = ({"keys_strings": lookup.keys.tolist()} if lookup.kind == "string"
+                else {"keys_int64s": lookup.keys.tolist()})
+        graph.node("LabelEncoder", [name], [output], domain="ai.onnx.ml",
+                   values_int64s=list(range(1, len(lookup.keys) + 1)), default_int64=0, **keys)
 
 
 def _category_kind(vocabulary: pd.Index, name: str) -> str:
@@ -589,7 +603,7 @@ def _unused(candidates, taken) -> object:
     return next(c for c in candidates if c not in taken)
 
 
-def _category_lookup(vocabulary: pd.Index, name: str) -> _CategoryLookup:
+def category_lookup(vocabulary: pd.Index, name: str) -> _CategoryLookup:
     kind = _category_kind(vocabulary, name)
     values = vocabulary.to_numpy(dtype=object)
     if kind == "string":

@@ -250,10 +250,11 @@ class TabularEncoder:
         return tuple(kind.transform(X, context) for kind in self.kinds)
 
     def categories_by_feature(self) -> list[np.ndarray | None]:
-        """Learnt categories of every feature, None for the others."""
+        """Learnt categories of every feature (its table's, for a shared one), None for the others."""
         out: list[np.ndarray | None] = [None] * self.n_features
-        for j, vocabulary in zip(self.categorical.columns, self.categorical.vocabularies_):
-            out[j] = vocabulary.to_numpy()
+        for kind in self.kinds:
+            for j, categories in kind.categories().items():
+                out[j] = categories
         return out
 
     def feature_name(self, j: int) -> str:

@@ -102,7 +102,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     is_categorical_ : ndarray of bool of shape (n_features_in_,)
         Which features were treated as categorical.
     categories_ : list of (ndarray or None)
-        Categories with an embedding row of their own, per feature.
+        Categories with an embedding row of their own, per feature (a
+        sequence or shared column: its table's).
     encoder_ : object
         The fitted column encoder (vocabularies, continuous mean and scale).
     module_ : torch.nn.Module
@@ -191,6 +192,11 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         max_categories=None,
         category_dropout=0.02,
         numeric_embedding="linear",
+        sequence_features=None,
+        sequence_pooling="mean",
+        attention_queries=None,
+        max_sequence_length=20,
+        shared_embeddings=None,
         expert_layer_sizes=(64, 32),
         n_experts=4,
         gate_temperature=1.0,
@@ -228,6 +234,11 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.max_categories = max_categories
         self.category_dropout = category_dropout
         self.numeric_embedding = numeric_embedding
+        self.sequence_features = sequence_features
+        self.sequence_pooling = sequence_pooling
+        self.attention_queries = attention_queries
+        self.max_sequence_length = max_sequence_length
+        self.shared_embeddings = shared_embeddings
         self.expert_layer_sizes = expert_layer_sizes
         self.n_experts = n_experts
         self.gate_temperature = gate_temperature
@@ -302,7 +313,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             Non-negative weight of each row.
         categories : dict, default=None
             First call only: the full set of categories of some categorical
-            columns, keyed by column name (or index).
+            or sequence columns, keyed by column name (or index), as in
+            :meth:`MultiTaskClassifier.partial_fit`.
 
         Returns
         -------

@@ -21,6 +21,12 @@ skmtl:
      is not a learnt category means unknown;
    - categorical column with float categories: ``double``; NaN or any value
      that is not a learnt category means missing/unknown.
+   - sequence column (``sequence_features``): TWO inputs, the column's name
+     of shape ``(N, max_sequence_length)`` holding the kept items (the last
+     ones of each list, in order; what follows them is ignored) with the type
+     of its categories as above, and ``<name>_length`` of shape ``(N, 1)``,
+     int64, the number of items kept (see the user guide's "Sequence and
+     multi-hot columns").
 
 2. **Encoding inside the graph**: each categorical column goes through an
    ``ai.onnx.ml`` ``LabelEncoder`` that maps the column's learnt categories
@@ -200,7 +206,9 @@ def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     -------
     inputs : dict of str to ndarray of shape (n_samples, 1)
         Graph input name -> values (object arrays of str, int64 or float64),
-        ready for ``onnxruntime.InferenceSession.run(None, inputs)``.
+        ready for ``onnxruntime.InferenceSession.run(None, inputs)``. A
+        sequence column gives an ``(n_samples, max_sequence_length)`` array of
+        its kept items and an ``(n_samples, 1)`` array of their number.
 
     Examples
     --------
@@ -221,7 +229,7 @@ def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     feed = {}
     for kind in _exported_kinds(estimator):
         feed.update(kind.onnx_feed(X, names))
-    return {name: feed[name] for name in names}
+    return {column.name: feed[column.name] for column in _columns(estimator)}
 
 
 # ------------------------------------------------------------------ the network
@@ -377,7 +385,7 @@ def _front_end(estimator, columns, helper, numpy_helper, TensorProto):
     onnx_types = {"string": TensorProto.STRING, "int64": TensorProto.INT64,
                   "double": TensorProto.DOUBLE}
     inputs = [
-        helper.make_tensor_value_info(col.name, onnx_types[col.onnx_type], ["N", 1])
+        helper.make_tensor_value_info(col.name, onnx_types[col.onnx_type], ["N", col.width])
         for col in columns
     ]
     graph = _GraphBuilder(helper, numpy_helper, TensorProto)
@@ -525,7 +533,10 @@ def to_onnx(estimator, path=None, *, opset: int | None = None):
     metadata = {
         "skmtl.task_names": task_names,
         "skmtl.estimator": type(estimator).__name__,
-        "skmtl.inputs": [{"name": c.name, "kind": c.kind, "type": c.onnx_type} for c in columns],
+        "skmtl.inputs": [
+            {"name": c.name, "kind": c.kind, "type": c.onnx_type, **({"width": c.width} if c.width != 1 else {})}
+            for c in columns
+        ],
         "skmtl.funnel": [task_names[t] for t in getattr(estimator, "funnel_", [])],
         "skmtl.architecture": str(type(estimator.module_.body).__name__),
     }

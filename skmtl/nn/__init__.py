@@ -38,6 +38,7 @@ from .blocks import (
     task_towers,
     tower_shapes,
 )
+from .sequence import SequenceEmbedding, TargetAttention
 
 __all__ = [
     "ARCHITECTURES",
@@ -57,10 +58,12 @@ __all__ = [
     "PeriodicEmbedding",
     "PiecewiseLinearEmbedding",
     "ProgressiveLayeredExtraction",
+    "SequenceEmbedding",
     "SharedBottom",
     "SingleTask",
     "StackedLinear",
     "StackedMLP",
+    "TargetAttention",
     "TaskTowerGroups",
     "TaskTowers",
     "architecture_options",
