@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import json
 import platform
 import sys
 import time
@@ -138,12 +139,17 @@ def scores(p_ctr, p_cvr, p_ctcvr, y, clicked) -> dict:
     }
 
 
-def run_seed(seed: int, args, selection_bias: float = 0.0, impression_model: bool = False) -> dict:
+def run_seed(
+    seed: int, args, selection_bias: float = 0.0, impression_model: bool = False,
+    models: tuple = ("esmm", "naive"), esmm_variants: dict | None = None,
+) -> dict:
     """Generate one funnel, fit the models, score them and the oracle.
 
     ``impression_model`` adds a third model, ``impression``: no funnel, the
     conversion label 0 where not clicked, so its conversion task learns
-    pCTCVR directly over all impressions (pCVR = pCTCVR / pCTR).
+    pCTCVR directly over all impressions (pCVR = pCTCVR / pCTR). ``models``
+    leaves out ``"esmm"`` or ``"naive"``; ``esmm_variants`` maps a name to
+    parameters that override the shared ones for one more ESMM model each.
     """
     n = args.n_train + args.n_test
     data = make_ad_funnel(
@@ -174,32 +180,35 @@ def run_seed(seed: int, args, selection_bias: float = 0.0, impression_model: boo
     )
 
     params = model_params(args)
-    start = time.perf_counter()
-    esmm = MultiTaskClassifier(funnel=FUNNEL, funnel_mode="esmm", random_state=seed, **params)
-    esmm.fit(X_train, y_nan.iloc[train])
-    fit_esmm = time.perf_counter() - start
-    proba = esmm.predict_proba(X_test)
-    conditional = esmm.predict_conditional_proba(X_test)
-    out["esmm"] = scores(
-        conditional["click"], conditional["conversion"], proba[1][:, 1], y_test, clicked
-    )
-    out["esmm"].update(fit_s=fit_esmm, n_iter=esmm.n_iter_)
-
-    start = time.perf_counter()
-    naive = MultiTaskClassifier(random_state=seed, **params)
-    naive.fit(X_train, y_nan.iloc[train])  # conversion NaN where not clicked: CVR on clicks only
-    fit_naive = time.perf_counter() - start
-    p_ctr, p_cvr = (p[:, 1] for p in naive.predict_proba(X_test))
-    out["naive"] = scores(p_ctr, p_cvr, p_ctr * p_cvr, y_test, clicked)
-    out["naive"].update(fit_s=fit_naive, n_iter=naive.n_iter_)
     out["oracle"].update(truth_scores(
         data.p_click[test], data.p_conversion_given_click[test], data.p_conversion[test],
         data, test,
     ))
-    out["esmm"].update(truth_scores(
-        conditional["click"], conditional["conversion"], proba[1][:, 1], data, test
-    ))
-    out["naive"].update(truth_scores(p_ctr, p_cvr, p_ctr * p_cvr, data, test))
+    esmm_models = {"esmm": {}} if "esmm" in models else {}
+    esmm_models.update(esmm_variants or {})
+    for name, overrides in esmm_models.items():
+        start = time.perf_counter()
+        esmm = MultiTaskClassifier(
+            funnel=FUNNEL, funnel_mode="esmm", random_state=seed, **{**params, **overrides}
+        )
+        esmm.fit(X_train, y_nan.iloc[train])
+        fit_esmm = time.perf_counter() - start
+        proba = esmm.predict_proba(X_test)
+        conditional = esmm.predict_conditional_proba(X_test)
+        probabilities = (conditional["click"], conditional["conversion"], proba[1][:, 1])
+        out[name] = scores(*probabilities, y_test, clicked)
+        out[name].update(truth_scores(*probabilities, data, test))
+        out[name].update(fit_s=fit_esmm, n_iter=esmm.n_iter_)
+
+    if "naive" in models:
+        start = time.perf_counter()
+        naive = MultiTaskClassifier(random_state=seed, **params)
+        naive.fit(X_train, y_nan.iloc[train])  # conversion NaN where not clicked: CVR on clicks
+        fit_naive = time.perf_counter() - start
+        p_ctr, p_cvr = (p[:, 1] for p in naive.predict_proba(X_test))
+        out["naive"] = scores(p_ctr, p_cvr, p_ctr * p_cvr, y_test, clicked)
+        out["naive"].update(truth_scores(p_ctr, p_cvr, p_ctr * p_cvr, data, test))
+        out["naive"].update(fit_s=fit_naive, n_iter=naive.n_iter_)
     if impression_model:
         start = time.perf_counter()
         direct = MultiTaskClassifier(random_state=seed, **params)
@@ -313,11 +322,13 @@ BIAS_ROWS = [
     ("auc_ctcvr", "AUC conversion over all impressions (pCTCVR)"),
 ]
 BIAS_MODELS = ("esmm", "naive", "impression")
+"""The models of the study, in table order; ESMM variants follow them."""
 
 
 def bias_report(results: dict, args, command: str, runtime_s: float) -> str:
     """The Markdown report of the selection-bias study: ``results[bias]`` is a list of seeds."""
     first = next(iter(results.values()))
+    models = [m for m in first[0] if isinstance(first[0][m], dict) and m != "oracle"]
     lines = [
         "# ESMM against two single-step models, by strength of selection bias",
         "",
@@ -343,26 +354,28 @@ def bias_report(results: dict, args, command: str, runtime_s: float) -> str:
         "r is the Pearson correlation of logits over ALL impressions. AUCs are against the labels. "
         "Mean ± standard deviation over seeds; paired differences by seed.",
         "",
-        "| b | quantity | esmm | naive | impression | oracle | esmm − naive | "
-        "esmm − impression |",
-        "|---|---|---|---|---|---|---|---|",
+    ]
+    reference = "esmm" if "esmm" in models else models[0]
+    others = [m for m in models if m != reference]
+    lines += [
+        "| b | quantity | " + " | ".join(models) + " | oracle | "
+        + " | ".join(f"{reference} − {m}" for m in others) + " |",
+        "|---|---|" + "---|" * (len(models) + 1 + len(others)),
     ]
     for bias, runs in results.items():
         col = lambda model, key: [r[model][key] for r in runs]  # noqa: E731
         for key, label in BIAS_ROWS:
-            cells = [mean_std(col(m, key), 4) for m in BIAS_MODELS]
-            lines.append(
-                f"| {bias:g} | {label} | " + " | ".join(cells)
-                + f" | {mean_std(col('oracle', key), 4)} "
-                f"| {mean_std(np.subtract(col('esmm', key), col('naive', key)), 4)} "
-                f"| {mean_std(np.subtract(col('esmm', key), col('impression', key)), 4)} |"
-            )
+            cells = [mean_std(col(m, key), 4) for m in models + ["oracle"]]
+            cells += [
+                mean_std(np.subtract(col(reference, key), col(m, key)), 4) for m in others
+            ]
+            lines.append(f"| {bias:g} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "Fit time (s) and epochs per model:", ""]
     for bias, runs in results.items():
         parts = [
             f"{m} {mean_std([r[m]['fit_s'] for r in runs], 1)} s "
             f"({mean_std([r[m]['n_iter'] for r in runs], 1)} epochs)"
-            for m in BIAS_MODELS
+            for m in models
         ]
         lines.append(f"- b = {bias:g}: " + "; ".join(parts) + ".")
     return "\n".join(lines) + "\n"
@@ -382,6 +395,15 @@ def main(argv=None) -> int:
         "--selection-bias", type=float, nargs="+", default=None, metavar="B",
         help="run the selection-bias study at these strengths (adds the impression-space "
         "model; report funnel_selection_bias_latest.md)",
+    )
+    parser.add_argument(
+        "--models", nargs="+", default=list(BIAS_MODELS), choices=BIAS_MODELS,
+        help="with --selection-bias: which of the three models to fit",
+    )
+    parser.add_argument(
+        "--esmm-variant", action="append", default=[], metavar="NAME=JSON",
+        help="with --selection-bias: one more ESMM model whose parameters JSON overrides "
+        "(e.g. 'heavy={\"task_weights\": {\"conversion\": 5}}'); repeatable",
     )
     parser.add_argument("--output", type=Path, default=None, help="Markdown report")
     args = parser.parse_args(argv)
@@ -415,18 +437,26 @@ def main(argv=None) -> int:
 
 
 def _bias_study(args, command: str) -> int:
+    variants = {}
+    for spec in args.esmm_variant:
+        name, _, overrides = spec.partition("=")
+        variants[name] = json.loads(overrides)
     start = time.perf_counter()
     results = {}
     for bias in args.selection_bias:
         results[bias] = []
         for seed in range(args.seeds):
-            result = run_seed(seed, args, selection_bias=bias, impression_model=True)
+            result = run_seed(
+                seed, args, selection_bias=bias, impression_model="impression" in args.models,
+                models=tuple(args.models), esmm_variants=variants,
+            )
             results[bias].append(result)
+            names = [m for m in result if isinstance(result[m], dict) and m != "oracle"]
             print(
                 f"b={bias:g} seed {seed}: r(pCVR) " + ", ".join(
-                    f"{m} {result[m]['r_cvr']:.4f}" for m in BIAS_MODELS
+                    f"{m} {result[m]['r_cvr']:.4f}" for m in names
                 ) + "; r(pCTCVR) " + ", ".join(
-                    f"{m} {result[m]['r_ctcvr']:.4f}" for m in BIAS_MODELS
+                    f"{m} {result[m]['r_ctcvr']:.4f}" for m in names
                 ) + f" ({time.perf_counter() - start:.0f} s)",
                 flush=True,
             )
