@@ -507,8 +507,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             optimizer=optimizer,
             group=group,
             user_module=user_module,
-            observers=() if balancer is None else (balancer,),
-            backward=balancer,
+            **({} if balancer is None else {"observers": (balancer,), "backward": balancer}),
         )
 
     def _store_fit(

@@ -198,12 +198,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         ``sum_t task_weights[t] * loss_t``, so a task's weight scales that
         task's gradient and nothing else. None weighs all tasks 1.
 
-    task_balancing : {"fixed", "uncertainty", "gradnorm", "pcgrad"} or dict, \
-            default="fixed"
-        How the task losses ``L_t`` combine into each step's gradient; the
-        ``task_weights`` ``c_t`` multiply each task's balanced term. Early
-        stopping always watches the fixed objective ``sum_t c_t L_t`` on the
-        validation rows.
+    task_balancing : str or dict, default="fixed"
+        One of ``"fixed"``, ``"uncertainty"``, ``"gradnorm"``, ``"pcgrad"``
+        (or a dict with options, below): how the task losses ``L_t`` combine
+        into each step's gradient; the ``task_weights`` ``c_t`` multiply each
+        task's balanced term. Early stopping always watches the fixed
+        objective ``sum_t c_t L_t`` on the validation rows.
 
         - ``"fixed"``: ``sum_t c_t L_t``.
         - ``"uncertainty"`` (Kendall et al., CVPR 2018): learnt log-variances

@@ -362,6 +362,7 @@ BAD_PARAMETERS = {
     "random_state": "seed",
     "scoring": 1,
     "shuffle": "yes",
+    "task_balancing": "gradient_surgery",
     "task_weights": "equal",
     "tol": -1.0,
     "tower_layer_sizes": "tall",
