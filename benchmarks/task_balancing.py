@@ -149,8 +149,8 @@ def format_report(rows: list[dict], args, seconds: float, loads, command: str) -
     """Markdown: one table per study (metric per task, fit-time ratio, epochs, weights)."""
     processes, highest = "one process", ""
     if args.from_json:
-        processes = (f"{len(args.from_json)} runs in parallel processes, one per file, "
-                     "combined")
+        processes = ("one run" if len(args.from_json) == 1 else
+                     f"{len(args.from_json)} runs in parallel processes, one per file, combined")
         highest = ", the highest of the runs"
     lines = [
         "# Task balancing: fixed, uncertainty, GradNorm, PCGrad",
@@ -183,13 +183,21 @@ def format_report(rows: list[dict], args, seconds: float, loads, command: str) -
             scores = np.array([r["scores"] for r in runs])
             ratios = [r["seconds"] / fixed[r["seed"]] for r in runs if r["seed"] in fixed]
             ratio = f"{np.median(ratios):.2f}x" if ratios else "-"
-            weights = np.mean([r["final_weights"] for r in runs], axis=0)
+            weights = np.mean([r["final_weights"] for r in runs], axis=0)  # (n_tasks,)
             lines.append(
                 f"| {method} | " + " | ".join(_mean_std(scores[:, t]) for t in range(len(tasks)))
                 + f" | {_mean_std(scores.mean(axis=1))} | {ratio} "
                 f"| {np.mean([r['epochs'] for r in runs]):.0f} | "
                 + " / ".join(f"{w:.2f}" for w in weights) + " |"
             )
+        if len(seeds) > 1:
+            lines += ["", f"Per seed, mean {group[0]['metric']} over the tasks:", "",
+                      "| method | " + " | ".join(f"seed {seed}" for seed in seeds) + " |",
+                      "|---|" + "---:|" * len(seeds)]
+            for method in args.methods:
+                means = {r["seed"]: np.mean(r["scores"]) for r in group if r["method"] == method}
+                lines.append(f"| {method} | "
+                             + " | ".join(f"{means[seed]:.4f}" for seed in seeds) + " |")
     return "\n".join(lines) + "\n"
 
 
