@@ -49,6 +49,7 @@ from sklearn.utils.validation import (
 )
 
 from . import metrics
+from ._balancing import balancing_settings, make_balancer
 from ._distributed import (
     check_fit_agrees,
     check_same_on_every_rank,
@@ -110,6 +111,10 @@ class FitSeeds:
         else:
             seed = int(np.random.SeedSequence([self.seed, 2, self.rank]).generate_state(1)[0])
         return torch.Generator(device=device).manual_seed(seed)
+
+    def balancing_generator(self) -> torch.Generator:
+        """The order of the tasks in ``task_balancing="pcgrad"``'s projections."""
+        return torch.Generator().manual_seed(self.seed + 3)
 
     def split_rng(self) -> np.random.RandomState:
         """The validation split."""
@@ -182,6 +187,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
         "task_weights": ["array-like", dict, None],
+        "task_balancing": [StrOptions({"fixed", "uncertainty", "gradnorm", "pcgrad"}), dict],
         "feature_groups": [dict, None],
         "n_group_experts": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
@@ -222,6 +228,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         rather than leaving the others waiting) and the statistics are shared.
         """
         begin_load_reading()  # the thread policy's first look at other processes' load
+        balancing = balancing_settings(self.task_balancing, self.distributed)
         group = process_group(self.distributed)
         weighted = sample_weight is not None
         X, sample_weight = self._check_fit_inputs(X, y, sample_weight, group, reuse, partial)
@@ -253,15 +260,23 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             dict(encoder=encoder, spec=spec, module=module, objective=objective, device=device,
                  targets=targets),
         )
+        balancer = make_balancer(
+            balancing, module, objective, len(targets.task_names),
+            learning_rate=self.learning_rate_init, generator=seeds.balancing_generator(),
+            group=group,
+        )
+        if balancer is not None and reuse:  # the balance goes on (Adam's moments as optimizer_'s)
+            balancer.restore(getattr(self, "_task_balance_state_", None),
+                             keep_moments=partial and self.optimizer_ is not None)
         history = self._train(
             module, optimizer, objective, data, validation, seeds, device, group,
             partial=partial, user_module=not isinstance(spec["architecture"], str),
-            validation_scorer=validation_scorer,
+            validation_scorer=validation_scorer, balancer=balancer,
         )
         # Only now, with training finished, does the estimator change.
         self._store_fit(
             encoder, spec, module, optimizer, objective, device, targets, history,
-            reuse=reuse, partial=partial,
+            reuse=reuse, partial=partial, balancer=balancer,
         )
         return self
 
@@ -489,8 +504,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _train(
         self, module, optimizer, objective, data, validation, seeds, device, group, *,
         partial: bool, user_module: bool, validation_scorer: ValidationScorer | None = None,
+        balancer=None,
     ):
-        """The training settings, and the one training loop."""
+        """The training settings, and the one training loop (with ``task_balancing``'s step)."""
         n_train = sum(group.share(lambda: len(data)))
         config = TrainingConfig(
             max_iter=1 if partial else self.max_iter,
@@ -515,11 +531,12 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             optimizer=optimizer,
             group=group,
             user_module=user_module,
+            **({} if balancer is None else {"observers": (balancer,), "backward": balancer}),
         )
 
     def _store_fit(
         self, encoder, spec, module, optimizer, objective, device, targets, history, *,
-        reuse: bool, partial: bool,
+        reuse: bool, partial: bool, balancer=None,
     ) -> None:
         """Set the fitted attributes.
 
@@ -529,6 +546,14 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         and ``loss_curve_``, ``task_loss_curves_`` and ``validation_scores_``
         go on.
         """
+        if balancer is None:  # fixed weights: the task weights, every epoch
+            weights = objective.task_weights
+            weights = np.ones(len(targets.task_names)) if weights is None else weights.cpu().numpy()
+            balance = np.tile(np.asarray(weights, dtype=np.float64), (history.n_iter, 1))
+        else:
+            balance = np.vstack(balancer.epoch_weights)
+        if reuse and getattr(self, "task_balance_weights_", None) is not None:
+            balance = np.vstack([self.task_balance_weights_, balance])
         if reuse:  # the curves go on
             history.loss_curve = self.loss_curve_ + history.loss_curve
             history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
@@ -543,6 +568,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         self.validation_scores_ = history.validation_scores
         self.best_validation_score_ = history.best_validation_score
         self.best_loss_ = history.best_loss
+        self.task_balance_weights_ = balance
+        self._task_balance_state_ = None if balancer is None else balancer.export()
 
     def _set_model(self, encoder, spec, module, optimizer, objective, device, targets) -> None:
         """The fitted attributes that predict: encoder, network, objective, tasks."""

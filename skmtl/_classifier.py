@@ -243,6 +243,39 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         ``sum_t task_weights[t] * loss_t``, so a task's weight scales that
         task's gradient and nothing else. None weighs all tasks 1.
 
+    task_balancing : str or dict, default="fixed"
+        One of ``"fixed"``, ``"uncertainty"``, ``"gradnorm"``, ``"pcgrad"``
+        (or a dict with options, below): how the task losses ``L_t`` combine
+        into each step's gradient; the ``task_weights`` ``c_t`` multiply each
+        task's balanced term. Early stopping always watches the fixed
+        objective ``sum_t c_t L_t`` on the validation rows.
+
+        - ``"fixed"``: ``sum_t c_t L_t``.
+        - ``"uncertainty"`` (Kendall et al., CVPR 2018): learnt log-variances
+          ``s_t``, ``sum_t c_t (exp(-s_t) L_t + s_t / 2)`` for every task
+          (classification: the paper's ``L / sigma^2 + log sigma``;
+          ``"squared_error"`` regression: exactly its Gaussian likelihood).
+          At equilibrium a task weighs ``c_t / (2 L_t)``.
+        - ``"gradnorm"`` (Chen et al., ICML 2018): learnt weights ``w_t``
+          (summing to the number of tasks) such that the norms of the
+          tasks' gradients on the last shared layer follow their relative
+          training rates ``(L_t / L_t(0)) / mean``, to the power ``alpha``;
+          the network minimises ``sum_t c_t w_t L_t``.
+        - ``"pcgrad"`` (Yu et al., NeurIPS 2020): each task's gradient on the
+          shared parameters loses its component along every other task's
+          gradient it conflicts with (other tasks in an order drawn from the
+          fit's seed); the projected gradients are summed.
+
+        A dict sets options: ``{"method": "gradnorm", "alpha": 1.5,
+        "learning_rate": None}`` (``alpha`` >= 0, default 1.5; the balancing
+        weights' Adam learning rate, default ``learning_rate_init``), or
+        ``{"method": "uncertainty", "learning_rate": ...}``. The learnt
+        values go on with ``warm_start`` and ``partial_fit`` and are saved
+        with the model; ``task_balance_weights_`` records each epoch's
+        effective weights. ``"gradnorm"`` and ``"pcgrad"`` take one backward
+        pass per task (about T times a step's backward) and refuse
+        ``distributed=True``. See :doc:`/user_guide` (task balancing).
+
     class_weight : "balanced", dict, list or None, default=None
         Per-task class weights: ``"balanced"`` for every task (computed on the
         known labels as in :func:`~sklearn.utils.class_weight.compute_class_weight`),
@@ -461,6 +494,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Training loss (the weighted sum over tasks) at each epoch.
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
         Each task's training loss at each epoch.
+    task_balance_weights_ : ndarray of shape (n_iter_, n_outputs_)
+        The effective weight of each task at each epoch: the factor on the
+        task's loss gradient, averaged over the epoch's steps (``c_t`` with
+        ``task_balancing="fixed"``, ``c_t exp(-s_t)`` with ``"uncertainty"``,
+        ``c_t w_t`` with ``"gradnorm"``; with ``"pcgrad"`` ``c_t`` times the
+        norm of the task's projected shared gradient over its raw norm).
     validation_scores_ : list of float or None
         The score early stopping watched at each epoch, on the validation
         rows (higher is better): minus the validation loss with
@@ -537,6 +576,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         activation="relu",
         dropout=0.0,
         task_weights=None,
+        task_balancing="fixed",
         class_weight=None,
         funnel=None,
         funnel_mode="esmm",
@@ -583,6 +623,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.activation = activation
         self.dropout = dropout
         self.task_weights = task_weights
+        self.task_balancing = task_balancing
         self.class_weight = class_weight
         self.funnel = funnel
         self.funnel_mode = funnel_mode

@@ -9,9 +9,11 @@ Two kinds, both optional:
   bar is one (:class:`ProgressBar`).
 - the backward step (:class:`BackwardStep`), which turns the batch's task
   losses into gradients: the default backpropagates the objective's total
-  (:func:`backward_total`); loss-balancing methods (GradNorm, PCGrad) replace it.
+  (:func:`backward_total`); the estimators' ``task_balancing`` methods
+  (uncertainty weighting, GradNorm, PCGrad: :mod:`skmtl._balancing`) replace it.
 
-The estimator does not expose them yet: they are arguments of ``train``.
+Both are arguments of ``train``; the estimators pass no observer of their own
+except the balancer of ``task_balancing``.
 """
 
 from __future__ import annotations

@@ -121,6 +121,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         epoch.
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
         Each task's training loss at each epoch.
+    task_balance_weights_ : ndarray of shape (n_iter_, n_outputs_)
+        Each task's effective weight at each epoch, as in
+        :class:`MultiTaskClassifier` (see ``task_balancing``).
     validation_scores_ : list of float or None
         Negative validation loss at each epoch, when early stopping is on.
     best_validation_score_ : float or None
@@ -207,6 +210,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         activation="relu",
         dropout=0.0,
         task_weights=None,
+        task_balancing="fixed",
         feature_groups=None,
         n_group_experts=1,
         learning_rate_init=1e-3,
@@ -249,6 +253,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.activation = activation
         self.dropout = dropout
         self.task_weights = task_weights
+        self.task_balancing = task_balancing
         self.feature_groups = feature_groups
         self.n_group_experts = n_group_experts
         self.learning_rate_init = learning_rate_init

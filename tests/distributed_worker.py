@@ -108,6 +108,13 @@ def main(data_path: str, out_dir: str) -> int:
     out["mixed_loss_curve"] = np.asarray(mixed.loss_curve_)
     out["mixed_predict"] = mixed.predict(X_all)
 
+    # 1b'. task_balancing="uncertainty": the log-variances learn from the global batch's losses.
+    balanced = MultiTaskRegressor(**params, loss={"count": "poisson"}, distributed=True,
+                                  task_balancing="uncertainty").fit(X, y_reg, sample_weight=weights)
+    out["uncertainty_loss_curve"] = np.asarray(balanced.loss_curve_)
+    out["uncertainty_weights"] = balanced.task_balance_weights_
+    out["uncertainty_predict"] = balanced.predict(X_all)
+
     # 1c. numeric_embedding="piecewise_linear": the bins are those of all ranks' rows.
     ple = MultiTaskClassifier(**params, numeric_embedding="piecewise_linear", distributed=True)
     ple.fit(X, y, sample_weight=weights)

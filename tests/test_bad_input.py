@@ -367,6 +367,7 @@ BAD_PARAMETERS = {
     "sequence_pooling": "attention",
     "shared_embeddings": 5,
     "shuffle": "yes",
+    "task_balancing": "gradient_surgery",
     "task_weights": "equal",
     "tol": -1.0,
     "tower_layer_sizes": "tall",

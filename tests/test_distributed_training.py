@@ -160,6 +160,24 @@ def test_a_binary_log_loss_task_next_to_a_regression_task_matches_one_process(ru
         np.testing.assert_allclose(arrays["mixed_predict"], single.predict(X), rtol=TOLERANCE)
 
 
+def test_uncertainty_weighting_in_two_processes_matches_one_process(runs):
+    """task_balancing="uncertainty" learns its log-variances from the global batch's losses."""
+    from skmtl import MultiTaskRegressor
+
+    X, _ = frame(runs["rows"])
+    y = pd.DataFrame({"spend": runs["rows"]["spend"], "count": runs["rows"]["count"]})
+    single = MultiTaskRegressor(**PARAMS, loss={"count": "poisson"},
+                                task_balancing="uncertainty").fit(X, y, sample_weight=runs["weight"])
+    assert not np.allclose(single.task_balance_weights_[-1], 1.0, atol=1e-3)
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["uncertainty_weights"], single.task_balance_weights_,
+                                   rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["uncertainty_loss_curve"], single.loss_curve_,
+                                   rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["uncertainty_predict"], single.predict(X),
+                                   rtol=TOLERANCE)
+
+
 def test_numeric_only_columns_train_data_parallel(runs):
     """Found in review: with no categorical column, DDP raised on the second step (the
     empty embedding table is a parameter no step uses)."""
