@@ -165,6 +165,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "category_dropout": [Interval(Real, 0, 1, closed="left")],
         "numeric_embedding": [StrOptions({"linear", "periodic", "piecewise_linear"})],
+        "continuous_projection": [StrOptions({"auto", "per_column", "joint"})],
         "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],
         "n_experts": [Interval(Integral, 1, None, closed="left")],
         "gate_temperature": [Interval(Real, 0, None, closed="neither")],

@@ -159,6 +159,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         max_categories=None,
         category_dropout=0.02,
         numeric_embedding="linear",
+        continuous_projection="auto",
         expert_layer_sizes=(64, 32),
         n_experts=4,
         gate_temperature=1.0,
@@ -196,6 +197,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.max_categories = max_categories
         self.category_dropout = category_dropout
         self.numeric_embedding = numeric_embedding
+        self.continuous_projection = continuous_projection
         self.expert_layer_sizes = expert_layer_sizes
         self.n_experts = n_experts
         self.gate_temperature = gate_temperature

@@ -1,7 +1,9 @@
-"""Data sets for multi-task learning: a bundled real one and a synthetic generator."""
+"""Data sets for multi-task learning: a bundled real one and synthetic generators."""
 
 from ._ad_funnel import make_ad_funnel
 from ._census import load_census_income
 from ._synthetic import make_multitask_classification
+from ._wide import make_wide_multitask_classification
 
-__all__ = ["load_census_income", "make_ad_funnel", "make_multitask_classification"]
+__all__ = ["load_census_income", "make_ad_funnel", "make_multitask_classification",
+           "make_wide_multitask_classification"]
