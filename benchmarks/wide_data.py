@@ -145,6 +145,7 @@ def run(args) -> list[dict]:
             else:
                 params, tokens = VARIANTS[method]
                 cap = args.per_column_epochs if method == "skmtl_per_column" else None
+                cap = cap or None  # 0: no cap
                 scores, seconds, epochs, n_parameters, entry = fit_skmtl(
                     params, tokens, seed, X_train, y_train, X_test, max_iter=cap
                 )
@@ -171,7 +172,8 @@ def report(rows: list[dict], args) -> str:
         (f"- data: `make_wide_multitask_classification(n_samples={args.rows}, "
          f"n_features={args.features}, n_tasks={args.tasks})`"),
         f"- test rows: {args.test_fraction:.0%} of the rows; seeds: {', '.join(map(str, args.seeds))}",
-        f"- skmtl_per_column capped at {args.per_column_epochs} epochs",
+        (f"- skmtl_per_column capped at {args.per_column_epochs} epochs" if args.per_column_epochs
+         else "- skmtl_per_column not capped"),
         (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
          f"with {torch.get_num_threads()} threads, Python {sys.version.split()[0]}"),
         "",
