@@ -47,7 +47,7 @@ def make_wide_multitask_classification(
     """Generate wide binary multi-task data: fingerprint-like columns, shared latent factors.
 
     Many columns, many tasks, many missing labels, as in molecular bioactivity
-    panels (fingerprint bits and substructure counts, one assay per task)::
+    panels (fingerprint bits and substructure counts, one assay per task):
 
     1. Columns. Each row has a size ``s_i ~ LogNormal(0, 0.3)`` (a molecule's
        size: larger ones set more bits). A share ``binary_fraction`` of the
