@@ -172,6 +172,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "category_dropout": [Interval(Real, 0, 1, closed="left")],
         "numeric_embedding": [StrOptions({"linear", "periodic", "piecewise_linear"})],
+        "continuous_projection": [StrOptions({"auto", "per_column", "joint"})],
         "sequence_features": ["array-like", None],
         "sequence_pooling": [StrOptions({"mean", "sum", "max"}), dict],
         "attention_queries": [dict, None],

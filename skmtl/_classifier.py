@@ -150,6 +150,26 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         (as the categorical vocabularies) is learnt from every row given to
         ``fit``.
 
+    continuous_projection : {"auto", "per_column", "joint"}, default="auto"
+        How the continuous columns become tokens for the layers above:
+
+        - ``"per_column"``: one token of ``embedding_dim`` values per column,
+          as ``numeric_embedding`` says. Every expert and gate reads
+          ``n_continuous * embedding_dim`` inputs.
+        - ``"joint"``: one linear map of all the standardised columns to 16
+          tokens (fewer if there are fewer columns) of ``embedding_dim``
+          values (:class:`~skmtl.nn.blocks.JointProjection`), so the experts
+          and gates read ``16 * embedding_dim`` inputs however many columns
+          there are. For wide data: fingerprints, counts, sensor panels
+          (see :ref:`wide-data`). It needs ``numeric_embedding="linear"``
+          and no ``feature_groups`` (a ValueError otherwise).
+        - ``"auto"``: ``"joint"`` above 256 continuous columns when
+          ``numeric_embedding="linear"`` and ``feature_groups`` is None,
+          else ``"per_column"``; narrower data are fitted as before.
+
+        ``network_spec_`` records the choice; model files, pickles and the
+        ONNX export keep it.
+
     sequence_features : array-like of str or int, default=None
         Columns (names or indices) whose cells are lists of categories of
         variable length: a user's last clicked item ids, an item's tags.
@@ -561,6 +581,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         max_categories=None,
         category_dropout=0.02,
         numeric_embedding="linear",
+        continuous_projection="auto",
         sequence_features=None,
         sequence_pooling="mean",
         attention_queries=None,
@@ -608,6 +629,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.max_categories = max_categories
         self.category_dropout = category_dropout
         self.numeric_embedding = numeric_embedding
+        self.continuous_projection = continuous_projection
         self.sequence_features = sequence_features
         self.sequence_pooling = sequence_pooling
         self.attention_queries = attention_queries

@@ -38,6 +38,7 @@ import torch
 from .nn.blocks import (
     CategoricalEmbedding,
     ContinuousEmbedding,
+    JointProjection,
     PeriodicEmbedding,
     PiecewiseLinearEmbedding,
 )
@@ -393,6 +394,18 @@ def check_continuous_entry(entry: Mapping) -> None:
         raise ValueError(f"n_columns must be an integer >= 0; got {n_columns!r}.")
     expected = {"linear": set(), "periodic": {"n_frequencies", "sigma"},
                 "piecewise_linear": {"bins"}}[embedding]
+    if "projection" in entry:
+        n_tokens = entry.get("n_tokens")
+        if entry["projection"] != "joint" or embedding != "linear":
+            raise ValueError(
+                f"projection {entry['projection']!r} with the {embedding} numeric embedding is not "
+                "a continuous projection skmtl builds ('joint', of the linear embedding, is)."
+            )
+        if not isinstance(n_tokens, int) or isinstance(n_tokens, bool) or not 1 <= n_tokens:
+            raise ValueError(f"n_tokens must be an integer >= 1; got {n_tokens!r}.")
+        if n_columns == 0:
+            raise ValueError("a joint projection needs at least one continuous column.")
+        expected = {"projection", "n_tokens"}
     given = set(entry) - {"kind", "n_columns", "embedding"}
     if given != expected:
         raise ValueError(
@@ -641,6 +654,50 @@ PERIODIC_SIGMA = 0.5
 QUANTILE_SKETCH_SIZE = 4096
 """Order statistics per column a process shares for the global bins of a data-parallel fit."""
 
+CONTINUOUS_PROJECTIONS = ("auto", "per_column", "joint")
+"""How the continuous columns become tokens (the estimators' ``continuous_projection``)."""
+
+JOINT_PROJECTION_TOKENS = 16
+"""Tokens ``k`` of the joint projection (fewer when there are fewer continuous columns)."""
+
+JOINT_PROJECTION_MIN_COLUMNS = 256
+"""``continuous_projection="auto"`` projects jointly above this many continuous columns."""
+
+
+def joint_projection_tokens(projection, n_columns: int, numeric_embedding, feature_groups) -> int | None:
+    """Tokens of the joint projection of ``n_columns`` continuous columns, or None (one per column).
+
+    ``"auto"`` projects jointly when there are more than
+    :data:`JOINT_PROJECTION_MIN_COLUMNS` columns, ``numeric_embedding`` is
+    ``"linear"`` and there are no ``feature_groups`` (whose experts read the
+    tokens of their own columns); otherwise it keeps one token per column.
+    ``"joint"`` with a non-linear ``numeric_embedding`` or with
+    ``feature_groups`` raises a ValueError. Without continuous columns there is
+    nothing to project.
+    """
+    if projection not in CONTINUOUS_PROJECTIONS:
+        raise ValueError(
+            f"continuous_projection must be one of {list(CONTINUOUS_PROJECTIONS)}; got {projection!r}."
+        )
+    if projection == "per_column" or n_columns == 0:
+        return None
+    if projection == "auto":
+        wide = n_columns > JOINT_PROJECTION_MIN_COLUMNS
+        if not wide or numeric_embedding != "linear" or feature_groups is not None:
+            return None
+    elif numeric_embedding != "linear":
+        raise ValueError(
+            "continuous_projection='joint' projects the standardised values linearly, so it "
+            f"does not combine with numeric_embedding={numeric_embedding!r} (a token per "
+            "column); use numeric_embedding='linear', or continuous_projection='per_column'."
+        )
+    elif feature_groups is not None:
+        raise ValueError(
+            "continuous_projection='joint' leaves no token per column for the experts of "
+            "feature_groups to read; use continuous_projection='per_column' with feature_groups."
+        )
+    return min(JOINT_PROJECTION_TOKENS, int(n_columns))
+
 
 class ContinuousColumns(ColumnKind):
     """Continuous columns: standardised with the training mean and scale, then embedded.
@@ -773,10 +830,19 @@ class ContinuousColumns(ColumnKind):
         The piecewise-linear ``bins`` are recorded in standardised units (the
         embedding's input). ``values["numeric_embedding"]``, when it differs
         from the fitted ``embedding``, is recorded without settings, so that a
-        continued fit sees that the parameters describe another network.
+        continued fit sees that the parameters describe another network. A
+        joint projection (``values["continuous_projection"]``, see
+        :func:`joint_projection_tokens`) is recorded as ``projection="joint"``
+        and its ``n_tokens``.
         """
         args = {"n_columns": len(self.columns)}
         embedding = values.get("numeric_embedding", self.embedding)
+        n_tokens = joint_projection_tokens(
+            values.get("continuous_projection", "per_column"), len(self.columns), embedding,
+            values.get("feature_groups"),
+        )
+        if n_tokens is not None:
+            return {**args, "projection": "joint", "n_tokens": n_tokens}
         if embedding != self.embedding:
             return {**args, "embedding": embedding}
         if embedding == "periodic":
@@ -791,6 +857,8 @@ class ContinuousColumns(ColumnKind):
     @classmethod
     def make_embedding(cls, embedding_dim, n_copies, *, n_columns, embedding="linear", **settings):
         check_continuous_entry({"n_columns": n_columns, "embedding": embedding, **settings})
+        if settings.get("projection") == "joint":
+            return JointProjection(n_columns, settings["n_tokens"], embedding_dim, n_copies)
         if embedding == "periodic":
             return PeriodicEmbedding(n_columns, embedding_dim, settings["n_frequencies"],
                                      settings["sigma"], n_copies)

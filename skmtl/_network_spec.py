@@ -301,6 +301,8 @@ def network_spec(
         "embedding_dim": embedding_dim,
         "category_dropout": params["category_dropout"],
         "numeric_embedding": params["numeric_embedding"],
+        "continuous_projection": params["continuous_projection"],
+        "feature_groups": params["feature_groups"],
         "expert_layer_sizes": layer_sizes(params["expert_layer_sizes"], "expert_layer_sizes", False),
         "tower_layer_sizes": resolve_tower_layer_sizes(params["tower_layer_sizes"], task_names),
         # Shared experts first, then each feature group's (the mask's rows).

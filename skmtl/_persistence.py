@@ -297,6 +297,9 @@ def load_model(path, *, key=None, module_class=None):
             f"module_class was given, but the model uses the built-in architecture "
             f"{architecture!r}; leave module_class=None."
         )
+    if isinstance(params, dict) and "continuous_projection" not in params:
+        # Written before the parameter existed, by an skmtl that gave every column a token.
+        params = {**params, "continuous_projection": "per_column"}
     estimator = _rebuild_estimator(params, _ESTIMATORS[document["estimator"]])
     try:
         if document["format_version"] < 3:

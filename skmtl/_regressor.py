@@ -195,6 +195,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         max_categories=None,
         category_dropout=0.02,
         numeric_embedding="linear",
+        continuous_projection="auto",
         sequence_features=None,
         sequence_pooling="mean",
         attention_queries=None,
@@ -238,6 +239,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.max_categories = max_categories
         self.category_dropout = category_dropout
         self.numeric_embedding = numeric_embedding
+        self.continuous_projection = continuous_projection
         self.sequence_features = sequence_features
         self.sequence_pooling = sequence_pooling
         self.attention_queries = attention_queries

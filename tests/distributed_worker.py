@@ -129,6 +129,12 @@ def main(data_path: str, out_dir: str) -> int:
         X[["x0", "x1"]], y, sample_weight=weights)
     out["numeric_only_loss_curve"] = np.asarray(numeric.loss_curve_)
 
+    # 1d. continuous_projection="joint": one matmul of all continuous columns, every rank.
+    joint = MultiTaskClassifier(**params, continuous_projection="joint", distributed=True)
+    joint.fit(X, y, sample_weight=weights)
+    out["joint_loss_curve"] = np.asarray(joint.loss_curve_)
+    out["joint_proba_0"] = joint.predict_proba(X_all)[0]
+
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).
     big = frame(data, "big_")

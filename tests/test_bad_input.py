@@ -336,6 +336,7 @@ BAD_PARAMETERS = {
     "categorical_features": "auto",
     "category_dropout": 1.0,
     "class_weight": "auto",
+    "continuous_projection": "diagonal",
     "device": "tpu",
     "distributed": "yes",
     "dropout": 1.0,

@@ -41,9 +41,10 @@ def census():
 
 
 def test_public_api():
-    assert set(skmtl.datasets.__all__) == {"load_census_income", "make_ad_funnel",
-                                           "make_click_watch_time",
-                                           "make_multitask_classification"}
+    assert set(skmtl.datasets.__all__) == {
+        "load_census_income", "make_ad_funnel", "make_click_watch_time",
+        "make_multitask_classification", "make_wide_multitask_classification",
+    }
 
 
 def test_census_file_checksum():

@@ -189,6 +189,18 @@ def test_numeric_only_columns_train_data_parallel(runs):
                                    rtol=TOLERANCE)
 
 
+def test_joint_projection_trains_data_parallel(runs):
+    """continuous_projection="joint" in two processes: the one-process model."""
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS, continuous_projection="joint").fit(
+        X, y, sample_weight=runs["weight"])
+    assert single.network_spec_["embeddings"][1]["projection"] == "joint"
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["joint_loss_curve"], single.loss_curve_, rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["joint_proba_0"], single.predict_proba(X)[0],
+                                   atol=TOLERANCE)
+
+
 def test_two_processes_match_one_process_on_the_same_global_batches(runs):
     X, y = frame(runs["rows"])
     single = MultiTaskClassifier(**PARAMS).fit(X, y, sample_weight=runs["weight"])

@@ -364,6 +364,75 @@ class PiecewiseLinearEmbedding(nn.Module):
         return f"n_bins={self.n_bins}, embedding_dim={self.embedding_dim}"
 
 
+class JointProjection(nn.Module):
+    """All standardised continuous columns projected together into a few tokens.
+
+    One linear map from the ``F_cont`` values of a row to ``k`` tokens of
+    ``D`` values, ``x @ W + b`` viewed as ``(k, D)``, instead of one token per
+    column (:class:`ContinuousEmbedding`). The layers above then read ``k * D``
+    inputs instead of ``F_cont * D``: the model's cost grows with the number of
+    columns by the ``F_cont * k * D`` weights of this map only, however many
+    experts and gates read its tokens. As a per-column linear embedding
+    followed by the first layer of an expert or a gate is itself a linear map
+    of the ``F_cont`` values, this block is that map factorised through
+    ``k * D`` values shared by every expert and gate.
+
+    The work is one matmul of the ``(B, F_cont)`` input by ``weight``
+    (``(F_cont, k * C * D)``), bias fused; :meth:`project` takes any input
+    ``torch.addmm`` takes, so a sparse input can go through the same weights.
+
+    Parameters
+    ----------
+    n_columns : int
+        ``F_cont``.
+    n_tokens : int
+        ``k``, the number of tokens out.
+    embedding_dim : int
+        ``D``.
+    n_copies : int, default=1
+        ``C`` independent copies of the map, side by side (one per task for
+        models that share nothing).
+
+    Notes
+    -----
+    Shapes: (B, F_cont) float32 -> tokens (B, k, C * D). Parameters:
+    ``(F_cont + 1) * k * C * D``.
+    """
+
+    def __init__(self, n_columns: int, n_tokens: int, embedding_dim: int, n_copies: int = 1):
+        super().__init__()
+        self.n_columns = int(n_columns)
+        self.n_tokens = int(n_tokens)
+        self.embedding_dim = int(embedding_dim)
+        self.n_copies = int(n_copies)
+        if self.n_columns < 1 or self.n_tokens < 1:
+            raise ValueError(
+                "JointProjection needs n_columns >= 1 and n_tokens >= 1; got "
+                f"{n_columns!r} and {n_tokens!r}."
+            )
+        width = self.n_tokens * self.n_copies * self.embedding_dim
+        self.weight = nn.Parameter(torch.empty(self.n_columns, width))
+        self.bias = nn.Parameter(torch.empty(width))
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        bound = 1.0 / math.sqrt(self.n_columns)  # nn.Linear's, fan-in F_cont
+        _uniform_(self.weight, bound, generator)
+        _uniform_(self.bias, bound, generator)
+
+    def project(self, values: torch.Tensor) -> torch.Tensor:
+        """``values @ weight + bias``: (B, F_cont) -> (B, k * C * D)."""
+        return torch.addmm(self.bias, values, self.weight)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        return self.project(values).view(values.shape[0], self.n_tokens, -1)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_columns={self.n_columns}, n_tokens={self.n_tokens}, "
+            f"embedding_dim={self.embedding_dim}"
+        )
+
+
 class FeatureEmbedding(nn.Module):
     """Embed every kind of column into tokens and flatten them into one vector.
 
