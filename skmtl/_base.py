@@ -60,6 +60,7 @@ from ._fit_guards import check_embedding_tables
 from ._frames import as_pandas
 from ._keyed_settings import declared_categories
 from ._network_spec import build_from_spec, differing_entries, network_spec
+from ._schedules import SCHEDULES, schedule_observers
 from ._training import (
     TensorData,
     TrainingConfig,
@@ -69,7 +70,7 @@ from ._training import (
     train,
 )
 from .nn.architectures import ARCHITECTURES
-from .nn.blocks import init_parameters
+from .nn.blocks import WEIGHT_INITS, init_parameters, kaiming_hidden_layers
 
 EARLY_STOPPING_AUTO_MIN_SAMPLES = 10_000
 
@@ -179,6 +180,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "n_group_experts": [Interval(Integral, 1, None, closed="left")],
         "learning_rate_init": [Interval(Real, 0, None, closed="neither")],
         "alpha": [Interval(Real, 0, None, closed="left")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "learning_rate_schedule": [StrOptions(set(SCHEDULES))],
+        "weight_init": [StrOptions(set(WEIGHT_INITS))],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
         "shuffle": ["boolean"],
@@ -214,6 +218,12 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         shard (an error on any process stops all of them with a ValueError,
         rather than leaving the others waiting) and the statistics are shared.
         """
+        if self.alpha > 0 and self.weight_decay > 0:
+            raise ValueError(
+                f"alpha={self.alpha} (an L2 penalty in the gradient) and weight_decay="
+                f"{self.weight_decay} (decoupled weight decay) are two ways of shrinking the "
+                "weights; set one of them to 0."
+            )
         group = process_group(self.distributed)
         weighted = sample_weight is not None
         X, sample_weight = self._check_fit_inputs(X, y, sample_weight, group, reuse, partial)
@@ -236,7 +246,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
         objective = self._make_objective(spec, targets, train_rows, group).to(device)
         if optimizer is None:
-            optimizer = make_optimizer(module, self.learning_rate_init, self.alpha)
+            optimizer = make_optimizer(
+                module, self.learning_rate_init, self.alpha, self.weight_decay
+            )
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )
@@ -326,6 +338,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         check_embedding_tables(encoder, spec["embedding_dim"])
         module = build_from_spec(spec)
         init_parameters(module, seeds.init_generator())
+        if self.weight_init == "kaiming":
+            kaiming_hidden_layers(module, spec["options"].get("activation", self.activation))
         return module.to(device)
 
     def _copy_network(self, device, keep_optimizer: bool):
@@ -491,6 +505,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             optimizer=optimizer,
             group=group,
             user_module=user_module,
+            observers=schedule_observers(
+                self.learning_rate_schedule, self.n_iter_no_change, one_pass=partial
+            ),
         )
 
     def _store_fit(
