@@ -331,7 +331,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         (``scoring``: by default minus their loss, the masked, weighted
         training objective) has not improved by ``tol`` for
         ``n_iter_no_change`` epochs; the weights of the best epoch are
-        restored. ``"auto"`` enables it when there are more than 10,000 rows.
+        restored. ``"auto"`` enables it when there are more than 2,000 rows
+        (it was 10,000: a few thousand rows trained on the training loss
+        for up to ``max_iter`` epochs overfit).
         When disabled, the training loss is monitored the same way.
 
     scoring : str or callable, default="loss"

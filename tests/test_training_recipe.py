@@ -212,3 +212,16 @@ def test_partial_fit_keeps_the_rate_and_decays(data):
     group = model.optimizer_.param_groups[0]
     assert group["lr"] == 1e-3 and group["decoupled_weight_decay"] and group["weight_decay"] == 0.05
     assert model.n_iter_ == 3
+
+
+# ------------------------------------------------- defaults that scale with the data
+@pytest.mark.parametrize("estimator", [MultiTaskClassifier, MultiTaskRegressor])
+def test_auto_early_stopping_holds_out_rows_above_2000(estimator):
+    """early_stopping="auto": a validation set above 2,000 rows (it was 10,000)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2_001, 3))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    above = fit(X, y, estimator, max_iter=2)
+    below = fit(X[:2_000], y[:2_000], estimator, max_iter=2)
+    assert len(above.validation_scores_) == 2
+    assert below.validation_scores_ is None
