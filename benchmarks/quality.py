@@ -19,8 +19,8 @@ Cases (``--cases``):
 ``small``
     Small data: :func:`sklearn.datasets.make_multilabel_classification` (100
     count columns drawn from a mixture of the labels' word distributions, 12
-    labels, 3 labels per row on average), 3,000 training and 1,000 test rows
-    drawn with ``random_state=seed``: a network sized for millions of rows must
+    labels, 3 labels per row on average), 3,000 training and 1,000 test rows,
+    drawn and split with ``random_state=0`` for every seed: a network sized for millions of rows must
     not lose to one logistic regression per label here.
 ``wide``
     The wide-data case (1,000 columns x 100 tasks), if ``benchmarks/wide_data.py``
@@ -126,12 +126,15 @@ def load_case(case: str, seed: int) -> Split:
         from sklearn.datasets import make_multilabel_classification
 
         n_train, n_test = 3_000, 1_000
+        # One data set for every seed (as census): with random_state=1 a label has no
+        # positive row at all.
         X, y = make_multilabel_classification(
-            n_train + n_test, 100, n_classes=12, n_labels=3, random_state=seed
+            n_train + n_test, 100, n_classes=12, n_labels=3, random_state=0
         )
+        seed = 0
         description = ("sklearn.datasets.make_multilabel_classification(n_features=100, "
-                       "n_classes=12, n_labels=3, random_state=seed): 100 count columns, 12 "
-                       "labels")
+                       "n_classes=12, n_labels=3, random_state=0) for every seed (the seed "
+                       "changes the models only): 100 count columns, 12 labels")
     if case.startswith("synthetic_") or case == "small":
         X = pd.DataFrame(X.astype(np.float64), columns=[f"x{j}" for j in range(X.shape[1])])
         y = pd.DataFrame(y, columns=[f"task_{t}" for t in range(y.shape[1])])
@@ -275,7 +278,7 @@ def _mean_std(values) -> str:
     return f"{values.mean():.4f} ± {values.std():.4f}"
 
 
-def summarise(rows: list[dict], reference: str = "default", baseline: str = "hgb") -> str:
+def summarise(rows: list[dict], reference: str = "default", baselines=BASELINES) -> str:
     """The Markdown tables of one case's rows (every model, every seed)."""
     ok = [r for r in rows if "error" not in r]
     if not ok:
@@ -284,23 +287,25 @@ def summarise(rows: list[dict], reference: str = "default", baseline: str = "hgb
     models = list(dict.fromkeys(r["model"] for r in ok))
     by = {(r["model"], r["seed"]): r for r in ok}
     seeds = sorted({r["seed"] for r in ok})
+    references = {(r.get("run"), r["seed"]): r for r in rows if r["model"] == reference
+                  and "error" not in r}
     header = (
         "| model | " + " | ".join(f"AUC {t}" for t in tasks) + " | mean AUC | "
         + " | ".join(f"log loss {t}" for t in tasks)
-        + f" | fit time / {reference}'s | epochs |"
+        + f" | fit time / {reference}'s | epochs | load |"
     )
     many = len(tasks) > 3  # e.g. the small-data case's 12 tasks: means over tasks only
     if many:
         header = (f"| model | mean AUC | min task AUC | mean log loss | fit time / {reference}'s "
-                  "| epochs |")
+                  "| epochs | load |")
     lines = [header, "|---|" + "---:|" * (header.count("|") - 2)]
     for model in models:
         runs = [by[(model, s)] for s in seeds if (model, s) in by]
         auc = np.array([r["auc"] for r in runs])  # (seeds, tasks)
         loss = np.array([r["log_loss"] for r in runs])
-        ratios = [
-            r["fit_seconds"] / by[(reference, r["seed"])]["fit_seconds"]
-            for r in runs if (reference, r["seed"]) in by
+        ratios = [  # to the reference's fit of the same seed in the same run
+            r["fit_seconds"] / references[(r.get("run"), r["seed"])]["fit_seconds"]
+            for r in runs if (r.get("run"), r["seed"]) in references
         ]
         ratio = f"{np.median(ratios):.2f}" if ratios else "n/a"
         epochs = [r["epochs"] for r in runs if r["epochs"] is not None]
@@ -311,9 +316,11 @@ def summarise(rows: list[dict], reference: str = "default", baseline: str = "hgb
             cells = [_mean_std(auc[:, t]) for t in range(len(tasks))]
             cells.append(_mean_std(auc.mean(1)))
             cells += [_mean_std(loss[:, t]) for t in range(len(tasks))]
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {ratio} | {epoch_cell} |")
-    lines.append("")
-    if any(m == baseline for m in models):
+        load = np.median([r["load"][0] for r in runs])
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {ratio} | {epoch_cell} "
+                     f"| {load:.1f} |")
+    lines += ["", "(load: the median 1-minute load average when the model's fits started.)", ""]
+    for baseline in [b for b in baselines if b in models]:
         lines.append(f"Difference from {baseline}, paired by seed (AUC, then log loss; "
                      "AUC: + is better, log loss: - is better), per seed:")
         lines.append("")
@@ -370,9 +377,43 @@ def run_conditions(argv, seeds) -> dict:
         "software": f"skmtl {skmtl.__version__}, torch {torch.__version__}, scikit-learn "
                     f"{sklearn.__version__}, Python {platform.python_version()}",
         "machine": f"{os.cpu_count()} CPUs ({platform.machine()}), shared with other work: "
-                   "fit times are ratios within this run, not absolute figures",
+                   "fit times are ratios within a run, not absolute figures",
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def merge(paths, output: Path) -> list[dict]:
+    """One report of the rows of several runs.
+
+    The first row of a case, model and seed is reported; every run's rows of
+    ``default`` are kept, so that each run's fit times are compared with its own.
+    """
+    rows, seen, loads = [], set(), []
+    for path in paths:
+        for row in json.loads(Path(path).read_text()):
+            key = (row["case"], row["model"], row["seed"])
+            if (key not in seen or row["model"] == "default") and "error" not in row:
+                seen.add(key)
+                rows.append({**row, "run": str(path)})
+                loads += row.get("load", [])
+    order = {case: i for i, case in enumerate(CASES)}
+    rows.sort(key=lambda r: order.get(r["case"], len(order)))
+    conditions = {
+        "command": "`python benchmarks/quality.py --merge "
+                   + " ".join(Path(p).name for p in paths) + "`: the rows of "
+                   f"{len(paths)} runs, fitted one process per fit",
+        "load": f"1-minute load average between {min(loads):.1f} and {max(loads):.1f} at the "
+                "fits' starts and ends" if loads else "not recorded",
+        **{k: v for k, v in run_conditions([], []).items() if k in ("software", "machine")},
+        "seeds": ", ".join(map(str, sorted({r["seed"] for r in rows}))) + " (every model's "
+                 "random_state; the synthetic cases also draw their data with it)",
+    }
+    text = report(rows, conditions)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    output.with_suffix(".json").write_text(json.dumps(rows, indent=1))
+    print(text)
+    return rows
 
 
 def parse_variant(text: str) -> tuple[str, dict]:
@@ -398,8 +439,14 @@ def main(argv=None) -> list[dict]:
     parser.add_argument("--output", type=Path, default=OUTPUT)
     parser.add_argument("--proba-dir", default=None,
                         help="save each fit's test probabilities there (.npy)")
+    parser.add_argument("--merge", nargs="+", type=Path, default=None, metavar="JSON",
+                        help="write the report of the rows of earlier runs (their .json files) "
+                             "instead of fitting; a model's fit times are compared with the "
+                             "reference's in its own run")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.merge:
+        return merge(args.merge, args.output)
     if args.worker:
         job = json.loads(args.worker)
         print("RESULT " + json.dumps(fit_and_score(**job)), flush=True)
@@ -421,6 +468,8 @@ def main(argv=None) -> list[dict]:
                     f"epochs {row['epochs']} load {row['load'][0]:.1f}"
                 )
                 print(f"{case} seed {seed} {model}: {shown}", flush=True)
+                args.output.parent.mkdir(parents=True, exist_ok=True)
+                args.output.with_suffix(".json").write_text(json.dumps(rows, indent=1))
                 if "error" in row and "CaseUnavailable" in row["error"]:
                     break
     conditions["load"] = (f"1-minute load average {load_start:.2f} at the start, "

@@ -197,7 +197,7 @@ def test_quality_tiny_run_and_paired_differences(tmp_path):
         sys.path.remove(str(SCRIPT.parent))
     fake = [
         {"case": "c", "model": m, "seed": s, "tasks": ["a", "b"], "auc": auc, "log_loss": loss,
-         "fit_seconds": sec, "epochs": 3, "params": None}
+         "fit_seconds": sec, "epochs": 3, "params": None, "load": [1.0]}
         for m, s, auc, loss, sec in [
             ("default", 0, [0.90, 0.80], [0.3, 0.5], 10.0), ("hgb", 0, [0.92, 0.80], [0.2, 0.5], 1.0),
             ("default", 1, [0.94, 0.82], [0.3, 0.4], 20.0), ("hgb", 1, [0.93, 0.80], [0.2, 0.5], 2.0),
@@ -205,6 +205,6 @@ def test_quality_tiny_run_and_paired_differences(tmp_path):
     ]
     table = quality.summarise(fake)
     assert _row(table, "default")[1] == "0.9200 ± 0.0200"
-    assert _row(table, "hgb")[-2] == "0.10"  # fit time ratio to default's, median over seeds
+    assert _row(table, "hgb")[-3] == "0.10"  # fit time ratio to default's, median over seeds
     differences = [line for line in table.splitlines() if line.startswith("| default |")][1]
     assert "| -0.0050 (-0.0200, +0.0100) | +0.0100 (+0.0000, +0.0200) |" in differences
