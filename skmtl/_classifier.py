@@ -382,7 +382,38 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         continuous-feature projections). Biases and categorical embedding
         tables are not penalised. It is applied as Adam's (coupled)
         ``weight_decay`` on those parameters, i.e. it is NOT decoupled weight
-        decay (AdamW).
+        decay (AdamW): see ``weight_decay``.
+
+    weight_decay : float, default=0.0
+        Decoupled weight decay (AdamW; Loshchilov and Hutter, "Decoupled
+        Weight Decay Regularization", ICLR 2019): at every step the weights
+        ``alpha`` would penalise shrink by ``learning_rate * weight_decay``
+        times themselves, beside (not through) Adam's normalised gradient
+        step, so every weight decays at the same rate whatever its gradient
+        history. At most one of ``alpha`` and ``weight_decay`` may be
+        positive.
+
+    learning_rate_schedule : {"constant", "plateau"}, default="constant"
+        How the learning rate changes during ``fit``: ``"constant"`` keeps
+        ``learning_rate_init``; ``"plateau"`` divides it by 5 whenever the
+        value early stopping watches (the validation score, or the training
+        loss without early stopping) has not improved by ``tol`` for
+        ``n_iter_no_change // 2`` epochs (as scikit-learn's
+        ``MLPClassifier(learning_rate="adaptive")`` and torch's
+        ``ReduceLROnPlateau``). :meth:`partial_fit`, one epoch per call, keeps
+        the rate constant; the fitted ``optimizer_`` holds
+        ``learning_rate_init`` again after ``fit``.
+
+    weight_init : {"torch", "kaiming"}, default="torch"
+        Initialisation of the hidden layers (experts, encoders, towers):
+        ``"torch"`` is torch's default for ``nn.Linear`` (uniform in
+        ``+-1/sqrt(fan_in)``, biases too), under which the signal shrinks at
+        every layer and the initial logits are close to 0; ``"kaiming"`` is
+        He et al.'s uniform initialisation for the ``activation`` (``+-gain *
+        sqrt(3 / fan_in)``, zero biases), which keeps the signal's scale.
+        Both are drawn from the fit's seed. Embeddings, gates and output
+        heads are initialised as with ``"torch"``; so are the layers of a
+        user-defined ``architecture`` other than skmtl's blocks.
 
     batch_size : int or "auto", default="auto"
         Mini-batch size; ``"auto"`` uses ``min(512, n_samples)``.
@@ -398,7 +429,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         (``scoring``: by default minus their loss, the masked, weighted
         training objective) has not improved by ``tol`` for
         ``n_iter_no_change`` epochs; the weights of the best epoch are
-        restored. ``"auto"`` enables it when there are more than 10,000 rows.
+        restored. ``"auto"`` enables it when there are more than 2,000 rows
+        (it was 10,000: a few thousand rows trained on the training loss
+        for up to ``max_iter`` epochs overfit).
         When disabled, the training loss is monitored the same way.
 
     scoring : str or callable, default="loss"
@@ -608,6 +641,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         n_group_experts=1,
         learning_rate_init=1e-3,
         alpha=0.0,
+        weight_decay=0.0,
+        learning_rate_schedule="constant",
+        weight_init="torch",
         batch_size="auto",
         max_iter=200,
         shuffle=True,
@@ -656,6 +692,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.n_group_experts = n_group_experts
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
+        self.weight_decay = weight_decay
+        self.learning_rate_schedule = learning_rate_schedule
+        self.weight_init = weight_init
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.shuffle = shuffle

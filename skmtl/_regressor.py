@@ -216,6 +216,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         n_group_experts=1,
         learning_rate_init=1e-3,
         alpha=0.0,
+        weight_decay=0.0,
+        learning_rate_schedule="constant",
+        weight_init="torch",
         batch_size="auto",
         max_iter=200,
         shuffle=True,
@@ -260,6 +263,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.n_group_experts = n_group_experts
         self.learning_rate_init = learning_rate_init
         self.alpha = alpha
+        self.weight_decay = weight_decay
+        self.learning_rate_schedule = learning_rate_schedule
+        self.weight_init = weight_init
         self.batch_size = batch_size
         self.max_iter = max_iter
         self.shuffle = shuffle

@@ -23,6 +23,9 @@ import torch.distributed as dist
 
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, metrics
 
+RECIPE = {"weight_decay": 0.01, "learning_rate_schedule": "plateau", "weight_init": "kaiming"}
+"""The training-recipe options of step 1d (tests/test_distributed_training.py's RECIPE)."""
+
 
 def frame(data, prefix: str) -> pd.DataFrame:
     """The test's DataFrame, rebuilt from the arrays in the npz file."""
@@ -134,6 +137,12 @@ def main(data_path: str, out_dir: str) -> int:
     joint.fit(X, y, sample_weight=weights)
     out["joint_loss_curve"] = np.asarray(joint.loss_curve_)
     out["joint_proba_0"] = joint.predict_proba(X_all)[0]
+
+    # 1e. The training-recipe options (decoupled decay, plateau schedule, Kaiming init).
+    recipe = MultiTaskClassifier(**params, **RECIPE, distributed=True)
+    recipe.fit(X, y, sample_weight=weights)
+    out["recipe_loss_curve"] = np.asarray(recipe.loss_curve_)
+    out["recipe_proba_0"] = recipe.predict_proba(X_all)[0]
 
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).

@@ -349,6 +349,7 @@ BAD_PARAMETERS = {
     "funnel_penalty": -1.0,
     "gate_temperature": 0.0,
     "learning_rate_init": 0.0,
+    "learning_rate_schedule": "cosine",
     "max_categories": 0,
     "max_iter": 0,
     "max_sequence_length": 0,
@@ -375,6 +376,8 @@ BAD_PARAMETERS = {
     "validation_fraction": 1.0,
     "verbose": -1,
     "warm_start": "yes",
+    "weight_decay": -0.1,
+    "weight_init": "xavier",
 }
 
 

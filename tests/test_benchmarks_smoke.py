@@ -196,3 +196,37 @@ def test_funnel_selection_bias_study_tiny_run(tmp_path):
         for cell in row[2:6]:
             mean = float(cell.split(" ± ")[0])
             assert -1.0 <= mean <= 1.0
+
+
+def test_quality_tiny_run_and_paired_differences(tmp_path):
+    """quality.py: a variant and a baseline on the small-data case, one seed; the paired
+    differences from a baseline are the per-seed differences of the rows."""
+    out = tmp_path / "quality.md"
+    subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "quality.py"), "--cases", "small", "--seeds", "0",
+         "--models", "logreg", "--variant", 'tiny={"max_iter": 2}', "--output", str(out)],
+        check=True, capture_output=True, text=True, timeout=600,
+        env={**os.environ, "TQDM_DISABLE": "1"},
+    )
+    rows = json.loads(out.with_suffix(".json").read_text())
+    assert [(r["model"], len(r["auc"])) for r in rows] == [("logreg", 12), ("tiny", 12)]
+    assert rows[1]["epochs"] == 2 and rows[1]["params"] == {"max_iter": 2}
+    assert min(rows[0]["auc"]) > 0.7  # the generator's linear part: a known signal
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        import quality
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    fake = [
+        {"case": "c", "model": m, "seed": s, "tasks": ["a", "b"], "auc": auc, "log_loss": loss,
+         "fit_seconds": sec, "epochs": 3, "params": None, "load": [1.0]}
+        for m, s, auc, loss, sec in [
+            ("default", 0, [0.90, 0.80], [0.3, 0.5], 10.0), ("hgb", 0, [0.92, 0.80], [0.2, 0.5], 1.0),
+            ("default", 1, [0.94, 0.82], [0.3, 0.4], 20.0), ("hgb", 1, [0.93, 0.80], [0.2, 0.5], 2.0),
+        ]
+    ]
+    table = quality.summarise(fake)
+    assert _row(table, "default")[1] == "0.9200 ± 0.0200"
+    assert _row(table, "hgb")[-3] == "0.10"  # fit time ratio to default's, median over seeds
+    differences = [line for line in table.splitlines() if line.startswith("| default |")][1]
+    assert "| -0.0050 (-0.0200, +0.0100) | +0.0100 (+0.0000, +0.0200) |" in differences

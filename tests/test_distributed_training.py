@@ -58,6 +58,7 @@ PARAMS = {
     "min_frequency": 5,
     "random_state": 0,
 }
+RECIPE = {"weight_decay": 0.01, "learning_rate_schedule": "plateau", "weight_init": "kaiming"}
 # Loss curves and probabilities of the 2-process run vs the 1-process run.
 TOLERANCE = 1e-5
 
@@ -231,6 +232,16 @@ def test_piecewise_linear_bins_are_global(runs):
             np.testing.assert_array_equal(arrays[f"ple_bins_{k}"], edges)
         np.testing.assert_allclose(arrays["ple_loss_curve"], single.loss_curve_, rtol=TOLERANCE)
         np.testing.assert_allclose(arrays["ple_proba_0"], single.predict_proba(X)[0], atol=TOLERANCE)
+
+
+def test_training_recipe_options_match_one_process(runs):
+    """weight_decay, learning_rate_schedule="plateau", weight_init="kaiming": one process's model."""
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS, **RECIPE).fit(X, y, sample_weight=runs["weight"])
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["recipe_loss_curve"], single.loss_curve_, rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["recipe_proba_0"], single.predict_proba(X)[0],
+                                   atol=TOLERANCE)
 
 
 def test_ranks_end_with_the_same_model(runs):

@@ -1076,6 +1076,39 @@ def init_parameters(module: nn.Module, generator: torch.Generator | None) -> Non
             _init_torch_layer(block, generator)
 
 
+WEIGHT_INITS = ("torch", "kaiming")
+
+_GAINS = {"relu": math.sqrt(2.0), "gelu": math.sqrt(2.0), "silu": math.sqrt(2.0), "tanh": 5.0 / 3.0}
+"""He et al.'s gain of each activation (:func:`torch.nn.init.calculate_gain`'s; GELU and SiLU as ReLU)."""
+
+
+def kaiming_hidden_layers(module: nn.Module, activation: str) -> None:
+    """Rescale the hidden layers initialised by :func:`init_parameters` to He et al.'s variance.
+
+    torch's default bound ``1 / sqrt(fan_in)`` shrinks the signal by about
+    ``sqrt(6)`` at every ReLU layer, so a network of four layers outputs
+    logits of a standard deviation near 0.002 at initialisation. This
+    multiplies the weights of every layer followed by ``activation`` (the
+    layers of each :class:`StackedMLP`, the experts' first layer of each
+    :class:`GatedExperts`) by ``gain * sqrt(3)``, which turns the uniform draw
+    of ``+-1/sqrt(fan_in)`` into Kaiming's uniform ``+-gain * sqrt(3 / fan_in)``
+    with the same random numbers, and zeroes their biases. Embeddings, gates,
+    attention maps and output heads keep their initialisation.
+    """
+    ratio = _GAINS[activation] * math.sqrt(3.0)
+    with torch.no_grad():
+        for block in module.modules():
+            if isinstance(block, StackedMLP):
+                for layer in block.layers:
+                    if isinstance(layer, StackedLinear):
+                        layer.weight.mul_(ratio)
+                        layer.bias.zero_()
+            elif isinstance(block, GatedExperts) and block.first_width:
+                columns = block.n_experts * block.first_width
+                block.weight[:, :columns].mul_(ratio)
+                block.bias[:columns].zero_()
+
+
 def _accepts_generator(method) -> bool:
     if method is None:
         return False

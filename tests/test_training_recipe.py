@@ -1,0 +1,227 @@
+"""The training-recipe options (issue 15, item 2): weight_decay, learning_rate_schedule, weight_init.
+
+Each is checked against a hand computation (one AdamW step, the plateau
+schedule's rates, Kaiming's bounds from the same random numbers), then the
+fitted models through pickling, model files, ONNX, ``partial_fit`` and
+scikit-learn's checks; data-parallel fits are compared with one process in
+tests/test_distributed_training.py.
+"""
+
+from __future__ import annotations
+
+import math
+import pickle
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
+from skmtl._hooks import TrainingState
+from skmtl._schedules import PlateauSchedule, schedule_observers
+from skmtl._training import make_optimizer
+from skmtl.nn.blocks import GatedExperts, StackedMLP, init_parameters, kaiming_hidden_layers
+
+RECIPE = {"weight_decay": 0.05, "learning_rate_schedule": "plateau", "weight_init": "kaiming"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 4))
+    y = np.column_stack([X[:, 0] + 0.3 * rng.normal(size=400) > 0, X[:, 1] * X[:, 2] > 0])
+    return X, y.astype(int)
+
+
+def fit(X, y, estimator=MultiTaskClassifier, **params):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return estimator(**{"max_iter": 5, "random_state": 0, **params}).fit(X, y)
+
+
+# ------------------------------------------------------------- weight_decay
+def test_decoupled_weight_decay_step_by_hand():
+    """With zero gradients, AdamW's step is w <- w * (1 - lr * wd) on weights only."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(3, 2), torch.nn.Embedding(4, 2))
+    before = [p.detach().clone() for p in net.parameters()]
+    optimizer = make_optimizer(net, learning_rate=0.1, alpha=0.0, weight_decay=0.5)
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    weight, bias, table = (p.detach() for p in net.parameters())
+    torch.testing.assert_close(weight, before[0] * (1 - 0.1 * 0.5))
+    assert torch.equal(bias, before[1]) and torch.equal(table, before[2])
+
+
+def test_coupled_alpha_is_unchanged_and_differs_from_decoupled_decay():
+    """alpha adds alpha * w to the gradient (Adam then normalises it: a step of -lr)."""
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    start = net.weight.detach().clone()
+    optimizer = make_optimizer(net, learning_rate=0.1, alpha=0.5)
+    assert not optimizer.param_groups[0]["decoupled_weight_decay"]
+    for p in net.parameters():
+        p.grad = torch.zeros_like(p)
+    optimizer.step()
+    torch.testing.assert_close(net.weight.detach(), start - 0.1 * torch.sign(start))
+
+
+def test_alpha_and_weight_decay_together_are_refused(data):
+    X, y = data
+    with pytest.raises(ValueError, match="set one of them to 0"):
+        MultiTaskClassifier(alpha=0.01, weight_decay=0.01).fit(X, y)
+
+
+def test_weight_decay_shrinks_the_fitted_weights(data):
+    X, y = data
+    plain = fit(X, y, max_iter=20)
+    decayed = fit(X, y, max_iter=20, weight_decay=10.0)  # about (1 - 0.01) ** 20 = 0.82
+    norm = lambda m: float(m.module_.body.experts.weight.detach().norm())
+    assert norm(decayed) < 0.9 * norm(plain)
+
+
+# ------------------------------------------------------- learning_rate_schedule
+def test_plateau_schedule_divides_by_five_after_patience_and_restores_the_rate():
+    param = torch.nn.Parameter(torch.zeros(1))
+    optimizer = torch.optim.Adam([param], lr=0.01)
+    schedule = PlateauSchedule(patience=2)
+    state = TrainingState(module=None, optimizer=optimizer, history=None, max_iter=10)
+    schedule.on_train_begin(state)
+    rates = []
+    for improved in [True, False, False, True, False, False, False, False]:
+        state.improved = improved
+        assert schedule.on_epoch_end(state) is False  # never stops training itself
+        rates.append(optimizer.param_groups[0]["lr"])
+    np.testing.assert_allclose(
+        rates, [0.01, 0.01, 0.002, 0.002, 0.002, 0.0004, 0.0004, 0.00008], rtol=1e-12
+    )
+    schedule.on_train_end(state)
+    assert optimizer.param_groups[0]["lr"] == 0.01
+
+
+def test_schedule_observers():
+    assert schedule_observers("constant", 10, one_pass=False) == []
+    assert schedule_observers("plateau", 10, one_pass=True) == []  # partial_fit: constant
+    (plateau,) = schedule_observers("plateau", 10, one_pass=False)
+    assert plateau.patience == 5
+    assert schedule_observers("plateau", 1, one_pass=False)[0].patience == 1
+
+
+def test_plateau_changes_training_only_after_a_plateau(data):
+    X, y = data
+    params = {"early_stopping": True, "n_iter_no_change": 4, "max_iter": 60, "tol": 0.0,
+              "learning_rate_init": 0.03, "batch_size": 32}
+    constant = fit(X, y, **params)
+    plateau = fit(X, y, learning_rate_schedule="plateau", **params)
+    best, waited, drop = -np.inf, 0, None  # the epoch (from 0) after which the rate drops
+    for epoch, score in enumerate(constant.validation_scores_):
+        best, waited = (score, 0) if score > best else (best, waited + 1)
+        if waited == 2:
+            drop = epoch
+            break
+    assert drop is not None  # the constant rate stopped 2 epochs later at the earliest
+    np.testing.assert_array_equal(
+        plateau.validation_scores_[:drop + 1], constant.validation_scores_[:drop + 1]
+    )
+    assert plateau.validation_scores_[drop + 1] != constant.validation_scores_[drop + 1]
+    for model in (constant, plateau):  # the fitted optimiser holds the configured rate
+        assert model.optimizer_.param_groups[0]["lr"] == 0.03
+
+
+# ------------------------------------------------------------------- weight_init
+def test_kaiming_rescales_torch_draws_to_he_bounds():
+    def built(kaiming):
+        net = torch.nn.ModuleDict({
+            "mlp": StackedMLP(2, 10, (16, 8)),
+            "experts": GatedExperts(10, n_experts=3, layer_sizes=(12,), n_gates=2),
+        })
+        init_parameters(net, torch.Generator().manual_seed(0))
+        if kaiming:
+            kaiming_hidden_layers(net, "relu")
+        return net
+
+    torch_init, he = built(False), built(True)
+    torch_init.requires_grad_(False)
+    he.requires_grad_(False)
+    for layer_torch, layer_he in zip(torch_init["mlp"].layers[::2], he["mlp"].layers[::2]):
+        fan_in = layer_he.in_features
+        torch.testing.assert_close(layer_he.weight, layer_torch.weight * math.sqrt(6.0))
+        assert float(layer_he.weight.abs().max()) <= math.sqrt(6.0 / fan_in)
+        assert float(layer_he.weight.abs().max()) > 0.9 * math.sqrt(6.0 / fan_in)
+        assert not layer_he.bias.any()
+    experts = 3 * 12
+    torch.testing.assert_close(
+        he["experts"].weight[:, :experts], torch_init["experts"].weight[:, :experts] * math.sqrt(6.0)
+    )
+    assert torch.equal(he["experts"].weight[:, experts:], torch_init["experts"].weight[:, experts:])
+    assert not he["experts"].bias[:experts].any()
+    assert torch.equal(he["experts"].bias[experts:], torch_init["experts"].bias[experts:])
+
+
+@pytest.mark.parametrize("architecture", ["mmoe", "ple", "shared_bottom"])
+def test_kaiming_initial_logits_are_not_near_zero(data, architecture):
+    X, y = data
+    spread = {}
+    for init in ("torch", "kaiming"):
+        model = fit(X, y, architecture=architecture, weight_init=init, learning_rate_init=1e-12,
+                    max_iter=1)
+        logits = torch.stack(model._logits(X))
+        spread[init] = float(logits.std(dim=1).mean())
+    assert spread["torch"] < 0.02
+    assert spread["kaiming"] > 5 * spread["torch"]
+
+
+# ------------------------------------------------ persistence, export, partial_fit
+@pytest.mark.parametrize("estimator", [MultiTaskClassifier, MultiTaskRegressor])
+def test_pickle_and_model_files_round_trip(data, estimator, tmp_path):
+    X, y = data
+    model = fit(X, y.astype(float) if estimator is MultiTaskRegressor else y, estimator, **RECIPE)
+    predict = model.predict_proba if estimator is MultiTaskClassifier else model.predict
+    expected = predict(X)
+    path = tmp_path / "model.skmtl"
+    save_model(model, path)
+    for restored in (pickle.loads(pickle.dumps(model)), load_model(path)):
+        assert {k: restored.get_params()[k] for k in RECIPE} == RECIPE
+        got = restored.predict_proba(X) if estimator is MultiTaskClassifier else restored.predict(X)
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(expected))
+
+
+def test_onnx_export_of_a_kaiming_model(data):
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from skmtl.export import onnx_inputs, to_onnx
+
+    X, y = data
+    model = fit(X, y, **RECIPE)
+    outputs = ort.InferenceSession(to_onnx(model).SerializeToString()).run(
+        None, onnx_inputs(model, X)
+    )
+    for got, want in zip(outputs, model.predict_proba(X)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_fit_keeps_the_rate_and_decays(data):
+    X, y = data
+    model = MultiTaskClassifier(random_state=0, **RECIPE)
+    model.partial_fit(X, y, classes=[[0, 1], [0, 1]])
+    for _ in range(2):
+        model.partial_fit(X, y)
+    group = model.optimizer_.param_groups[0]
+    assert group["lr"] == 1e-3 and group["decoupled_weight_decay"] and group["weight_decay"] == 0.05
+    assert model.n_iter_ == 3
+
+
+# ------------------------------------------------- defaults that scale with the data
+@pytest.mark.parametrize("estimator", [MultiTaskClassifier, MultiTaskRegressor])
+def test_auto_early_stopping_holds_out_rows_above_2000(estimator):
+    """early_stopping="auto": a validation set above 2,000 rows (it was 10,000)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(2_001, 3))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    above = fit(X, y, estimator, max_iter=2)
+    below = fit(X[:2_000], y[:2_000], estimator, max_iter=2)
+    assert len(above.validation_scores_) == 2
+    assert below.validation_scores_ is None
