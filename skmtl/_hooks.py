@@ -13,7 +13,8 @@ Two kinds, both optional:
   (uncertainty weighting, GradNorm, PCGrad: :mod:`skmtl._balancing`) replace it.
 
 Both are arguments of ``train``; the estimators pass no observer of their own
-except the balancer of ``task_balancing``.
+except the balancer of ``task_balancing`` and the schedule of
+``learning_rate_schedule="plateau"``.
 """
 
 from __future__ import annotations

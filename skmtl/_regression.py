@@ -9,8 +9,11 @@ names them:
 - ``"absolute_error"``: ``|z - y|``;
 - ``"huber"``: squared within ``huber_delta`` of the target, linear beyond
   (the delta in the user's units);
-- ``"poisson"``: the Poisson negative log-likelihood with a log link,
-  ``exp(z) - y * z`` (non-negative targets, at least one positive);
+- ``"poisson"``: half the Poisson deviance with a log link,
+  ``exp(z) - y * z + y * log(y) - y`` (the negative log-likelihood up to a
+  term that does not depend on ``z``, so that the loss is 0 at a perfect fit
+  and never negative, as loss balancing needs; non-negative targets, at least
+  one positive);
 - ``"log_loss"``: the binary cross-entropy with a logit link,
   ``softplus(z) - y * z`` (targets in [0, 1]: 0/1 labels, or probabilities
   and rates as soft labels); the prediction ``sigmoid(z)`` is the
@@ -311,8 +314,8 @@ class RegressionObjective:
                 row = F.huber_loss(z, y, reduction="none", delta=float(self.huber_deltas[t]))
             elif loss == "log_loss":  # logit link; stable for any z, soft labels too
                 row = F.binary_cross_entropy_with_logits(z, y, reduction="none")
-            else:  # poisson, log link
-                row = torch.exp(z) - y * z
+            else:  # poisson, log link: half the deviance, 0 at a perfect fit (never negative)
+                row = torch.exp(z) - y * z + torch.special.xlogy(y, y) - y
             columns.append(row)
         rows = torch.stack(columns, dim=1)
         return torch.where(known, rows, torch.zeros_like(rows))

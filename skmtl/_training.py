@@ -190,13 +190,14 @@ def make_optimizer(
             {"params": no_decay, "weight_decay": 0.0},
         ]
     groups = [g for g in groups if g["params"]]
-    options = {"lr": learning_rate, "decoupled_weight_decay": weight_decay > 0}
+    # AdamW for the decoupled decay (Adam's own decoupled_weight_decay needs torch >= 2.7).
+    optimizer = torch.optim.AdamW if weight_decay > 0 else torch.optim.Adam
     try:
         # The fused kernel updates all parameters at once (about 4x faster than
         # the per-parameter loop on CPU for these small models).
-        return torch.optim.Adam(groups, fused=True, **options)
+        return optimizer(groups, lr=learning_rate, fused=True)
     except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
-        return torch.optim.Adam(groups, **options)
+        return optimizer(groups, lr=learning_rate)
 
 
 def predict_logits(module: nn.Module, inputs: Sequence[torch.Tensor]) -> list[torch.Tensor]:
@@ -295,6 +296,7 @@ def _plan_threads(
     Returns the governor that times the steps (or None), and the count chosen
     without measuring (None where the policy leaves torch's count alone).
     """
+    others = take_load_reading()  # taken here whatever follows: no reading outlives its fit
     n_threads = torch.get_num_threads()
     if (
         get_config()["thread_policy"] != "auto"
@@ -338,7 +340,6 @@ def _plan_threads(
             return None, fixed
         verify = None
     cores = available_cores()
-    others = take_load_reading()
 
     def room_for_threads() -> bool | None:
         if not others.supported:

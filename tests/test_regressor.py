@@ -107,16 +107,28 @@ def test_each_loss_equals_its_hand_computation_on_known_targets():
         known = ~np.isnan(yn[:, t])
         return np.sum(wn[known] * row[known]) / np.sum(wn[known])
 
+    yp = np.nan_to_num(yn[:, 3])
     r = zn - np.nan_to_num(yn[:, 2])
     huber = np.where(np.abs(r) <= 1.5, 0.5 * r**2, 1.5 * (np.abs(r) - 0.75))
     expected = [
         mean(0, 0.5 * (zn - np.nan_to_num(yn[:, 0])) ** 2),
         mean(1, np.abs(zn - np.nan_to_num(yn[:, 1]))),
         mean(2, huber),
-        mean(3, np.exp(zn) - np.nan_to_num(yn[:, 3]) * zn),
+        mean(3, np.exp(zn) - yp * zn + np.where(yp > 0, yp * np.log(np.where(yp > 0, yp, 1)), 0)
+             - yp),
     ]
     np.testing.assert_allclose(losses.numpy(), expected, rtol=1e-12)
     np.testing.assert_allclose(total.item(), sum(expected), rtol=1e-12)
+
+
+def test_the_poisson_loss_is_half_the_deviance_zero_at_a_perfect_fit():
+    y = torch.tensor([[0.0], [1.0], [4.0]], dtype=torch.float64)
+    perfect = [torch.log(torch.tensor([1e-300, 1.0, 4.0], dtype=torch.float64))]
+    _, losses = _objective(["poisson"])(perfect, y)
+    assert abs(losses.item()) < 1e-12
+    _, losses = _objective(["poisson"])([torch.zeros(3, dtype=torch.float64)], y)
+    # exp(0) - y * 0 + y log y - y per row (1, 0 and 1 + 4 log 4 - 4), averaged
+    assert losses.item() == pytest.approx((1 + 0 + 1 + 4 * np.log(4) - 4) / 3, rel=1e-12)
 
 
 def test_only_the_weighted_task_receives_gradient_through_its_head():

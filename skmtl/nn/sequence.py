@@ -35,7 +35,8 @@ def _uniform(tensor: torch.Tensor, bound: float, generator: torch.Generator | No
 
 
 def _exporting() -> bool:
-    return torch.compiler.is_exporting() or torch.onnx.is_in_onnx_export()
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
+    return (is_exporting is not None and is_exporting()) or torch.onnx.is_in_onnx_export()
 
 
 def pool(weight: torch.Tensor, rows: torch.Tensor, items: torch.Tensor, pooling: str) -> torch.Tensor:
