@@ -363,11 +363,11 @@ def bias_report(results: dict, args, command: str, runtime_s: float) -> str:
         "|---|---|" + "---|" * (len(models) + 1 + len(others)),
     ]
     for bias, runs in results.items():
-        col = lambda model, key: [r[model][key] for r in runs]  # noqa: E731
         for key, label in BIAS_ROWS:
-            cells = [mean_std(col(m, key), 4) for m in models + ["oracle"]]
+            column = {m: [r[m][key] for r in runs] for m in models + ["oracle"]}
+            cells = [mean_std(column[m], 4) for m in models + ["oracle"]]
             cells += [
-                mean_std(np.subtract(col(reference, key), col(m, key)), 4) for m in others
+                mean_std(np.subtract(column[reference], column[m]), 4) for m in others
             ]
             lines.append(f"| {bias:g} | {label} | " + " | ".join(cells) + " |")
     lines += ["", "Fit time (s) and epochs per model:", ""]
