@@ -619,10 +619,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         self._store_targets(targets)
 
     # ------------------------------------------------------------- prediction
-    def _logits(self, X) -> list[torch.Tensor]:
+    def _logits(self, X, then=None):
+        """Each task's logits for ``X``, or ``then`` of them (see :func:`predict_logits`)."""
         check_is_fitted(self)
         X = self._validate_X(X, reset=False)
-        return predict_logits(self.module_, self._encode(X))
+        return predict_logits(self.module_, self._encode(X), then)
 
     def _has_gates(self) -> bool:
         if hasattr(self, "module_"):
@@ -723,10 +724,10 @@ class _EpochLogits:
     def __init__(self, view: BaseMultiTaskNetwork, X_val):
         self.view, self.X_val, self.logits = view, X_val, None
 
-    def __call__(self, X) -> list[torch.Tensor]:
+    def __call__(self, X, then=None):
         if X is self.X_val and self.logits is not None:
-            return self.logits
-        return BaseMultiTaskNetwork._logits(self.view, X)
+            return self.logits if then is None else then(self.logits)
+        return BaseMultiTaskNetwork._logits(self.view, X, then)
 
 
 def _concatenate(parts: list):

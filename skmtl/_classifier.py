@@ -912,8 +912,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     # ------------------------------------------------------------- prediction
     def _task_probabilities(self, X) -> list[np.ndarray]:
-        logits = self._logits(X)
-        probabilities = [p.cpu().numpy() for p in self.objective_.probabilities(logits)]
+        check_is_fitted(self)
+        probabilities = [
+            p.cpu().numpy() for p in self._logits(X, then=self.objective_.probabilities)
+        ]
         for t, task_classes in enumerate(classes_per_task(self.classes_)):
             if len(task_classes) < 2:  # set aside in fit: its one observed class, or none
                 probabilities[t] = np.ones((probabilities[t].shape[0], len(task_classes)))
@@ -1016,8 +1018,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 "predict_conditional_proba needs a model fitted with funnel=...; this one has "
                 "no funnel."
             )
-        logits = self._logits(X)
-        conditional = self.objective_.conditional_probabilities(logits)
+        conditional = self._logits(X, then=self.objective_.conditional_probabilities)
         return {
             str(self.task_names_[t]): p.cpu().numpy() for t, p in zip(self.funnel_, conditional)
         }

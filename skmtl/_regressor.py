@@ -433,8 +433,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             ``fit``); 1-D when the model was fitted on 1-D ``y``. A
             ``"log_loss"`` task's column is the probability ``P(y = 1 | x)``.
         """
-        outputs = self._logits(X)
-        predictions = self.objective_.predictions(outputs).cpu().numpy()
+        check_is_fitted(self)
+        predictions = self._logits(X, then=self.objective_.predictions).cpu().numpy()
         predictions[:, ~self._trained_tasks_] = np.nan
         return predictions[:, 0] if self._one_dimensional_ else predictions
 

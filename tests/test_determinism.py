@@ -14,7 +14,8 @@ import torch
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 
-from skmtl import MultiTaskClassifier
+from skmtl import MultiTaskClassifier, MultiTaskRegressor
+from skmtl.nn import ARCHITECTURES
 
 TESTS = Path(__file__).resolve().parent
 # Every source of randomness on: init, shuffling, dropout, unknown-category dropout and
@@ -191,3 +192,56 @@ def test_grid_search_in_two_processes_scores_like_one():
     assert np.array_equal(
         np.hstack(serial.predict_proba(X)), np.hstack(parallel.predict_proba(X))
     )
+
+
+# --------------------------------------------------- a row's prediction ignores its batch
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("architecture", sorted(ARCHITECTURES))
+def test_a_row_predicts_the_same_alone_or_in_a_batch(architecture, threads):
+    """float32 products of 1-3 rows sum in another order than inside a batch.
+
+    Unpadded, single rows' logits differed from the batch's by many ulps
+    (sklearn's check_methods_subset_invariance failed for PLE); padded, by at
+    most 2 ulps (PLE's gates; MKL's kernels still depend a little on a row's
+    place in the batch), and the default architecture's not at all.
+    """
+    rng = np.random.RandomState(0)
+    X = 3 * rng.uniform(size=(37, 3))
+    y = np.column_stack([X[:, 0] > 1.5, X[:, 1] > 1.5]).astype(int)
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        classifier = MultiTaskClassifier(
+            architecture=architecture, max_iter=2, random_state=0, device="cpu"
+        ).fit(X, y)
+        regressor = MultiTaskRegressor(
+            architecture=architecture, max_iter=2, random_state=0, device="cpu",
+            tower_layer_sizes=(4,),  # a narrow tower: its output layer needs 112 rows
+        ).fit(X, y.astype(float))
+        for model in (classifier, regressor):
+            whole = torch.stack(model._logits(X)).numpy()
+            alone = np.concatenate(
+                [torch.stack(model._logits(X[i : i + 1])).numpy() for i in range(len(X))], axis=1
+            )
+            np.testing.assert_array_max_ulp(alone, whole, maxulp=4)
+            within = torch.stack(model._logits(X[5:16])).numpy()
+            np.testing.assert_array_max_ulp(within, whole[:, 5:16], maxulp=4)
+        if architecture == MultiTaskClassifier().architecture:
+            whole = np.asarray(classifier.predict_proba(X))
+            alone = [np.asarray(classifier.predict_proba(X[i : i + 1])) for i in range(len(X))]
+            np.testing.assert_array_equal(np.concatenate(alone, axis=1), whole)
+            alone = [regressor.predict(X[i : i + 1]) for i in range(len(X))]
+            np.testing.assert_array_equal(np.concatenate(alone), regressor.predict(X))
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_the_row_floor_pads_narrow_stacked_layers_past_the_naive_bmm_loop():
+    from skmtl._training import inference_row_floor
+    from skmtl.nn.blocks import StackedLinear
+
+    wide = torch.nn.Sequential(StackedLinear(2, 32, 16), StackedLinear(2, 16, 1))
+    narrow = torch.nn.Sequential(StackedLinear(2, 32, 4), StackedLinear(2, 4, 1))
+    assert inference_row_floor(wide) == 32  # 400 / 16 = 25 rows, rounded up to 16s
+    assert inference_row_floor(narrow) == 112  # 400 / 4 = 100 rows
+    assert inference_row_floor(torch.nn.Linear(3, 1)) == 16

@@ -55,11 +55,6 @@ def _expected_failures(estimator):
             "less than tol for 10 epochs and fit stops at epoch 12 with R^2 ~ 0 (0.95 with "
             "alpha=0). The initialisation belongs to the quality issue."
         )
-        failures["check_methods_subset_invariance"] = (
-            "float32 matrix products depend on the batch size by about one ulp: one of 20 "
-            "PLE predictions of size ~1 differs by 1.8e-7 between a batch and single rows, "
-            "over the check's atol of 1e-7."
-        )
     return failures
 
 
