@@ -189,6 +189,17 @@ class TabularEncoder:
         """Rows of each categorical table: learnt categories plus the unknown row."""
         return self.categorical.cardinalities
 
+    @property
+    def table_sizes(self) -> list[int]:
+        """Rows of every embedding table: the categorical columns' and the sequence tables'."""
+        sequence_tables = [
+            len(vocabulary) + 1
+            for kind in self.kinds
+            if kind.name == "sequence"
+            for vocabulary in kind.vocabularies_
+        ]
+        return list(self.cardinalities) + sequence_tables
+
     def token_columns(self) -> np.ndarray:
         """The column of ``X`` behind each embedded token, in the network's order."""
         return np.concatenate([kind.token_columns() for kind in self.kinds]).astype(np.int64)

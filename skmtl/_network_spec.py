@@ -52,10 +52,11 @@ DEFAULT_TOWER_LAYER_SIZES = (32,)
 
 
 def auto_embedding_dim(cardinalities: Sequence[int]) -> int:
-    """One shared embedding size from the typical categorical cardinality.
+    """One shared embedding size from the typical size of the embedding tables.
 
     ``round(1.6 * K ** 0.56)`` (the fast.ai rule of thumb) for the median
-    cardinality ``K``, clipped to [4, 32]; 8 without categorical columns.
+    table size ``K`` (categorical columns' tables and sequence tables, each
+    with its unknown row), clipped to [4, 32]; 8 without any table.
     """
     if not cardinalities:
         return 8
@@ -291,7 +292,7 @@ def network_spec(
     cardinalities = encoder.cardinalities
     embedding_dim = params["embedding_dim"]
     if embedding_dim == "auto":
-        embedding_dim = auto_embedding_dim(cardinalities)
+        embedding_dim = auto_embedding_dim(encoder.table_sizes)
     mask = expert_input_mask(
         params["feature_groups"], params["architecture"], params["n_experts"],
         params["n_group_experts"], encoder, embedding_dim, feature_names,

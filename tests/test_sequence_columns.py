@@ -201,6 +201,18 @@ def test_columns_of_single_categories_can_share_a_table():
     assert clf.categories_[0].tolist() == clf.categories_[1].tolist()
 
 
+def test_auto_embedding_dim_counts_the_sequence_tables(data):
+    from skmtl._network_spec import auto_embedding_dim
+
+    X, y = data
+    params = {**SMALL, "embedding_dim": "auto", "sequence_features": ["history", "tags"]}
+    clf = MultiTaskClassifier(**params).fit(X[["history", "tags", "price"]], y)
+    sizes = [len(v) + 1 for v in clf.encoder_.kinds[2].vocabularies_]  # history's items, tags
+    assert sizes == [N_ITEMS + 1, 5]
+    # no categorical column: the rule of thumb on the two tables' median, not the 8 of no table
+    assert clf.network_spec_["embedding_dim"] == auto_embedding_dim(sizes) != auto_embedding_dim([])
+
+
 # ---------------------------------------------------------------- estimator
 def test_round_trips_pickle_model_file_and_batched_predictions(fitted, data, tmp_path, monkeypatch):
     X = data[0]
