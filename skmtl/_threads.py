@@ -203,28 +203,32 @@ def concurrent_fits() -> bool:
 class OtherProcessesLoad:
     """How many cores other processes kept busy since the last call (Linux; None elsewhere).
 
-    Busy time of the whole machine (``/proc/stat``) minus this process's own
-    CPU time (``os.times``, all its threads), over the wall time between calls.
-    Reading both costs some microseconds.
+    Busy time of the cores this process may run on (``/proc/stat``: the
+    whole machine's line, or the lines of the cores in
+    ``os.sched_getaffinity`` when a cpuset or ``taskset`` allows fewer) minus
+    this process's own CPU time (``os.times``, all its threads), over the wall
+    time between calls. A process confined to two cores of a busy 64-core
+    server only counts the load of its own two. Reading costs some
+    microseconds.
     """
+
+    STAT_PATH = "/proc/stat"
 
     def __init__(self):
         self._ticks_per_second = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._cores = _affinity_if_restricted()
         self._last = self._read()
 
     def _read(self):
         try:
-            with open("/proc/stat") as stat:
-                fields = stat.readline().split()
-        except OSError:
+            with open(self.STAT_PATH) as stat:
+                busy = _busy_ticks(stat, self._cores)
+        except (OSError, ValueError):
             return None
-        if not fields or fields[0] != "cpu":
+        if busy is None:
             return None
-        values = [int(v) for v in fields[1:]]
-        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-        busy = (sum(values[:8]) - idle) / self._ticks_per_second  # without guest time
         own = os.times()
-        return time.monotonic(), busy, own.user + own.system
+        return time.monotonic(), busy / self._ticks_per_second, own.user + own.system
 
     @property
     def supported(self) -> bool:
@@ -244,6 +248,41 @@ class OtherProcessesLoad:
             return None
         last, self._last = self._last, now
         return max(0.0, (now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0])
+
+
+def _affinity_if_restricted() -> frozenset[int] | None:
+    """The cores this process may run on, or None when that is every core (or unknown)."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = frozenset(os.sched_getaffinity(0))
+    return allowed if len(allowed) < (os.cpu_count() or 0) else None
+
+
+def _busy_ticks(stat, cores: frozenset[int] | None) -> int | None:
+    """Busy clock ticks since boot in ``/proc/stat`` (open file): all cores' line, or ``cores``'.
+
+    Busy is everything but idle and iowait, without guest time (already in
+    user time); None if the file does not look like ``/proc/stat``.
+    """
+    def busy(fields: list[str]) -> int:
+        values = [int(v) for v in fields[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values[:8]) - idle
+
+    fields = stat.readline().split()
+    if not fields or fields[0] != "cpu":
+        return None
+    if cores is None:
+        return busy(fields)
+    total, seen = 0, 0
+    for line in stat:  # the per-core lines follow the total; stop at the first other line
+        fields = line.split()
+        if not fields or not fields[0].startswith("cpu"):
+            break
+        if int(fields[0][3:]) in cores:
+            total += busy(fields)
+            seen += 1
+    return total if seen else None
 
 
 _fit_readings = threading.local()

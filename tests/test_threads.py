@@ -371,3 +371,41 @@ def test_the_load_reading_begun_by_fit_is_taken_once_by_its_own_thread(monkeypat
     with skmtl.config_context(thread_policy="auto"):
         MultiTaskClassifier("shared_bottom", max_iter=3, batch_size=16, random_state=0).fit(X, y)
     assert len(taken) == 1 and isinstance(taken[0], original)
+
+
+FAKE_STAT = """cpu  1000 10 500 8000 100 0 20 0 0 0
+cpu0 700 0 300 1000 50 0 10 0 0 0
+cpu1 100 10 100 3000 20 0 5 0 0 0
+cpu2 100 0 50 2000 10 0 3 0 0 0
+cpu3 100 0 50 2000 20 0 2 0 0 0
+intr 123456 1 2 3
+ctxt 999
+"""
+
+
+def test_busy_ticks_of_the_whole_machine_or_of_the_allowed_cores():
+    import io
+
+    # busy = user + nice + system + irq + softirq + steal (not idle, iowait)
+    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), None) == 1000 + 10 + 500 + 20
+    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({1, 2})) == (
+        (100 + 10 + 100 + 5) + (100 + 50 + 3)
+    )
+    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({0})) == 700 + 300 + 10
+    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({7})) is None  # no such line
+    assert _threads._busy_ticks(io.StringIO("intr 1 2\n"), None) is None
+
+
+def test_a_process_confined_to_some_cores_reads_only_their_load(monkeypatch, tmp_path):
+    stat = tmp_path / "stat"
+    stat.write_text(FAKE_STAT)
+    monkeypatch.setattr(_threads.OtherProcessesLoad, "STAT_PATH", str(stat))
+    monkeypatch.setattr(_threads.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {1, 2}, raising=False)
+    load = _threads.OtherProcessesLoad()
+    assert load._cores == {1, 2} and load.supported
+    # Core 0 (not ours) gets busy; ours stay idle: no load on our cores.
+    stat.write_text(FAKE_STAT.replace("cpu0 700", "cpu0 900").replace("cpu  1000", "cpu  1200"))
+    assert load._read()[1] == load._last[1]
+    monkeypatch.setattr(_threads.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3}, raising=False)
+    assert _threads.OtherProcessesLoad()._cores is None  # every core: the total line
