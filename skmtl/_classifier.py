@@ -1083,6 +1083,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         # String and category columns are embedded; NaN stays refused in continuous columns.
         tags.input_tags.string = True
         tags.input_tags.categorical = True
+        # Continuous columns, never densified whole; piecewise-linear bins need dense columns.
+        tags.input_tags.sparse = self.numeric_embedding != "piecewise_linear"
         return tags
 
 
