@@ -279,8 +279,7 @@ def test_a_model_with_categorical_columns_refuses_a_sparse_X():
         clf.predict_proba(sp.csr_matrix(np.ones((3, 2))))
 
 
-def test_a_sparse_X_is_not_modified(data):
-    X, Y = data
+def test_a_sparse_X_is_not_modified():
     # Unsorted, duplicated entries (summed, as toarray sums them) and int values.
     X = sp.csr_matrix((np.array([3, 1, 2, 5]), np.array([2, 0, 2, 1]), np.array([0, 3, 3, 4])),
                       shape=(3, 3))
