@@ -648,7 +648,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns

@@ -717,9 +717,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features. Categorical columns are chosen by
             ``categorical_features``; the others must be numeric and finite.
+            A scipy sparse matrix holds continuous columns only and is never
+            densified whole (see the user guide's "Sparse input").
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             Labels of each task (ints, bools or strings); NaN/None marks an
             unknown label, left out of that task's loss.
@@ -751,7 +753,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             A chunk of input features.
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             Its labels; NaN/None marks an unknown label.
@@ -931,7 +933,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -948,7 +950,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -967,7 +969,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -996,7 +998,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -1047,7 +1049,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             True labels; NaN/None marks an unknown label.
