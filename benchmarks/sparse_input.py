@@ -120,13 +120,13 @@ def report(results: dict, args) -> str:
     lines = [
         "# Sparse X: joint projection on sparse rows vs densifying each batch",
         "",
-        f"`python benchmarks/sparse_input.py --rows {args.rows} --steps {args.steps} "
-        f"--repeats {args.repeats}`; batch {BATCH}, projection {TOKENS} x {DIM} outputs, "
-        "forward + backward + Adam per step; medians over interleaved repeats on a shared "
-        "machine (compare the ratio, not the milliseconds).",
+        (f"`python benchmarks/sparse_input.py --rows {args.rows} --steps {args.steps} "
+         f"--repeats {args.repeats}`; batch {BATCH}, projection {TOKENS} x {DIM} outputs, "
+         "forward + backward + Adam per step; medians over interleaved repeats on a shared "
+         "machine (compare the ratio, not the milliseconds)."),
         "",
-        "| data | shape | stored | encoded input | dense float32 | sparse_rows ms/step | "
-        "densify_batch ms/step | densify / sparse | max gap | load avg (1 min) | threads |",
+        ("| data | shape | stored | encoded input | dense float32 | sparse_rows ms/step | "
+         "densify_batch ms/step | densify / sparse | max gap | load avg (1 min) | threads |"),
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
