@@ -35,6 +35,7 @@ from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin
 from sklearn.utils import _safe_indexing, check_random_state
@@ -63,6 +64,7 @@ from ._keyed_settings import declared_categories
 from ._network_spec import build_from_spec, differing_entries, network_spec
 from ._schedules import SCHEDULES, schedule_observers
 from ._sequence_columns import changed_sequence_layout, check_no_list_cells, sequence_columns
+from ._sparse import SparseRows, check_sparse, check_sparse_settings, is_sparse
 from ._threads import begin_load_reading
 from ._training import (
     TensorData,
@@ -137,13 +139,17 @@ def validate_input(estimator, X, *, reset: bool):
     """Check X against ``estimator`` (feature names, n_features) without losing column dtypes.
 
     Returns a DataFrame (dtypes kept, so categorical columns stay as they
-    are) or a 2-D ndarray (object arrays stay object). A polars or pyarrow
+    are), a 2-D ndarray (object arrays stay object) or, for a scipy sparse
+    matrix or array, a float64 CSR matrix (:func:`skmtl._sparse.check_sparse`:
+    never densified). A polars or pyarrow
     frame becomes a pandas DataFrame first (:func:`skmtl._frames.as_pandas`),
     so its names are recorded and checked as a pandas frame's. ``reset=True``
     (in ``fit``) records ``n_features_in_`` and ``feature_names_in_``.
     """
     X = as_pandas(X)
-    if not isinstance(X, pd.DataFrame):
+    if is_sparse(X):
+        X = check_sparse(X)
+    elif not isinstance(X, pd.DataFrame):
         X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
     validate_data(estimator, X, skip_check_array=True, reset=reset)
     if isinstance(X, pd.DataFrame):
@@ -230,7 +236,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _encode(self, X) -> tuple[torch.Tensor, ...]:
         """``X`` encoded: one tensor per column kind, on the module's device."""
         device = next(self.module_.parameters()).device
-        return tuple(torch.from_numpy(a).to(device) for a in self.encoder_.transform(X))
+        return tuple(_to_device(a, device) for a in self.encoder_.transform(X))
 
     # ---------------------------------------------------------------- fitting
     def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
@@ -351,6 +357,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         )
         if group.active:  # e.g. a column of strings on one process, of numbers on another
             check_same_on_every_rank(group, "categorical columns", is_categorical.tolist())
+        if is_sparse(X):
+            group.run(lambda: check_sparse_settings(self.get_params(deep=False), is_categorical))
         others = group.run(lambda: self._other_column_kinds(X, is_categorical))
         with_categories = is_categorical.copy()  # partial_fit's categories may name these
         for kind in others:
@@ -372,6 +380,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         :class:`~skmtl._sequence_columns.SequenceColumns`; the other columns
         must not hold lists.
         """
+        if is_sparse(X):  # continuous columns only (_fit_encoder has checked the parameters)
+            return []
         feature_names = getattr(self, "feature_names_in_", None)
 
         def name(j):
@@ -452,7 +462,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         def tensors(rows) -> TensorData:
             take = (lambda a: a) if rows is None else (lambda a: a[rows])
             return TensorData(
-                tuple(torch.from_numpy(take(values)).to(device) for values in encoded),
+                tuple(_to_device(take(values), device) for values in encoded),
                 torch.from_numpy(take(labels)).to(device),
                 torch.from_numpy(take(sample_weight).astype(np.float32)).to(device),
             )
@@ -639,7 +649,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -731,7 +741,16 @@ class _EpochLogits:
 
 
 def _concatenate(parts: list):
-    """The processes' parts of the validation rows (frames, series or arrays), in order."""
+    """The processes' parts of the validation rows (frames, series, arrays or sparse), in order."""
     if isinstance(parts[0], (pd.DataFrame, pd.Series)):
         return pd.concat(parts)
+    if is_sparse(parts[0]):
+        return sp.vstack(parts, format="csr")
     return np.concatenate(parts)
+
+
+def _to_device(values, device) -> torch.Tensor | SparseRows:
+    """One kind's encoded rows (an array, or :class:`SparseRows`) on ``device``."""
+    if isinstance(values, SparseRows):
+        return values.to(device)
+    return torch.from_numpy(values).to(device)

@@ -717,9 +717,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features. Categorical columns are chosen by
             ``categorical_features``; the others must be numeric and finite.
+            A scipy sparse matrix holds continuous columns only and is never
+            densified whole (see the user guide's "Sparse input").
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             Labels of each task (ints, bools or strings); NaN/None marks an
             unknown label, left out of that task's loss.
@@ -751,7 +753,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             A chunk of input features.
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             Its labels; NaN/None marks an unknown label.
@@ -933,7 +935,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -950,7 +952,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -969,7 +971,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -998,7 +1000,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -1048,7 +1050,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             True labels; NaN/None marks an unknown label.
@@ -1084,6 +1086,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         # String and category columns are embedded; NaN stays refused in continuous columns.
         tags.input_tags.string = True
         tags.input_tags.categorical = True
+        # Continuous columns, never densified whole; piecewise-linear bins need dense columns.
+        tags.input_tags.sparse = self.numeric_embedding != "piecewise_linear"
         return tags
 
 

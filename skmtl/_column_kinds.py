@@ -35,6 +35,13 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._sparse import (
+    SparseRows,
+    is_sparse,
+    sparse_mean_scale,
+    sparse_moments,
+    standardised_rows,
+)
 from .nn.blocks import (
     CategoricalEmbedding,
     ContinuousEmbedding,
@@ -780,7 +787,13 @@ class ContinuousColumns(ColumnKind):
             raise ValueError(
                 f"embedding must be one of {list(NUMERIC_EMBEDDINGS)}; got {self.embedding!r}."
             )
-        if not context.distributed:
+        if is_sparse(X):  # the columns are all of X's (the estimator checked)
+            self._check_sparse(X)
+            if not context.distributed:
+                self.mean_, scale = sparse_mean_scale(X)
+            else:
+                self.mean_, scale = _combine_moments(context.group.share(lambda: sparse_moments(X)))
+        elif not context.distributed:
             values = self.values(X, context)
             self.mean_ = values.mean(axis=0)
             scale = values.std(axis=0)
@@ -807,22 +820,44 @@ class ContinuousColumns(ColumnKind):
                                       levels, len(self.columns))
         return [np.unique(edges[:, k]) for k in range(len(self.columns))]
 
-    def transform(self, X, context: FitContext) -> np.ndarray:
-        """Standardised values, float32 of shape ``(n_samples, n_columns)``."""
+    def _check_sparse(self, X) -> None:
+        if not np.array_equal(self.columns, np.arange(X.shape[1])):
+            raise ValueError("A sparse X holds continuous columns only; all of its columns are.")
+
+    def transform(self, X, context: FitContext) -> np.ndarray | SparseRows:
+        """Standardised values, float32 of shape ``(n_samples, n_columns)``.
+
+        A sparse ``X`` (CSR, from :func:`skmtl._sparse.check_sparse`) gives
+        :class:`~skmtl.nn.sparse.SparseRows` holding the same values, without
+        the dense matrix.
+        """
+        if is_sparse(X):
+            self._check_sparse(X)
+            rows = standardised_rows(X, self.mean_, self.scale_)
+            self._check_float32(np.concatenate([rows.values.numpy(), rows.zeros.numpy()]),
+                                np.concatenate([X.indices, np.arange(X.shape[1])]), context)
+            return rows
         values = self.values(X, context)  # our own copy: standardised in place, then
         values -= self.mean_  # rounded to float32 (the same bits as (x - mean) / scale)
         values /= self.scale_
         standardised = np.ascontiguousarray(values, dtype=np.float32)
         del values
+        self._check_float32(standardised, None, context)
+        return standardised
+
+    def _check_float32(self, standardised, columns, context) -> None:
+        """Refuse values that overflowed float32 (``columns``: of each value, None for 2-D)."""
         if standardised.size and not np.isfinite(standardised).all():
-            bad = np.flatnonzero(~np.isfinite(standardised).all(axis=0))
+            if columns is None:
+                bad = np.flatnonzero(~np.isfinite(standardised).all(axis=0))
+            else:
+                bad = np.unique(columns[~np.isfinite(standardised)])
             raise ValueError(
                 "Continuous column(s) "
                 f"{', '.join(context.column_name(self.columns[k]) for k in bad)} hold values "
                 "too large for float32 once standardised with the training mean and scale; "
                 "clip or rescale them (e.g. a log transform) first."
             )
-        return standardised
 
     def embedding_args(self, values: Mapping) -> dict:
         """``n_columns``; for the non-linear embeddings ``embedding`` and its settings.

@@ -25,6 +25,7 @@ from ._column_kinds import (
     encode_column,
     to_float,
 )
+from ._sparse import is_sparse
 
 __all__ = [
     "TabularEncoder", "column", "column_name", "encode_column", "is_categorical_dtype",
@@ -255,10 +256,24 @@ class TabularEncoder:
         The first two are the categorical codes (int32 of shape ``(n_samples,
         n_categorical)``, 0 for unknown/missing, ``1..K_j`` for the learnt
         categories) and the standardised continuous columns (float32 of shape
-        ``(n_samples, n_continuous)``).
+        ``(n_samples, n_continuous)``; :class:`~skmtl.nn.sparse.SparseRows` for
+        a sparse ``X``, whose columns are all continuous).
         """
+        if is_sparse(X):
+            self._check_sparse(X)
         context = self._context()
         return tuple(kind.transform(X, context) for kind in self.kinds)
+
+    def _check_sparse(self, X) -> None:
+        """A sparse ``X`` (continuous columns only) fits an encoder of continuous columns only."""
+        others = [self.feature_name(j) for kind in self.kinds if kind is not self.continuous
+                  for j in kind.columns]
+        if others:
+            raise ValueError(
+                f"X is a sparse matrix, which holds continuous columns only, but the model was "
+                f"fitted with categorical or sequence column(s) {', '.join(others[:5])}"
+                f"{' ...' if len(others) > 5 else ''}; pass X as it was in fit (e.g. a DataFrame)."
+            )
 
     def categories_by_feature(self) -> list[np.ndarray | None]:
         """Learnt categories of every feature (its table's, for a shared one), None for the others."""

@@ -288,9 +288,11 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features. Categorical columns are chosen by
             ``categorical_features``; the others must be numeric and finite.
+            A scipy sparse matrix holds continuous columns only and is never
+            densified whole (see the user guide's "Sparse input").
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             Targets of each task (numbers); NaN/None marks an unknown target,
             left out of that task's loss.
@@ -318,7 +320,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             A chunk of input features.
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             Its targets; NaN/None marks an unknown target.
@@ -423,7 +425,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
 
         Returns
@@ -451,7 +453,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
 
         Parameters
         ----------
-        X : array-like or DataFrame of shape (n_samples, n_features)
+        X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
             Input features.
         y : array-like or DataFrame of shape (n_samples, n_tasks) or (n_samples,)
             True targets; NaN/None marks an unknown target.
@@ -495,6 +497,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         # String and category columns are embedded; NaN stays refused in continuous columns.
         tags.input_tags.string = True
         tags.input_tags.categorical = True
+        # Continuous columns, never densified whole; piecewise-linear bins need dense columns.
+        tags.input_tags.sparse = self.numeric_embedding != "piecewise_linear"
         return tags
 
 

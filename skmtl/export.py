@@ -90,6 +90,7 @@ from ._base import validate_input
 from ._classifier import MultiTaskClassifier
 from ._column_kinds import OnnxColumn
 from ._regressor import MultiTaskRegressor
+from ._sparse import is_sparse
 from ._targets import classes_per_task
 
 __all__ = ["onnx_inputs", "to_onnx"]
@@ -193,7 +194,8 @@ def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     unless ``""`` was learnt, -1 for bools, NaN for floats), so the graph
     encodes them as unknown too. Continuous columns are converted to float64;
     NaN and infinity are kept (the graph returns NaN probabilities for those
-    rows).
+    rows). A scipy sparse ``X`` is densified here: the graph's inputs are
+    dense columns (a model fitted on a sparse ``X`` exports as any other).
 
     Parameters
     ----------
@@ -225,6 +227,8 @@ def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     check_is_fitted(estimator)
     _check_exportable(estimator)
     X = validate_input(estimator, X, reset=False)
+    if is_sparse(X):  # the graph takes one dense column per input: the feed is dense anyway
+        X = X.toarray()
     names = _input_names(estimator)
     feed = {}
     for kind in _exported_kinds(estimator):

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 
@@ -35,6 +36,14 @@ def frame(data, prefix: str) -> pd.DataFrame:
         "x0": data[f"{prefix}x0"],
         "x1": data[f"{prefix}x1"],
     })
+
+
+def sparse_design(X: pd.DataFrame) -> sp.csr_matrix:
+    """One-hot city and device (fixed vocabularies, the same on every rank), then x0 and x1."""
+    cities = [f"city_{i}" for i in range(10)] + ["city_rare"]
+    one_hot = [(X[name].to_numpy()[:, None] == np.array(values)[None, :])
+               for name, values in (("city", cities), ("device", ["phone", "tablet", "desktop"]))]
+    return sp.csr_matrix(np.hstack([*one_hot, X[["x0", "x1"]].to_numpy()]).astype(float))
 
 
 def labels(data, prefix: str) -> pd.DataFrame:
@@ -137,6 +146,13 @@ def main(data_path: str, out_dir: str) -> int:
     joint.fit(X, y, sample_weight=weights)
     out["joint_loss_curve"] = np.asarray(joint.loss_curve_)
     out["joint_proba_0"] = joint.predict_proba(X_all)[0]
+
+    # 1f. A scipy sparse X (one-hot columns and the numbers), projected jointly: the
+    #     one-process model of the same sparse rows.
+    sparse = MultiTaskClassifier(**params, continuous_projection="joint", distributed=True)
+    sparse.fit(sparse_design(X), y, sample_weight=weights)
+    out["sparse_loss_curve"] = np.asarray(sparse.loss_curve_)
+    out["sparse_proba_0"] = sparse.predict_proba(sparse_design(X_all))[0]
 
     # 1e. The training-recipe options (decoupled decay, plateau schedule, Kaiming init).
     recipe = MultiTaskClassifier(**params, **RECIPE, distributed=True)

@@ -145,11 +145,13 @@ def test_y_is_none():
     assert_raises_and_unchanged(_fit(), (X, None), ValueError, r"requires y to be passed")
 
 
-def test_sparse_X():
+def test_sparse_X_with_a_nan_is_refused_unchanged():
+    # A sparse X is taken (tests/test_sparse_input.py); NaN among its stored values is not.
     X, y = _data()
-    X = scipy.sparse.csr_matrix(X)
-    with pytest.raises(TypeError, match=r"Sparse data was passed, but dense data is required"):
-        _fit()(X, y)
+    X[3, 1] = np.nan
+    assert_raises_and_unchanged(
+        _fit(), (scipy.sparse.csr_matrix(X), y), ValueError, r"sparse matrix with NaN or infinite"
+    )
 
 
 # ------------------------------------------------------------- fit: values

@@ -202,6 +202,19 @@ def test_joint_projection_trains_data_parallel(runs):
                                    atol=TOLERANCE)
 
 
+def test_a_sparse_X_trains_data_parallel(runs):
+    """A scipy sparse X in two processes (moments combined, rows sparse): the one-process model."""
+    from distributed_worker import sparse_design
+
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS, continuous_projection="joint").fit(
+        sparse_design(X), y, sample_weight=runs["weight"])
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["sparse_loss_curve"], single.loss_curve_, rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["sparse_proba_0"], single.predict_proba(sparse_design(X))[0],
+                                   atol=TOLERANCE)
+
+
 def test_two_processes_match_one_process_on_the_same_global_batches(runs):
     X, y = frame(runs["rows"])
     single = MultiTaskClassifier(**PARAMS).fit(X, y, sample_weight=runs["weight"])

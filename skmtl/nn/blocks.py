@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .sparse import SparseRows, dense
+
 _ACTIVATIONS = {
     "relu": nn.ReLU,
     "gelu": nn.GELU,
@@ -379,7 +381,9 @@ class JointProjection(nn.Module):
 
     The work is one matmul of the ``(B, F_cont)`` input by ``weight``
     (``(F_cont, k * C * D)``), bias fused; :meth:`project` takes any input
-    ``torch.addmm`` takes, so a sparse input can go through the same weights.
+    ``torch.addmm`` takes; a :class:`~skmtl.nn.sparse.SparseRows` input (a sparse
+    ``X``) goes through the same weights without being densified
+    (:meth:`SparseRows.project <skmtl.nn.sparse.SparseRows.project>`).
 
     Parameters
     ----------
@@ -398,6 +402,8 @@ class JointProjection(nn.Module):
     Shapes: (B, F_cont) float32 -> tokens (B, k, C * D). Parameters:
     ``(F_cont + 1) * k * C * D``.
     """
+
+    takes_sparse_rows = True  # FeatureEmbedding hands it SparseRows as they are
 
     def __init__(self, n_columns: int, n_tokens: int, embedding_dim: int, n_copies: int = 1):
         super().__init__()
@@ -421,6 +427,8 @@ class JointProjection(nn.Module):
 
     def project(self, values: torch.Tensor) -> torch.Tensor:
         """``values @ weight + bias``: (B, F_cont) -> (B, k * C * D)."""
+        if isinstance(values, SparseRows):
+            return values.project(self.weight, self.bias)
         return torch.addmm(self.bias, values, self.weight)
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
@@ -457,7 +465,10 @@ class FeatureEmbedding(nn.Module):
     -----
     Shapes: one tensor per kind, in the order of ``kinds`` (e.g. ``x_cat`` (B,
     F_cat) integer codes, ``x_cont`` (B, F_cont) float32) -> (B, F * D), or (C, B,
-    F * D) when ``n_copies > 1``, ``F`` the total number of tokens.
+    F * D) when ``n_copies > 1``, ``F`` the total number of tokens. An input may
+    be :class:`~skmtl.nn.sparse.SparseRows` (a sparse ``X``): a token embedding
+    whose class sets ``takes_sparse_rows = True`` gets it as it is, any other
+    one the batch densified.
     """
 
     def __init__(self, kinds: Mapping[str, nn.Module], embedding_dim: int, n_copies: int = 1):
@@ -493,7 +504,10 @@ class FeatureEmbedding(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         batch = inputs[0].shape[0]
-        parts = [module(x) for module, x in zip(self.kinds.values(), inputs) if module.n_tokens]
+        parts = [
+            module(x if getattr(module, "takes_sparse_rows", False) else dense(x))
+            for module, x in zip(self.kinds.values(), inputs) if module.n_tokens
+        ]
         tokens = parts[0] if len(parts) == 1 else torch.cat(parts, dim=1)
         if self.n_copies == 1:
             return tokens.reshape(batch, self.out_features)
