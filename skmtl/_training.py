@@ -107,11 +107,18 @@ def _round_up(n: int, block: int) -> int:
     return -(-n // block) * block
 
 
-def _padded_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
-    """``x`` with copies of its last row appended up to ``rows`` rows."""
-    missing = rows - x.shape[0]
-    if missing <= 0 or x.shape[0] == 0:
+def _padded_rows(x, rows: int):
+    """``x`` with copies of its last row appended up to ``rows`` rows.
+
+    ``x`` is a tensor, or :class:`~skmtl.nn.sparse.SparseRows` (a sparse
+    ``X``), which takes the rows by position.
+    """
+    n = x.shape[0]
+    missing = rows - n
+    if missing <= 0 or n == 0:
         return x
+    if not isinstance(x, torch.Tensor):
+        return x[torch.cat([torch.arange(n), torch.full((missing,), n - 1)]).to(x.device)]
     return torch.cat([x, x[-1:].expand(missing, *x.shape[1:])])
 
 
