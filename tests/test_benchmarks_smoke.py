@@ -230,3 +230,19 @@ def test_quality_tiny_run_and_paired_differences(tmp_path):
     assert _row(table, "hgb")[-3] == "0.10"  # fit time ratio to default's, median over seeds
     differences = [line for line in table.splitlines() if line.startswith("| default |")][1]
     assert "| -0.0050 (-0.0200, +0.0100) | +0.0100 (+0.0000, +0.0200) |" in differences
+
+
+def test_sequence_cost_tiny_run(tmp_path):
+    """sequence_cost.py: three models, their ratios to the model without the history, memory."""
+    out = tmp_path / "sequence_cost.md"
+    subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "sequence_cost.py"), "--rows", "3000",
+         "--test-rows", "1000", "--repeats", "1", "--output", str(out)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    text = out.read_text()
+    assert _row(text, "no history")[2] == "1.00x"
+    for model in ("history, mean", "history, attention"):
+        assert _number(_row(text, model)[2]) > 0 and _number(_row(text, model)[4]) > 0
+    # int32 codes of item and 50 history slots: 3,000 x 51 x 4 bytes
+    assert "codes of shape (3000, 51)" in text and "int32" in text
