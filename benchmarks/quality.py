@@ -394,7 +394,7 @@ def merge(paths, output: Path) -> list[dict]:
             key = (row["case"], row["model"], row["seed"])
             if (key not in seen or row["model"] == "default") and "error" not in row:
                 seen.add(key)
-                rows.append({**row, "run": str(path)})
+                rows.append({**row, "run": row.get("run", str(path))})  # a merged report's rows keep their runs
                 loads += row.get("load", [])
     order = {case: i for i, case in enumerate(CASES)}
     rows.sort(key=lambda r: order.get(r["case"], len(order)))
