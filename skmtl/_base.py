@@ -735,6 +735,9 @@ class _EpochLogits:
         self.view, self.X_val, self.logits = view, X_val, None
 
     def __call__(self, X, then=None):
+        # The epoch's validation logits were computed whole, so ``then`` here sees
+        # unpadded rows: the scorer's probabilities may differ from predict_proba's
+        # after fit by an ulp (see skmtl._training.INFERENCE_ROW_BLOCK).
         if X is self.X_val and self.logits is not None:
             return self.logits if then is None else then(self.logits)
         return BaseMultiTaskNetwork._logits(self.view, X, then)

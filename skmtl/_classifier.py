@@ -101,8 +101,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     embedding_dim : int or "auto", default=8
         Size ``D`` of every column's embedding (categorical and continuous).
-        ``"auto"`` picks one size from the median categorical cardinality
-        ``K``: ``clip(round(1.6 * K ** 0.56), 4, 32)``.
+        ``"auto"`` picks one size from the median size ``K`` of the
+        embedding tables (categorical columns' and sequence/shared tables',
+        each with its unknown row): ``clip(round(1.6 * K ** 0.56), 4, 32)``;
+        8 without any table.
 
     min_frequency : int, default=5
         Categories seen fewer than this many times in ``fit`` get no row of

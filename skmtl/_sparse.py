@@ -3,9 +3,10 @@
 A sparse matrix (CSR, CSC or any other scipy format) is taken as continuous
 columns only, by position: it has no column names and no categorical codes.
 Its columns are standardised as a dense ``X``'s would be, with the same mean
-and scale, and encoded as :class:`~skmtl.nn.sparse.SparseRows`: the
-standardised value of every stored entry (the same float32 bits as the
-dense path's) and each column's standardised zero. Nothing here builds the
+and scale (to float64 round-off), and encoded as
+:class:`~skmtl.nn.sparse.SparseRows`: the standardised value of every stored
+entry (the dense path's float32 values, but for a rare one-ulp difference)
+and each column's standardised zero. Nothing here builds the
 dense matrix: memory grows with the stored entries, not with rows x columns.
 """
 
@@ -97,8 +98,10 @@ def standardised_rows(X, mean: np.ndarray, scale: np.ndarray) -> SparseRows:
     """``(X - mean) / scale`` as :class:`SparseRows`, float32 as the dense encoding.
 
     The stored entries and the zeros go through the dense path's arithmetic
-    (float64 ``(x - mean) / scale``, then float32), so every value is the
-    dense encoding's, to the bit.
+    (float64 ``(x - mean) / scale``, then float32). The mean and scale come
+    from :func:`~sklearn.utils.sparsefuncs.mean_variance_axis`, which agrees
+    with the dense path's ``mean``/``std`` to float64 round-off only, so a
+    rare value can land one float32 ulp away from the dense encoding's.
     """
     values = X.data - mean[X.indices]
     values /= scale[X.indices]

@@ -262,7 +262,8 @@ def _busy_ticks(stat, cores: frozenset[int] | None) -> int | None:
     """Busy clock ticks since boot in ``/proc/stat`` (open file): all cores' line, or ``cores``'.
 
     Busy is everything but idle and iowait, without guest time (already in
-    user time); None if the file does not look like ``/proc/stat``.
+    user time); None if the file does not look like ``/proc/stat``. When not
+    every core of ``cores`` has its own line, the total line is used.
     """
     def busy(fields: list[str]) -> int:
         values = [int(v) for v in fields[1:]]
@@ -272,8 +273,9 @@ def _busy_ticks(stat, cores: frozenset[int] | None) -> int | None:
     fields = stat.readline().split()
     if not fields or fields[0] != "cpu":
         return None
+    whole = busy(fields)
     if cores is None:
-        return busy(fields)
+        return whole
     total, seen = 0, 0
     for line in stat:  # the per-core lines follow the total; stop at the first other line
         fields = line.split()
@@ -282,7 +284,9 @@ def _busy_ticks(stat, cores: frozenset[int] | None) -> int | None:
         if int(fields[0][3:]) in cores:
             total += busy(fields)
             seen += 1
-    return total if seen else None
+    # A container whose /proc/stat is virtualised (LXCFS) numbers its own cores from 0,
+    # not as sched_getaffinity does; its total line is then already the container's.
+    return total if seen == len(cores) else whole
 
 
 _fit_readings = threading.local()

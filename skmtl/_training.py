@@ -63,16 +63,24 @@ instead of about 290 MB.
 INFERENCE_ROW_BLOCK = 16
 """Forward passes at predict time take a multiple of this many rows.
 
-With this padding (and :func:`inference_row_floor`), a row's prediction is
-the same, bit for bit, whether it is predicted alone or among other rows
-(measured with torch 2.13 on AVX-512, one and two threads). Otherwise it can
-change by an ulp with the number of rows computed with it: MKL's float32
-matrix products take rows in blocks of four and finish a remainder, or a
-single row, on another path that sums in another order; torch's elementwise
-float64 loops (the sigmoid of the probabilities) take 16 values per step and
-finish the last few with scalar code, which rounds differently. sklearn's
+Without this padding (and :func:`inference_row_floor`) a row's prediction
+changes with the number of rows computed with it (measured with torch 2.13's
+MKL on AVX-512, one and two threads): the float32 matrix products take rows in
+blocks of four and finish a remainder, or a single row, on another path that
+sums in another order, and torch's elementwise float64 loops (the sigmoid of
+the probabilities) take 16 values per step and finish the last few with
+scalar code, which rounds differently. sklearn's
 ``check_methods_subset_invariance`` asks for the same predictions within
-1e-7 for a batch and for its rows one at a time.
+1e-7 for a batch and for its rows one at a time; single rows differed by up
+to thousands of ulps of the logit before (PLE's regressor failed the check).
+
+Padded, the default network with binary tasks predicts a row the same, bit
+for bit, alone or anywhere in a batch. What padding cannot remove: for some
+output widths of one product (5-7 and 9-11 columns: a 5-class task's head,
+PLE's gates of two tasks) MKL's result also depends on whether the row sits
+at an even or an odd position in the batch, so those networks' rows still
+differ by a few ulps (at most 6.4e-9 in probability, measured) from the same
+rows elsewhere in a batch.
 """
 
 BMM_NAIVE_LOOP_WORK = 400
@@ -293,6 +301,8 @@ def predict_logits(
             if padded > rows:
                 outputs = _first_rows(outputs, rows)
             chunks.append(outputs)
+    if not chunks:  # the estimators refuse 0 rows before this
+        raise ValueError("predict_logits needs at least one row; got 0.")
     if len(chunks) == 1:
         return chunks[0]
     if isinstance(chunks[0], torch.Tensor):

@@ -194,14 +194,16 @@ def onnx_inputs(estimator, X) -> dict[str, np.ndarray]:
     unless ``""`` was learnt, -1 for bools, NaN for floats), so the graph
     encodes them as unknown too. Continuous columns are converted to float64;
     NaN and infinity are kept (the graph returns NaN probabilities for those
-    rows). A scipy sparse ``X`` is densified here: the graph's inputs are
-    dense columns (a model fitted on a sparse ``X`` exports as any other).
+    rows), except in a scipy sparse ``X``, whose stored NaN or infinity is
+    refused as in ``predict_proba``. A sparse ``X`` is densified here: the
+    graph's inputs are dense columns (a model fitted on a sparse ``X`` exports
+    as any other).
 
     Parameters
     ----------
     estimator : MultiTaskClassifier or MultiTaskRegressor
         The fitted estimator that was exported.
-    X : array-like or DataFrame of shape (n_samples, n_features)
+    X : array-like, DataFrame or sparse matrix of shape (n_samples, n_features)
         Input features, as given to ``predict_proba``.
 
     Returns

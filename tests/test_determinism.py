@@ -202,8 +202,9 @@ def test_a_row_predicts_the_same_alone_or_in_a_batch(architecture, threads):
 
     Unpadded, single rows' logits differed from the batch's by many ulps
     (sklearn's check_methods_subset_invariance failed for PLE); padded, by at
-    most 2 ulps (PLE's gates; MKL's kernels still depend a little on a row's
-    place in the batch), and the default architecture's not at all.
+    most 2 ulps (PLE's gates: for some product widths MKL's kernels still
+    depend on a row's place in the batch), and the default architecture's with
+    binary tasks not at all, wherever the row sits.
     """
     rng = np.random.RandomState(0)
     X = 3 * rng.uniform(size=(37, 3))
@@ -230,10 +231,26 @@ def test_a_row_predicts_the_same_alone_or_in_a_batch(architecture, threads):
             whole = np.asarray(classifier.predict_proba(X))
             alone = [np.asarray(classifier.predict_proba(X[i : i + 1])) for i in range(len(X))]
             np.testing.assert_array_equal(np.concatenate(alone, axis=1), whole)
+            shifted = np.asarray(classifier.predict_proba(X[1:]))  # every row one place up
+            np.testing.assert_array_equal(shifted, whole[:, 1:])
             alone = [regressor.predict(X[i : i + 1]) for i in range(len(X))]
             np.testing.assert_array_equal(np.concatenate(alone), regressor.predict(X))
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_five_class_task_moves_by_a_few_ulps_with_its_place_in_the_batch():
+    """What padding cannot fix: a 5-wide product depends on a row's even or odd position."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(256, 6))
+    y = np.c_[rng.integers(0, 5, 256), rng.integers(0, 2, 256)]
+    classifier = MultiTaskClassifier(max_iter=1, random_state=0, device="cpu").fit(X, y)
+    whole = torch.stack([z[:, 0] for z in classifier._logits(X)[:1]]).numpy()
+    shifted = torch.stack([z[:, 0] for z in classifier._logits(X[1:])[:1]]).numpy()
+    np.testing.assert_array_max_ulp(shifted, whole[:, 1:], maxulp=64)
+    difference = np.abs(np.asarray(classifier.predict_proba(X[1:])[0])
+                        - np.asarray(classifier.predict_proba(X)[0])[1:])
+    assert difference.max() < 1e-8  # far inside sklearn's 1e-7 of subset invariance
 
 
 def test_the_row_floor_pads_narrow_stacked_layers_past_the_naive_bmm_loop():

@@ -392,7 +392,9 @@ def test_busy_ticks_of_the_whole_machine_or_of_the_allowed_cores():
         (100 + 10 + 100 + 5) + (100 + 50 + 3)
     )
     assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({0})) == 700 + 300 + 10
-    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({7})) is None  # no such line
+    # Core ids that the file does not number (a container's virtualised /proc/stat): the total
+    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({7})) == 1530
+    assert _threads._busy_ticks(io.StringIO(FAKE_STAT), frozenset({3, 8})) == 1530
     assert _threads._busy_ticks(io.StringIO("intr 1 2\n"), None) is None
 
 

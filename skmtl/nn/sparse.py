@@ -12,7 +12,7 @@ prediction take and slice them as they do tensors (``rows[index]``,
 A block that projects all columns at once (:class:`~skmtl.nn.blocks.JointProjection`)
 multiplies them without densifying (:meth:`SparseRows.project`); any other
 block gets one dense batch at a time (:meth:`SparseRows.to_dense`), with the
-same values, to the bit, as the dense input.
+values of the dense input (to the bit for the same mean and scale).
 """
 
 from __future__ import annotations
