@@ -1,5 +1,7 @@
 """Tests for skmtl.datasets.make_ad_funnel, the synthetic click -> conversion generator."""
 
+from collections import Counter
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -236,3 +238,148 @@ def test_selection_bias_truth_is_calibrated_and_averages_over_the_hidden_intent(
     forced = sig(conversion_logit[:, None] + data.intercepts["conversion"] + 1.5 * h[None, ::40])
     assert p_cvr.mean() > 1.2 * (forced @ (density[::40] * 40)).mean()
     assert int((y["conversion"] > y["click"]).sum()) == 0
+
+
+# ------------------------------------------------------------------ behaviour history
+BASE = USER + ITEM
+HISTORY = ["item_id", "history_item_id", "history_category"]
+
+
+@pytest.fixture(scope="module")
+def histories():
+    """The same funnel (seed 0) without a history, and with one at signals 0 and 2."""
+    kwargs = {"n_samples": 20_000, "n_users": 1_000, "n_items": 300, "random_state": 0}
+    return {
+        "none": make_ad_funnel(**kwargs),
+        0.0: make_ad_funnel(**kwargs, history_length=30),
+        2.0: make_ad_funnel(**kwargs, history_length=30, history_signal=2.0),
+    }
+
+
+def test_history_columns_are_the_users_recent_items(histories):
+    data = histories[2.0]
+    X = data.data
+    assert list(X.columns) == BASE + HISTORY == data.feature_names
+    assert data.feature_groups == {"user": USER + HISTORY[1:], "item": ITEM + ["item_id"]}
+    np.testing.assert_array_equal(X["item_id"], data.item_index)
+    assert X["item_id"].dtype == np.int64 and X["history_item_id"].dtype == object
+    lengths = X["history_item_id"].map(len).to_numpy()
+    assert lengths.max() == 30 and (lengths == X["history_category"].map(len)).all()
+    # Cold users (10 %) and short draws: measured 11.1 % empty histories, mean length 13.2.
+    assert 0.07 < (lengths == 0).mean() < 0.16 and 10 < lengths.mean() < 17
+    # Each history item's category is that item's category (as a candidate).
+    category_of = dict(zip(X["item_id"], X["item_category"].astype(str)))
+    pairs = [(i, c) for ids, cats in zip(X["history_item_id"][:3000], X["history_category"])
+             for i, c in zip(ids, cats) if i in category_of]
+    assert len(pairs) > 30_000 and all(category_of[i] == c for i, c in pairs)
+    # One stream per user, most recent last: a user's shorter histories end its longer ones.
+    for user in np.unique(data.user_index)[:50]:
+        rows = X["history_item_id"][data.user_index == user]
+        longest = max(rows, key=len)
+        assert all(not row or longest[-len(row):] == row for row in rows)
+    # Users like a few categories: their histories are far from uniform over the 12.
+    top_share = [Counter(cats).most_common(1)[0][1] / len(cats)
+                 for cats in X["history_category"] if len(cats) >= 20]
+    assert np.mean(top_share) > 0.35  # measured 0.44; uniform interests would give 0.19
+
+
+def test_history_terms_match_the_columns(histories):
+    data = histories[2.0]
+    X = data.data
+    candidate = X["item_category"].astype(str).to_numpy()
+    count = np.array([cats.count(c) for cats, c in zip(X["history_category"], candidate)])
+    k = X["history_item_id"].map(len).to_numpy()
+    np.testing.assert_allclose(data.history_affinity, np.log(12 * (count + 1) / (k + 12)))
+    reengaged = [i in ids for i, ids in zip(X["item_id"], X["history_item_id"])]
+    np.testing.assert_array_equal(data.history_reengaged, reengaged)
+    assert 0.02 < data.history_reengaged.mean() < 0.1  # measured 0.038
+    np.testing.assert_array_equal(data.history_affinity[k == 0], 0.0)
+
+
+@pytest.mark.parametrize("selection_bias", [0.0, 1.0])
+def test_history_signal_enters_both_logits_and_keeps_the_rates_exact(selection_bias):
+    kwargs = {"n_samples": 8_000, "n_users": 1_000, "n_items": 300, "history_length": 30,
+              "selection_bias": selection_bias, "random_state": 1}
+    plain, strong = make_ad_funnel(**kwargs), make_ad_funnel(**kwargs, history_signal=1.5)
+    for data in (plain, strong):
+        assert data.p_click.mean() == pytest.approx(0.04, abs=1e-9)
+        assert data.p_conversion.mean() / data.p_click.mean() == pytest.approx(0.10, abs=1e-9)
+        np.testing.assert_allclose(data.p_conversion,
+                                   data.p_click * data.p_conversion_given_click, rtol=1e-12)
+    # The history is drawn the same way at every signal.
+    pd.testing.assert_frame_equal(plain.data, strong.data)
+    np.testing.assert_array_equal(plain.history_affinity, strong.history_affinity)
+    term = strong.history_affinity + strong.history_reengaged
+    logit = lambda p: np.log(p / (1 - p))
+    if selection_bias == 0:
+        # Exactly the earlier logits plus 1.5 (a + r) for clicks and 0.75 (a + r) for
+        # conversions, up to each logit's recalibrated intercept.
+        click_shift = logit(strong.p_click) - logit(plain.p_click) - 1.5 * term
+        cvr_shift = (logit(strong.p_conversion_given_click)
+                     - logit(plain.p_conversion_given_click) - 0.75 * term)
+        for shift in (click_shift, cvr_shift):
+            np.testing.assert_allclose(shift, shift[0], atol=1e-8)
+    # The truth now follows the history: measured correlation 0.66 and 0.65 in logit space.
+    assert np.corrcoef(logit(strong.p_click), term)[0, 1] > 0.5
+    assert abs(np.corrcoef(logit(plain.p_click), term)[0, 1]) < 0.05
+
+
+def test_labels_follow_the_history_only_when_it_has_a_signal(histories):
+    none, zero, strong = histories["none"], histories[0.0], histories[2.0]
+    # Signal 0: the features, labels and probabilities are bit for bit those of the
+    # funnel without history, so the history is independent of the labels given them.
+    pd.testing.assert_frame_equal(zero.data[BASE], none.data)
+    pd.testing.assert_frame_equal(zero.target, none.target)
+    for name in ["p_click", "p_conversion_given_click", "p_conversion", "user_index"]:
+        np.testing.assert_array_equal(zero[name], none[name])
+    # Signal 2: the labels follow the probabilities, which follow the history (the AUC
+    # of the truth rises from 0.826 to 0.923, measured), and the click rate of a candidate
+    # already in the history is many times that of the others (measured 13 times).
+    auc = {s: roc_auc_score(histories[s].target["click"], histories[s].p_click) for s in (0.0, 2.0)}
+    assert auc[2.0] > max(0.9, auc[0.0] + 0.06), auc
+    click = strong.target["click"].to_numpy()
+    assert click[strong.history_reengaged].mean() > 5 * click[~strong.history_reengaged].mean()
+    assert roc_auc_score(click, strong.history_affinity) > 0.75  # measured 0.848
+    for p, labels in [(strong.p_click, click), (strong.p_conversion, strong.target["conversion"])]:
+        order = np.argsort(p)
+        for part in np.array_split(order, 5):
+            expected, se = p[part].mean(), np.sqrt(np.sum(p[part] * (1 - p[part]))) / len(part)
+            assert abs(np.asarray(labels)[part].mean() - expected) < 4 * se
+
+
+def test_history_is_deterministic_given_the_seed():
+    first = make_ad_funnel(3_000, history_length=10, history_signal=1.0, random_state=7)
+    again = make_ad_funnel(3_000, history_length=10, history_signal=1.0,
+                           random_state=np.random.RandomState(7))
+    pd.testing.assert_frame_equal(first.data, again.data)
+    pd.testing.assert_frame_equal(first.target, again.target)
+    np.testing.assert_array_equal(first.p_click, again.p_click)
+    other = make_ad_funnel(3_000, history_length=10, history_signal=1.0, random_state=8)
+    assert not first.data["history_item_id"].equals(other.data["history_item_id"])
+
+
+def test_tiny_item_pools_and_one_item_histories():
+    # Most categories have no item: interests fall on the categories that have one.
+    data = make_ad_funnel(500, n_users=20, n_items=3, history_length=1, history_signal=1.0,
+                          random_state=0)
+    ids = [i for row in data.data["history_item_id"] for i in row]
+    assert set(ids) <= {0, 1, 2} and max(map(len, data.data["history_item_id"])) == 1
+    assert data.p_click.mean() == pytest.approx(0.04, abs=1e-9)
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        ({"history_length": -1}, "history_length must be >= 0"),
+        ({"history_length": 2.0}, "history_length must be an integer"),
+        ({"history_length": True}, "history_length must be an integer"),
+        ({"history_length": 5, "history_signal": -0.1}, "history_signal must be a finite"),
+        ({"history_length": 5, "history_signal": float("nan")}, "history_signal must be a finite"),
+        ({"history_length": 5, "history_signal": True}, "history_signal must be a finite"),
+        ({"history_length": 5, "history_signal": "1"}, "history_signal must be a finite"),
+        ({"history_signal": 1.0}, "needs a history: set history_length >= 1"),
+    ],
+)
+def test_history_parameter_errors(params, match):
+    with pytest.raises(ValueError, match=match):
+        make_ad_funnel(100, **params)

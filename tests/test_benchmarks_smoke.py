@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_mmoe.py"
@@ -246,3 +247,29 @@ def test_sequence_cost_tiny_run(tmp_path):
         assert _number(_row(text, model)[2]) > 0 and _number(_row(text, model)[4]) > 0
     # int32 codes of item and 50 history slots: 3,000 x 51 x 4 bytes
     assert "codes of shape (3000, 51)" in text and "int32" in text
+
+
+def test_history_signal_study_tiny_run_and_paired_differences(tmp_path):
+    """history_signal.py: two signals, two seeds, one epoch; the report's paired differences
+    are the per-seed differences of the runs it saves."""
+    out = tmp_path / "history.md"
+    subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "history_signal.py"), "--signals", "0", "2",
+         "--seeds", "2", "--n-train", "2000", "--n-test", "1500", "--history-length", "10",
+         "--max-iter", "1", "--output", str(out)],
+        check=True, capture_output=True, text=True, timeout=600,
+    )
+    runs = json.loads(out.with_suffix(".json").read_text())
+    assert [(r["signal"], r["seed"]) for r in runs] == [(0.0, 0), (0.0, 1), (2.0, 0), (2.0, 1)]
+    text = out.read_text()
+    for signal in (0.0, 2.0):
+        chosen = [r for r in runs if r["signal"] == signal]
+        assert all(r[m]["epochs"] == 1 for r in chosen for m in ("no history", "mean", "attention"))
+        table = text.split(f"## history_signal = {signal:g}")[1]
+        row = next(line for line in table.splitlines() if line.startswith("| attention |"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        diffs = [r["attention"]["auc_ctr"] - r["no history"]["auc_ctr"] for r in chosen]
+        mean, std = (float(v) for v in cells[2].split(" (")[0].split(" +- "))
+        assert mean == pytest.approx(np.mean(diffs), abs=1e-4)
+        assert std == pytest.approx(np.std(diffs, ddof=1), abs=1e-4)
+        assert cells[2].endswith(f"({sum(d < 0 for d in diffs)}/2 < 0)")

@@ -435,9 +435,12 @@ def test_the_recommender_example_runs_and_the_history_helps(capsys):
     spec = importlib.util.spec_from_file_location("recommender_history", path)
     example = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(example)
-    rows = {row["model"]: row for row in example.main(12_000)}
+    rows = {row["model"]: row for row in example.main(20_000, signal=2.0)}
     assert "AUC pCTCVR" in capsys.readouterr().out
-    # Measured: AUC pCTR 0.505 / 0.651 / 0.648 and pCTCVR 0.504 / 0.642 / 0.643 (none/mean/attention).
+    # make_ad_funnel(history_signal=2), 15,000 impressions to train. Measured: AUC pCTR
+    # 0.601 / 0.729 / 0.672 and pCTCVR 0.802 / 0.851 / 0.843 (none/mean/attention); the
+    # true probabilities 0.922 and 0.974.
     for model in ("history, mean", "history, attention"):
         for auc in ("AUC pCTR", "AUC pCTCVR"):
-            assert rows[model][auc] > rows["no history"][auc] + 0.08, rows
+            assert rows[model][auc] > rows["no history"][auc] + 0.03, rows
+            assert rows[model][auc] < rows["truth (ceiling)"][auc], rows

@@ -6,6 +6,14 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch, check_random_state
 
+from ._history import (
+    CLICK_WEIGHTS,
+    CONVERSION_WEIGHTS,
+    check_history,
+    draw_histories,
+    history_columns,
+    history_terms,
+)
 from ._synthetic import check_int
 
 __all__ = ["make_ad_funnel"]
@@ -17,6 +25,7 @@ _CATEGORIES = ["books", "electronics", "fashion", "home", "toys", "sports", "bea
                "garden", "music", "auto", "pets"]
 _USER_FEATURES = ["user_segment", "device", "user_activity", "user_age"]
 _ITEM_FEATURES = ["item_category", "item_price", "item_rating"]
+_HISTORY_FEATURES = ["history_item_id", "history_category"]
 _SEGMENT_SHARES = [0.18, 0.16, 0.14, 0.14, 0.1, 0.1, 0.08, 0.1]
 _LATENT_DIM = 3
 
@@ -378,6 +387,8 @@ def make_ad_funnel(
     n_items=1_000,
     conversion_when_not_clicked="zero",
     selection_bias=0.0,
+    history_length=0,
+    history_signal=0.0,
     return_X_y=False,
     random_state=None,
 ):
@@ -435,6 +446,31 @@ def make_ad_funnel(
         probabilities are those given the observed features, averaged over
         the intent (Gauss-Hermite quadrature). 0 (the default) adds nothing
         and draws nothing: the output is that of earlier versions.
+    history_length : int, default=0
+        Longest behaviour history, >= 0; 0 (the default) adds no history and
+        draws nothing for it. Otherwise each user has hidden interests over
+        the item categories (a few favourites, independent of the user's
+        features) and ``history_length`` earlier clicks on items of those
+        categories, oldest first; each impression carries the most recent
+        ``k`` of them, ``k`` varying from impression to impression (10 % of
+        the users, and a few impressions of the others, have an empty
+        history). Three columns are added: ``item_id`` (the candidate item,
+        int64), ``history_item_id`` and ``history_category`` (lists of item
+        ids and of category names, most recent last), for
+        ``MultiTaskClassifier(sequence_features=...)``.
+    history_signal : float, default=0.0
+        Strength ``s >= 0`` of the history in the labels (needs
+        ``history_length >= 1``). With the candidate's *affinity* ``a = log(12
+        (c + 1) / (k + 12))`` (the log lift of its category in a history of
+        ``k`` items, ``c`` of them of that category; 0 for an empty history)
+        and *re-engagement* ``r`` (1 if the history holds the candidate
+        item), the click logit gains ``s (a + r)`` and the conversion logit
+        ``0.5 s (a + r)``, before the intercepts are calibrated, so ``ctr``,
+        ``cvr`` and the true probabilities stay exact at every ``s``. With 0
+        the history is drawn after, and independently of, everything that
+        decides the labels: the features, labels and probabilities are
+        bit for bit those without a history, and a model can only overfit
+        to it.
     return_X_y : bool, default=False
         If True, return ``(X, y)`` instead of a Bunch.
     random_state : int, RandomState instance or None, default=None
@@ -443,13 +479,15 @@ def make_ad_funnel(
 
     Returns
     -------
-    X : pandas.DataFrame of shape (n_samples, 7)
+    X : pandas.DataFrame of shape (n_samples, 7) or (n_samples, 10)
         Returned when ``return_X_y`` is True. User features
         ``user_segment`` (8 categories), ``device`` (android, ios, web),
         ``user_activity`` (sessions per week), ``user_age``; item features
         ``item_category`` (12 categories), ``item_price``, ``item_rating``.
         Categorical columns have pandas ``category`` dtype, the others
-        float64.
+        float64. With ``history_length >= 1`` also ``item_id`` (int64),
+        ``history_item_id`` and ``history_category`` (object columns of
+        lists).
     y : pandas.DataFrame of shape (n_samples, 2)
         Returned when ``return_X_y`` is True. Columns ``click`` (int64) and
         ``conversion`` (see ``conversion_when_not_clicked``).
@@ -468,15 +506,20 @@ def make_ad_funnel(
         ``feature_names`` and ``target_names`` (lists of str). With
         ``selection_bias > 0`` also ``intent`` (the hidden ``h`` of each
         impression, float64), and the three probabilities are averaged
-        over it.
+        over it. With ``history_length >= 1`` also ``history_affinity``
+        (``a`` above, float64) and ``history_reengaged`` (``r``, bool), and
+        ``feature_groups`` holds the history columns among the user's and
+        ``item_id`` among the item's.
 
     Raises
     ------
     ValueError
         If ``n_samples``, ``n_users`` or ``n_items`` is not a positive
         integer, ``ctr`` or ``cvr`` is not in (0, 1),
-        ``conversion_when_not_clicked`` is not ``"zero"`` or ``"nan"``, or
-        ``selection_bias`` is not a finite number >= 0.
+        ``conversion_when_not_clicked`` is not ``"zero"`` or ``"nan"``,
+        ``selection_bias`` or ``history_signal`` is not a finite number
+        >= 0, ``history_length`` is not an integer >= 0, or
+        ``history_signal`` is positive while ``history_length`` is 0.
 
     See Also
     --------
@@ -491,7 +534,9 @@ def make_ad_funnel(
     recur (about ``n_samples / n_users`` impressions per user), but no
     hidden per-user or per-item effect exists; ``selection_bias`` adds a
     hidden intent per impression, and the true probabilities then average
-    over it.
+    over it. The users' interests are hidden, but the history's terms are
+    functions of the observed history and candidate, so the true
+    probabilities remain functions of the observed columns.
 
     Examples
     --------
@@ -503,6 +548,11 @@ def make_ad_funnel(
     True
     >>> int((funnel.target["conversion"] > funnel.target["click"]).sum())
     0
+    >>> logs = make_ad_funnel(2_000, history_length=20, history_signal=1.0, random_state=0)
+    >>> list(logs.data.columns[-3:])
+    ['item_id', 'history_item_id', 'history_category']
+    >>> bool(abs(logs.p_click.mean() - 0.04) < 1e-6)
+    True
     """
     n_samples = check_int(n_samples, "n_samples", 1)
     n_users = check_int(n_users, "n_users", 1)
@@ -521,6 +571,7 @@ def make_ad_funnel(
         raise ValueError(
             f"selection_bias must be a finite real number >= 0, got {selection_bias!r}."
         )
+    history_length, history_signal = check_history(history_length, history_signal)
     rng = check_random_state(random_state)
 
     users = _draw_users(n_users, rng)
@@ -530,8 +581,26 @@ def make_ad_funnel(
     user_index = rng.choice(n_users, size=n_samples, p=user_popularity)
     item_index = rng.randint(n_items, size=n_samples)
 
+    # Every draw that decides the labels comes first, in the order of earlier versions;
+    # the history comes after them, so without a signal nothing else changes.
+    intent = rng.standard_normal(n_samples) if selection_bias > 0 else None
+    click_uniform = rng.uniform(size=n_samples)
+    conversion_uniform = rng.uniform(size=n_samples)
     click_logit, conversion_logit = _logits(users, items, user_index, item_index, effects)
     extra = {}
+    if history_length > 0:
+        streams, lengths = draw_histories(
+            n_users, items["category"], len(_CATEGORIES), history_length, user_index, rng
+        )
+        affinity, reengaged = history_terms(
+            streams, lengths, user_index, item_index, items["category"], len(_CATEGORIES)
+        )
+        if history_signal > 0:
+            for (w_affinity, w_reengaged), logit in [
+                (CLICK_WEIGHTS, click_logit), (CONVERSION_WEIGHTS, conversion_logit)
+            ]:
+                logit += history_signal * (w_affinity * affinity + w_reengaged * reengaged)
+        extra.update(history_affinity=affinity, history_reengaged=reengaged)
     if selection_bias == 0:
         click_intercept = _calibrate_intercept(click_logit, ctr)
         p_click = _sigmoid(click_logit + click_intercept)
@@ -546,18 +615,27 @@ def make_ad_funnel(
             )
         )
         p_conversion_given_click = p_conversion / p_click
-        intent = rng.standard_normal(n_samples)
         click_draw = _sigmoid(click_logit + click_intercept + selection_bias * intent)
         conversion_draw = _sigmoid(conversion_logit + conversion_intercept + selection_bias * intent)
         extra["intent"] = intent
 
-    click = rng.uniform(size=n_samples) < click_draw
-    converted = rng.uniform(size=n_samples) < conversion_draw
+    click = click_uniform < click_draw
+    converted = conversion_uniform < conversion_draw
     conversion = (click & converted).astype(np.int64)
     if conversion_when_not_clicked == "nan":
         conversion = np.where(click, conversion, np.nan)
 
     X = _features(users, items, user_index, item_index)
+    feature_groups = {"user": list(_USER_FEATURES), "item": list(_ITEM_FEATURES)}
+    if history_length > 0:
+        item_ids, categories = history_columns(
+            streams, lengths, user_index, items["category"], _CATEGORIES
+        )
+        X["item_id"] = item_index.astype(np.int64)
+        X["history_item_id"] = pd.Series(item_ids, dtype=object)
+        X["history_category"] = pd.Series(categories, dtype=object)
+        feature_groups["user"] += _HISTORY_FEATURES
+        feature_groups["item"].append("item_id")
     y = pd.DataFrame({"click": click.astype(np.int64), "conversion": conversion})
     if return_X_y:
         return X, y
@@ -569,7 +647,7 @@ def make_ad_funnel(
         p_conversion=p_conversion,
         user_index=user_index.astype(np.int64),
         item_index=item_index.astype(np.int64),
-        feature_groups={"user": list(_USER_FEATURES), "item": list(_ITEM_FEATURES)},
+        feature_groups=feature_groups,
         intercepts={"click": click_intercept, "conversion": conversion_intercept},
         feature_names=list(X.columns),
         target_names=["click", "conversion"],
