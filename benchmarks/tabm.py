@@ -45,8 +45,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 import quality  # the census split, the scores, the HGB baseline, the report
@@ -230,12 +228,7 @@ def main(argv=None):
         for model in args.models:
             row = run(model, seed)
             rows.append(row)
-            shown = row.get("error") or (
-                f"AUC {np.round(row['auc'], 4).tolist()} log loss "
-                f"{np.round(row['log_loss'], 4).tolist()} {row['fit_seconds']:.1f}s "
-                f"epochs {row['epochs']} load {row['load'][0]:.1f}-{row['load'][1]:.1f}"
-            )
-            print(f"seed {seed} {model}: {shown}", flush=True)
+            print(f"seed {seed} {model}: {quality.row_summary(row)}", flush=True)
             args.output.with_suffix(".json").parent.mkdir(parents=True, exist_ok=True)
             args.output.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     print(write(rows, conditions, args.output))
