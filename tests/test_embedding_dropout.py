@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import assert_onnx_matches_predict_proba
 from sklearn.metrics import roc_auc_score
 
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
@@ -133,18 +134,8 @@ def test_a_bad_value_in_a_description_is_refused(data):
 
 @pytest.mark.slow
 def test_onnx_export(data):
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from skmtl.export import onnx_inputs, to_onnx
-
     X, y = data
-    model = fit(X, y, embedding_dropout=0.1)
-    outputs = ort.InferenceSession(to_onnx(model).SerializeToString()).run(
-        None, onnx_inputs(model, X)
-    )
-    for got, want in zip(outputs, model.predict_proba(X)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert_onnx_matches_predict_proba(fit(X, y, embedding_dropout=0.1), X)
 
 
 def test_partial_fit_continues_and_refuses_a_changed_rate(data):
