@@ -65,13 +65,14 @@ MODELS = {
     "best_k8": {"params": BEST, "k": 8},
     "k2": {"k": 2},
     "k4split": {"k": 4, "split": True},
-    "k8split": {"k": 8, "split": True},
     "best_k4split": {"params": BEST, "k": 4, "split": True},
     "edrop0.05": {"embedding_dropout": 0.05},
     "edrop0.1": {"embedding_dropout": 0.1},
     "edrop0.2": {"embedding_dropout": 0.2},
     "best_edrop0.1": {"params": BEST, "embedding_dropout": 0.1},
-    "best_k4split_edrop0.1": {"params": BEST, "k": 4, "split": True, "embedding_dropout": 0.1},
+    # The estimators' own option (no patch): it must reproduce edrop0.2.
+    "option_edrop0.2": {"params": {"embedding_dropout": 0.2}},
+    "best_option_edrop0.2": {"params": {**BEST, "embedding_dropout": 0.2}},
 }
 """Model name -> ``params`` (MultiTaskClassifier keyword arguments), ``k`` (TabM-mini
 members, 1: none) and ``embedding_dropout``; ``hgb`` is quality.py's baseline."""
