@@ -273,6 +273,15 @@ def run_in_subprocess(
 
 
 # ---------------------------------------------------------------- the report
+def row_summary(row: dict) -> str:
+    """One fit's scores, time, epochs and load (or its error) on one line."""
+    return row.get("error") or (
+        f"AUC {np.round(row['auc'], 4).tolist()} log loss "
+        f"{np.round(row['log_loss'], 4).tolist()} {row['fit_seconds']:.1f}s "
+        f"epochs {row['epochs']} load {row['load'][0]:.1f}-{row['load'][1]:.1f}"
+    )
+
+
 def _mean_std(values) -> str:
     values = np.asarray(values, dtype=float)
     return f"{values.mean():.4f} ± {values.std():.4f}"
@@ -462,12 +471,7 @@ def main(argv=None) -> list[dict]:
                 extra = params if model not in MODELS else None
                 row = run_in_subprocess(case, model, seed, extra, args.proba_dir)
                 rows.append(row)
-                shown = row.get("error") or (
-                    f"AUC {np.round(row['auc'], 4).tolist()} log loss "
-                    f"{np.round(row['log_loss'], 4).tolist()} {row['fit_seconds']:.1f}s "
-                    f"epochs {row['epochs']} load {row['load'][0]:.1f}"
-                )
-                print(f"{case} seed {seed} {model}: {shown}", flush=True)
+                print(f"{case} seed {seed} {model}: {row_summary(row)}", flush=True)
                 args.output.parent.mkdir(parents=True, exist_ok=True)
                 args.output.with_suffix(".json").write_text(json.dumps(rows, indent=1))
                 if "error" in row and "CaseUnavailable" in row["error"]:

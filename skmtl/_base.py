@@ -205,6 +205,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "tower_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left"), dict],
         "activation": [StrOptions({"relu", "gelu", "tanh", "silu"})],
         "dropout": [Interval(Real, 0, 1, closed="left")],
+        "embedding_dropout": [Interval(Real, 0, 1, closed="left")],
         "task_weights": ["array-like", dict, None],
         "task_balancing": [StrOptions({"fixed", "uncertainty", "gradnorm", "pcgrad"}), dict],
         "feature_groups": [dict, None],

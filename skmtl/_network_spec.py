@@ -31,6 +31,10 @@ A description holds:
     the towers differ, a list with one tuple per task); empty for a
     user-defined architecture, which is called as
     ``architecture(in_features, n_outputs)``.
+``embedding_dropout``
+    Only where positive: the dropout probability on the embedded input while
+    training (the estimator's ``embedding_dropout``). Absent, as in the
+    descriptions written before it existed, it is 0: no dropout module.
 """
 
 from __future__ import annotations
@@ -191,26 +195,33 @@ def describe_network(
             name: [_plain(v) for v in value] if isinstance(value, list) else _plain(value)
             for name, value in architecture_options(ARCHITECTURES[architecture], offered).items()
         }
-    return {
+    spec = {
         "architecture": architecture,
         "embedding_dim": _count(values["embedding_dim"], "embedding_dim", 1),
         "embeddings": [{k: _plain(v) for k, v in entry.items()} for entry in embeddings],
         "n_outputs": [_count(k, "n_outputs", 1) for k in n_outputs],
         "options": options,
     }
+    embedding_dropout = _probability(values.get("embedding_dropout", 0.0), "embedding_dropout")
+    if embedding_dropout > 0:  # recorded only where used: other descriptions stay as they were
+        spec["embedding_dropout"] = embedding_dropout
+    return spec
+
+
+def _probability(value, name: str) -> float:
+    """A real number (not a bool) in [0, 1), as a Python float."""
+    value = _plain(value)
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0 <= value < 1:
+        raise ValueError(f"{name} must be in [0, 1); got {value!r}.")
+    return float(value)
 
 
 def tabular_embeddings(cardinalities, n_continuous, category_dropout) -> list[dict]:
     """The entries of the two built-in kinds, as files of format 1 and 2 described them."""
-    category_dropout = _plain(category_dropout)
-    if (
-        isinstance(category_dropout, bool) or not isinstance(category_dropout, Real)
-        or not 0 <= category_dropout < 1
-    ):
-        raise ValueError(f"category_dropout must be in [0, 1); got {category_dropout!r}.")
+    category_dropout = _probability(category_dropout, "category_dropout")
     return [
         {"kind": "categorical", "cardinalities": [_count(k, "cardinalities", 1) for k in cardinalities],
-         "unknown_rate": float(category_dropout)},
+         "unknown_rate": category_dropout},
         {"kind": "continuous", "n_columns": _count(n_continuous, "n_continuous", 0)},
     ]
 
@@ -228,6 +239,8 @@ def check_network_spec(spec: Mapping, constraints: Mapping, caller_name: str) ->
     from sklearn.utils._param_validation import validate_parameter_constraints
 
     _count(spec["embedding_dim"], "embedding_dim", 1)
+    if "embedding_dropout" in spec:
+        _probability(spec["embedding_dropout"], "embedding_dropout")
     if not isinstance(spec["n_outputs"], list):
         raise ValueError(f"n_outputs must be a list; got {spec['n_outputs']!r}.")
     for k in spec["n_outputs"]:
@@ -301,6 +314,7 @@ def network_spec(
         **{name: params[name] for name in ARCHITECTURE_PARAMETERS},
         "embedding_dim": embedding_dim,
         "category_dropout": params["category_dropout"],
+        "embedding_dropout": params["embedding_dropout"],
         "numeric_embedding": params["numeric_embedding"],
         "continuous_projection": params["continuous_projection"],
         "feature_groups": params["feature_groups"],
@@ -374,6 +388,7 @@ def build_from_spec(spec: Mapping, device=None) -> MultiTaskNetwork:
             },
             n_outputs=spec["n_outputs"],
             options=spec["options"],
+            embedding_dropout=spec.get("embedding_dropout", 0.0),
         )
 
 

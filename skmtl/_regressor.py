@@ -210,6 +210,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         tower_layer_sizes=(32,),
         activation="relu",
         dropout=0.0,
+        embedding_dropout=0.0,
         task_weights=None,
         task_balancing="fixed",
         feature_groups=None,
@@ -257,6 +258,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.tower_layer_sizes = tower_layer_sizes
         self.activation = activation
         self.dropout = dropout
+        self.embedding_dropout = embedding_dropout
         self.task_weights = task_weights
         self.task_balancing = task_balancing
         self.feature_groups = feature_groups

@@ -9,6 +9,20 @@ import torch
 torch.set_num_threads(1)
 
 
+def assert_onnx_matches_predict_proba(model, X):
+    """The exported ONNX model's probabilities are ``model.predict_proba(X)`` (skipped without onnx)."""
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from skmtl.export import onnx_inputs, to_onnx
+
+    outputs = ort.InferenceSession(to_onnx(model).SerializeToString()).run(
+        None, onnx_inputs(model, X)
+    )
+    for got, want in zip(outputs, model.predict_proba(X)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
 def make_mixed_frame(n=1500, seed=0):
     """A DataFrame with string, category, bool and numeric columns and two known-signal tasks."""
     rng = np.random.RandomState(seed)

@@ -160,6 +160,13 @@ def main(data_path: str, out_dir: str) -> int:
     out["recipe_loss_curve"] = np.asarray(recipe.loss_curve_)
     out["recipe_proba_0"] = recipe.predict_proba(X_all)[0]
 
+    # 1f. Embedding dropout: every rank draws its own masks, and all end with one model.
+    dropped = MultiTaskClassifier(**params, embedding_dropout=0.2, distributed=True)
+    dropped.fit(X, y, sample_weight=weights)
+    out["edrop_loss_curve"] = np.asarray(dropped.loss_curve_)
+    for name, value in state(dropped).items():
+        out[f"edrop_state_{name}"] = value
+
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).
     big = frame(data, "big_")

@@ -344,6 +344,7 @@ BAD_PARAMETERS = {
     "dropout": 1.0,
     "early_stopping": "sometimes",
     "embedding_dim": 0,
+    "embedding_dropout": 1.0,
     "expert_layer_sizes": "wide",
     "feature_groups": ["a"],
     "funnel": "yes",

@@ -257,9 +257,18 @@ def test_training_recipe_options_match_one_process(runs):
                                    atol=TOLERANCE)
 
 
+def test_embedding_dropout_trains_one_model_on_every_rank(runs):
+    """Each rank drops its own embedded values; the averaged gradients keep one model."""
+    first, _ = runs["ranks"][0]
+    assert any(k.startswith("edrop_state_") for k in first)  # equal: test_ranks_end_with_...
+    # The masks changed training (the same fit without them: equivalence_loss_curve).
+    assert not np.allclose(first["edrop_loss_curve"], first["equivalence_loss_curve"])
+
+
 def test_ranks_end_with_the_same_model(runs):
     (first, first_report), (second, second_report) = runs["ranks"]
-    for prefix in ("early_state_", "early_state_ple_", "partial_state_", "user_state_"):
+    for prefix in ("early_state_", "early_state_ple_", "partial_state_", "user_state_",
+                   "edrop_state_"):
         names = [k for k in first if k.startswith(prefix)]
         assert names
         for name in names:

@@ -16,6 +16,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import assert_onnx_matches_predict_proba
 
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
 from skmtl._hooks import TrainingState
@@ -189,18 +190,8 @@ def test_pickle_and_model_files_round_trip(data, estimator, tmp_path):
 
 
 def test_onnx_export_of_a_kaiming_model(data):
-    pytest.importorskip("onnx")
-    ort = pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnxscript")
-    from skmtl.export import onnx_inputs, to_onnx
-
     X, y = data
-    model = fit(X, y, **RECIPE)
-    outputs = ort.InferenceSession(to_onnx(model).SerializeToString()).run(
-        None, onnx_inputs(model, X)
-    )
-    for got, want in zip(outputs, model.predict_proba(X)):
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert_onnx_matches_predict_proba(fit(X, y, **RECIPE), X)
 
 
 def test_partial_fit_keeps_the_rate_and_decays(data):

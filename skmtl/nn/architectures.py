@@ -25,6 +25,7 @@ from torch import nn
 
 from .blocks import (
     AttentionTransfer,
+    Dropout,
     FeatureEmbedding,
     Gate,
     GatedExperts,
@@ -434,6 +435,12 @@ class MultiTaskNetwork(nn.Module):
         Turns the encoded columns (one tensor per column kind) into one flat vector.
     body : nn.Module
         Maps ``(B, embedding.out_features)`` to a list of per-task logits.
+    embedding_dropout : float, default=0.0
+        While training, dropout on the embedded input (every value of the
+        flat vector zeroed with this probability, the others scaled by
+        ``1 / (1 - p)``) before the body reads it. With 0 the network has no
+        dropout module there at all (its structure is the same as without
+        the argument).
 
     Notes
     -----
@@ -441,13 +448,17 @@ class MultiTaskNetwork(nn.Module):
     (B, F_cont) float32) -> list of per-task logits.
     """
 
-    def __init__(self, embedding: FeatureEmbedding, body: nn.Module):
+    def __init__(self, embedding: FeatureEmbedding, body: nn.Module, embedding_dropout: float = 0.0):
         super().__init__()
         self.embedding = embedding
+        if embedding_dropout > 0:
+            self.embedding_dropout = Dropout(embedding_dropout)
         self.body = body
 
     def forward(self, *inputs: torch.Tensor) -> list[torch.Tensor]:
-        return self.body(self.embedding(*inputs))
+        x = self.embedding(*inputs)
+        dropout = self._modules.get("embedding_dropout")  # absent when p = 0
+        return self.body(x if dropout is None else dropout(x))
 
 
 def embedding_copies(architecture, n_tasks: int) -> int:
@@ -466,6 +477,7 @@ def build_network(
     n_outputs: Sequence[int],
     options: Mapping | None = None,
     token_embeddings: Mapping[str, nn.Module] | None = None,
+    embedding_dropout: float = 0.0,
 ) -> MultiTaskNetwork:
     """Build the embedding and the architecture (parameters uninitialised).
 
@@ -489,6 +501,9 @@ def build_network(
         The column kinds' token embeddings, each a factory called with the
         number of copies (:func:`embedding_copies`) and returning the module
         (see :class:`~skmtl.nn.blocks.FeatureEmbedding`).
+    embedding_dropout : float, default=0.0
+        Dropout on the embedded input while training (see
+        :class:`MultiTaskNetwork`).
     """
     options = dict(options or {})
     copies = embedding_copies(architecture, len(n_outputs))
@@ -513,4 +528,4 @@ def build_network(
                 f"architecture={architecture!r} returned {type(body).__name__}, not a "
                 "torch.nn.Module."
             )
-    return MultiTaskNetwork(embedding, body)
+    return MultiTaskNetwork(embedding, body, embedding_dropout)
