@@ -194,6 +194,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "sequence_features": ["array-like", None],
         "sequence_pooling": [StrOptions({"mean", "sum", "max"}), dict],
         "attention_queries": [dict, None],
+        "attention_weights": [StrOptions({"softmax", "din"})],
         "max_sequence_length": [Interval(Integral, 1, None, closed="left"), dict],
         "shared_embeddings": ["array-like", None],
         "expert_layer_sizes": ["array-like", Interval(Integral, 1, None, closed="left")],

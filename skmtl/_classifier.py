@@ -202,6 +202,16 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         categories that shares the sequence column's table
         (``shared_embeddings``).
 
+    attention_weights : {"softmax", "din"}, default="softmax"
+        How attention turns the items' scores into weights: ``"softmax"``
+        normalises them over the history's items (a weighted mean, whatever
+        the history's length); ``"din"`` keeps them unnormalised, as in the
+        DIN paper, so the token also grows with how much of the history
+        relates to the candidate. On ``make_ad_funnel`` histories of up to 50
+        items the unnormalised weights lowered pCTR AUC against the model
+        without the history where the history held no signal, and the
+        softmax did not (the user guide's "Sequence and multi-hot columns").
+
     max_sequence_length : int or dict, default=20
         Items kept of each list: the LAST ones (the most recent, for lists
         in time order); shorter lists are padded. A dict ``{column: length}``
@@ -633,6 +643,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         sequence_features=None,
         sequence_pooling="mean",
         attention_queries=None,
+        attention_weights="softmax",
         max_sequence_length=20,
         shared_embeddings=None,
         expert_layer_sizes=(64, 32),
@@ -685,6 +696,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         self.sequence_features = sequence_features
         self.sequence_pooling = sequence_pooling
         self.attention_queries = attention_queries
+        self.attention_weights = attention_weights
         self.max_sequence_length = max_sequence_length
         self.shared_embeddings = shared_embeddings
         self.expert_layer_sizes = expert_layer_sizes

@@ -315,6 +315,7 @@ def network_spec(
         "embedding_dim": embedding_dim,
         "category_dropout": params["category_dropout"],
         "embedding_dropout": params["embedding_dropout"],
+        "attention_weights": params["attention_weights"],
         "numeric_embedding": params["numeric_embedding"],
         "continuous_projection": params["continuous_projection"],
         "feature_groups": params["feature_groups"],

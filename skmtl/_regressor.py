@@ -199,6 +199,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         sequence_features=None,
         sequence_pooling="mean",
         attention_queries=None,
+        attention_weights="softmax",
         max_sequence_length=20,
         shared_embeddings=None,
         expert_layer_sizes=(64, 32),
@@ -247,6 +248,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.sequence_features = sequence_features
         self.sequence_pooling = sequence_pooling
         self.attention_queries = attention_queries
+        self.attention_weights = attention_weights
         self.max_sequence_length = max_sequence_length
         self.shared_embeddings = shared_embeddings
         self.expert_layer_sizes = expert_layer_sizes

@@ -278,7 +278,7 @@ class SequenceColumns(ColumnKind):
         return {int(j): self.vocabularies_[t].to_numpy() for j, t in zip(self.columns, self.tables)}
 
     def embedding_args(self, values: Mapping) -> dict:
-        return {
+        args = {
             "tables": [len(v) + 1 for v in self.vocabularies_],
             "column_tables": list(self.tables),
             "widths": list(self.widths),
@@ -286,12 +286,15 @@ class SequenceColumns(ColumnKind):
             "queries": list(self.queries),
             "unknown_rate": float(values.get("category_dropout", 0.0)),
         }
+        if "attention" in self.poolings:  # recorded where used; older descriptions mean "din"
+            args["attention_weights"] = values.get("attention_weights", "softmax")
+        return args
 
     @classmethod
     def make_embedding(cls, embedding_dim, n_copies, *, tables, column_tables, widths, poolings,
-                       queries, unknown_rate=0.0):
+                       queries, unknown_rate=0.0, attention_weights="din"):
         return SequenceEmbedding(tables, column_tables, widths, poolings, queries, embedding_dim,
-                                 unknown_rate, n_copies)
+                                 unknown_rate, n_copies, attention_weights)
 
     def probe_values(self) -> list:
         return [None] * len(self.columns)  # unknown categories, empty lists

@@ -334,6 +334,7 @@ BAD_PARAMETERS = {
     "alpha": -1.0,
     "architecture": "transformer",
     "attention_queries": ["history"],
+    "attention_weights": "sum",
     "batch_size": 0,
     "categorical_features": "auto",
     "category_dropout": 1.0,

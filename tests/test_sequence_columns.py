@@ -136,9 +136,10 @@ def test_pooling_excludes_padding_and_an_empty_list_gives_zeros():
         torch.testing.assert_close(pool(module.table(0), rows, codes[:, :3] >= 0, pooling), tokens[:, k])
 
 
-def test_attention_masks_padding():
+@pytest.mark.parametrize("weights", ["softmax", "din"])
+def test_attention_masks_padding(weights):
     torch.manual_seed(0)
-    unit = TargetAttention(4, n_copies=2)
+    unit = TargetAttention(4, n_copies=2, weights=weights)
     unit.reset_parameters(torch.Generator().manual_seed(1))
     query, keys = torch.randn(5, 8), torch.randn(5, 3, 8)
     unpadded = unit(query, keys, torch.ones(5, 3, dtype=torch.bool))
@@ -146,11 +147,53 @@ def test_attention_masks_padding():
     padded = unit(query, torch.cat([keys, padding], 1),
                   torch.cat([torch.ones(5, 3), torch.zeros(5, 4)], 1).bool())
     torch.testing.assert_close(padded, unpadded, rtol=1e-6, atol=1e-6)
-    # One copy's weights, by hand: v . sigmoid(W [q, k, q - k, q * k] + b) + c.
+    # One copy's scores, by hand: v . sigmoid(W [q, k, q - k, q * k] + b) + c.
     q, k = query[0, :4], keys[0, :, :4]
     features = torch.cat([q.expand(3, 4), k, q - k, q * k], 1)
-    w = torch.sigmoid(features @ unit.hidden_weight[0] + unit.hidden_bias[0]) @ unit.score_weight[0]
-    torch.testing.assert_close(unpadded[0, :4], ((w + unit.score_bias[0])[:, None] * k).sum(0))
+    score = torch.sigmoid(features @ unit.hidden_weight[0] + unit.hidden_bias[0]) @ unit.score_weight[0]
+    score = score + unit.score_bias[0]
+    weight = torch.softmax(score, 0) if weights == "softmax" else score
+    torch.testing.assert_close(unpadded[0, :4], (weight[:, None] * k).sum(0))
+    # A history of padding only: a zero token, never NaN.
+    empty = unit(query, padding, torch.zeros(5, 4, dtype=torch.bool))
+    torch.testing.assert_close(empty, torch.zeros(5, 8))
+
+
+def test_softmax_attention_is_a_weighted_mean_whatever_the_length():
+    """Repeating every item of a history leaves a softmax token unchanged, not a DIN one."""
+    unit = {w: TargetAttention(4, weights=w) for w in ("softmax", "din")}
+    for u in unit.values():
+        u.reset_parameters(torch.Generator().manual_seed(2))
+    query, keys = torch.randn(3, 4), torch.randn(3, 5, 4)
+    twice = torch.cat([keys, keys], 1)
+    for name, u in unit.items():
+        once = u(query, keys, torch.ones(3, 5, dtype=torch.bool))
+        doubled = u(query, twice, torch.ones(3, 10, dtype=torch.bool))
+        if name == "softmax":
+            torch.testing.assert_close(doubled, once)
+        else:
+            torch.testing.assert_close(doubled, 2 * once)
+
+
+def test_attention_weights_are_recorded_and_older_descriptions_mean_din(data):
+    X, y = data
+    din = MultiTaskClassifier(**SMALL, **SEQUENCE, attention_weights="din").fit(X, y)
+    default = MultiTaskClassifier(**SMALL, **SEQUENCE).fit(X, y)
+    kinds = {e["kind"]: e for e in default.network_spec_["embeddings"]}
+    assert kinds["sequence"]["attention_weights"] == "softmax"
+    assert {e["kind"]: e for e in din.network_spec_["embeddings"]}["sequence"]["attention_weights"] == "din"
+    attention = default.module_.embedding.kinds["sequence"].attention
+    assert [u.normalisation for u in attention.values()] == ["softmax"]
+    # A description without the entry (written before the option) builds DIN's weights.
+    from skmtl._sequence_columns import SequenceColumns
+
+    args = dict(kinds["sequence"])
+    del args["kind"], args["attention_weights"]
+    old = SequenceColumns.make_embedding(4, 1, **args)
+    assert [u.normalisation for u in old.attention.values()] == ["din"]
+    assert not np.allclose(np.asarray(din.predict_proba(X)[0]), np.asarray(default.predict_proba(X)[0]))
+    with pytest.raises(ValueError, match="attention_weights"):
+        din.set_params(warm_start=True, attention_weights="softmax").fit(X, y)
 
 
 def test_more_padding_gives_the_same_tokens(fitted, data):
@@ -160,8 +203,9 @@ def test_more_padding_gives_the_same_tokens(fitted, data):
     assert (codes[:, 1:9] == -1).any()
     padding = np.full((len(codes), 12), -1, dtype=np.int32)
     wider = np.concatenate([codes[:, :9], padding, codes[:, 9:]], axis=1)
+    weights = next(iter(module.attention.values())).normalisation
     wide = SequenceEmbedding(module.tables, module.column_tables, [1, 20, 3], module.poolings,
-                             module.queries, 4).eval()
+                             module.queries, 4, attention_weights=weights).eval()
     wide.load_state_dict(module.state_dict())
     with torch.no_grad():
         torch.testing.assert_close(wide(torch.from_numpy(wider)), module(torch.from_numpy(codes)),

@@ -28,6 +28,9 @@ POOLINGS = ("mean", "sum", "max", "attention")
 ATTENTION_HIDDEN = 32
 """Hidden units of the attention unit of every ``"attention"`` column."""
 
+ATTENTION_WEIGHTS = ("softmax", "din")
+"""How :class:`TargetAttention` turns its items' scores into weights."""
+
 
 def _uniform(tensor: torch.Tensor, bound: float, generator: torch.Generator | None) -> None:
     with torch.no_grad():
@@ -61,13 +64,21 @@ class TargetAttention(nn.Module):
     """Target attention over a history, as in DIN (Zhou et al., KDD 2018).
 
     For a query ``q`` (the candidate item's embedding) and the history's item
-    embeddings ``k_1..k_L``, each item gets the weight
-    ``w_i = v . sigmoid(W [q, k_i, q - k_i, q * k_i] + b) + c`` (one hidden
+    embeddings ``k_1..k_L``, each item gets the score
+    ``s_i = v . sigmoid(W [q, k_i, q - k_i, q * k_i] + b) + c`` (one hidden
     layer of ``hidden`` units), and the output is ``sum_i w_i k_i`` over the
-    items that are not padding. As in the paper, the weights are not
-    normalised by a softmax, so the output also says how much of the history
-    relates to the candidate. Padding positions get weight 0: a history gives
-    the same output however much padding follows it.
+    items that are not padding, with weights
+
+    - ``"softmax"``: ``w = softmax(s)`` over the items: a weighted mean of the
+      history, whatever its length (an empty history gives zeros);
+    - ``"din"``: ``w = s``, not normalised, as in the paper, so the output
+      also grows with how much of the history relates to the candidate.
+
+    On ``make_ad_funnel``'s histories of up to 50 items
+    (``benchmarks/results/history_signal_latest.md``) the unnormalised weights
+    lost to the model without the history when the history carried no signal,
+    as sum pooling did, and the softmax did not. Padding positions get weight
+    0: a history gives the same output however much padding follows it.
 
     Parameters
     ----------
@@ -78,6 +89,8 @@ class TargetAttention(nn.Module):
     n_copies : int, default=1
         ``C`` independent units, one per copy of the embeddings (side by side
         in the last axis of the inputs).
+    weights : {"softmax", "din"}, default="softmax"
+        How the scores become weights (see above).
 
     Notes
     -----
@@ -85,11 +98,15 @@ class TargetAttention(nn.Module):
     items) -> (B, C * D).
     """
 
-    def __init__(self, embedding_dim: int, hidden: int = ATTENTION_HIDDEN, n_copies: int = 1):
+    def __init__(self, embedding_dim: int, hidden: int = ATTENTION_HIDDEN, n_copies: int = 1,
+                 weights: str = "softmax"):
         super().__init__()
+        if weights not in ATTENTION_WEIGHTS:
+            raise ValueError(f"Unknown attention weights {weights!r}; expected one of {ATTENTION_WEIGHTS}.")
         self.embedding_dim = int(embedding_dim)
         self.hidden = int(hidden)
         self.n_copies = int(n_copies)
+        self.normalisation = weights
         c, d, h = self.n_copies, self.embedding_dim, self.hidden
         self.hidden_weight = nn.Parameter(torch.empty(c, 4 * d, h))
         self.hidden_bias = nn.Parameter(torch.empty(c, h))
@@ -112,7 +129,13 @@ class TargetAttention(nn.Module):
         hidden = torch.sigmoid(torch.einsum("blcf,cfh->blch", features, self.hidden_weight)
                                + self.hidden_bias)
         scores = torch.einsum("blch,ch->blc", hidden, self.score_weight) + self.score_bias
-        return scores * mask.unsqueeze(-1).to(scores.dtype)
+        items = mask.unsqueeze(-1).to(scores.dtype)
+        if self.normalisation == "softmax":
+            # Padding scores at the lowest float: exp gives 0 next to any item; a history of
+            # padding only gets equal weights, zeroed by the mask below.
+            scores = scores.masked_fill(~mask.unsqueeze(-1), torch.finfo(scores.dtype).min)
+            scores = torch.softmax(scores, dim=1)
+        return scores * items
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         batch, length = keys.shape[0], keys.shape[1]
@@ -121,7 +144,8 @@ class TargetAttention(nn.Module):
         return pooled.reshape(batch, self.n_copies * self.embedding_dim)
 
     def extra_repr(self) -> str:
-        return f"embedding_dim={self.embedding_dim}, hidden={self.hidden}, n_copies={self.n_copies}"
+        return (f"embedding_dim={self.embedding_dim}, hidden={self.hidden}, n_copies={self.n_copies}, "
+                f"weights={self.normalisation!r}")
 
 
 class SequenceEmbedding(RandomBlock):
@@ -165,6 +189,9 @@ class SequenceEmbedding(RandomBlock):
         Training-time probability of mapping a category to its unknown row.
     n_copies : int, default=1
         ``C`` independent copies of every table and attention unit.
+    attention_weights : {"softmax", "din"}, default="din"
+        :class:`TargetAttention`'s weights (``"din"``, the default here, is
+        what models described before the option was added were trained with).
 
     Notes
     -----
@@ -182,6 +209,7 @@ class SequenceEmbedding(RandomBlock):
         embedding_dim: int,
         unknown_rate: float = 0.0,
         n_copies: int = 1,
+        attention_weights: str = "din",
     ):
         super().__init__()
         self.tables = [int(k) for k in tables]
@@ -200,7 +228,8 @@ class SequenceEmbedding(RandomBlock):
             self.register_parameter(f"table_{t}", nn.Parameter(torch.empty(rows + 1, width)))
         self.lookup_tables = tuple(f"table_{t}" for t in range(len(self.tables)))
         self.attention = nn.ModuleDict({
-            str(k): TargetAttention(self.embedding_dim, n_copies=self.n_copies)
+            str(k): TargetAttention(self.embedding_dim, n_copies=self.n_copies,
+                                    weights=attention_weights)
             for k, pooling in enumerate(self.poolings) if pooling == "attention"
         })
 
