@@ -17,8 +17,11 @@ scored on the rest:
 - ``no history``: the user and item columns and the candidate's ``item_id``;
 - ``mean``: the same plus the two history columns, mean-pooled, sharing the
   tables of ``item_id`` and ``item_category`` (``shared_embeddings``);
-- ``attention``: the same with DIN target attention of ``item_id`` over
-  ``history_item_id`` and of ``item_category`` over ``history_category``.
+- ``attention``: the same with target attention (DIN's scores, with the
+  estimators' default ``attention_weights="softmax"``; ``--extra-params
+  '{"attention_weights": "din"}'`` for the paper's unnormalised weights) of
+  ``item_id`` over ``history_item_id`` and of ``item_category`` over
+  ``history_category``.
 
 The report gives, per signal, mean +/- std over the seeds of the held-out
 AUC of pCTR (clicks) and pCTCVR (conversions over all impressions), the same

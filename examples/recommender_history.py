@@ -14,17 +14,18 @@ funnel ``("click", "conversion")`` with MMoE three ways:
 2. with the two history columns as sequence columns (``sequence_features``)
    sharing the tables of ``item_id`` and ``item_category``
    (``shared_embeddings``), mean-pooled;
-3. the same with DIN's target attention of the candidate's item id and
-   category over them (``attention_queries``; Zhou et al., KDD 2018).
+3. the same with target attention of the candidate's item id and category
+   over them (``attention_queries``; Zhou et al.'s DIN, KDD 2018, with the
+   estimators' default ``attention_weights="softmax"``).
 
 It prints the held-out AUC of pCTR and pCTCVR of each, and those of the
 generator's true probabilities, the best any model can reach. Measured on
 2026-11-30 (40,000 impressions, ``history_signal=1``; a shared 2-core CPU,
-1-minute load average about 3.5, so the fit times are only relative): AUC
-pCTR 0.718 without the history, 0.727 mean-pooled, 0.738 with attention
-(the truth: 0.840); AUC pCTCVR 0.874, 0.884, 0.885 (0.943); fits of 3.7 s,
-5.5 s and 18.3 s. One seed: the spread over seeds is as large as these
-lifts at this signal (the benchmark's table).
+1-minute load average about 0.7, so the fit times are only relative): AUC
+pCTR 0.718 without the history, 0.727 mean-pooled, 0.762 with attention
+(the truth: 0.840); AUC pCTCVR 0.874, 0.884, 0.903 (0.943); fits of 2.0 s,
+2.8 s and 10.3 s. One seed: the spread over seeds is as large as the
+mean-pooled lift at this signal (the benchmark's table).
 ``benchmarks/history_signal.py`` repeats this over signal levels and seeds
 (the user guide's "Sequence and multi-hot columns" has its table).
 Run: ``python examples/recommender_history.py [n_impressions [signal]]``.

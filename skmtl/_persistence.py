@@ -67,6 +67,7 @@ from ._network_spec import (
 )
 from ._regression import RegressionObjective
 from ._regressor import MultiTaskRegressor
+from ._sequence_columns import with_din_attention
 from .losses import MultiTaskObjective
 from .metrics import _MultiTaskScorer
 from .nn.architectures import ARCHITECTURES
@@ -300,6 +301,10 @@ def load_model(path, *, key=None, module_class=None):
     if isinstance(params, dict) and "continuous_projection" not in params:
         # Written before the parameter existed, by an skmtl that gave every column a token.
         params = {**params, "continuous_projection": "per_column"}
+    if isinstance(params, dict) and "attention_weights" not in params:
+        # Written before the parameter existed, by an skmtl whose attention was DIN's.
+        params = {**params, "attention_weights": "din"}
+        network = with_din_attention(network)
     estimator = _rebuild_estimator(params, _ESTIMATORS[document["estimator"]])
     try:
         if document["format_version"] < 3:

@@ -352,6 +352,27 @@ class SequenceColumns(ColumnKind):
 register_column_kind(SequenceColumns)
 
 
+def with_din_attention(network):
+    """A network description written before ``attention_weights``, with DIN's weights recorded.
+
+    Sequence entries with an ``"attention"`` pooling and no ``attention_weights``
+    get ``"din"`` (what such models were trained with), so that the description
+    matches the one the loaded estimator's parameters give (``partial_fit``,
+    ``warm_start``). Anything else is returned as it is.
+    """
+    embeddings = network.get("embeddings") if isinstance(network, dict) else None
+    if not isinstance(embeddings, list):
+        return network
+    upgraded = [
+        {**entry, "attention_weights": "din"}
+        if isinstance(entry, dict) and entry.get("kind") == "sequence"
+        and "attention" in (entry.get("poolings") or ()) and "attention_weights" not in entry
+        else entry
+        for entry in embeddings
+    ]
+    return {**network, "embeddings": upgraded}
+
+
 def length_input(name: str) -> str:
     """The ONNX input holding the lengths of sequence column ``name``."""
     return f"{name}_length"

@@ -453,8 +453,9 @@ def make_ad_funnel(
         features) and ``history_length`` earlier clicks on items of those
         categories, oldest first; each impression carries the most recent
         ``k`` of them, ``k`` varying from impression to impression (10 % of
-        the users, and a few impressions of the others, have an empty
-        history). Three columns are added: ``item_id`` (the candidate item,
+        the users have an empty history, and so do some impressions of the
+        others: about 10 % of all impressions for ``history_length=50``, and
+        more for short histories, about 55 % for ``history_length=1``). Three columns are added: ``item_id`` (the candidate item,
         int64), ``history_item_id`` and ``history_category`` (lists of item
         ids and of category names, most recent last), for
         ``MultiTaskClassifier(sequence_features=...)``.

@@ -89,8 +89,10 @@ class TargetAttention(nn.Module):
     n_copies : int, default=1
         ``C`` independent units, one per copy of the embeddings (side by side
         in the last axis of the inputs).
-    weights : {"softmax", "din"}, default="softmax"
-        How the scores become weights (see above).
+    weights : {"softmax", "din"}, default="din"
+        How the scores become weights (see above). The block's default is the
+        paper's; the estimators' ``attention_weights`` defaults to
+        ``"softmax"`` and is passed on explicitly.
 
     Notes
     -----
@@ -99,7 +101,7 @@ class TargetAttention(nn.Module):
     """
 
     def __init__(self, embedding_dim: int, hidden: int = ATTENTION_HIDDEN, n_copies: int = 1,
-                 weights: str = "softmax"):
+                 weights: str = "din"):
         super().__init__()
         if weights not in ATTENTION_WEIGHTS:
             raise ValueError(f"Unknown attention weights {weights!r}; expected one of {ATTENTION_WEIGHTS}.")
