@@ -192,7 +192,7 @@ def test_attention_weights_are_recorded_and_older_descriptions_mean_din(data):
     old = SequenceColumns.make_embedding(4, 1, **args)
     assert [u.normalisation for u in old.attention.values()] == ["din"]
     assert not np.allclose(np.asarray(din.predict_proba(X)[0]), np.asarray(default.predict_proba(X)[0]))
-    with pytest.raises(ValueError, match="attention_weights"):
+    with pytest.raises(ValueError, match=r"\(attention_weights: 'din' -> 'softmax'\)"):
         din.set_params(warm_start=True, attention_weights="softmax").fit(X, y)
 
 
