@@ -302,7 +302,6 @@ def network_spec(
     task_names : sequence
         The tasks (names in a ``tower_layer_sizes`` dict).
     """
-    cardinalities = encoder.cardinalities
     embedding_dim = params["embedding_dim"]
     if embedding_dim == "auto":
         embedding_dim = auto_embedding_dim(encoder.table_sizes)
