@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from synthetic_experiment import ARCHITECTURES, N_EXPERTS, _mean_std, fit_timed  # noqa: E402
+from synthetic_experiment import ARCHITECTURES, N_EXPERTS, _mean_std, fit_timed
 
 OUTPUT = Path(__file__).resolve().parent / "results" / "synthetic_regression_latest.md"
 

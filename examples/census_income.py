@@ -28,7 +28,7 @@ import shlex
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -224,7 +224,7 @@ def format_report(conditions, rows) -> str:
     """
     conditions = {**conditions}
     conditions["machine"] += f" and {_load_average()} after them"
-    conditions["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    conditions["date"] = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [f"- {key}: {value}" for key, value in conditions.items()]
     return "\n".join(lines) + "\n\n" + format_table(rows) + "\n"
 

@@ -219,7 +219,7 @@ def test_selection_bias_truth_is_calibrated_and_averages_over_the_hidden_intent(
     # agrees with the generator's quadrature.
     h = np.linspace(-9, 9, 20_001)
     density = np.exp(-h**2 / 2) / np.sqrt(2 * np.pi) * (h[1] - h[0])
-    sig = lambda z: 1 / (1 + np.exp(-z))  # noqa: E731
+    sig = lambda z: 1 / (1 + np.exp(-z))
     # The same logits as the generator's (its first draws, in its order).
     rs = np.random.RandomState(0)
     users, items, effects = _draw_users(5000, rs), _draw_items(1000, rs), _draw_effects(rs)

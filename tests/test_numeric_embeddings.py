@@ -20,6 +20,7 @@ import pytest
 import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from test_distributed_training import FakeGroup  # rank 0 of a simulated data-parallel fit
 
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
 from skmtl._base import FitSeeds
@@ -32,7 +33,6 @@ from skmtl._column_kinds import (
 )
 from skmtl._distributed import SingleProcess
 from skmtl.nn import PeriodicEmbedding, PiecewiseLinearEmbedding
-from test_distributed_training import FakeGroup  # rank 0 of a simulated data-parallel fit
 
 EMBEDDINGS = ("periodic", "piecewise_linear")
 
