@@ -281,8 +281,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
         objective = self._make_objective(spec, targets, train_rows, group).to(device)
         if optimizer is None:
+            # alpha is MLPClassifier's: 0.5 * alpha * ||W||^2 / batch rows on each batch's mean loss.
+            n_train = sum(group.share(lambda: len(train_rows)))
             optimizer = make_optimizer(
-                module, self.learning_rate_init, self.alpha, self.weight_decay
+                module, self.learning_rate_init, self.alpha / self._batch_rows(n_train),
+                self.weight_decay,
             )
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
@@ -539,6 +542,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
         return ValidationScorer(name, score)
 
+    def _batch_rows(self, n_train: int) -> int:
+        """Rows in one (global) batch: ``batch_size`` (``"auto"``: 512), at most ``n_train``."""
+        return min(512 if self.batch_size == "auto" else self.batch_size, n_train)
+
     def _train(
         self, module, optimizer, objective, data, validation, seeds, device, group, *,
         partial: bool, user_module: bool, validation_scorer: ValidationScorer | None = None,
@@ -548,7 +555,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         n_train = sum(group.share(lambda: len(data)))
         config = TrainingConfig(
             max_iter=1 if partial else self.max_iter,
-            batch_size=min(512, n_train) if self.batch_size == "auto" else self.batch_size,
+            batch_size=self._batch_rows(n_train) if self.batch_size == "auto" else self.batch_size,
             learning_rate=self.learning_rate_init,
             shuffle=self.shuffle,
             n_iter_no_change=self.n_iter_no_change,

@@ -402,12 +402,19 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Adam's learning rate.
 
     alpha : float, default=0.0
-        Strength of the L2 penalty ``0.5 * alpha * ||W||^2`` added to the loss
-        of every weight matrix (experts, gates, towers, output heads and the
-        continuous-feature projections). Biases and categorical embedding
-        tables are not penalised. It is applied as Adam's (coupled)
-        ``weight_decay`` on those parameters, i.e. it is NOT decoupled weight
-        decay (AdamW): see ``weight_decay``.
+        Strength of the L2 penalty on every weight matrix (experts, gates,
+        towers, output heads and the continuous-feature projections), with
+        ``MLPClassifier``'s scale: ``0.5 * alpha * ||W||^2 / batch_rows`` is
+        added to each batch's mean loss, where ``batch_rows`` is the
+        (global) batch size, at most the number of training rows. So
+        ``alpha`` counts against the summed loss of a batch, and the values
+        that suit ``MLPClassifier`` (``1e-4`` to ``10``) suit it too. Biases
+        and categorical embedding tables are not penalised. It is applied as
+        Adam's (coupled) ``weight_decay`` of ``alpha / batch_rows`` on those
+        parameters, i.e. it is NOT decoupled weight decay (AdamW): see
+        ``weight_decay``.
+        (Earlier skmtl did not divide by ``batch_rows``, torch's scale: its
+        ``alpha=a`` is ``alpha=a * batch_rows`` here.)
 
     weight_decay : float, default=0.0
         Decoupled weight decay (AdamW; Loshchilov and Hutter, "Decoupled

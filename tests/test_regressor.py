@@ -52,17 +52,6 @@ def _expected_failures(estimator):
     failures["check_sample_weight_equivalence_on_sparse_data"] = failures[
         "check_sample_weight_equivalence_on_dense_data"
     ]
-    if estimator.architecture == "ple":
-        failures["check_regressors_train"] = (
-            "The check sets alpha=0.01 on 200 rows (one Adam step per epoch): PLE's outputs "
-            "start tiny under torch's default initialisation, the training loss improves by "
-            "less than tol for 10 epochs and fit stops at epoch 12 with R^2 ~ 0 (0.95 with "
-            "alpha=0; 0.86 with weight_init='kaiming'). alpha is 0.5 * alpha * ||W||^2 on "
-            "the mean loss, not divided by the batch size as MLPRegressor's, so 0.01 outweighs "
-            "PLE's small initial gradients. Kaiming is not the default: it lowered the synthetic "
-            "cases' AUC for MMoE (4 of 6 seeds) and for PLE itself (0.9943 vs 0.9958, 0.9940 vs "
-            "0.9955; benchmarks/results/quality_latest.md)."
-        )
     return failures
 
 

@@ -69,6 +69,24 @@ def test_coupled_alpha_is_unchanged_and_differs_from_decoupled_decay():
     torch.testing.assert_close(net.weight.detach(), start - 0.1 * torch.sign(start))
 
 
+@pytest.mark.parametrize(
+    ("params", "batch_rows"),
+    [
+        ({}, 400),  # batch_size="auto": min(512, 400 training rows)
+        ({"batch_size": 64}, 64),
+        ({"batch_size": 1000}, 400),  # a batch holds at most the training rows
+        ({"early_stopping": True, "validation_fraction": 0.25}, 300),
+    ],
+)
+@pytest.mark.parametrize("estimator", [MultiTaskClassifier, MultiTaskRegressor])
+def test_alpha_is_on_mlp_scale_divided_by_the_batch_rows(data, estimator, params, batch_rows):
+    """MLPClassifier's loss + 0.5 * alpha * ||W||^2 / n_batch: Adam's L2 of alpha / n_batch."""
+    X, y = data
+    model = fit(X, y.astype(float), estimator, alpha=2.0, max_iter=1, **params)
+    rates = sorted(g["weight_decay"] for g in model.optimizer_.param_groups)
+    assert rates == [0.0, pytest.approx(2.0 / batch_rows, rel=1e-12)]
+
+
 def test_alpha_and_weight_decay_together_are_refused(data):
     X, y = data
     with pytest.raises(ValueError, match="set one of them to 0"):
