@@ -72,6 +72,7 @@ from ._training import (
     ValidationScorer,
     make_optimizer,
     predict_logits,
+    set_l2_rate,
     train,
 )
 from .nn.architectures import ARCHITECTURES
@@ -280,13 +281,14 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             )
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
         objective = self._make_objective(spec, targets, train_rows, group).to(device)
+        # alpha on MLPClassifier's scale: Adam's coupled L2 of alpha / min(batch_size, n_train),
+        # this call's (a partial_fit chunk's) training rows on every process.
+        n_train = sum(group.share(lambda: len(train_rows)))
+        l2_rate = self.alpha / self._batch_rows(n_train)
         if optimizer is None:
-            # alpha is MLPClassifier's: 0.5 * alpha * ||W||^2 / batch rows on each batch's mean loss.
-            n_train = sum(group.share(lambda: len(train_rows)))
-            optimizer = make_optimizer(
-                module, self.learning_rate_init, self.alpha / self._batch_rows(n_train),
-                self.weight_decay,
-            )
+            optimizer = make_optimizer(module, self.learning_rate_init, l2_rate, self.weight_decay)
+        else:
+            set_l2_rate(optimizer, module, l2_rate)
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )

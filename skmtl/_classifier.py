@@ -403,16 +403,19 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     alpha : float, default=0.0
         Strength of the L2 penalty on every weight matrix (experts, gates,
-        towers, output heads and the continuous-feature projections), with
+        towers, output heads and the continuous-feature projections), on
         ``MLPClassifier``'s scale: ``0.5 * alpha * ||W||^2 / batch_rows`` is
-        added to each batch's mean loss, where ``batch_rows`` is the
-        (global) batch size, at most the number of training rows. So
-        ``alpha`` counts against the summed loss of a batch, and the values
-        that suit ``MLPClassifier`` (``1e-4`` to ``10``) suit it too. Biases
-        and categorical embedding tables are not penalised. It is applied as
-        Adam's (coupled) ``weight_decay`` of ``alpha / batch_rows`` on those
-        parameters, i.e. it is NOT decoupled weight decay (AdamW): see
-        ``weight_decay``.
+        added to each batch's mean loss, so ``alpha`` weighs against the
+        summed loss of a batch. ``batch_rows`` is ``batch_size`` (512 for
+        ``"auto"``), at most the training rows of the call (all processes'
+        in a data-parallel fit; each ``partial_fit`` call's own). Unlike
+        ``MLPClassifier``, the rate is the same for an epoch's last, smaller
+        batch, counts rows rather than summed sample weights, and (for
+        :class:`MultiTaskRegressor`) weighs against the loss of standardised
+        targets. Biases and categorical embedding tables are not penalised.
+        It is applied as Adam's (coupled) ``weight_decay`` of
+        ``alpha / batch_rows`` on those parameters, i.e. it is NOT decoupled
+        weight decay (AdamW): see ``weight_decay``.
         (Earlier skmtl did not divide by ``batch_rows``, torch's scale: its
         ``alpha=a`` is ``alpha=a * batch_rows`` here.)
 

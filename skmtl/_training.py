@@ -257,8 +257,8 @@ def make_optimizer(
     else:
         decay, no_decay = split_parameters(module)
         groups = [
-            {"params": decay, "weight_decay": decay_rate},
-            {"params": no_decay, "weight_decay": 0.0},
+            {"params": decay, "weight_decay": decay_rate, "penalised": True},
+            {"params": no_decay, "weight_decay": 0.0, "penalised": False},
         ]
     groups = [g for g in groups if g["params"]]
     # AdamW for the decoupled decay (Adam's own decoupled_weight_decay needs torch >= 2.7).
@@ -269,6 +269,36 @@ def make_optimizer(
         return optimizer(groups, lr=learning_rate, fused=True)
     except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
         return optimizer(groups, lr=learning_rate)
+
+
+def set_l2_rate(optimizer: torch.optim.Optimizer, module: nn.Module, rate: float) -> None:
+    """Give a kept Adam (``partial_fit``'s) the coupled L2 rate of this call.
+
+    The penalised weights' group gets ``weight_decay=rate``; an optimiser made
+    with no penalty (one group of every parameter) has its penalised weights
+    split off into a group of their own first, keeping their Adam state (it
+    is keyed by parameter). AdamW's decoupled decay is left as it was made.
+    """
+    if isinstance(optimizer, torch.optim.AdamW):
+        return
+    # Optimisers pickled before groups were marked: the penalised group has a rate.
+    penalised = [g for g in optimizer.param_groups if g.get("penalised", g["weight_decay"] > 0)]
+    for group in penalised:
+        group["weight_decay"] = rate
+    if penalised or rate == 0:
+        return
+    weights = {id(p) for p in split_parameters(module)[0]}
+    (group,) = optimizer.param_groups
+    kept = [p for p in group["params"] if id(p) not in weights]
+    moved = [p for p in group["params"] if id(p) in weights]
+    if not moved:
+        return
+    group["params"], group["penalised"] = kept, False
+    optimizer.add_param_group(
+        {"params": moved, "weight_decay": rate, "penalised": True, "lr": group["lr"]}
+    )
+    if not kept:
+        optimizer.param_groups.remove(group)
 
 
 def predict_logits(

@@ -160,6 +160,13 @@ def main(data_path: str, out_dir: str) -> int:
     out["recipe_loss_curve"] = np.asarray(recipe.loss_curve_)
     out["recipe_proba_0"] = recipe.predict_proba(X_all)[0]
 
+    # 1e'. alpha (coupled L2), divided by the global batch's rows on every rank.
+    penalised = MultiTaskClassifier(**params, alpha=5.0, distributed=True)
+    penalised.fit(X, y, sample_weight=weights)
+    out["alpha_loss_curve"] = np.asarray(penalised.loss_curve_)
+    out["alpha_proba_0"] = penalised.predict_proba(X_all)[0]
+    out["alpha_rates"] = np.sort([g["weight_decay"] for g in penalised.optimizer_.param_groups])
+
     # 1f. Embedding dropout: every rank draws its own masks, and all end with one model.
     dropped = MultiTaskClassifier(**params, embedding_dropout=0.2, distributed=True)
     dropped.fit(X, y, sample_weight=weights)

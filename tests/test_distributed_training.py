@@ -257,6 +257,18 @@ def test_training_recipe_options_match_one_process(runs):
                                    atol=TOLERANCE)
 
 
+def test_alpha_is_divided_by_the_global_batch_as_in_one_process(runs):
+    """Every rank penalises by alpha / the global batch's rows: one process's model and rate."""
+    X, y = frame(runs["rows"])
+    single = MultiTaskClassifier(**PARAMS, alpha=5.0).fit(X, y, sample_weight=runs["weight"])
+    rates = np.sort([g["weight_decay"] for g in single.optimizer_.param_groups])
+    for arrays, _ in runs["ranks"]:
+        np.testing.assert_allclose(arrays["alpha_rates"], rates, rtol=1e-12)
+        np.testing.assert_allclose(arrays["alpha_loss_curve"], single.loss_curve_, rtol=TOLERANCE)
+        np.testing.assert_allclose(arrays["alpha_proba_0"], single.predict_proba(X)[0],
+                                   atol=TOLERANCE)
+
+
 def test_embedding_dropout_trains_one_model_on_every_rank(runs):
     """Each rank drops its own embedded values; the averaged gradients keep one model."""
     first, _ = runs["ranks"][0]

@@ -21,7 +21,7 @@ from conftest import assert_onnx_matches_predict_proba
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
 from skmtl._hooks import TrainingState
 from skmtl._schedules import PlateauSchedule, schedule_observers
-from skmtl._training import make_optimizer
+from skmtl._training import make_optimizer, split_parameters
 from skmtl.nn.blocks import GatedExperts, StackedMLP, init_parameters, kaiming_hidden_layers
 
 RECIPE = {"weight_decay": 0.05, "learning_rate_schedule": "plateau", "weight_init": "kaiming"}
@@ -85,6 +85,49 @@ def test_alpha_is_on_mlp_scale_divided_by_the_batch_rows(data, estimator, params
     model = fit(X, y.astype(float), estimator, alpha=2.0, max_iter=1, **params)
     rates = sorted(g["weight_decay"] for g in model.optimizer_.param_groups)
     assert rates == [0.0, pytest.approx(2.0 / batch_rows, rel=1e-12)]
+
+
+def _l2_rates(model):
+    return sorted(g["weight_decay"] for g in model.optimizer_.param_groups)
+
+
+def _adam_steps(model):
+    return sorted({int(state["step"]) for state in model.optimizer_.state.values()})
+
+
+def test_partial_fit_takes_each_calls_rate_and_keeps_adam_state(data):
+    """Each partial_fit chunk is penalised by alpha / its own rows (as MLPRegressor's)."""
+    X, y = data
+    model = MultiTaskRegressor(alpha=1.0, random_state=0)
+    model.partial_fit(X[:10], y[:10].astype(float))
+    assert _l2_rates(model) == [0.0, pytest.approx(1.0 / 10)]
+    model.partial_fit(X, y.astype(float))  # one batch of 400 rows
+    assert _l2_rates(model) == [0.0, pytest.approx(1.0 / 400)]
+    assert _adam_steps(model) == [2]  # the same Adam, one step per call
+    model.set_params(alpha=0.0).partial_fit(X, y.astype(float))
+    assert _l2_rates(model) == [0.0, 0.0] and _adam_steps(model) == [3]
+
+
+def test_alpha_set_between_partial_fit_calls_splits_the_weights_off_keeping_their_state(data):
+    X, y = data
+    model = MultiTaskRegressor(random_state=0).partial_fit(X, y.astype(float))
+    assert len(model.optimizer_.param_groups) == 1  # no penalty: one group
+    model.set_params(alpha=4.0).partial_fit(X, y.astype(float))
+    groups = model.optimizer_.param_groups
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, pytest.approx(4.0 / 400)]
+    penalised = next(g for g in groups if g["weight_decay"] > 0)["params"]
+    assert {id(p) for p in penalised} == {id(p) for p in split_parameters(model.module_)[0]}
+    assert _adam_steps(model) == [2]
+
+
+def test_a_loaded_model_continues_with_the_same_rate_as_the_original(data, tmp_path):
+    X, y = data
+    model = fit(X, y.astype(float), MultiTaskRegressor, alpha=1.0, max_iter=2)
+    save_model(model, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    for continued in (pickle.loads(pickle.dumps(model)), loaded):
+        continued.partial_fit(X[:10], y[:10].astype(float))
+        assert _l2_rates(continued) == [0.0, pytest.approx(1.0 / 10)]
 
 
 def test_alpha_and_weight_decay_together_are_refused(data):
