@@ -273,3 +273,24 @@ def test_history_signal_study_tiny_run_and_paired_differences(tmp_path):
         assert mean == pytest.approx(np.mean(diffs), abs=1e-4)
         assert std == pytest.approx(np.std(diffs, ddof=1), abs=1e-4)
         assert cells[2].endswith(f"({sum(d < 0 for d in diffs)}/2 < 0)")
+
+
+def test_readme_command_tiny_run(tmp_path):
+    """Both conditions, interleaved, on a quick look of the demo; the table has their medians."""
+    output = tmp_path / "readme.md"
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "readme_command.py"), "--repeats", "2",
+         "--demo-args", "--n-rows 1500 --max-iter 2 --no-plot", "--output", str(output)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = json.loads(output.with_suffix(".json").read_text())["runs"]
+    assert [r["condition"] for r in runs] == [
+        "quiet", "next to a 2-thread torch training process",
+        "next to a 2-thread torch training process", "quiet",
+    ]
+    assert all(set(r["fit_seconds"]) == {"shared_bottom", "moe", "mmoe"} for r in runs)
+    text = output.read_text()
+    quiet = sorted(r["wall_seconds"] for r in runs if r["condition"] == "quiet")
+    assert f"| quiet | {(quiet[0] + quiet[1]) / 2:.1f} s |" in text
+    assert "The same test AUCs in every run: yes." in text
