@@ -53,6 +53,7 @@ from sklearn.metrics import (
     r2_score,
     roc_auc_score,
 )
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import label_binarize
 from sklearn.utils.metadata_routing import (
     UNCHANGED,
@@ -310,14 +311,26 @@ def _binary_task_scores(metric, y_true, predicted, tasks, sample_weight):
     return scores, [targets.task_names[t] for t in tasks]
 
 
+def _final_model(estimator):
+    """The model that makes the predictions: a Pipeline's last step (of a nested one too).
+
+    A Pipeline forwards ``predict_proba`` and ``classes_`` but not the fitted
+    model's ``task_names_``, ``funnel_`` or ``loss_``, which scoring reads.
+    """
+    while isinstance(estimator, Pipeline):
+        estimator = estimator[-1]
+    return estimator
+
+
 def _regressor_binary_tasks(metric, estimator, task_index) -> list[int]:
     """The tasks of a regressor that ``metric`` (a classification metric) scores.
 
     Its ``"log_loss"`` tasks, whose :meth:`predict` column is P(y = 1): all of
     them, or the one of ``task_index``.
     """
-    losses = list(getattr(estimator, "loss_", []))
-    names = list(getattr(estimator, "task_names_", []))
+    model = _final_model(estimator)
+    losses = list(getattr(model, "loss_", []))
+    names = list(getattr(model, "task_names_", []))
     if task_index is not None:
         if losses[task_index] != "log_loss":
             raise ValueError(
@@ -618,7 +631,7 @@ class _MultiTaskScorer(_MetadataRequester):
         else:
             proba = _proba_list(estimator.predict_proba(X))
             classes = classes_per_task(estimator.classes_)
-            funnel = list(getattr(estimator, "funnel_", []))
+            funnel = list(getattr(_final_model(estimator), "funnel_", []))
         sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
         if self.task is None:
             return sign * _mean(
@@ -645,7 +658,7 @@ class _MultiTaskScorer(_MetadataRequester):
         return sign * float(scores[0])
 
     def _task_index(self, estimator) -> int:
-        names = list(getattr(estimator, "task_names_", []))
+        names = list(getattr(_final_model(estimator), "task_names_", []))
         if isinstance(self.task, str):
             if self.task not in names:
                 raise ValueError(f"Unknown task {self.task!r}; the model's tasks are {names}.")

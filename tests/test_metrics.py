@@ -1,5 +1,6 @@
 """skmtl.metrics against scikit-learn's per-task metrics."""
 
+import copy
 import warnings
 
 import numpy as np
@@ -8,8 +9,11 @@ import pytest
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
 from sklearn.model_selection import KFold, cross_validate
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import FunctionTransformer
 
-from skmtl import MultiTaskClassifier, metrics
+from skmtl import MultiTaskClassifier, MultiTaskRegressor, metrics
+from skmtl.datasets import make_ad_funnel, make_click_watch_time
 
 TINY = {"max_iter": 3, "expert_layer_sizes": (4,), "tower_layer_sizes": (4,), "random_state": 0}
 
@@ -103,6 +107,36 @@ def test_task_scorer_by_name(mixed_data):
     )
     with pytest.raises(ValueError, match="Unknown task 'nope'"):
         metrics.make_task_scorer("roc_auc", "nope")(clf, X, y)
+
+
+def test_scorers_read_the_fitted_model_through_a_pipeline():
+    """A Pipeline forwards predict_proba and classes_, not task_names_, funnel_ or loss_.
+
+    Before the scorers looked through it, a funnel model in a Pipeline was
+    scored as a plain one (its conversion labels missing where not clicked
+    were left out instead of counting as 0): on 5,000 impressions, mean ROC
+    AUC 0.62 against the model's own 0.68, with no error; a task named in the
+    scorer was "unknown".
+    """
+    X, y = make_ad_funnel(n_samples=3000, conversion_when_not_clicked="nan", random_state=0,
+                          return_X_y=True)
+    model = MultiTaskClassifier(funnel=("click", "conversion"), max_iter=3, random_state=0)
+    pipe = make_pipeline(FunctionTransformer(), make_pipeline(model)).fit(X, y)  # nested
+    fitted = pipe[-1][-1]
+    for scorer in (metrics.get_scorer("mean_roc_auc"), metrics.get_scorer("neg_mean_log_loss"),
+                   metrics.make_task_scorer("roc_auc", "conversion")):
+        assert scorer(pipe, X, y) == scorer(fitted, X, y)
+    plain = copy.copy(fitted)
+    plain.funnel_ = []  # what the Pipeline's scores were: the funnel_ matters
+    assert metrics.get_scorer("mean_roc_auc")(plain, X, y) < metrics.get_scorer("mean_roc_auc")(pipe, X, y)
+
+
+def test_regressor_probability_tasks_are_scored_through_a_pipeline():
+    feed = make_click_watch_time(n_samples=1500, n_features=4, random_state=0)
+    model = MultiTaskRegressor(loss={"click": "log_loss"}, max_iter=3, random_state=0)
+    pipe = make_pipeline(FunctionTransformer(), model).fit(feed.data, feed.target)
+    scorer = metrics.make_task_scorer("roc_auc", "click")
+    assert scorer(pipe, feed.data, feed.target) == scorer(pipe[-1], feed.data, feed.target)
 
 
 def test_score_is_subset_accuracy(numeric_data):
