@@ -30,6 +30,7 @@ from ._keyed_settings import (
 from ._targets import (
     classes_per_task,
     complete_binary_classes,
+    declared_classes,
     encode_targets,
     fit_targets,
     predict_dtype,
@@ -768,7 +769,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             Non-negative weight of each row. A row of weight ``k`` trains as
             ``k`` copies of it would, in expectation over the mini-batches
             (each batch is normalised by the data's mean weight, not by its
-            own total).
+            own total). Only the ratios matter: the weights are scaled by a
+            power of two (exactly) before training in float32, so any
+            multiple of them trains alike; ratios above about 1e38 are
+            refused.
 
         Returns
         -------
@@ -799,10 +803,14 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row.
         classes : list of array-like, or array-like, default=None
-            First call only: every class of each task (one array per task),
-            needed when a chunk may miss some. One flat array gives the
-            classes of every task (what
-            ``learning_curve(exploit_incremental_learning=True)`` passes).
+            Every class of each task (one array per task), needed on the
+            first call when a chunk may miss some; later calls may pass the
+            same classes again (scikit-learn's ``learning_curve`` does) and
+            are refused if they differ. One flat array gives the classes of
+            every task (what
+            ``learning_curve(exploit_incremental_learning=True)`` passes);
+            missing values (NaN/None) among them are left out: they mark
+            unknown labels, never a class.
         categories : dict, default=None
             First call only: the full set of categories of some categorical
             or sequence columns, keyed by column name (DataFrame input) or
@@ -815,14 +823,15 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             The updated estimator.
         """
         first = not hasattr(self, "module_")
-        if not first and (classes is not None or categories is not None):
-            raise ValueError(
-                "classes and categories are taken on the first partial_fit call only."
-            )
         if classes is not None:
             if np.ndim(classes[0]) == 0:  # one flat array: the classes of every task
                 classes = [classes] * len(task_columns(y)[0])
-            classes = [np.unique(np.asarray(c)) for c in classes]
+            classes = [declared_classes(c) for c in classes]
+        if not first and categories is not None:
+            raise ValueError("categories are taken on the first partial_fit call only.")
+        if not first and classes is not None:  # scikit-learn passes them on every call
+            self._check_same_classes(classes)
+            classes = None
         return self._fit(
             X, y, sample_weight, reuse=not first, partial=True, classes=classes,
             categories=categories,
@@ -831,8 +840,16 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     # ------------------------------------------------------- the tasks' part
     def _fit_targets(self, y, group, *, reuse, partial, classes):
         """Classes of each task (the fitted ones when continuing), labels as class indices."""
+        names = task_columns(y)[1] if reuse else None
+        if reuse:
+            self._check_same_task_names(names)
         if reuse and partial:
             classes = classes_per_task(self.classes_)
+            if len(names) != len(classes):
+                raise ValueError(
+                    f"partial_fit: y has {len(names)} task(s) but the fitted model has "
+                    f"{len(classes)}."
+                )
         targets = fit_targets(y, classes, group, allow_single_class=not partial)
         if not partial:
             self._set_aside_untrainable_tasks(targets)
@@ -900,6 +917,29 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 "usual. For a binary task, declare pos_label to keep it binary when only "
                 "its negative class is present.",
                 UntrainableTaskWarning,
+            )
+
+    def _check_same_classes(self, classes: list[np.ndarray]) -> None:
+        """Classes given to a later partial_fit call must be the fitted ones."""
+        fitted = classes_per_task(self.classes_)
+        if len(classes) != len(fitted) or any(
+            len(new) != len(old) or set(new.tolist()) != set(old.tolist())
+            for new, old in zip(classes, fitted)
+        ):
+            raise ValueError(
+                f"partial_fit got classes {[c.tolist() for c in classes]}, but the model was "
+                f"fitted with {[c.tolist() for c in fitted]}; the classes are fixed by the "
+                "first call."
+            )
+
+    def _check_same_task_names(self, names: list[str]) -> None:
+        """A continued fit (partial_fit, warm_start) trains each head on the task it learnt."""
+        fitted = [str(name) for name in self.task_names_]
+        if len(names) == len(fitted) and list(names) != fitted:  # (another count: checked later)
+            raise ValueError(
+                f"Continuing the fitted model needs y's tasks in the fitted order: fitted "
+                f"{fitted}, got {list(names)}. Reorder y's columns (e.g. y[{fitted}]), or set "
+                "warm_start=False to fit a new model."
             )
 
     def _check_warm_start_targets(self, targets) -> None:

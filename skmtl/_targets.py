@@ -90,6 +90,12 @@ def task_columns(y) -> tuple[list[np.ndarray], list[str], bool]:
     y = as_pandas(y)
     if isinstance(y, pd.DataFrame):
         names = [str(c) for c in y.columns]
+        if len(set(names)) < len(names):
+            repeated = sorted({n for n in names if names.count(n) > 1})
+            raise ValueError(
+                f"y's columns name tasks, and {repeated} name more than one (as strings); give "
+                "each task its own column name."
+            )
         return [_series_values(y.iloc[:, t]) for t in range(y.shape[1])], names, False
     if isinstance(y, pd.Series):
         name = "task_0" if y.name is None else str(y.name)
@@ -151,13 +157,49 @@ def _union_classes(parts: list[np.ndarray], name: str) -> np.ndarray:
     return np.unique(np.concatenate(parts))
 
 
+def declared_classes(values) -> np.ndarray:
+    """A task's classes as declared to ``partial_fit``: sorted, without missing values.
+
+    NaN/None marks an unknown label, never a class (``np.unique`` of a label
+    array with NaN, as scikit-learn's ``learning_curve`` passes, holds one).
+    """
+    values = np.asarray(values)
+    values = values[~_missing(values)]
+    if values.dtype == object and values.size:
+        values = unbox_labels(values, "classes")
+    return np.unique(values)
+
+
+def class_indices(task_classes: np.ndarray, labels: np.ndarray) -> np.ndarray:
+    """Each label's index among ``task_classes``, -1 where it is none of them.
+
+    Bools and the numbers 0 and 1 are the same labels (as in scikit-learn's
+    metrics and ``np.unique``): labels of another numeric or bool dtype than
+    the classes are compared after a cast that must give them back exactly.
+    """
+    task_classes, labels = np.asarray(task_classes), np.asarray(labels)
+    if labels.dtype == object and labels.size:
+        try:
+            labels = unbox_labels(labels, "y")
+        except ValueError:  # mixed types: looked up as they are
+            pass
+    index = pd.Index(task_classes)
+    if (labels.dtype != task_classes.dtype and labels.dtype.kind in "biuf"
+            and task_classes.dtype.kind in "biuf"):
+        with np.errstate(invalid="ignore"):
+            cast = labels.astype(task_classes.dtype)
+            exact = cast.astype(labels.dtype) == labels
+        return np.where(exact, index.get_indexer(cast), -1)
+    return index.get_indexer(labels)
+
+
 def _codes_in_classes(columns, missing, names, classes) -> np.ndarray:
     """Codes of ``y`` under declared ``classes``; a label outside them raises."""
     codes = np.full((len(columns[0]), len(columns)), UNKNOWN, dtype=np.int64)
     for t, (values, unknown, name) in enumerate(zip(columns, missing, names)):
         task_classes = np.asarray(classes[t])
         known = values[~unknown]
-        index = pd.Index(task_classes).get_indexer(known)
+        index = class_indices(task_classes, known)
         if np.any(index < 0):
             unseen = pd.unique(known[index < 0])[:5].tolist()
             raise ValueError(
@@ -334,7 +376,7 @@ def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
     codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
     for t, (values, task_classes) in enumerate(zip(columns, classes)):
         missing = _missing(values)
-        index = pd.Index(task_classes).get_indexer(values[~missing])
+        index = class_indices(task_classes, values[~missing])
         codes[:, t] = UNKNOWN
         codes[~missing, t] = np.where(index >= 0, index, -2)
     return codes

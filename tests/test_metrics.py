@@ -139,6 +139,23 @@ def test_regressor_probability_tasks_are_scored_through_a_pipeline():
     assert scorer(pipe, feed.data, feed.target) == scorer(pipe[-1], feed.data, feed.target)
 
 
+@pytest.mark.parametrize("fitted_on", ["bool", "int"])
+def test_bool_and_0_1_labels_are_the_same_labels(numeric_data, fitted_on):
+    """score and a declared partial_fit class match True with 1 (as sklearn's metrics do)."""
+    X, y = numeric_data
+    as_fitted = y.astype(bool) if fitted_on == "bool" else y
+    clf = MultiTaskClassifier(max_iter=40, random_state=0).fit(X, as_fitted)
+    expected = clf.score(X, as_fitted)
+    assert 0.5 < expected < 1  # was 0.0 for the other dtype: no label matched
+    for labels in (y.astype(bool), y, y.astype(float)):
+        assert clf.score(X, labels) == expected
+    streamed = MultiTaskClassifier(max_iter=1, random_state=0)
+    streamed.partial_fit(X, y, classes=[[False, True], [False, True]])
+    assert streamed.classes_[0].tolist() == [False, True]
+    with pytest.raises(ValueError, match=r"labels \[0.5\] that are not among its classes"):
+        streamed.partial_fit(X[:2], np.array([[0.5, 1.0], [1.0, 0.0]]))
+
+
 def test_score_is_subset_accuracy(numeric_data):
     X, y = numeric_data
     clf = MultiTaskClassifier(max_iter=10, random_state=0).fit(X, y)

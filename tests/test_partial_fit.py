@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 from conftest import make_mixed_frame
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import KFold, learning_curve
 
 from skmtl import MultiTaskClassifier, metrics
 
@@ -82,8 +83,11 @@ def test_partial_fit_errors():
     with pytest.raises(ValueError, match="only one class"):
         clf.partial_fit(X[y["buy"] == 0], y[y["buy"] == 0])
     clf.partial_fit(X, y, classes=[[0, 1], [0, 1]])
-    with pytest.raises(ValueError, match="first partial_fit call only"):
-        clf.partial_fit(X, y, classes=[[0, 1], [0, 1]])
+    clf.partial_fit(X, y, classes=[[0, 1], [0, 1]])  # the same classes again: as sklearn allows
+    with pytest.raises(ValueError, match="the classes are fixed by the first call"):
+        clf.partial_fit(X, y, classes=[[0, 1], [0, 1, 2]])
+    with pytest.raises(ValueError, match="categories are taken on the first partial_fit call"):
+        clf.partial_fit(X, y, categories={"city": ["c0"]})
     y_bad = y.copy()
     y_bad.loc[0, "buy"] = 7
     with pytest.raises(ValueError, match=r"labels \[7\] that are not among its classes"):
@@ -103,3 +107,33 @@ def test_unseen_category_after_the_first_chunk_is_near_the_base_rate():
     proba = clf.predict_proba(X[~seen])[0][:, 1]  # cities first seen now
     assert np.isfinite(proba).all()
     assert roc_auc_score(y["click"][~seen], proba) > 0.5
+
+
+def test_learning_curve_with_incremental_learning_and_missing_labels():
+    """learning_curve passes classes=np.unique(y) on every call, NaN (an unknown label) included."""
+    X, y = make_mixed_frame(n=400, seed=5)
+    y = y.astype(float)
+    y.iloc[::7, 1] = np.nan
+    assert np.isnan(np.unique(y.to_numpy())).any()
+    _, _, test = learning_curve(
+        MultiTaskClassifier(**PARAMS), X, y, train_sizes=[0.5, 1.0], cv=KFold(2),
+        exploit_incremental_learning=True, scoring=metrics.get_scorer("mean_roc_auc"),
+    )
+    assert np.isfinite(test).all() and test.shape == (2, 2)
+    clf = MultiTaskClassifier(**PARAMS).partial_fit(X, y, classes=np.unique(y.to_numpy()))
+    assert [c.tolist() for c in clf.classes_] == [[0.0, 1.0], [0.0, 1.0]]
+
+
+@pytest.mark.parametrize("continued", ["partial_fit", "warm_start"])
+def test_continuing_with_the_tasks_in_another_order_is_refused(continued):
+    """Each head would silently learn the other task's labels."""
+    X, y = make_mixed_frame(n=300, seed=6)
+    clf = MultiTaskClassifier(**PARAMS, warm_start=continued == "warm_start")
+    fit = clf.partial_fit if continued == "partial_fit" else clf.fit
+    fit(X, y)
+    with pytest.raises(ValueError, match=r"y's tasks in the fitted order: fitted \['click', 'buy'\]"):
+        fit(X, y[["buy", "click"]])
+    fit(X, y)  # the fitted order goes on
+    if continued == "partial_fit":
+        with pytest.raises(ValueError, match=r"partial_fit: y has 3 task\(s\) but the fitted"):
+            fit(X, y.assign(view=y["click"]))
