@@ -166,6 +166,29 @@ def validate_input(estimator, X, *, reset: bool):
     return X
 
 
+def float32_ready_weights(sample_weight: np.ndarray, group) -> np.ndarray:
+    """``sample_weight`` times the power of two that puts the largest (of every process) in [1, 2).
+
+    Training casts the weights to float32, and only their ratios matter (the
+    losses are weighted means): scaling by a power of two is exact, so
+    weights of a usual size train bit for bit as given, while tiny or huge
+    ones (1e-44, 1e38) keep their ratios instead of underflowing to
+    subnormals or overflowing. Raises when the ratios themselves do not fit.
+    """
+    largest = max(group.share(lambda: float(sample_weight.max())))
+    exponent = int(np.floor(np.log2(largest)))
+    scaled = np.ldexp(sample_weight, -exponent) if exponent else sample_weight
+    smallest = min(group.share(lambda: float(np.min(sample_weight, initial=np.inf,
+                                                       where=sample_weight > 0))))
+    if np.ldexp(smallest, -exponent) < np.finfo(np.float32).tiny:
+        raise ValueError(
+            f"sample_weight spans more than float32 holds: its positive weights go from "
+            f"{smallest:.3g} to {largest:.3g}, a ratio above 1e38, and the smallest would lose "
+            "their precision or vanish. Set the negligible weights to 0, or clip the ratios."
+        )
+    return scaled
+
+
 class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     """Private base of skmtl's estimators; see the module docstring.
 
@@ -333,11 +356,6 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
                 ensure_non_negative=True,
             )
-            if weights.max() > np.finfo(np.float32).max:
-                raise ValueError(
-                    "sample_weight must fit in float32 (at most 3.4e+38); got a maximum of "
-                    f"{weights.max():.3g}. Rescale it: only the ratios between weights matter."
-                )
             return X_checked, weights
 
         X, sample_weight = group.run(check_inputs)
@@ -348,7 +366,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             )
         if not any(group.share(lambda: bool(np.any(sample_weight > 0)))):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
-        return X, sample_weight
+        return X, float32_ready_weights(sample_weight, group)
 
     def _fit_encoder(self, X, categories, group, train_rows=None) -> TabularEncoder:
         """Which columns are categorical, their vocabularies, the continuous moments and bins.

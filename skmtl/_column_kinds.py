@@ -301,6 +301,11 @@ def to_float(values, name: str) -> np.ndarray:
     date is never used silently as a count of nanoseconds.
     """
     dtype = getattr(values, "dtype", None)
+    if getattr(dtype, "kind", None) == "c":
+        raise ValueError(
+            f"Continuous column(s) {name} hold complex numbers ({dtype}); complex data is not "
+            "supported. Pass the real and imaginary parts (or modulus and phase) as columns."
+        )
     if getattr(dtype, "kind", None) in ("M", "m") or isinstance(dtype, pd.PeriodDtype):
         raise ValueError(
             f"Continuous column(s) {name} hold dates or durations ({dtype}), which skmtl does "
@@ -504,7 +509,14 @@ class CategoricalColumns(ColumnKind):
         """
         codes = np.empty((X.shape[0], len(self.vocabularies_)), dtype=np.int32)
         for k, (j, vocabulary) in enumerate(zip(self.columns, self.vocabularies_)):
-            codes[:, k] = encode_column(column(X, j), vocabulary)
+            try:
+                codes[:, k] = encode_column(column(X, j), vocabulary)
+            except TypeError as exc:  # unhashable cells: lists, dicts, sets, arrays
+                raise ValueError(
+                    f"Categorical column {context.column_name(j)} holds values that cannot be "
+                    f"looked up as categories ({exc}): lists, dicts, sets or arrays. A column "
+                    "of lists is a sequence column (declared in sequence_features at fit)."
+                ) from None
         return codes
 
     def categories(self) -> dict:
@@ -800,6 +812,14 @@ class ContinuousColumns(ColumnKind):
         else:
             shards = context.group.share(lambda: _moments(self.values(X, context)))
             self.mean_, scale = _combine_moments(shards)
+        overflowed = ~(np.isfinite(self.mean_) & np.isfinite(scale))
+        if overflowed.any():  # e.g. values near 1e160: their squares overflow float64
+            names = [context.column_name(j) for j in np.asarray(self.columns)[overflowed]]
+            raise ValueError(
+                f"Continuous column(s) {', '.join(names)} hold values too large for their mean "
+                "and standard deviation to be computed in float64 (they overflow); rescale "
+                "them (e.g. divide by a power of ten) or take their logarithm."
+            )
         self.scale_ = np.where(scale > 0, scale, 1.0)
         if self.embedding == "piecewise_linear":
             self.bins_ = self._fit_bins(X, context)

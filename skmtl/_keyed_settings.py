@@ -9,6 +9,7 @@ anything else is a task's name. The column-keyed ones (``feature_groups``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 
 import numpy as np
@@ -309,13 +310,30 @@ def expert_input_mask(
 
 def declared_categories(categories, is_categorical, feature_names) -> dict:
     """``partial_fit``'s ``categories`` keyed by feature index."""
-    if not categories:
+    if categories is None:
         return {}
+    if not isinstance(categories, Mapping):
+        raise TypeError(
+            "categories must be a dict mapping categorical columns (names or indices) to their "
+            f"categories; got {type(categories).__name__}."
+        )
     names = [str(n) for n in feature_names] if feature_names is not None else []
     declared = {}
     for key, values in categories.items():
         j = names.index(key) if isinstance(key, str) and key in names else key
-        if not (isinstance(j, Integral) and 0 <= j < len(is_categorical) and is_categorical[j]):
+        if not (isinstance(j, Integral) and not isinstance(j, bool)
+                and 0 <= j < len(is_categorical) and is_categorical[j]):
             raise ValueError(f"categories names {key!r}, which is not a categorical column of X.")
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise ValueError(
+                f"categories[{key!r}] must be a list (or another 1-D collection) of categories; "
+                f"got {type(values).__name__} {values!r:.80}."
+            )
+        values = list(values)  # sets and other iterables too
+        if any(np.ndim(v) > 0 for v in values):
+            raise ValueError(
+                f"categories[{key!r}] must be a flat list of categories; it holds nested lists "
+                "or arrays."
+            )
         declared[int(j)] = values
     return declared

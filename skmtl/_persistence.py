@@ -102,7 +102,7 @@ _NOT_IN_JSON = frozenset({"module_", "device_", "optimizer_", "network_spec_"})
 _NUMPY_DTYPE = re.compile(r"^[<>|=]?[biufUO][0-9]*$")
 _PANDAS_DTYPES = frozenset(
     {"object", "str", "string", "bool", "boolean", "float32", "float64", "Float32", "Float64"}
-    | {f"{p}int{b}" for p in ("", "u", "U", "I") for b in (8, 16, 32, 64)}
+    | {f"{p}{b}" for p in ("int", "uint", "Int", "UInt") for b in (8, 16, 32, 64)}
 )
 _TORCH_DTYPES = {
     str(dt).removeprefix("torch."): dt

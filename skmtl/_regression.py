@@ -113,6 +113,14 @@ class RegressionTargets:
         # cancels catastrophically for targets far from 0 (e.g. 1e8 + noise).
         squares = np.where(known, (values - mean) ** 2, 0.0).sum(axis=0)
         std = np.sqrt(np.sum(group.share(lambda: squares), axis=0) / np.maximum(count, 1))
+        overflowed = ~(np.isfinite(mean) & np.isfinite(std))
+        if overflowed.any():  # e.g. targets near 1e300: their squares overflow float64
+            names = [self.task_names[t] for t in np.flatnonzero(overflowed)]
+            raise ValueError(
+                f"The targets of task(s) {names} are too large for their mean and standard "
+                "deviation to be computed in float64 (they overflow); rescale them (e.g. divide "
+                "by a power of ten)."
+            )
         offsets, scales = mean.copy(), np.where(std > 0, std, 1.0)
         for t, loss in enumerate(losses):
             if loss == "poisson":

@@ -303,6 +303,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weight of each row; a row of weight ``k`` trains as
             ``k`` copies of it would, in expectation over the mini-batches.
+            Only the ratios matter (see :meth:`MultiTaskClassifier.fit`).
 
         Returns
         -------

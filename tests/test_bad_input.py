@@ -869,3 +869,98 @@ def test_smaller_contract_points():
         MultiTaskClassifier(max_iter=1).fit(frame, y)
     declared = MultiTaskClassifier(max_iter=1, categorical_features=["when"], min_frequency=1)
     assert declared.fit(frame, y).is_categorical_.tolist() == [True, False]
+
+
+# ------------------------------------------- found by a review of bad inputs (2026-11-30)
+def test_a_nullable_integer_categorical_column_is_saved_to_a_model_file(tmp_path):
+    """save_model's table of pandas dtypes misspelt Int64/UInt64: such a column refused to save."""
+    from skmtl import load_model, save_model
+
+    X, y = _frame(n=60)
+    X["store"] = pd.array([1, 2, None, 3] * 15, dtype="Int64")
+    clf = _fit(categorical_features=["store"])(X, y)
+    save_model(clf, tmp_path / "model")
+    loaded = load_model(tmp_path / "model")
+    for a, b in zip(clf.predict_proba(X), loaded.predict_proba(X)):
+        assert np.array_equal(a, b)
+
+
+def test_sample_weight_trains_on_its_ratios_only():
+    """A power-of-two multiple trains bit for bit as given; tiny or huge weights no longer
+    underflow or overflow float32 (1e-44 stopped early at a loss of 0.0003, 1e38 diverged)."""
+    X, y = _frame(n=200)
+    w = np.random.RandomState(0).uniform(0.5, 3.0, size=200)
+    fit = lambda weights: _fit(max_iter=4)(X, y, sample_weight=weights)
+    base = fit(w)
+    assert np.array_equal(fit(w * 8.0).loss_curve_, base.loss_curve_)
+    for factor in (1e-44, 1e38):
+        np.testing.assert_allclose(fit(w * factor).loss_curve_, base.loss_curve_, rtol=1e-5)
+    before = w * 1e38
+    kept = before.copy()
+    fit(before)
+    assert np.array_equal(before, kept)  # the user's weights are not rescaled in place
+    with pytest.raises(ValueError, match="sample_weight spans more than float32 holds"):
+        fit(np.r_[1e-300, np.ones(199)])
+
+
+def test_complex_dataframe_column_is_refused_as_a_complex_array_is():
+    X, y = _frame()
+    X["a"] = X["a"] + 1j
+    with pytest.raises(ValueError, match=r"Continuous column\(s\) 'a' hold complex numbers"):
+        _fit()(X, y)
+
+
+def test_values_whose_moments_overflow_are_refused():
+    X, y = _frame()
+    X["b"] = X["b"] * 1e160  # finite, but its squares are not
+    with pytest.raises(ValueError, match=r"column\(s\) 'b' hold values too large"):
+        _fit()(X, y)
+    from skmtl import MultiTaskRegressor
+
+    targets = y.astype(float).assign(buy=y["buy"] * 1e300)
+    with pytest.raises(ValueError, match=r"task\(s\) \['buy'\] are too large"):
+        MultiTaskRegressor(max_iter=1).fit(X, targets)
+
+
+def test_unhashable_categorical_cells_at_predict_name_the_column():
+    X, y = _frame()
+    X["city"] = ["x", "y"] * 20
+    clf = _fit(categorical_features=["city"])(X, y)
+    bad = X.copy()
+    bad["city"] = [["x"]] * 40
+    with pytest.raises(ValueError, match="Categorical column 'city' holds values that cannot"):
+        clf.predict_proba(bad)
+
+
+@pytest.mark.parametrize(
+    ("categories", "error", "match"),
+    [
+        (["city"], TypeError, "categories must be a dict"),
+        ({"city": "xyz"}, ValueError, r"categories\['city'\] must be a list"),
+        ({"city": [["x", "y"]]}, ValueError, "flat list of categories"),
+        ({True: ["x"]}, ValueError, "categories names True, which is not a categorical column"),
+    ],
+)
+def test_partial_fit_categories_are_checked(categories, error, match):
+    X, y = _frame()
+    X["city"] = ["x", "y"] * 20
+    clf = MultiTaskClassifier(categorical_features=["city"], max_iter=1, random_state=0)
+    with pytest.raises(error, match=match):
+        clf.partial_fit(X, y, categories=categories)
+
+
+def test_partial_fit_categories_may_be_a_set():
+    X, y = _frame()
+    X["city"] = ["x", "y"] * 20
+    clf = MultiTaskClassifier(categorical_features=["city"], max_iter=1, random_state=0)
+    clf.partial_fit(X, y, categories={"city": {"z", "x", "y"}})
+    assert clf.categories_[list(X.columns).index("city")].tolist() == ["x", "y", "z"]
+
+
+def test_duplicate_task_names_are_refused():
+    """task_weights={'t': 0} would have weighted the first of two tasks named 't' only."""
+    X, y = _frame()
+    with pytest.raises(ValueError, match=r"\['t'\] name more than one"):
+        _fit()(X, y.set_axis(["t", "t"], axis=1))
+    with pytest.raises(ValueError, match=r"\['1'\] name more than one"):
+        _fit()(X, y.set_axis(["1", 1], axis=1))
