@@ -28,12 +28,15 @@ from ._keyed_settings import (
     task_weight_vector,
 )
 from ._targets import (
-    classes_per_task,
     complete_binary_classes,
     declared_classes,
     encode_targets,
     fit_targets,
     predict_dtype,
+    public_classes,
+    restored_label_order,
+    sorting_permutation,
+    stored_label_order,
     task_columns,
     untrainable_tasks,
 )
@@ -380,13 +383,17 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         The positive class of binary tasks, as in scikit-learn's metrics: a
         dict maps task names (or indices) to their positive label; a single
         label is the positive class of every binary task (each must have it).
-        A declared task's ``classes_`` are ordered ``[negative, positive]``,
-        so column 1 of its ``predict_proba`` is the positive class's
-        probability (as for 0/1 labels, and as scikit-learn's scorers take
-        ``classes_[-1]``). Funnel steps and tasks corrected by
+        It changes what is learnt and scored (the funnel, the negatives of
+        ``negative_sampling_rate``, the positive class of
+        :mod:`skmtl.metrics`' scorers), not the order of ``classes_``: every
+        task's ``classes_`` stay sorted, as in every scikit-learn classifier
+        (scikit-learn's scorers rely on it), so the positive class's column of
+        ``predict_proba`` is ``list(classes_[t]).index(label)``, which is 0
+        when the positive label sorts first (``"click"`` before
+        ``"no_click"``). Funnel steps and tasks corrected by
         ``negative_sampling_rate`` need a positive class: declared here, or
         evident from bool labels or numbers {0, 1} / {-1, 1} (the greater
-        one). None declares none: every task's classes stay sorted.
+        one). None declares none.
 
     feature_groups : dict of str to array-like, default=None
         Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``: feature
@@ -547,7 +554,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     Attributes
     ----------
     classes_ : ndarray or list of ndarray
-        Classes of each task; an ndarray when ``y`` is 1-D.
+        Sorted classes of each task (whatever ``pos_label`` declares); an
+        ndarray when ``y`` is 1-D. The columns of ``predict_proba`` follow it.
     n_outputs_ : int
         Number of tasks.
     task_names_ : ndarray of str
@@ -843,8 +851,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         names = task_columns(y)[1] if reuse else None
         if reuse:
             self._check_same_task_names(names)
-        if reuse and partial:
-            classes = classes_per_task(self.classes_)
+        if reuse and partial:  # the training order, in which class 1 is the positive one
+            classes = self._label_order_
             if len(names) != len(classes):
                 raise ValueError(
                     f"partial_fit: y has {len(names)} task(s) but the fitted model has "
@@ -921,7 +929,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     def _check_same_classes(self, classes: list[np.ndarray]) -> None:
         """Classes given to a later partial_fit call must be the fitted ones."""
-        fitted = classes_per_task(self.classes_)
+        fitted = self._label_order_
         if len(classes) != len(fitted) or any(
             len(new) != len(old) or set(new.tolist()) != set(old.tolist())
             for new, old in zip(classes, fitted)
@@ -943,7 +951,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             )
 
     def _check_warm_start_targets(self, targets) -> None:
-        fitted = classes_per_task(self.classes_)
+        fitted = self._label_order_  # compared in the training order (pos_label's too)
         if len(fitted) != len(targets.classes):
             raise ValueError(
                 f"warm_start=True: y has {len(targets.classes)} task(s) but the fitted model "
@@ -989,18 +997,27 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     def _store_targets(self, targets) -> None:
         self.funnel_ = targets.funnel
-        self.classes_ = targets.classes[0] if targets.one_dimensional else list(targets.classes)
+        # Training's order (a declared positive class at index 1) predicts; classes_ and
+        # predict_proba's columns are sorted, as every scikit-learn classifier's.
+        self._label_order_ = list(targets.classes)
+        self.classes_ = public_classes(self._label_order_, targets.one_dimensional)
 
     # ------------------------------------------------------------- prediction
     def _task_probabilities(self, X) -> list[np.ndarray]:
+        """Each task's probabilities, columns in the training order (``_label_order_``)."""
         check_is_fitted(self)
         probabilities = [
             p.cpu().numpy() for p in self._logits(X, then=self.objective_.probabilities)
         ]
-        for t, task_classes in enumerate(classes_per_task(self.classes_)):
+        for t, task_classes in enumerate(self._label_order_):
             if len(task_classes) < 2:  # set aside in fit: its one observed class, or none
                 probabilities[t] = np.ones((probabilities[t].shape[0], len(task_classes)))
         return probabilities
+
+    def _sorted_columns(self) -> list[np.ndarray | None]:
+        """Per task, the training-order columns that give ``classes_``'s order (None: the same)."""
+        orders = [sorting_permutation(c) for c in self._label_order_]
+        return [None if np.array_equal(o, np.arange(len(o))) else o for o in orders]
 
     @staticmethod
     def _predicted_codes(proba: np.ndarray) -> np.ndarray:
@@ -1020,10 +1037,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         Returns
         -------
         proba : list of ndarray of shape (n_samples, n_classes_t), or ndarray
-            One array per task (columns ordered as ``classes_[t]``); a single
-            array when the model was fitted on 1-D ``y``.
+            One array per task (columns ordered as ``classes_[t]``, which are
+            sorted); a single array when the model was fitted on 1-D ``y``.
         """
-        probabilities = self._task_probabilities(X)
+        probabilities = [
+            p if order is None else p[:, order]
+            for p, order in zip(self._task_probabilities(X), self._sorted_columns())
+        ]
         return probabilities[0] if not isinstance(self.classes_, list) else probabilities
 
     def predict_log_proba(self, X):
@@ -1060,7 +1080,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             model was fitted on 1-D ``y``.
         """
         probabilities = self._task_probabilities(X)
-        classes = classes_per_task(self.classes_)
+        classes = self._label_order_
         out = np.empty((probabilities[0].shape[0], len(classes)), dtype=predict_dtype(classes))
         for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
             if len(task_classes) == 0:  # a task without any known label in fit
@@ -1149,8 +1169,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)
-        classes = classes_per_task(self.classes_)
-        codes = encode_targets(y, classes)
+        codes = encode_targets(y, self._label_order_)  # class 1 positive, for the funnel
         if self.funnel_:
             codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))
         predicted = np.column_stack(
@@ -1159,6 +1178,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         return metrics.subset_accuracy_from_codes(codes, predicted, sample_weight=sample_weight)
 
     # --------------------------------------------------------------- plumbing
+    def __getstate__(self):
+        # classes_ pickles in the training order, without _label_order_, as it always did.
+        return stored_label_order(super().__getstate__())
+
+    def __setstate__(self, state):
+        super().__setstate__(restored_label_order(state))
+
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_label = True

@@ -14,10 +14,12 @@ everywhere (training, ``score``, :mod:`skmtl.metrics`):
 - otherwise an unknown earlier step leaves later steps unknown unless they are
   known negative.
 
-The positive class of a funnel task is its class index 1: the one declared by
-``pos_label`` (the estimator orders a declared task's classes as ``[negative,
-positive]``), or the greater class where it is evident (bool labels, numbers
-{0, 1} or {-1, 1}); other labels (e.g. strings) must be declared.
+The positive class of a funnel task is its class index 1 in the order the
+estimator trains in: the one declared by ``pos_label`` (training orders a
+declared task's classes as ``[negative, positive]``, kept in
+``_label_order_``; the public ``classes_`` stay sorted), or the greater class
+where it is evident (bool labels, numbers {0, 1} or {-1, 1}); other labels
+(e.g. strings) must be declared.
 """
 
 from __future__ import annotations

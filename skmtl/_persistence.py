@@ -68,6 +68,7 @@ from ._network_spec import (
 from ._regression import RegressionObjective
 from ._regressor import MultiTaskRegressor
 from ._sequence_columns import with_din_attention
+from ._targets import restored_label_order, stored_label_order
 from .losses import MultiTaskObjective
 from .metrics import _MultiTaskScorer
 from .nn.architectures import ARCHITECTURES
@@ -98,7 +99,10 @@ _ESTIMATORS = {cls.__name__: cls for cls in (MultiTaskClassifier, MultiTaskRegre
 # The optimiser's moments are training state, not model: a loaded model predicts
 # exactly, and partial_fit after load_model starts a fresh Adam.
 # network_spec_ is the "network" member of the document.
-_NOT_IN_JSON = frozenset({"module_", "device_", "optimizer_", "network_spec_"})
+# A classifier's _label_order_ is its classes_ in a file (stored_label_order).
+_NOT_IN_JSON = frozenset(
+    {"module_", "device_", "optimizer_", "network_spec_", "_label_order_"}
+)
 _NUMPY_DTYPE = re.compile(r"^[<>|=]?[biufUO][0-9]*$")
 _PANDAS_DTYPES = frozenset(
     {"object", "str", "string", "bool", "boolean", "float32", "float64", "Float32", "Float64"}
@@ -202,7 +206,7 @@ def save_model(estimator, path, *, key=None) -> None:
         "network": _to_json(network, "network"),
         "fitted": {
             name: _to_json(value, name)
-            for name, value in vars(estimator).items()
+            for name, value in stored_label_order(vars(estimator)).items()
             if _is_fitted_name(name) and name not in _NOT_IN_JSON
         },
         "trained_on": str(estimator.device_),
@@ -318,6 +322,11 @@ def load_model(path, *, key=None, module_class=None):
         if not _is_fitted_name(name) or name in _NOT_IN_JSON or hasattr(type(estimator), name):
             raise _FileError(f"{MODEL_JSON} holds an unexpected attribute {name!r}.")
         setattr(estimator, name, value)
+    # classes_ is stored in the training order (files of every version): sorted here.
+    try:
+        vars(estimator).update(restored_label_order(vars(estimator)))
+    except (TypeError, ValueError) as exc:
+        raise _FileError(f"{MODEL_JSON} has malformed classes_: {exc!r}") from None
     estimator.network_spec_ = network
     estimator.module_ = module
     estimator.device_ = torch.device("cpu")

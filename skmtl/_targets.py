@@ -393,3 +393,46 @@ def predict_dtype(classes: list[np.ndarray]) -> np.dtype:
 def classes_per_task(classes) -> list[np.ndarray]:
     """``classes_`` as one array per task (a fitted ``classes_`` is one ndarray for 1-D y)."""
     return classes if isinstance(classes, list) else [classes]
+
+
+def sorting_permutation(task_classes: np.ndarray) -> np.ndarray:
+    """Indices that put a task's classes in sorted order (scikit-learn's ``classes_`` order).
+
+    Training keeps a declared binary task's classes as ``[negative, positive]``
+    (see :func:`~skmtl._keyed_settings.put_positive_last`); the public
+    ``classes_`` and the columns of ``predict_proba`` are these indices of it.
+    """
+    return np.argsort(np.asarray(task_classes), kind="stable")
+
+
+def public_classes(label_order: list[np.ndarray], one_dimensional: bool):
+    """``classes_`` (sorted, one ndarray for 1-D y) from the training order of each task."""
+    public = [np.asarray(c)[sorting_permutation(c)] for c in label_order]
+    return public[0] if one_dimensional else public
+
+
+def stored_label_order(state: dict) -> dict:
+    """A classifier's fitted state as files and pickles keep it.
+
+    They hold ``classes_`` in the training order (what every skmtl wrote
+    before ``classes_`` was sorted), without ``_label_order_``, so that older
+    files and pickles load the same way as new ones
+    (:func:`restored_label_order`).
+    """
+    if "_label_order_" not in state:
+        return state
+    state = dict(state)
+    order = state.pop("_label_order_")
+    state["classes_"] = list(order) if isinstance(state.get("classes_"), list) else order[0]
+    return state
+
+
+def restored_label_order(state: dict) -> dict:
+    """The inverse of :func:`stored_label_order`: ``_label_order_`` and a sorted ``classes_``."""
+    if "classes_" not in state or "_label_order_" in state:
+        return state
+    state = dict(state)
+    stored = state["classes_"]
+    state["_label_order_"] = [np.asarray(c) for c in classes_per_task(stored)]
+    state["classes_"] = public_classes(state["_label_order_"], not isinstance(stored, list))
+    return state

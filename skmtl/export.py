@@ -49,8 +49,10 @@ skmtl:
    translated to elementary ONNX ops, which onnxruntime runs in float64).
 5. **Outputs**: one float32 tensor per task, named after ``task_names_``, of
    shape ``(N, n_classes_t)`` with the columns in the order of
-   ``classes_[t]``. The model's metadata (``metadata_props``) records the
-   classes of every task (``skmtl.classes``), the inputs and their kinds
+   ``classes_[t]`` (sorted, as ``predict_proba``'s: a task whose declared
+   ``pos_label`` sorts first gets its two columns swapped in the graph). The
+   model's metadata (``metadata_props``) records the classes of every task
+   (``skmtl.classes``), the inputs and their kinds
    (``skmtl.inputs``) and the funnel (``skmtl.funnel``) as JSON.
 
 A :class:`~skmtl.MultiTaskRegressor` exports the same way, with each task's
@@ -248,12 +250,14 @@ class _ProbabilityModel(torch.nn.Module):
     value) get NaN everywhere.
     """
 
-    def __init__(self, network, objective, kinds, empty_inputs):
+    def __init__(self, network, objective, kinds, empty_inputs, sorted_columns=None):
         super().__init__()
         self.network = network
         self.objective = objective
         self.kinds = kinds  # with columns, in input order
         self.empty_inputs = empty_inputs  # per kind of the network: None, or a (0, 0) tensor
+        # Per task, None or the objective's columns in the order of classes_ (as predict_proba).
+        self.sorted_columns = sorted_columns
 
     def forward(self, *inputs):
         given = iter(inputs)
@@ -267,6 +271,11 @@ class _ProbabilityModel(torch.nn.Module):
             bad = kind.onnx_invalid_rows(x)
             if bad is not None:
                 probabilities = [torch.where(bad, torch.nan, p) for p in probabilities]
+        if self.sorted_columns is not None:
+            probabilities = [
+                p if order is None else p[:, order]
+                for p, order in zip(probabilities, self.sorted_columns)
+            ]
         return tuple(p.to(torch.float32) for p in probabilities)
 
 
@@ -330,7 +339,12 @@ def _export_network(estimator, opset):
     empty_inputs = [
         None if len(kind.columns) else kind.onnx_example(0) for kind in estimator.encoder_.kinds
     ]
-    model = _ProbabilityModel(network, objective, kinds, empty_inputs).eval()
+    sorted_columns = None
+    if isinstance(estimator, MultiTaskClassifier):
+        sorted_columns = [
+            None if order is None else order.tolist() for order in estimator._sorted_columns()
+        ]
+    model = _ProbabilityModel(network, objective, kinds, empty_inputs, sorted_columns).eval()
     example = [kind.onnx_example(batch) for kind in kinds]
     names = [_network_input(kind) for kind in kinds]
     rows = torch.export.Dim("N")

@@ -64,6 +64,7 @@ from sklearn.utils.metadata_routing import (
 )
 
 from ._funnel import fill_funnel_columns
+from ._keyed_settings import check_positive_known, positive_labels
 from ._targets import classes_per_task, task_columns, unbox_labels
 from ._warnings import warn_user
 
@@ -108,8 +109,8 @@ def _average_precision(y, proba, classes, sample_weight):
 
 def _log_loss(y, proba, classes, sample_weight):
     # sklearn's log_loss reads the columns in SORTED label order; a task's classes
-    # may be in another order (pos_label puts the positive class last), so the
-    # columns are put in sorted order first.
+    # may be in another order here (pos_label puts the positive class last, or a
+    # caller's classes=), so the columns are put in sorted order first.
     order = np.argsort(np.asarray(classes, dtype=object if np.asarray(classes).dtype == object
                                   else None), kind="stable")
     return log_loss(y, proba[:, order], labels=np.asarray(classes)[order],
@@ -140,7 +141,7 @@ _SINGLE_CLASS_POLICIES = ("skip", "nan", "raise")
 
 def per_task_scores(
     metric: str, y_true, y_proba, *, classes=None, sample_weight=None, funnel=None,
-    as_series=False,
+    pos_label=None, as_series=False,
 ):
     """Score each task on its known labels.
 
@@ -163,6 +164,17 @@ def per_task_scores(
     funnel : sequence of int, default=None
         Task indices of a funnel (the fitted ``funnel_``): an unknown label
         after a negative earlier step counts as negative, as in training.
+    pos_label : str, int, bool, dict or None, default=None
+        The positive class of binary tasks, as the estimator's ``pos_label``
+        (a dict by task name or index, or one label for every binary task):
+        average precision is that class's, and a funnel step's other class
+        is the negative one given to unknown labels after a negative step.
+        Without it, a binary task's positive class is its second class in
+        ``classes`` (the greater label, classes being sorted), and a funnel
+        step's is the greater of bool, 0/1 or -1/1 labels (other labels, such
+        as strings, must be declared). ROC AUC and log loss do not depend on
+        it. For a model fitted with ``pos_label``, pass the same value here
+        (the scorers of this module take it from the model).
     as_series : bool, default=False
         Return a :class:`pandas.Series` indexed by task name and named after
         the metric, instead of an array. The task names are those a model
@@ -193,13 +205,15 @@ def per_task_scores(
     buy      0.228
     Name: log_loss, dtype: float64
     """
-    scores, names = _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)
+    scores, names = _task_scores(
+        metric, y_true, y_proba, classes, sample_weight, funnel, pos_label
+    )
     if as_series:
         return pd.Series(scores, index=pd.Index(names, dtype=object), name=metric)
     return scores
 
 
-def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):
+def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel, pos_label=None):
     """:func:`per_task_scores` and the task names of ``y_true``."""
     if metric in _REGRESSION_METRICS:
         return _regression_scores(metric, y_true, y_proba, sample_weight)
@@ -213,9 +227,11 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):
         )
     if classes is not None and not isinstance(classes, list):
         classes = [classes]
-    if funnel:
+    if funnel or pos_label is not None:
         if classes is None:
             classes = [np.unique(c[_known(c)]) for c in columns]
+        classes, probas = _positive_last(classes, probas, names, pos_label, funnel)
+    if funnel:
         columns = fill_funnel_columns(columns, classes, list(funnel))
     weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     scores = np.full(len(columns), np.nan)
@@ -237,6 +253,27 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel):
         w = None if weights is None else weights[known]
         scores[t] = _METRICS[metric](y, proba[known], task_classes, w)
     return scores, names
+
+
+def _positive_last(classes, probas, names, pos_label, funnel):
+    """Classes and probability columns of binary tasks as ``[negative, positive]``.
+
+    For the tasks whose positive class ``pos_label`` declares, and the funnel
+    steps (whose positive class must be declared or evident, the greater of
+    bool, 0/1 or -1/1 labels): the metrics and :func:`fill_funnel_columns`
+    take class 1 as the positive one.
+    """
+    classes = [np.asarray(c) for c in classes]
+    positive = positive_labels(pos_label, names, classes)
+    for t in funnel or []:
+        if len(classes[t]) == 2 and t not in positive:
+            check_positive_known(t, names, classes, positive, "Scoring a funnel")
+            positive[t] = classes[t].max()
+    probas = list(probas)
+    for t, label in positive.items():
+        if classes[t].tolist()[1] != label:
+            classes[t], probas[t] = classes[t][::-1], probas[t][:, ::-1]
+    return classes, probas
 
 
 def _regression_scores(metric, y_true, y_pred, sample_weight):
@@ -322,6 +359,18 @@ def _final_model(estimator):
     return estimator
 
 
+def _fitted_positive_labels(estimator) -> dict | None:
+    """The positive class of each binary task of a fitted classifier, by task index.
+
+    Class 1 of the order it trained in (``_label_order_``): its declared
+    ``pos_label``, else the greater label. None for another estimator.
+    """
+    order = getattr(_final_model(estimator), "_label_order_", None)
+    if order is None:
+        return None
+    return {t: c[1] for t, c in enumerate(order) if len(c) == 2}
+
+
 def _regressor_binary_tasks(metric, estimator, task_index) -> list[int]:
     """The tasks of a regressor that ``metric`` (a classification metric) scores.
 
@@ -372,10 +421,13 @@ def _undefined(metric: str, tasks: list) -> str:
 
 
 def _mean(
-    metric: str, y_true, y_proba, classes, sample_weight, funnel=None, single_class="skip"
+    metric: str, y_true, y_proba, classes, sample_weight, funnel=None, single_class="skip",
+    pos_label=None,
 ) -> float:
     _check_single_class(single_class)
-    scores, names = _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel)
+    scores, names = _task_scores(
+        metric, y_true, y_proba, classes, sample_weight, funnel, pos_label
+    )
     return _mean_of(metric, scores, names, single_class)
 
 
@@ -434,7 +486,7 @@ def mean_roc_auc_score(
 
 
 def mean_average_precision_score(
-    y_true, y_proba, *, classes=None, sample_weight=None, single_class="skip"
+    y_true, y_proba, *, classes=None, sample_weight=None, single_class="skip", pos_label=None
 ) -> float:
     """Mean over tasks of each task's average precision on its known labels.
 
@@ -443,8 +495,9 @@ def mean_average_precision_score(
 
     Parameters
     ----------
-    y_true, y_proba, classes, sample_weight
-        As in :func:`per_task_scores`.
+    y_true, y_proba, classes, sample_weight, pos_label
+        As in :func:`per_task_scores` (a binary task's average precision is
+        that of its positive class).
     {single_class}
 
     Returns
@@ -452,7 +505,8 @@ def mean_average_precision_score(
     score : float
     """
     return _mean(
-        "average_precision", y_true, y_proba, classes, sample_weight, single_class=single_class
+        "average_precision", y_true, y_proba, classes, sample_weight,
+        single_class=single_class, pos_label=pos_label,
     )
 
 
@@ -632,13 +686,17 @@ class _MultiTaskScorer(_MetadataRequester):
             proba = _proba_list(estimator.predict_proba(X))
             classes = classes_per_task(estimator.classes_)
             funnel = list(getattr(_final_model(estimator), "funnel_", []))
+        positive = _fitted_positive_labels(estimator)
         sign = 1.0 if _GREATER_IS_BETTER[self.metric] else -1.0
         if self.task is None:
             return sign * _mean(
-                self.metric, y, proba, classes, sample_weight, funnel, self.single_class
+                self.metric, y, proba, classes, sample_weight, funnel, self.single_class,
+                positive,
             )
         t = self._task_index(estimator)
-        scores, names = _task_scores(self.metric, y, proba, classes, sample_weight, funnel)
+        scores, names = _task_scores(
+            self.metric, y, proba, classes, sample_weight, funnel, positive
+        )
         if np.isnan(scores[t]) and self.single_class == "raise":
             raise ValueError(f"{_undefined(self.metric, [names[t]])} (single_class='raise').")
         return sign * float(scores[t])

@@ -645,14 +645,15 @@ POSITIVE = {"click": "click", "conversion": "conv"}
 
 
 def test_string_funnel_labels_with_pos_label_train_as_the_0_1_labels(funnel_data):
-    """Declared positives give exactly the 0/1 model, with classes_ [negative, positive]."""
+    """Declared positives give exactly the 0/1 model; classes_ stay sorted (the positive
+    class sorts first here, so predict_proba's columns are the 0/1 model's swapped)."""
     X, y, _ = funnel_data
     params = dict(funnel=FUNNEL, max_iter=3, random_state=0, **SMALL)
     reference = MultiTaskClassifier(**params).fit(X, y)
     clf = MultiTaskClassifier(**params, pos_label=POSITIVE).fit(X, _string_labels(y))
-    assert [c.tolist() for c in clf.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
+    assert [c.tolist() for c in clf.classes_] == [["click", "no_click"], ["conv", "no_conv"]]
     for got, expected in zip(clf.predict_proba(X), reference.predict_proba(X)):
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(got, expected[:, ::-1])
     for got, expected in zip(clf.predict_conditional_proba(X).values(),
                              reference.predict_conditional_proba(X).values()):
         np.testing.assert_array_equal(got, expected)
@@ -682,7 +683,8 @@ def test_pos_label_decides_the_negatives_that_negative_sampling_corrects(funnel_
     params = dict(funnel=FUNNEL, max_iter=2, random_state=0, negative_sampling_rate=0.25, **SMALL)
     reference = MultiTaskClassifier(**params).fit(X, y)
     clf = MultiTaskClassifier(**params, pos_label=POSITIVE).fit(X, _string_labels(y))
-    np.testing.assert_array_equal(clf.predict_proba(X)[0], reference.predict_proba(X)[0])
+    # classes_ sorted: ["click", "no_click"], the 0/1 model's columns swapped
+    np.testing.assert_array_equal(clf.predict_proba(X)[0], reference.predict_proba(X)[0][:, ::-1])
     single = _string_labels(y)["click"]
     with pytest.raises(ValueError, match=r"negative_sampling_rate needs the positive class"):
         MultiTaskClassifier(negative_sampling_rate=0.5, max_iter=1, **SMALL).fit(X, single)
@@ -690,26 +692,29 @@ def test_pos_label_decides_the_negatives_that_negative_sampling_corrects(funnel_
                               random_state=0, **SMALL).fit(X, single)
     ref_one = MultiTaskClassifier(negative_sampling_rate=0.5, max_iter=2, random_state=0,
                                   **SMALL).fit(X, y["click"])
-    np.testing.assert_array_equal(one.predict_proba(X), ref_one.predict_proba(X))
+    np.testing.assert_array_equal(one.predict_proba(X), ref_one.predict_proba(X)[:, ::-1])
 
 
-def test_pos_label_orders_an_ordinary_task_for_sklearn_scorers(funnel_data):
-    """Column 1 of predict_proba is P(pos_label), consistent with classes_ for sklearn."""
+def test_pos_label_keeps_an_ordinary_task_sorted_for_sklearn_scorers(funnel_data):
+    """classes_ stay sorted whatever pos_label says; P(pos_label) is the column of its class.
+
+    Before: pos_label reordered classes_ to [negative, positive], which sklearn's
+    scorers (sorted classes_ assumed) read as the other class."""
     from sklearn.metrics import average_precision_score, make_scorer
 
     X, y, _ = funnel_data
     labels = _string_labels(y)["click"]
     clf = MultiTaskClassifier(pos_label="click", max_iter=2, random_state=0, **SMALL).fit(X, labels)
-    assert clf.classes_.tolist() == ["no_click", "click"]
+    assert clf.classes_.tolist() == ["click", "no_click"]
     proba = clf.predict_proba(X)
-    expected = average_precision_score(labels == "click", proba[:, 1])
+    expected = average_precision_score(labels == "click", proba[:, 0])
     scorer = make_scorer(average_precision_score, response_method="predict_proba",
                          pos_label="click")
     assert scorer(clf, X, labels) == pytest.approx(expected)
     assert expected > labels.eq("click").mean() + 0.05  # better than chance: the right column
-    # pos_label=0 on 0/1 labels makes 0 the positive class.
+    # pos_label=0 on 0/1 labels makes 0 the positive class; classes_ stay [0, 1].
     flipped = MultiTaskClassifier(pos_label={"click": 0}, max_iter=1, **SMALL).fit(X, y)
-    assert flipped.classes_[0].tolist() == [1, 0] and flipped.classes_[1].tolist() == [0, 1]
+    assert flipped.classes_[0].tolist() == [0, 1] and flipped.classes_[1].tolist() == [0, 1]
 
 
 def test_pos_label_errors(funnel_data):
@@ -736,13 +741,13 @@ def test_pos_label_order_survives_persistence_partial_fit_and_warm_start(funnel_
     assert clf.n_iter_ == 2
     save_model(clf, tmp_path / "m")
     loaded = load_model(tmp_path / "m")
-    assert [c.tolist() for c in loaded.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
+    assert [c.tolist() for c in loaded.classes_] == [["click", "no_click"], ["conv", "no_conv"]]
     for a, b in zip(loaded.predict_proba(X), clf.predict_proba(X)):
         np.testing.assert_array_equal(a, b)
     streamed = MultiTaskClassifier(funnel=FUNNEL, pos_label=POSITIVE, random_state=0, **SMALL)
     streamed.partial_fit(X[:1000], labels[:1000], classes=[["click", "no_click"], ["conv", "no_conv"]])
     streamed.partial_fit(X[1000:], labels[1000:])
-    assert [c.tolist() for c in streamed.classes_] == [["no_click", "click"], ["no_conv", "conv"]]
+    assert [c.tolist() for c in streamed.classes_] == [["click", "no_click"], ["conv", "no_conv"]]
 
 
 def test_log_loss_reads_reordered_classes_right():
