@@ -366,7 +366,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             )
         if not any(group.share(lambda: bool(np.any(sample_weight > 0)))):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
-        return X, float32_ready_weights(sample_weight, group)
+        return X, sample_weight
 
     def _fit_encoder(self, X, categories, group, train_rows=None) -> TabularEncoder:
         """Which columns are categorical, their vocabularies, the continuous moments and bins.
@@ -483,6 +483,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         """
         encoded = group.run(lambda: encoder.transform(X))  # one array per column kind
         train_rows, val_rows = rows
+        sample_weight = float32_ready_weights(sample_weight, group)  # training's copy only
 
         def tensors(rows) -> TensorData:
             take = (lambda a: a) if rows is None else (lambda a: a[rows])

@@ -9,6 +9,7 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -17,6 +18,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from . import metrics
 from ._base import BaseMultiTaskNetwork
 from ._fit_guards import keep_state_on_error
+from ._frames import as_pandas
 from ._funnel import funnel_steps, impression_space_codes, resolve_funnel
 from ._keyed_settings import (
     class_weight_specs,
@@ -848,16 +850,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     # ------------------------------------------------------- the tasks' part
     def _fit_targets(self, y, group, *, reuse, partial, classes):
         """Classes of each task (the fitted ones when continuing), labels as class indices."""
-        names = task_columns(y)[1] if reuse else None
-        if reuse:
-            self._check_same_task_names(names)
+        if reuse:  # on every process, so that an error on one is raised on all
+            group.run(lambda: self._check_continued_tasks(y, partial))
         if reuse and partial:  # the training order, in which class 1 is the positive one
             classes = self._label_order_
-            if len(names) != len(classes):
-                raise ValueError(
-                    f"partial_fit: y has {len(names)} task(s) but the fitted model has "
-                    f"{len(classes)}."
-                )
         targets = fit_targets(y, classes, group, allow_single_class=not partial)
         if not partial:
             self._set_aside_untrainable_tasks(targets)
@@ -940,14 +936,25 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 "first call."
             )
 
-    def _check_same_task_names(self, names: list[str]) -> None:
-        """A continued fit (partial_fit, warm_start) trains each head on the task it learnt."""
+    def _check_continued_tasks(self, y, partial: bool) -> None:
+        """A continued fit (partial_fit, warm_start) trains each head on the task it learnt.
+
+        y's columns are matched by position; when they carry names (a
+        DataFrame of several tasks), the names must be the fitted ones in the
+        fitted order.
+        """
+        names = task_columns(y)[1]
         fitted = [str(name) for name in self.task_names_]
-        if len(names) == len(fitted) and list(names) != fitted:  # (another count: checked later)
+        if partial and len(names) != len(fitted):
+            raise ValueError(
+                f"partial_fit: y has {len(names)} task(s) but the fitted model has {len(fitted)}."
+            )
+        named = isinstance(as_pandas(y), pd.DataFrame) and len(names) > 1
+        if named and len(names) == len(fitted) and names != fitted:  # (warm_start: count later)
+            advice = "" if partial else ", or set warm_start=False to fit a new model"
             raise ValueError(
                 f"Continuing the fitted model needs y's tasks in the fitted order: fitted "
-                f"{fitted}, got {list(names)}. Reorder y's columns (e.g. y[{fitted}]), or set "
-                "warm_start=False to fit a new model."
+                f"{fitted}, got {names}. Reorder y's columns (y[{fitted}]){advice}."
             )
 
     def _check_warm_start_targets(self, targets) -> None:
@@ -1020,11 +1027,17 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         return [None if np.array_equal(o, np.arange(len(o))) else o for o in orders]
 
     @staticmethod
-    def _predicted_codes(proba: np.ndarray) -> np.ndarray:
-        """Index of the most probable class; -3 (no class) for a task fitted without one."""
+    def _predicted_codes(proba: np.ndarray, order: np.ndarray | None) -> np.ndarray:
+        """Index (in the training order) of the most probable class; -3 for a task without one.
+
+        Ties go to the first of the sorted classes (``order``: the training-order
+        columns in ``classes_``'s order), as ``classes_[argmax(predict_proba)]``.
+        """
         if proba.shape[1] == 0:
             return np.full(proba.shape[0], -3)
-        return proba.argmax(axis=1)
+        if order is None:
+            return proba.argmax(axis=1)
+        return order[proba[:, order].argmax(axis=1)]
 
     def predict_proba(self, X):
         """Probability of each class of each task.
@@ -1082,11 +1095,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         probabilities = self._task_probabilities(X)
         classes = self._label_order_
         out = np.empty((probabilities[0].shape[0], len(classes)), dtype=predict_dtype(classes))
+        orders = self._sorted_columns()
         for t, (proba, task_classes) in enumerate(zip(probabilities, classes)):
             if len(task_classes) == 0:  # a task without any known label in fit
                 out[:, t] = None if out.dtype == object else np.nan
                 continue
-            out[:, t] = task_classes[self._predicted_codes(proba)]
+            out[:, t] = task_classes[self._predicted_codes(proba, orders[t])]
         return out if isinstance(self.classes_, list) else out[:, 0]
 
     def predict_conditional_proba(self, X):
@@ -1173,7 +1187,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         if self.funnel_:
             codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))
         predicted = np.column_stack(
-            [self._predicted_codes(p) for p in self._task_probabilities(X)]
+            [self._predicted_codes(p, order)
+             for p, order in zip(self._task_probabilities(X), self._sorted_columns())]
         )
         return metrics.subset_accuracy_from_codes(codes, predicted, sample_weight=sample_weight)
 

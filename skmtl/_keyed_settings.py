@@ -324,7 +324,7 @@ def declared_categories(categories, is_categorical, feature_names) -> dict:
         if not (isinstance(j, Integral) and not isinstance(j, bool)
                 and 0 <= j < len(is_categorical) and is_categorical[j]):
             raise ValueError(f"categories names {key!r}, which is not a categorical column of X.")
-        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+        if isinstance(values, (str, bytes, Mapping)) or not isinstance(values, Iterable):
             raise ValueError(
                 f"categories[{key!r}] must be a list (or another 1-D collection) of categories; "
                 f"got {type(values).__name__} {values!r:.80}."

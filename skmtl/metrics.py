@@ -44,6 +44,7 @@ import pandas as pd
 from scipy.special import xlogy
 from sklearn.base import is_regressor
 from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import (
     average_precision_score,
     log_loss,
@@ -349,14 +350,22 @@ def _binary_task_scores(metric, y_true, predicted, tasks, sample_weight):
 
 
 def _final_model(estimator):
-    """The model that makes the predictions: a Pipeline's last step (of a nested one too).
+    """The model that makes the predictions, inside the meta-estimators that forward them.
 
-    A Pipeline forwards ``predict_proba`` and ``classes_`` but not the fitted
-    model's ``task_names_``, ``funnel_`` or ``loss_``, which scoring reads.
+    A Pipeline (its last step), a fitted search (``best_estimator_``) and a
+    ``FrozenEstimator`` (``estimator``), nested too, forward ``predict_proba``
+    and ``classes_`` but not the fitted model's ``task_names_``, ``funnel_``,
+    ``loss_`` or training order of classes, which scoring reads.
     """
-    while isinstance(estimator, Pipeline):
-        estimator = estimator[-1]
-    return estimator
+    while True:
+        if isinstance(estimator, Pipeline):
+            estimator = estimator[-1]
+        elif hasattr(estimator, "best_estimator_"):  # GridSearchCV, RandomizedSearchCV, ...
+            estimator = estimator.best_estimator_
+        elif isinstance(estimator, FrozenEstimator):
+            estimator = estimator.estimator
+        else:
+            return estimator
 
 
 def _fitted_positive_labels(estimator) -> dict | None:

@@ -261,6 +261,14 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["error"] = str(exc)
 
+    # 4b. A continued fit whose y has its tasks in another order on one rank only.
+    try:
+        clf.partial_fit(big.iloc[rows], big_y.iloc[rows][["buy", "click"]] if rank == 1
+                        else big_y.iloc[rows])
+        report["order_error"] = None
+    except ValueError as exc:
+        report["order_error"] = str(exc)
+
     # 5. Different parameters on different ranks: a clear error, not a hang.
     try:
         MultiTaskClassifier(**{**params, "max_iter": 2 + rank}, distributed=True).fit(X, y)

@@ -885,14 +885,22 @@ def test_a_nullable_integer_categorical_column_is_saved_to_a_model_file(tmp_path
         assert np.array_equal(a, b)
 
 
-def test_sample_weight_trains_on_its_ratios_only():
-    """A power-of-two multiple trains bit for bit as given; tiny or huge weights no longer
-    underflow or overflow float32 (1e-44 stopped early at a loss of 0.0003, 1e38 diverged)."""
+def test_sample_weight_trains_on_its_ratios_only(monkeypatch):
+    """Scaled by a power of two, weights of a usual size train bit for bit as given; tiny or
+    huge ones no longer underflow or overflow float32 (1e-44 stopped early at a loss of
+    0.0003, 1e38 diverged)."""
+    from skmtl import _base
+
     X, y = _frame(n=200)
-    w = np.random.RandomState(0).uniform(0.5, 3.0, size=200)
+    w = np.random.RandomState(0).uniform(0.5, 3.0, size=200)  # scaled by 1/2 for training
     fit = lambda weights: _fit(max_iter=4)(X, y, sample_weight=weights)
     base = fit(w)
-    assert np.array_equal(fit(w * 8.0).loss_curve_, base.loss_curve_)
+    with monkeypatch.context() as patched:
+        patched.setattr(_base, "float32_ready_weights", lambda weights, group: weights)
+        as_given = fit(w)
+    assert np.array_equal(as_given.loss_curve_, base.loss_curve_)
+    for a, b in zip(as_given.predict_proba(X), base.predict_proba(X)):
+        assert np.array_equal(a, b)
     for factor in (1e-44, 1e38):
         np.testing.assert_allclose(fit(w * factor).loss_curve_, base.loss_curve_, rtol=1e-5)
     before = w * 1e38
@@ -938,6 +946,7 @@ def test_unhashable_categorical_cells_at_predict_name_the_column():
         (["city"], TypeError, "categories must be a dict"),
         ({"city": "xyz"}, ValueError, r"categories\['city'\] must be a list"),
         ({"city": [["x", "y"]]}, ValueError, "flat list of categories"),
+        ({"city": {"x": 1, "z": 2}}, ValueError, r"categories\['city'\] must be a list"),
         ({True: ["x"]}, ValueError, "categories names True, which is not a categorical column"),
     ],
 )

@@ -346,7 +346,8 @@ def test_an_error_on_one_rank_stops_every_rank(runs):
         assert "max_iter" in report["params_error"]
         assert "at least the number of processes" in report["batch_error"]
         assert "funnel" in report["funnel_error"].lower()
-    assert "rank 1" in first["funnel_error"]
+        assert "y's tasks in the fitted order" in report["order_error"]
+    assert "rank 1" in first["funnel_error"] and "rank 1" in first["order_error"]
 
 
 def test_a_failure_inside_training_on_one_rank_stops_the_others_at_once(runs):

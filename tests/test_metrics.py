@@ -7,8 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
-from sklearn.model_selection import KFold, cross_validate
+from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 
@@ -129,6 +130,23 @@ def test_scorers_read_the_fitted_model_through_a_pipeline():
     plain = copy.copy(fitted)
     plain.funnel_ = []  # what the Pipeline's scores were: the funnel_ matters
     assert metrics.get_scorer("mean_roc_auc")(plain, X, y) < metrics.get_scorer("mean_roc_auc")(pipe, X, y)
+
+
+def test_scorers_read_the_fitted_model_through_a_search_and_a_frozen_estimator():
+    """With a declared positive class that sorts first, a GridSearchCV-wrapped model scored
+    average precision of the other class (0.9708 against 0.8990 on a review's data)."""
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"a": rng.randn(400), "b": rng.randn(400)})
+    y = pd.Series(np.where(2 * X["a"] + rng.randn(400) > 0.8, "clicked", "not_clicked"))
+    params = dict(max_iter=4, random_state=0, early_stopping=False, pos_label="clicked")
+    scorer = metrics.get_scorer("mean_average_precision")
+    search = GridSearchCV(MultiTaskClassifier(**params), {"alpha": [0.0]}, cv=KFold(2),
+                          scoring=scorer).fit(X, y)
+    model = search.best_estimator_
+    expected = average_precision_score(y == "clicked", model.predict_proba(X)[:, 0])
+    assert scorer(model, X, y) == pytest.approx(expected, abs=1e-12)
+    assert scorer(search, X, y) == scorer(model, X, y)
+    assert scorer(FrozenEstimator(model), X, y) == scorer(model, X, y)
 
 
 def test_regressor_probability_tasks_are_scored_through_a_pipeline():

@@ -137,3 +137,15 @@ def test_continuing_with_the_tasks_in_another_order_is_refused(continued):
     if continued == "partial_fit":
         with pytest.raises(ValueError, match=r"partial_fit: y has 3 task\(s\) but the fitted"):
             fit(X, y.assign(view=y["click"]))
+
+
+def test_continuing_with_unnamed_or_single_task_y_is_positional():
+    """Only a DataFrame of several tasks names them; an array (or one task) is matched by
+    position, as after a DataFrame fit an array X is."""
+    X, y = make_mixed_frame(n=300, seed=7)
+    clf = MultiTaskClassifier(**PARAMS).partial_fit(X, y)
+    clf.partial_fit(X, y.to_numpy())
+    single = MultiTaskClassifier(**PARAMS).partial_fit(X, y["click"])
+    single.partial_fit(X, y["click"].to_numpy())
+    single.partial_fit(X, y["click"].rename("renamed"))
+    assert single.n_iter_ == 3

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from conftest import assert_onnx_matches_predict_proba
 from sklearn.metrics import average_precision_score, get_scorer, log_loss, roc_auc_score
 from sklearn.model_selection import KFold, cross_val_score
@@ -196,3 +197,17 @@ def test_a_file_written_before_classes_were_sorted_loads_sorted():
         np.testing.assert_allclose(proba, recorded[f"proba/{t}"][:, columns], rtol=0, atol=1e-6)
     np.testing.assert_array_equal(clf.predict(X).astype(str), recorded["predict"])
     assert metrics.get_scorer("mean_roc_auc")(clf, X, y) > 0.5
+
+
+def test_predict_breaks_exact_ties_as_the_argmax_of_predict_proba():
+    """With every logit 0, predict gave the training order's first class ('not_clicked')."""
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"a": rng.randn(200), "b": rng.randn(200)})
+    y = pd.Series(np.where(X["a"] > 0, "clicked", "not_clicked"))
+    clf = MultiTaskClassifier(max_iter=2, random_state=0, pos_label="clicked").fit(X, y)
+    with torch.no_grad():
+        for parameter in clf.module_.parameters():
+            parameter.zero_()
+    proba = clf.predict_proba(X)
+    assert np.all(proba == 0.5)
+    np.testing.assert_array_equal(clf.predict(X), clf.classes_[proba.argmax(axis=1)])
