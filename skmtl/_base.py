@@ -200,9 +200,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
       the loss reads), ``known`` (a boolean array of the same shape: which
       labels are known), ``task_names``, ``n_outputs`` (logits per task) and
       ``funnel`` (ordered task indices, possibly empty);
-    - ``_make_objective(spec, targets, train_rows, group)``: the
+    - ``_make_objective(spec, targets, train_rows, group, sample_weight)``: the
       :class:`~skmtl.losses.MultiTaskObjective`-like loss, which also turns
-      logits into predictions;
+      logits into predictions (``sample_weight``: float64, one per row of X);
     - ``_store_targets(targets)``: their fitted attributes about the tasks.
     """
 
@@ -303,7 +303,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 getattr(self, "feature_names_in_", None), task_names=targets.task_names,
             )
             module, optimizer = self._build_network(spec, encoder, seeds, device), None
-        objective = self._make_objective(spec, targets, train_rows, group).to(device)
+        objective = self._make_objective(spec, targets, train_rows, group, sample_weight)
+        objective = objective.to(device)
         # alpha on MLPClassifier's scale: Adam's coupled L2 of alpha / min(batch_size, n_train),
         # this call's (a partial_fit chunk's) training rows on every process.
         n_train = sum(group.share(lambda: len(train_rows)))
@@ -332,6 +333,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             module, optimizer, objective, data, validation, seeds, device, group,
             partial=partial, user_module=not isinstance(spec["architecture"], str),
             validation_scorer=validation_scorer, balancer=balancer,
+            # warm_start goes on from the earlier best (its restored weights): an epoch must
+            # beat that score to be kept, as MLPClassifier's best is over all fits.
+            previous_best=getattr(self, "best_validation_score_", None) if reuse else None,
         )
         # Only now, with training finished, does the estimator change.
         self._store_fit(
@@ -570,7 +574,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     def _train(
         self, module, optimizer, objective, data, validation, seeds, device, group, *,
         partial: bool, user_module: bool, validation_scorer: ValidationScorer | None = None,
-        balancer=None,
+        balancer=None, previous_best: float | None = None,
     ):
         """The training settings, and the one training loop (with ``task_balancing``'s step)."""
         n_train = sum(group.share(lambda: len(data)))
@@ -586,6 +590,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             warn_on_max_iter=not partial,
             one_pass=partial,
             validation_scorer=validation_scorer,
+            previous_best_score=None if partial else previous_best,
         )
         schedule = schedule_observers(
             self.learning_rate_schedule, self.n_iter_no_change, one_pass=partial

@@ -329,7 +329,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     class_weight : "balanced", dict, list or None, default=None
         Per-task class weights: ``"balanced"`` for every task (computed on the
-        known labels as in :func:`~sklearn.utils.class_weight.compute_class_weight`),
+        known labels of the training rows as in
+        :func:`~sklearn.utils.class_weight.compute_class_weight`, with the
+        fit's ``sample_weight`` counting each row, as scikit-learn does),
         a list with one entry (None, ``"balanced"`` or ``{class: weight}``) per
         task, or a dict keyed by task (missing tasks get None). For a single
         task, a plain ``{class: weight}`` dict. Every setting keyed by task
@@ -366,7 +368,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     funnel_penalty : float, default=0.0
         Used only when ``funnel_mode="independent"``: strength of the penalty
         ``sum_k mean(relu(p_k - p_{k-1}))`` added to the loss (0 turns it
-        off).
+        off). The mean is over a batch's rows, unweighted: ``sample_weight``
+        weighs the task losses, not this penalty (a constraint every row
+        should meet).
 
     negative_sampling_rate : float, dict or None, default=None
         Corrects predicted probabilities for negatives that were downsampled
@@ -606,7 +610,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         stopping.
     best_validation_score_ : float or None
         Best of ``validation_scores_``: the score of the epoch whose weights
-        were kept.
+        were kept. With ``warm_start``, over every fit (as in
+        ``MLPClassifier``): a continuation keeps its starting weights (the
+        earlier best) unless one of its epochs scores higher.
     best_loss_ : float
         Lowest training loss.
     device_ : torch.device
@@ -971,10 +977,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                     f"model has {old.tolist()}. Set warm_start=False to fit a new model."
                 )
 
-    def _make_objective(self, spec, targets, train_rows, group) -> MultiTaskObjective:
+    def _make_objective(
+        self, spec, targets, train_rows, group, sample_weight
+    ) -> MultiTaskObjective:
         """Per-task cross-entropy with the task and class weights, funnel and logit offsets."""
         as_tensor = lambda a: None if a is None else torch.tensor(a, dtype=torch.float32)
-        class_weights = self._class_weight_vectors(targets, train_rows, group)
+        class_weights = self._class_weight_vectors(targets, train_rows, group, sample_weight)
         return MultiTaskObjective(
             spec["n_outputs"],
             task_weights=as_tensor(targets.task_weights),
@@ -985,14 +993,17 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             logit_offsets=as_tensor(targets.logit_offsets),
         )
 
-    def _class_weight_vectors(self, targets, train_rows, group) -> list[np.ndarray | None]:
+    def _class_weight_vectors(
+        self, targets, train_rows, group, sample_weight
+    ) -> list[np.ndarray | None]:
         specs = class_weight_specs(self.class_weight, targets.task_names)
         balanced = [t for t, spec in enumerate(specs) if isinstance(spec, str)]
         counts = {}
-        if balanced:  # class counts over every process's training rows
-            codes = targets.codes[train_rows]
+        if balanced:  # weighted class counts over every process's training rows (as sklearn's)
+            codes, weights = targets.codes[train_rows], sample_weight[train_rows]
             local = [
-                np.bincount(codes[codes[:, t] >= 0, t], minlength=len(targets.classes[t]))
+                np.bincount(codes[codes[:, t] >= 0, t], weights=weights[codes[:, t] >= 0],
+                            minlength=len(targets.classes[t]))
                 for t in balanced
             ]
             for t, shards in zip(balanced, zip(*group.share(lambda: local))):

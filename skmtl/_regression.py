@@ -20,7 +20,8 @@ names them:
   probability that the target is 1, which is E[y | x] for a 0/1 target.
 
 The network learns standardised targets, ``(y - mean) / scale`` over the known
-training targets of each task (``y / mean`` for ``"poisson"``, whose log link
+targets of each task given to ``fit`` (early stopping's validation rows
+included, as for the continuous columns' scaling) (``y / mean`` for ``"poisson"``, whose log link
 must not be centred; ``"log_loss"`` targets are used as they are, as a
 classifier's labels), so its output layer starts at the mean whatever the
 units; predictions are turned back into the user's units. Reported losses

@@ -41,8 +41,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     per task and a loss per task named as
     :class:`~sklearn.ensemble.HistGradientBoostingRegressor` names them. The
     network learns standardised targets (each task's mean and standard
-    deviation over the known targets given to ``fit``, like the continuous
-    columns' scaling; for ``"poisson"`` the targets divided by their mean, as
+    deviation over the known targets given to ``fit``, early stopping's
+    validation rows included, like the continuous columns' scaling; for ``"poisson"`` the targets divided by their mean, as
     a log link must not be centred) and
     :meth:`predict` returns the user's units.
 
@@ -127,7 +127,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
     validation_scores_ : list of float or None
         Negative validation loss at each epoch, when early stopping is on.
     best_validation_score_ : float or None
-        Best of ``validation_scores_``.
+        Best of ``validation_scores_``, whose epoch's weights were kept (with
+        ``warm_start``, over every fit, as in the classifier).
     best_loss_ : float
         Lowest training loss.
     device_ : torch.device
@@ -403,7 +404,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
                 "Set warm_start=False to fit a new model."
             )
 
-    def _make_objective(self, spec, targets, train_rows, group) -> RegressionObjective:
+    def _make_objective(
+        self, spec, targets, train_rows, group, sample_weight
+    ) -> RegressionObjective:
         """Each task's loss on the scaled targets, and the way back to the user's units."""
         as_tensor = lambda a: torch.tensor(np.asarray(a, dtype=np.float64), dtype=torch.float32)
         # The way back to the user's units stays in float64: a float32 offset of

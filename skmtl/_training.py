@@ -198,6 +198,9 @@ class TrainingConfig:
     warn_on_max_iter: bool = True
     one_pass: bool = False  # partial_fit: one epoch over a chunk, no early stopping
     validation_scorer: ValidationScorer | None = None  # None: minus the validation loss
+    # warm_start: the earlier fits' best validation score, whose weights training starts
+    # from; an epoch must beat it to be kept (as MLPClassifier's best over all fits).
+    previous_best_score: float | None = None
 
     @property
     def monitor(self) -> str:
@@ -519,6 +522,9 @@ class _TrainingRun:
         )
         self.governor = self.fixed_threads = None
         self.best_state = None
+        if validation is not None and config.previous_best_score is not None:
+            self.history.best_validation_score = config.previous_best_score
+            self.best_state = copy.deepcopy(module.state_dict())  # the earlier best's weights
         self.epochs_without_improvement = 0
 
     @staticmethod

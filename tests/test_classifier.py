@@ -10,6 +10,7 @@ import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV, KFold
+from sklearn.utils.class_weight import compute_class_weight
 
 from skmtl import MultiTaskClassifier
 from skmtl.datasets import make_multitask_classification
@@ -228,6 +229,42 @@ def test_sample_weight_zero_rows_are_ignored(numeric_data):
     y_flipped[:300] = 1 - y_flipped[:300]
     b = MultiTaskClassifier(max_iter=5, random_state=0, shuffle=False, batch_size=600).fit(X, y_flipped, sample_weight=w)
     np.testing.assert_allclose(a.predict_proba(X)[0], b.predict_proba(X)[0], rtol=1e-6)
+
+
+def test_balanced_class_weights_count_sample_weights_as_sklearn_does(numeric_data):
+    """Weighted class counts (compute_class_weight's sample_weight); zero-weight rows count
+    nothing: flipping their labels no longer moves the model (0.049 before)."""
+    X, y = numeric_data
+    w = np.random.RandomState(1).uniform(0.0, 4.0, size=len(X))
+    w[:200] = 0.0
+    clf = MultiTaskClassifier(max_iter=2, random_state=0, class_weight="balanced")
+    clf.fit(X, y, sample_weight=w)
+    for t in range(2):
+        expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=y[:, t],
+                                        sample_weight=w)
+        np.testing.assert_allclose(clf.objective_.class_weights[t].numpy(), expected, rtol=1e-6)
+    y_flipped = y.copy()
+    y_flipped[:200] = 1 - y_flipped[:200]
+    flipped = clone(clf).fit(X, y_flipped, sample_weight=w)
+    for a, b in zip(clf.predict_proba(X), flipped.predict_proba(X)):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+
+
+def test_warm_start_keeps_the_earlier_best_when_a_continuation_does_not_beat_it():
+    """As MLPClassifier's: the best validation score and its weights are over all fits (a bad
+    continuation kept a model of validation loss 1.34 where the first fit had reached 0.13)."""
+    X, y = make_multitask_classification(n_samples=2500, n_features=10, random_state=0)
+    clf = MultiTaskClassifier(
+        "mmoe", expert_layer_sizes=(16,), tower_layer_sizes=(8,), n_experts=2, random_state=0,
+        early_stopping=True, validation_fraction=0.2, n_iter_no_change=3, max_iter=20,
+        learning_rate_init=0.01, warm_start=True,
+    ).fit(X, y)
+    first_best, first_proba = clf.best_validation_score_, clf.predict_proba(X)
+    clf.set_params(learning_rate_init=0.5, max_iter=4).fit(X, y)  # every epoch is worse
+    assert max(clf.validation_scores_[-3:]) < first_best
+    assert clf.best_validation_score_ == first_best == max(clf.validation_scores_)
+    for a, b in zip(clf.predict_proba(X), first_proba):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_early_stopping_restores_the_best_epoch():
