@@ -66,7 +66,7 @@ from sklearn.utils.metadata_routing import (
 
 from ._funnel import fill_funnel_columns
 from ._keyed_settings import check_positive_known, positive_labels
-from ._targets import classes_per_task, task_columns, unbox_labels
+from ._targets import class_indices, classes_per_task, task_columns, unbox_labels
 from ._warnings import warn_user
 
 __all__ = [
@@ -92,9 +92,22 @@ def _known(values: np.ndarray) -> np.ndarray:
     return ~np.asarray(pd.isna(values), dtype=bool)
 
 
+def _in_sorted_order(proba, classes):
+    """``proba``'s columns and ``classes`` in sorted label order (sklearn's metrics read them so).
+
+    A task's classes may come in another order (a caller's ``classes=``, or
+    :func:`_positive_last` putting the positive class last).
+    """
+    classes = np.asarray(classes)
+    order = np.argsort(classes.astype(object) if classes.dtype == object else classes,
+                      kind="stable")
+    return proba[:, order], classes[order]
+
+
 def _roc_auc(y, proba, classes, sample_weight):
     if proba.shape[1] == 2:
         return roc_auc_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
+    proba, classes = _in_sorted_order(proba, classes)
     return roc_auc_score(
         y, proba, multi_class="ovr", labels=classes, sample_weight=sample_weight
     )
@@ -109,13 +122,8 @@ def _average_precision(y, proba, classes, sample_weight):
 
 
 def _log_loss(y, proba, classes, sample_weight):
-    # sklearn's log_loss reads the columns in SORTED label order; a task's classes
-    # may be in another order here (pos_label puts the positive class last, or a
-    # caller's classes=), so the columns are put in sorted order first.
-    order = np.argsort(np.asarray(classes, dtype=object if np.asarray(classes).dtype == object
-                                  else None), kind="stable")
-    return log_loss(y, proba[:, order], labels=np.asarray(classes)[order],
-                    sample_weight=sample_weight)
+    proba, classes = _in_sorted_order(proba, classes)
+    return log_loss(y, proba, labels=classes, sample_weight=sample_weight)
 
 
 _METRICS: dict[str, Callable] = {
@@ -234,14 +242,29 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel, pos_la
         classes, probas = _positive_last(classes, probas, names, pos_label, funnel)
     if funnel:
         columns = fill_funnel_columns(columns, classes, list(funnel))
-    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weights = _sample_weights(sample_weight, len(columns[0]))
     scores = np.full(len(columns), np.nan)
     for t, (values, proba) in enumerate(zip(columns, probas)):
+        if proba.ndim != 2 or proba.shape[0] != len(values):
+            raise ValueError(
+                f"Task {names[t]!r}: y_proba has shape {proba.shape}, but y_true has "
+                f"{len(values)} rows; each task's probabilities are (n_samples, n_classes)."
+            )
         known = _known(values)
         y = values[known]
         if y.dtype == object:  # e.g. None-marked unknowns, or funnel-filled labels
             y = unbox_labels(y, str(t))
         task_classes = np.unique(y) if classes is None else np.asarray(classes[t])
+        if classes is None and len(task_classes) < min(2, proba.shape[1]):
+            continue  # one class or none known, columns unnamed: undefined (the policy decides)
+        if classes is not None and len(task_classes) < 2:
+            continue  # a task set aside in fit (one class or none): no ranking, NaN
+        if classes is not None and len(y) and np.any(class_indices(task_classes, y) < 0):
+            outside = pd.unique(y[class_indices(task_classes, y) < 0])[:5].tolist()
+            raise ValueError(
+                f"Task {names[t]!r}: y_true holds labels {outside} that are not among its "
+                f"classes {task_classes.tolist()}."
+            )
         if len(task_classes) != proba.shape[1]:
             raise ValueError(
                 f"Task {t}: y_proba has {proba.shape[1]} columns but there are "
@@ -277,18 +300,36 @@ def _positive_last(classes, probas, names, pos_label, funnel):
     return classes, probas
 
 
+def _sample_weights(sample_weight, n_samples: int) -> np.ndarray | None:
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (n_samples,):
+        raise ValueError(
+            f"sample_weight has shape {weights.shape}, but y_true has {n_samples} rows."
+        )
+    return weights
+
+
 def _regression_scores(metric, y_true, y_pred, sample_weight):
     """Per-task regression scores on the known targets (NaN: none known; r2: fewer than 2)."""
     from ._regression import regression_targets
 
     targets = regression_targets(y_true)
     truth = targets.values
-    predicted = np.asarray(y_pred, dtype=np.float64).reshape(truth.shape[0], -1)
-    if predicted.shape[1] != truth.shape[1]:
+    if (isinstance(y_pred, (list, tuple)) and y_pred
+            and all(isinstance(p, np.ndarray) and p.ndim == 1 for p in y_pred)):
+        y_pred = np.column_stack(y_pred)  # one array per task, as y_proba may be given
+    predicted = np.asarray(y_pred, dtype=np.float64)
+    if predicted.ndim == 1 and truth.shape[1] == 1:
+        predicted = predicted[:, None]
+    if predicted.shape != truth.shape:
         raise ValueError(
-            f"y_true has {truth.shape[1]} task(s) but y_pred has {predicted.shape[1]}."
+            f"y_pred has shape {predicted.shape}, but y_true has {truth.shape[0]} rows and "
+            f"{truth.shape[1]} task(s): predictions are (n_samples, n_tasks), as predict "
+            "returns them."
         )
-    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weights = _sample_weights(sample_weight, truth.shape[0])
     scores = np.full(truth.shape[1], np.nan)
     for t in range(truth.shape[1]):
         known = ~np.isnan(truth[:, t]) & ~np.isnan(predicted[:, t])
@@ -422,7 +463,10 @@ def _undefined(metric: str, tasks: list) -> str:
             f"{metric} is undefined for task(s) {tasks}: they have {cause} in y_true (or "
             "the model predicts NaN for them)"
         )
-    cause = "no known label" if metric == "log_loss" else "a single class or no known label"
+    cause = (
+        "no known label (or a single class, without classes= to name y_proba's columns)"
+        if metric == "log_loss" else "a single class or no known label"
+    )
     return (
         f"{metric} is undefined for task(s) {tasks}: they have {cause} in y_true, or the "
         "model was fitted with fewer than two classes for them"
@@ -573,6 +617,9 @@ def subset_accuracy_score(y_true, y_pred, *, sample_weight=None) -> float:
             f"y_true has {len(true_columns)} task(s) but y_pred has {len(pred_columns)}."
         )
     n = len(true_columns[0])
+    if len(pred_columns[0]) != n:
+        raise ValueError(f"y_true has {n} rows but y_pred has {len(pred_columns[0])}.")
+    _sample_weights(sample_weight, n)
     correct = np.ones(n, dtype=bool)
     any_known = np.zeros(n, dtype=bool)
     for truth, pred in zip(true_columns, pred_columns):
@@ -730,6 +777,11 @@ class _MultiTaskScorer(_MetadataRequester):
             if self.task not in names:
                 raise ValueError(f"Unknown task {self.task!r}; the model's tasks are {names}.")
             return names.index(self.task)
+        if names and not -len(names) <= int(self.task) < len(names):
+            raise ValueError(
+                f"Task index {self.task} is out of range; the model has {len(names)} tasks "
+                f"{names}."
+            )
         return int(self.task)
 
     def __repr__(self) -> str:

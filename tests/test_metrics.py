@@ -8,7 +8,13 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.frozen import FrozenEstimator
-from sklearn.metrics import accuracy_score, average_precision_score, log_loss, roc_auc_score
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    log_loss,
+    mean_squared_error,
+    roc_auc_score,
+)
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
@@ -260,3 +266,61 @@ def test_task_scorer_policy(single_class_fold):
     with pytest.raises(ValueError, match=r"undefined for task\(s\) \['task_1'\]"):
         metrics.make_task_scorer("roc_auc", 1, single_class="raise")(clf, X[:15], y[:15])
     assert "single_class='nan'" in repr(metrics.make_task_scorer("roc_auc", single_class="nan"))
+
+
+# ----------------------------------------------- found by a review of skmtl.metrics (2026-11-30)
+def test_regression_predictions_of_another_shape_are_refused_or_stacked():
+    """A transposed or flattened y_pred was reshaped silently (MSE [1.38, 0.80] for [2.61, 1.33])."""
+    rng = np.random.RandomState(0)
+    y, pred = rng.normal(size=(20, 2)), rng.normal(size=(20, 2))
+    expected = [mean_squared_error(y[:, t], pred[:, t]) for t in range(2)]
+    np.testing.assert_allclose(metrics.per_task_scores("mean_squared_error", y, pred), expected)
+    as_list = [pred[:, 0], pred[:, 1]]  # one array per task, as y_proba may be given
+    np.testing.assert_allclose(metrics.per_task_scores("mean_squared_error", y, as_list),
+                               expected)
+    for bad in (pred.T, pred.ravel(), np.vstack([pred, pred])):
+        with pytest.raises(ValueError, match="y_pred has shape"):
+            metrics.per_task_scores("mean_squared_error", y, bad)
+
+
+def test_single_class_policies_apply_without_classes():
+    """Without classes=, a task with one known class raised a column-count error under every
+    policy; it is undefined, as documented."""
+    y = np.array([[0, 0], [1, 0], [0, 0], [1, 0]])
+    proba = [np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])] * 2
+    np.testing.assert_array_equal(metrics.per_task_scores("roc_auc", y, proba), [1.0, np.nan])
+    assert np.isnan(metrics.mean_roc_auc_score(y, proba, single_class="nan"))
+    with pytest.warns(UndefinedMetricWarning):
+        assert metrics.mean_roc_auc_score(y, proba) == 1.0
+    with pytest.raises(ValueError, match="single_class='raise'"):
+        metrics.mean_roc_auc_score(y, proba, single_class="raise")
+
+
+def test_labels_outside_the_classes_are_refused_as_sklearn_does():
+    """ROC AUC and average precision counted label 2 as a negative of classes [0, 1]."""
+    y = np.array([0, 1, 2, 1, 0])
+    proba = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6], [0.3, 0.7], [0.7, 0.3]])
+    for metric in ("roc_auc", "average_precision", "log_loss"):
+        with pytest.raises(ValueError, match=r"labels \[2\] that are not among its classes"):
+            metrics.per_task_scores(metric, y, proba, classes=[np.array([0, 1])])
+
+
+def test_multiclass_roc_auc_takes_classes_in_any_column_order():
+    rng = np.random.RandomState(0)
+    y = rng.randint(0, 3, size=60)
+    proba = rng.dirichlet(np.ones(3), size=60)
+    expected = roc_auc_score(y, proba, multi_class="ovr")
+    order = [2, 0, 1]
+    got = metrics.per_task_scores("roc_auc", y, proba[:, order], classes=[np.array(order)])
+    assert got[0] == pytest.approx(expected)
+
+
+def test_length_mismatches_name_the_problem():
+    y = np.array([0, 1, 0, 1])
+    proba = np.array([[0.8, 0.2], [0.3, 0.7], [0.6, 0.4], [0.1, 0.9]])
+    with pytest.raises(ValueError, match=r"sample_weight has shape \(6,\)"):
+        metrics.per_task_scores("roc_auc", y, proba, sample_weight=np.ones(6))
+    with pytest.raises(ValueError, match=r"y_proba has shape \(3, 2\), but y_true has 4 rows"):
+        metrics.per_task_scores("roc_auc", y, proba[:3])
+    with pytest.raises(ValueError, match="y_true has 4 rows but y_pred has 3"):
+        metrics.subset_accuracy_score(y, y[:3])
