@@ -229,17 +229,36 @@ def category_counts(values) -> pd.Series:
     return pd.Series(values, copy=False).value_counts(dropna=True, sort=False)
 
 
+EXACT_INTEGERS = 2**53
+"""The integer lookups below work in float64 or int64 offsets: only codes up to this
+magnitude (exact in float64) take them; larger ones (hashed ids) are hashed exactly."""
+
+
+def _integral_range(values: np.ndarray) -> tuple[int, int] | None:
+    """(lowest, highest) as Python ints when every value is an integer of magnitude at most
+    :data:`EXACT_INTEGERS` (None otherwise, or when there are none)."""
+    if values.size == 0:
+        return None
+    low, high = values.min(), values.max()
+    if values.dtype.kind == "f":
+        if not (np.isfinite(low) and np.isfinite(high)):
+            return None
+        if not np.array_equal(values, np.floor(values)):
+            return None
+    low, high = int(low), int(high)  # Python ints: no wrap-around in int8/uint64 arithmetic
+    if max(abs(low), abs(high)) > EXACT_INTEGERS:
+        return None
+    return low, high
+
+
 def _integer_counts(values: np.ndarray) -> pd.Series | None:
     """Counts of integer-coded categories by ``np.bincount`` (None if the values aren't such)."""
     present = values[~np.isnan(values)] if values.dtype.kind == "f" else values
-    if present.size == 0:
+    bounds = _integral_range(present)
+    if bounds is None or bounds[1] - bounds[0] + 1 > max(4 * present.size, 1024):
         return None
-    low, high = present.min(), present.max()
-    if not (np.isfinite(low) and np.isfinite(high)) or high - low + 1 > max(4 * present.size, 1024):
-        return None
-    if values.dtype.kind == "f" and not np.array_equal(present, np.floor(present)):
-        return None
-    counts = np.bincount((present - low).astype(np.int64))
+    low = bounds[0]
+    counts = np.bincount(present.astype(np.int64) - low)
     seen = np.flatnonzero(counts)
     return pd.Series(counts[seen], index=(seen + low).astype(values.dtype))
 
@@ -338,9 +357,16 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
         # Integer-coded categories: a direct table lookup, several times faster than
         # hashing. Non-integral, out-of-range, NaN and inf values all miss (code 0).
         offset, codes = table
-        position = values.astype(np.float64, copy=False) - offset
-        hit = (position >= 0) & (position < len(codes)) & (position == np.floor(position))
-        return np.where(hit, codes[np.where(hit, position, 0).astype(np.int64)], 0)
+        if values.dtype.kind == "f":  # the table's values are exact in float64
+            position = values.astype(np.float64, copy=False) - offset
+            hit = (position >= 0) & (position < len(codes)) & (position == np.floor(position))
+            position = np.where(hit, position, 0).astype(np.int64)
+        else:  # in int64: a huge id must not round onto a known one
+            fits = values <= np.iinfo(np.int64).max if values.dtype.kind == "u" else True
+            position = np.where(fits, values, 0).astype(np.int64) - np.int64(offset)
+            hit = fits & (position >= 0) & (position < len(codes))
+            position = np.where(hit, position, 0)
+        return np.where(hit, codes[position], 0)
     return vocabulary.get_indexer(values) + 1
 
 
@@ -348,14 +374,13 @@ def _integer_table(vocabulary: pd.Index):
     """``(lowest category, codes by category - lowest)`` for compact integral vocabularies."""
     if len(vocabulary) == 0 or vocabulary.dtype.kind not in "iuf":
         return None
-    values = vocabulary.to_numpy(dtype=np.float64)
-    if not np.all(np.isfinite(values) & (values == np.floor(values))):
+    values = vocabulary.to_numpy()
+    bounds = _integral_range(values)
+    if bounds is None or bounds[1] - bounds[0] + 1 > max(4 * len(values), 1024):
         return None
-    low, high = values.min(), values.max()
-    if high - low + 1 > max(4 * len(values), 1024):
-        return None
-    codes = np.zeros(int(high - low) + 1, dtype=np.int64)
-    codes[(values - low).astype(np.int64)] = np.arange(1, len(values) + 1)
+    low, high = bounds
+    codes = np.zeros(high - low + 1, dtype=np.int64)
+    codes[values.astype(np.int64) - low] = np.arange(1, len(values) + 1)
     return low, codes
 
 

@@ -222,3 +222,57 @@ def test_registration_checks():
         register_column_kind(Clash)
     with pytest.raises(TypeError, match="subclasses ColumnKind"):
         register_column_kind(int)
+
+
+# ------------------------------------- integer category codes beyond float64's exact range
+def _codes(model, X):
+    return model.encoder_.transform(X)[0]
+
+
+def test_hashed_int64_ids_keep_a_row_each_and_their_neighbours_stay_unseen():
+    """Ids near 1.5e18 all shared one code (float64 rounding), and B + 1 matched B."""
+    from skmtl._column_kinds import encode_column
+
+    base = 1_500_000_000_000_000_000
+    ids = base + np.arange(6) * 7
+    X = pd.DataFrame({"user": np.repeat(ids, 20), "x": np.linspace(0, 1, 120)})
+    y = np.tile([0, 1], 60)
+    model = MultiTaskClassifier(categorical_features=["user"], max_iter=1, random_state=0)
+    model.fit(X, y)
+    assert model.categories_[0].tolist() == ids.tolist()
+    assert sorted(set(_codes(model, X)[:, 0].tolist())) == [1, 2, 3, 4, 5, 6]
+    vocabulary = pd.Index(np.array([base], dtype=np.int64))
+    values = np.array([base, base + 1, base + 100, 7], dtype=np.int64)
+    assert encode_column(values, vocabulary).tolist() == [1, 0, 0, 0]
+
+
+@pytest.mark.parametrize(
+    "column",
+    [
+        np.array([2**60 + k for k in range(5)] * 8, dtype=np.uint64),  # vocabulary was corrupt
+        np.array([-100, 0, 100, 0, -100] * 8, dtype=np.int8),  # the range wrapped: fit failed
+        np.array([-(2**62), 2**62, 0, 5, 9] * 8, dtype=np.int64),  # likewise
+    ],
+)
+def test_integer_codes_of_any_width_and_range_are_exact(column):
+    X = pd.DataFrame({"id": column, "x": np.linspace(0, 1, len(column))})
+    model = MultiTaskClassifier(categorical_features=["id"], max_iter=1, random_state=0)
+    model.fit(X, np.tile([0, 1], len(column) // 2))
+    distinct = np.unique(column)
+    assert model.categories_[0].tolist() == distinct.tolist()
+    expected = np.searchsorted(distinct, column) + 1
+    np.testing.assert_array_equal(_codes(model, X)[:, 0], expected)
+
+
+def test_a_history_of_hashed_64_bit_item_ids_fits():
+    rng = np.random.RandomState(0)
+    items = rng.randint(-(2**62), 2**62, size=30, dtype=np.int64)
+    X = pd.DataFrame({
+        "history": [list(rng.choice(items, size=4)) for _ in range(60)],
+        "x": rng.normal(size=60),
+    })
+    model = MultiTaskClassifier(sequence_features=["history"], min_frequency=1, max_iter=1,
+                                random_state=0)
+    model.fit(X, np.tile([0, 1], 30))
+    history = model.categories_[list(X.columns).index("history")]
+    assert sorted(history.tolist()) == sorted(set(np.concatenate(X["history"].to_list()).tolist()))
