@@ -383,3 +383,31 @@ def test_tiny_item_pools_and_one_item_histories():
 def test_history_parameter_errors(params, match):
     with pytest.raises(ValueError, match=match):
         make_ad_funnel(100, **params)
+
+
+def test_true_probabilities_under_strong_selection_bias_match_a_dense_integral(monkeypatch):
+    """16 Gauss-Hermite nodes were off by 8 % (p_click) and 13 % (p_conversion) at b=6;
+    the nodes now grow as 4 b**2 and b is at most 5."""
+    from skmtl.datasets import _ad_funnel
+
+    captured = {}
+    original = _ad_funnel._true_probabilities_over_intent
+
+    def spy(click_logit, conversion_logit, ctr, cvr, b):
+        result = original(click_logit, conversion_logit, ctr, cvr, b)
+        captured.update(click=click_logit[:2000], conversion=conversion_logit[:2000], out=result)
+        return result
+
+    monkeypatch.setattr(_ad_funnel, "_true_probabilities_over_intent", spy)
+    z = np.linspace(-12, 12, 20001)
+    density = np.exp(-z**2 / 2)
+    density /= density.sum()
+    for b in (2.0, 5.0):
+        make_ad_funnel(20_000, selection_bias=b, random_state=0)
+        click_intercept, conversion_intercept, p_click, p_joint = captured["out"]
+        clicks = _ad_funnel._sigmoid(captured["click"][:, None] + click_intercept + b * z)
+        converts = _ad_funnel._sigmoid(captured["conversion"][:, None] + conversion_intercept + b * z)
+        np.testing.assert_allclose(p_click[:2000], clicks @ density, rtol=1e-3)
+        np.testing.assert_allclose(p_joint[:2000], (clicks * converts) @ density, rtol=1e-3)
+    with pytest.raises(ValueError, match="selection_bias must be at most 5"):
+        make_ad_funnel(100, selection_bias=6.0)

@@ -342,3 +342,15 @@ def test_click_watch_time_invalid_parameters(kwargs, message):
 
     with pytest.raises(ValueError, match=message):
         make_click_watch_time(n_samples=20, random_state=0, **kwargs)
+
+
+@pytest.mark.parametrize("missing_rate", [0.0, 0.05, 0.9, 0.95])
+def test_wide_missing_rate_is_the_mean_share_near_the_bounds(missing_rate):
+    """A clipped +-0.2 range raised the share near the bounds (0.05 missing for 0)."""
+    from skmtl.datasets import make_wide_multitask_classification
+
+    _, y = make_wide_multitask_classification(
+        n_samples=400, n_features=32, n_tasks=60, missing_rate=missing_rate, random_state=0
+    )
+    share = np.isnan(y).mean()
+    assert share == 0.0 if missing_rate == 0 else abs(share - missing_rate) < 0.02, share

@@ -108,7 +108,11 @@ def _calibrate_intercept(logit, target, weights=None, n_steps=100):
 
 
 _INTENT_NODES = 16
-"""Gauss-Hermite nodes for averaging over the hidden intent."""
+"""Gauss-Hermite nodes for averaging over the hidden intent, up to ``selection_bias=2``;
+``4 b**2`` above it (the sigmoid of ``c + b h`` narrows as ``b`` grows: 16 nodes were off by
+8 % at ``b=6``)."""
+MAX_SELECTION_BIAS = 5.0
+"""The largest ``selection_bias``: 100 nodes keep the true probabilities within 0.1 %."""
 
 
 def _intent_quadrature(selection_bias):
@@ -121,10 +125,11 @@ def _intent_quadrature(selection_bias):
 
     Returns
     -------
-    shifts, weights : ndarray of shape (_INTENT_NODES,)
+    shifts, weights : ndarray of shape (n_nodes,)
         ``E[f(b Z)] ~= sum(weights * f(shifts))``; the weights sum to 1.
     """
-    nodes, weights = np.polynomial.hermite_e.hermegauss(_INTENT_NODES)
+    n_nodes = max(_INTENT_NODES, int(np.ceil(4 * selection_bias**2)))
+    nodes, weights = np.polynomial.hermite_e.hermegauss(n_nodes)
     return selection_bias * nodes, weights / weights.sum()
 
 
@@ -444,8 +449,10 @@ def make_ad_funnel(
         impression were clicked (sample-selection bias, as in Ma et al.,
         "Entire Space Multi-Task Model", SIGIR 2018). The returned true
         probabilities are those given the observed features, averaged over
-        the intent (Gauss-Hermite quadrature). 0 (the default) adds nothing
-        and draws nothing: the output is that of earlier versions.
+        the intent (Gauss-Hermite quadrature, 16 nodes up to ``b=2`` and
+        ``4 b**2`` above, within 0.1 % of a dense integral); at most 5. 0
+        (the default) adds nothing and draws nothing: the output is that of
+        earlier versions.
     history_length : int, default=0
         Longest behaviour history, >= 0; 0 (the default) adds no history and
         draws nothing for it. Otherwise each user has hidden interests over
@@ -571,6 +578,11 @@ def make_ad_funnel(
     ):
         raise ValueError(
             f"selection_bias must be a finite real number >= 0, got {selection_bias!r}."
+        )
+    if selection_bias > MAX_SELECTION_BIAS:
+        raise ValueError(
+            f"selection_bias must be at most {MAX_SELECTION_BIAS:g} (the true probabilities "
+            f"are averaged over the intent by quadrature), got {selection_bias!r}."
         )
     history_length, history_signal = check_history(history_length, history_signal)
     rng = check_random_state(random_state)

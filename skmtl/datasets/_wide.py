@@ -65,8 +65,9 @@ def make_wide_multitask_classification(
        the task's share of positives, drawn uniformly in [0.05, 0.4]. Labels are
        drawn from ``Bernoulli(sigmoid(logit))``.
     4. Missing labels. Task ``t`` loses each label with probability ``m_t``,
-       uniform within 0.2 of ``missing_rate`` (clipped to [0, 0.95]); a missing
-       label is NaN.
+       uniform within ``d = min(0.2, missing_rate, 0.95 - missing_rate)`` of
+       ``missing_rate`` (so their mean is ``missing_rate``, and 0 means no
+       missing label); a missing label is NaN.
 
     A linear model per task sees the factors' linear part only; a network that
     shares its first layers across the tasks can learn the factors (the hinges)
@@ -174,7 +175,10 @@ def make_wide_multitask_classification(
     y = (rng.uniform(size=probabilities.shape) < probabilities).astype(np.float64)
 
     # 4. Missing labels.
-    missing_rates = np.clip(rng.uniform(missing_rate - 0.2, missing_rate + 0.2, size=n_tasks), 0, 0.95)
+    # Half-width d keeps the range in [0, 0.95] with its mean at missing_rate (a clipped
+    # +-0.2 had raised it near the bounds: 0.05 missing for missing_rate=0).
+    half_width = min(0.2, missing_rate, 0.95 - missing_rate)
+    missing_rates = rng.uniform(missing_rate - half_width, missing_rate + half_width, size=n_tasks)
     y[rng.uniform(size=y.shape) < missing_rates] = np.nan
 
     if return_X_y:
