@@ -861,6 +861,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         if reuse and partial:  # the training order, in which class 1 is the positive one
             classes = self._label_order_
         targets = fit_targets(y, classes, group, allow_single_class=not partial)
+        if reuse and len(targets.task_names) == len(self.task_names_):
+            # Matched by position (an array, a Series, or the same names): the tasks keep
+            # the fitted names, which settings and scorers refer to.
+            targets.task_names = [str(name) for name in self.task_names_]
         if not partial:
             self._set_aside_untrainable_tasks(targets)
         positive = positive_labels(self.pos_label, targets.task_names, targets.classes)

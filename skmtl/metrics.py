@@ -317,9 +317,11 @@ def _regression_scores(metric, y_true, y_pred, sample_weight):
 
     targets = regression_targets(y_true)
     truth = targets.values
-    if (isinstance(y_pred, (list, tuple)) and y_pred
-            and all(isinstance(p, np.ndarray) and p.ndim == 1 for p in y_pred)):
+    n_samples, n_tasks = truth.shape
+    if (isinstance(y_pred, (list, tuple)) and len(y_pred) == n_tasks != n_samples
+            and all(np.ndim(p) == 1 and len(p) == n_samples for p in y_pred)):
         y_pred = np.column_stack(y_pred)  # one array per task, as y_proba may be given
+    # (otherwise, as in scikit-learn, a list holds rows)
     predicted = np.asarray(y_pred, dtype=np.float64)
     if predicted.ndim == 1 and truth.shape[1] == 1:
         predicted = predicted[:, None]
@@ -367,7 +369,7 @@ def _binary_task_scores(metric, y_true, predicted, tasks, sample_weight):
         raise ValueError(
             f"y_true has {truth.shape[1]} task(s) but the model predicts {predicted.shape[1]}."
         )
-    weights = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    weights = _sample_weights(sample_weight, truth.shape[0])
     scores = np.full(len(tasks), np.nan)
     for i, t in enumerate(tasks):
         known = ~np.isnan(truth[:, t]) & ~np.isnan(predicted[:, t])

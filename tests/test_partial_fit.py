@@ -145,7 +145,9 @@ def test_continuing_with_unnamed_or_single_task_y_is_positional():
     X, y = make_mixed_frame(n=300, seed=7)
     clf = MultiTaskClassifier(**PARAMS).partial_fit(X, y)
     clf.partial_fit(X, y.to_numpy())
+    assert list(clf.task_names_) == ["click", "buy"]  # the fitted names stay (were task_0, ...)
+    clf.partial_fit(X, y)
     single = MultiTaskClassifier(**PARAMS).partial_fit(X, y["click"])
     single.partial_fit(X, y["click"].to_numpy())
     single.partial_fit(X, y["click"].rename("renamed"))
-    assert single.n_iter_ == 3
+    assert single.n_iter_ == 3 and list(single.task_names_) == ["click"]
