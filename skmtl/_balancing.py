@@ -235,6 +235,11 @@ class TaskBalancer(TrainingObserver):
         (balanced * gradient_scale if gradient_scale != 1 else balanced).backward()
 
     # ------------------------------------------------------------- observer
+    def on_train_begin(self, state: TrainingState) -> None:
+        # Starting from an earlier best (warm_start): if no epoch beats it, that network
+        # comes back, and with it the balance it was trained with.
+        self._best = self.state.fork() if state.best_epoch == 0 else None
+
     def on_epoch_end(self, state: TrainingState) -> None:
         own = self.state
         mean = own.weight_sum / max(own.n_steps, 1)

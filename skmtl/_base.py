@@ -329,19 +329,26 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if balancer is not None and reuse:  # the balance goes on (Adam's moments as optimizer_'s)
             balancer.restore(getattr(self, "_task_balance_state_", None),
                              keep_moments=partial and self.optimizer_ is not None)
+        monitor = "loss" if validation_scorer is None else validation_scorer.name
         history = self._train(
             module, optimizer, objective, data, validation, seeds, device, group,
             partial=partial, user_module=not isinstance(spec["architecture"], str),
             validation_scorer=validation_scorer, balancer=balancer,
             # warm_start goes on from the earlier best (its restored weights): an epoch must
-            # beat that score to be kept, as MLPClassifier's best is over all fits.
-            previous_best=getattr(self, "best_validation_score_", None) if reuse else None,
+            # beat that score to be kept, as MLPClassifier's best is over all fits, when the
+            # score is the same one (a changed scoring starts afresh).
+            previous_best=(
+                getattr(self, "best_validation_score_", None)
+                if reuse and getattr(self, "_validation_monitor_", None) == monitor else None
+            ),
         )
         # Only now, with training finished, does the estimator change.
         self._store_fit(
             encoder, spec, module, optimizer, objective, device, targets, history,
             reuse=reuse, partial=partial, balancer=balancer,
         )
+        # What best_validation_score_ measures (a later warm_start fit compares with it).
+        self._validation_monitor_ = monitor if history.validation_scores is not None else None
         return self
 
     def _check_fit_inputs(self, X, y, sample_weight, group, reuse: bool, partial: bool):

@@ -519,7 +519,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         The tasks and their classes must be those of the first fit, and the
         parameters must still describe the fitted network (``network_spec_``):
         training settings such as ``learning_rate_init`` or ``max_iter`` may
-        change, the architecture's sizes may not.
+        change, the architecture's sizes may not. With early stopping, the
+        best validation score is over every fit (as ``MLPClassifier``'s): a
+        continuation keeps its starting weights (the earlier best, and the
+        task balance trained with them) unless one of its epochs scores
+        higher. That earlier score was measured on the earlier fit's
+        validation rows (the same ones for the same data and an int
+        ``random_state``); a changed ``scoring`` starts afresh.
 
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train; ``"auto"`` uses a CUDA GPU when available. A model

@@ -351,7 +351,23 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
         lookup = np.append(vocabulary.get_indexer(values.cat.categories) + 1, 0)
         return lookup[values.cat.codes.to_numpy()]  # code -1 (missing) -> last entry, 0
     if isinstance(values, pd.Series):
+        if (isinstance(values.dtype, pd.api.extensions.ExtensionDtype)
+                and values.dtype.kind in "iu" and values.hasnans):
+            # Nullable integers with NA: to_numpy() would make them float64 (inexact above
+            # 2**53); the integers as they are, and the missing ones to the unknown row.
+            missing = values.isna().to_numpy()
+            codes = encode_column(values.to_numpy(dtype=values.dtype.numpy_dtype, na_value=0),
+                                  vocabulary)
+            return np.where(missing, 0, codes)
         values = values.to_numpy()
+    if (values.dtype.kind == "f" and vocabulary.dtype.kind in "iu" and len(values)
+            and _integral_range(vocabulary.to_numpy()) is None):
+        # Float values against integer ids beyond 2**53: only exact integers can match
+        # (a float near 1.5e18 stands for many ids), looked up as int64.
+        exact = (np.abs(values) <= EXACT_INTEGERS) & (values == np.floor(values))
+        codes = np.zeros(len(values), dtype=np.int64)
+        codes[exact] = encode_column(values[exact].astype(np.int64), vocabulary)
+        return codes
     table = _integer_table(vocabulary)
     if table is not None and values.dtype.kind in "iuf":
         # Integer-coded categories: a direct table lookup, several times faster than

@@ -91,6 +91,8 @@ class TrainingState:
     best_epoch : int or None
         From ``on_epoch_end``: the epoch of the best validation score so far
         (whose weights are restored at the end); None without a validation set.
+        0 from ``on_train_begin`` when the starting weights are the best so far
+        (a ``warm_start`` fit continuing an earlier best).
     stop_reason : str or None
         In ``on_train_end``: ``"no_improvement"`` (early stopping),
         ``"observer"`` (an observer asked to stop), ``"max_iter"``, or None

@@ -759,6 +759,8 @@ def train(
             if validation is not None and config.validation_scorer is not None else None
         ),
         n_iter_no_change=config.n_iter_no_change, tol=config.tol, one_pass=config.one_pass,
+        # 0: the starting weights are the best so far (warm_start's carried-over best).
+        best_epoch=0 if run.best_state is not None else None,
     )
     with thread_scope():
         attach_generator(module, dropout_generator)

@@ -267,6 +267,25 @@ def test_warm_start_keeps_the_earlier_best_when_a_continuation_does_not_beat_it(
         np.testing.assert_array_equal(a, b)
 
 
+def test_warm_start_brings_back_the_task_balance_with_the_earlier_best_and_rescores_afresh():
+    """The reverted network came back with the failed continuation's balance (log-variances
+    [0.07, 0.07] -> [10.8, 11.5]); a changed scoring compared AUCs with losses."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(600, 5))
+    y = np.c_[X[:, 0] + 0.5 * rng.normal(size=600) > 0, X[:, 1] + 0.5 * rng.normal(size=600) > 0]
+    params = dict(early_stopping=True, max_iter=40, n_iter_no_change=3, random_state=0,
+                  warm_start=True, expert_layer_sizes=(16,), tower_layer_sizes=(8,))
+    clf = MultiTaskClassifier(**params, task_balancing="uncertainty").fit(X, y.astype(int))
+    balance = clf._task_balance_state_["values"]
+    clf.set_params(learning_rate_init=3.0).fit(X, y.astype(int))  # every epoch is worse
+    np.testing.assert_array_equal(clf._task_balance_state_["values"], balance)
+    scored = MultiTaskClassifier(**{**params, "max_iter": 10}, scoring="mean_roc_auc")
+    scored.fit(X, y.astype(int))
+    first = scored.n_iter_
+    scored.set_params(scoring="loss").fit(X, y.astype(int))
+    assert scored.best_validation_score_ == max(scored.validation_scores_[first:]) < 0
+
+
 def test_early_stopping_restores_the_best_epoch():
     X, y = make_multitask_classification(n_samples=2000, n_features=10, random_state=1)
     clf = MultiTaskClassifier(

@@ -276,3 +276,19 @@ def test_a_history_of_hashed_64_bit_item_ids_fits():
     model.fit(X, np.tile([0, 1], 30))
     history = model.categories_[list(X.columns).index("history")]
     assert sorted(history.tolist()) == sorted(set(np.concatenate(X["history"].to_list()).tolist()))
+
+
+def test_nullable_int64_ids_with_missing_values_and_float_lookups_stay_exact():
+    """Int64 with NA became float64 (all ids near 1.5e18 shared one code), and a float 2**60
+    matched the id 2**60 + 1."""
+    from skmtl._column_kinds import encode_column
+
+    base = 1_500_000_000_000_000_000
+    ids = pd.array([None] + [base + 7 * k for k in range(6)] * 10, dtype="Int64")
+    X = pd.DataFrame({"user": ids, "x": np.linspace(0, 1, len(ids))})
+    model = MultiTaskClassifier(categorical_features=["user"], max_iter=1, random_state=0)
+    model.fit(X, np.arange(len(ids)) % 2)
+    codes = _codes(model, X)[:, 0]
+    assert codes[0] == 0 and sorted(set(codes[1:].tolist())) == [1, 2, 3, 4, 5, 6]
+    vocabulary = pd.Index(np.array([2**60 + 1, 2**60 + 9], dtype=np.int64))
+    assert encode_column(np.array([2.0**60, 5.0]), vocabulary).tolist() == [0, 0]
