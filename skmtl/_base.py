@@ -329,7 +329,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if balancer is not None and reuse:  # the balance goes on (Adam's moments as optimizer_'s)
             balancer.restore(getattr(self, "_task_balance_state_", None),
                              keep_moments=partial and self.optimizer_ is not None)
-        monitor = "loss" if validation_scorer is None else validation_scorer.name
+        # What the scores measure: the loss, or the scoring given (a callable by its repr:
+        # two skmtl scorers, or two functions, differ by it).
+        monitor = (
+            "loss" if validation_scorer is None else f"{validation_scorer.name}: {self.scoring!r}"
+        )
         history = self._train(
             module, optimizer, objective, data, validation, seeds, device, group,
             partial=partial, user_module=not isinstance(spec["architecture"], str),

@@ -867,9 +867,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         if reuse and partial:  # the training order, in which class 1 is the positive one
             classes = self._label_order_
         targets = fit_targets(y, classes, group, allow_single_class=not partial)
-        if reuse and len(targets.task_names) == len(self.task_names_):
-            # Matched by position (an array, a Series, or the same names): the tasks keep
-            # the fitted names, which settings and scorers refer to.
+        if reuse:  # matched by position (an array, a Series, or the same names), as checked:
+            # the tasks keep the fitted names, which settings and scorers refer to
             targets.task_names = [str(name) for name in self.task_names_]
         if not partial:
             self._set_aside_untrainable_tasks(targets)
@@ -961,12 +960,15 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         """
         names = task_columns(y)[1]
         fitted = [str(name) for name in self.task_names_]
-        if partial and len(names) != len(fitted):
+        if len(names) != len(fitted):
+            how = "partial_fit:" if partial else "warm_start=True:"
+            advice = "" if partial else " Set warm_start=False to fit a new model."
             raise ValueError(
-                f"partial_fit: y has {len(names)} task(s) but the fitted model has {len(fitted)}."
+                f"{how} y has {len(names)} task(s) but the fitted model has {len(fitted)}."
+                + advice
             )
         named = isinstance(as_pandas(y), pd.DataFrame) and len(names) > 1
-        if named and len(names) == len(fitted) and names != fitted:  # (warm_start: count later)
+        if named and names != fitted:
             advice = "" if partial else ", or set warm_start=False to fit a new model"
             raise ValueError(
                 f"Continuing the fitted model needs y's tasks in the fitted order: fitted "

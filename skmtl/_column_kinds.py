@@ -361,7 +361,8 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
             return np.where(missing, 0, codes)
         values = values.to_numpy()
     if (values.dtype.kind == "f" and vocabulary.dtype.kind in "iu" and len(values)
-            and _integral_range(vocabulary.to_numpy()) is None):
+            and len(vocabulary)  # sorted: its ends bound it
+            and _integral_range(vocabulary[[0, -1]].to_numpy()) is None):
         # Float values against integer ids beyond 2**53: only exact integers can match
         # (a float near 1.5e18 stands for many ids), looked up as int64.
         exact = (np.abs(values) <= EXACT_INTEGERS) & (values == np.floor(values))

@@ -219,7 +219,11 @@ def ending_message(state: TrainingState) -> str | None:
     """One line on how training ended (None after an error, or after a ``partial_fit`` pass)."""
     if state.one_pass or state.stop_reason is None:
         return None
-    restored = "" if state.best_epoch is None else f"best epoch {state.best_epoch} restored"
+    restored = (
+        "" if state.best_epoch is None
+        else "earlier best restored" if state.best_epoch == 0  # warm_start's carried-over best
+        else f"best epoch {state.best_epoch} restored"
+    )
     if state.stop_reason == "no_improvement":
         by = f" by more than tol={state.tol:g}" if state.tol else ""
         return (

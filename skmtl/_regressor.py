@@ -11,6 +11,7 @@ import re
 from numbers import Real
 
 import numpy as np
+import pandas as pd
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
@@ -20,6 +21,7 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from ._base import BaseMultiTaskNetwork
 from ._classifier import MultiTaskClassifier
 from ._fit_guards import keep_state_on_error
+from ._frames import as_pandas
 from ._keyed_settings import task_weight_vector
 from ._regression import (
     LOSSES,
@@ -357,6 +359,11 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
                 "Every process of a distributed fit must pass y with the same tasks; "
                 f"got {names}."
             )
+        named = isinstance(as_pandas(y), pd.DataFrame) and len(targets.task_names) > 1
+        if reuse and not named and len(targets.task_names) == len(self.task_names_):
+            # Matched by position (an array or a Series), as the classifier does: the
+            # tasks keep the fitted names, which settings and scorers refer to.
+            targets.task_names = [str(name) for name in self.task_names_]
         losses, deltas = check_losses(self.loss, self.huber_delta, targets.task_names)
         check_poisson_targets(losses, targets.task_names, targets.values, group)
         check_log_loss_targets(losses, targets.task_names, targets.values, group)

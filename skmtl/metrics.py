@@ -318,10 +318,17 @@ def _regression_scores(metric, y_true, y_pred, sample_weight):
     targets = regression_targets(y_true)
     truth = targets.values
     n_samples, n_tasks = truth.shape
-    if (isinstance(y_pred, (list, tuple)) and len(y_pred) == n_tasks != n_samples
+    if (isinstance(y_pred, (list, tuple)) and n_tasks > 1 and len(y_pred) == n_tasks
             and all(np.ndim(p) == 1 and len(p) == n_samples for p in y_pred)):
+        if n_samples == n_tasks:
+            raise ValueError(
+                f"y_pred is a list of {n_tasks} arrays of {n_samples} values: rows or tasks? "
+                "Pass an array of shape (n_samples, n_tasks), as predict returns it."
+            )
         y_pred = np.column_stack(y_pred)  # one array per task, as y_proba may be given
     # (otherwise, as in scikit-learn, a list holds rows)
+    if hasattr(y_pred, "to_numpy"):  # pandas, nullable dtypes with NA included
+        y_pred = y_pred.to_numpy(dtype=np.float64, na_value=np.nan)
     predicted = np.asarray(y_pred, dtype=np.float64)
     if predicted.ndim == 1 and truth.shape[1] == 1:
         predicted = predicted[:, None]

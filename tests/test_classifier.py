@@ -284,6 +284,12 @@ def test_warm_start_brings_back_the_task_balance_with_the_earlier_best_and_resco
     first = scored.n_iter_
     scored.set_params(scoring="loss").fit(X, y.astype(int))
     assert scored.best_validation_score_ == max(scored.validation_scores_[first:]) < 0
+    from skmtl import metrics
+
+    scored.set_params(scoring=metrics.make_task_scorer("roc_auc", 0)).fit(X, y.astype(int))
+    first = scored.n_iter_
+    scored.set_params(scoring=metrics.make_task_scorer("log_loss", 0)).fit(X, y.astype(int))
+    assert scored.best_validation_score_ == max(scored.validation_scores_[first:]) < 0
 
 
 def test_early_stopping_restores_the_best_epoch():

@@ -414,3 +414,14 @@ def test_the_poisson_check_counts_every_process():
     check_poisson_targets(["poisson"], ["n"], zeros, TwoShards([(0, 3, 4)]))
     with pytest.raises(ValueError, match="1 negative"):
         check_poisson_targets(["poisson"], ["n"], zeros, TwoShards([(1, 3, 4)]))
+
+
+def test_continuing_with_an_unnamed_y_keeps_the_fitted_task_names():
+    """As the classifier: an array after a DataFrame is matched by position (it was refused)."""
+    X, y = _nonlinear(n=300)
+    frame = pd.DataFrame(y, columns=["a", "b"])
+    model = MultiTaskRegressor(max_iter=2, random_state=0).partial_fit(X, frame)
+    model.partial_fit(X, y)
+    assert list(model.task_names_) == ["a", "b"]
+    with pytest.raises(ValueError, match="same tasks"):
+        model.partial_fit(X, frame[["b", "a"]])
