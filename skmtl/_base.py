@@ -75,7 +75,7 @@ from ._training import (
     set_l2_rate,
     train,
 )
-from .nn.architectures import ARCHITECTURES
+from .nn.architectures import ARCHITECTURES, check_module_outputs
 from .nn.blocks import WEIGHT_INITS, init_parameters, kaiming_hidden_layers
 
 EARLY_STOPPING_AUTO_MIN_SAMPLES = 2_000
@@ -316,6 +316,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )
+        if not isinstance(spec["architecture"], str) and len(data):  # a user's module
+            check_module_outputs(
+                module, data.slice(0, 2).inputs, spec["n_outputs"], targets.task_names
+            )
         validation_scorer = self._validation_scorer(
             scoring, X, y, sample_weight if weighted else None, val_rows, group,
             dict(encoder=encoder, spec=spec, module=module, objective=objective, device=device,
@@ -719,6 +723,14 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         self.module_.eval()
         with torch.inference_mode():
             weights = body.gate_weights(self.module_.embedding(*inputs))
+        if not (isinstance(weights, torch.Tensor) and weights.dim() == 3
+                and weights.shape[0] == X.shape[0] and weights.shape[1] in (1, self.n_outputs_)):
+            got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights)
+            raise ValueError(
+                f"The architecture's gate_weights returned {got}; expected a tensor of shape "
+                f"(n_samples, n_tasks or 1, n_experts) with n_samples={X.shape[0]}, "
+                f"n_tasks={self.n_outputs_}."
+            )
         weights = weights.expand(-1, self.n_outputs_, -1)
         return weights.double().cpu().numpy()
 

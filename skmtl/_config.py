@@ -46,6 +46,10 @@ def set_config(thread_policy=None) -> None:
         thread count. A count the user set (``OMP_NUM_THREADS``,
         ``MKL_NUM_THREADS``, ``torch.set_num_threads``, a threadpoolctl limit)
         is always kept, whatever this setting. ``None`` leaves it unchanged.
+
+    Unlike scikit-learn's own settings, these do not travel to the workers of
+    ``n_jobs`` (joblib's threads or processes): set the environment variable
+    ``SKMTL_THREAD_POLICY`` to reach them.
     """
     if thread_policy is not None:
         if thread_policy not in THREAD_POLICIES:

@@ -701,6 +701,12 @@ def _callable_name(obj) -> str:
     qualname = getattr(obj, "__qualname__", None)
     if qualname is None:
         raise TypeError(f"architecture {obj!r} has no __qualname__; use a class or a function.")
+    if "<lambda>" in qualname or "<locals>" in qualname:
+        # load_model could not tell one lambda (or one class made in a function) from another
+        raise TypeError(
+            f"architecture {qualname!r} is a lambda or is defined inside a function, which a "
+            "model file cannot name; define it at a module's top level (or use pickle)."
+        )
     return f"{getattr(obj, '__module__', '?')}.{qualname}"
 
 

@@ -250,13 +250,13 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     if kind not in ("bar", "heatmap"):
         raise ValueError(f"kind must be 'bar' or 'heatmap'; got {kind!r}.")
     check_is_fitted(estimator)
-    try:
-        weights = estimator.gate_weights(X)
-    except AttributeError as exc:
+    if not hasattr(estimator, "gate_weights"):
         raise ValueError(
-            "plot_expert_usage needs a model with gates (architecture 'moe' or 'mmoe'); "
-            f"this one has architecture={getattr(estimator, 'architecture', None)!r}."
-        ) from exc
+            "plot_expert_usage needs a model with gates (architecture 'moe', 'mmoe', 'ple', "
+            "or a module with a gate_weights method); this one has "
+            f"architecture={getattr(estimator, 'architecture', None)!r}."
+        )
+    weights = estimator.gate_weights(X)
     mean = weights.mean(axis=0)  # (n_tasks, n_experts)
     n_tasks, n_experts = mean.shape
     names = _task_names(estimator)

@@ -529,3 +529,40 @@ def build_network(
                 "torch.nn.Module."
             )
     return MultiTaskNetwork(embedding, body, embedding_dropout)
+
+
+def check_module_outputs(
+    network: nn.Module, inputs: Sequence, n_outputs: Sequence[int], task_names: Sequence[str]
+) -> None:
+    """Refuse a user architecture whose outputs do not match the tasks, on a probe batch.
+
+    The network (in eval mode, without gradients, then back in its mode) must
+    return a list or tuple of one tensor per task: ``(batch,)`` where the task
+    has one logit (binary classes, a regression target), ``(batch, K)`` for K
+    classes. Without this check a wrong shape trained silently or failed in
+    the loss with an error that did not name the module.
+    """
+    batch = int(inputs[0].shape[0])
+    was_training = network.training
+    network.eval()
+    try:
+        with torch.no_grad():
+            outputs = network(*inputs)
+    finally:
+        network.train(was_training)
+    expected = [(batch,) if k == 1 else (batch, int(k)) for k in n_outputs]
+    contract = (
+        f"a list of {len(expected)} tensors, one per task in y's column order: (batch,) for a "
+        "task with one logit (binary classes or a regression target), (batch, K) for K classes"
+    )
+    if not isinstance(outputs, (list, tuple)) or len(outputs) != len(expected):
+        got = (f"{type(outputs).__name__} of {len(outputs)}" if isinstance(outputs, (list, tuple))
+               else type(outputs).__name__)
+        raise ValueError(f"The architecture's module returned {got}; it must return {contract}.")
+    for name, output, shape in zip(task_names, outputs, expected):
+        if not isinstance(output, torch.Tensor) or tuple(output.shape) != shape:
+            got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output)
+            raise ValueError(
+                f"The architecture's module returned {got} for task {name!r} on a batch of "
+                f"{batch} rows, where {shape} was expected; it must return {contract}."
+            )
