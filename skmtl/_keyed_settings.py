@@ -28,6 +28,13 @@ def task_index(key, task_names, setting: str) -> int:
     n_tasks = len(task_names)
     if isinstance(key, Integral) and not isinstance(key, bool):
         if 0 <= key < n_tasks:
+            named = [j for j, name in enumerate(task_names) if name == str(key)]
+            if named and named[0] != key:  # y's columns are ints: 0 names another task
+                raise ValueError(
+                    f"{setting} names task {key!r}, which is both the position of task "
+                    f"{task_names[key]!r} and the name of the task at position {named[0]}; "
+                    f"name it as a string ({str(key)!r}) for the name, or rename y's columns."
+                )
             return int(key)
     elif key in task_names:
         return list(task_names).index(key)
@@ -35,6 +42,23 @@ def task_index(key, task_names, setting: str) -> int:
         f"{setting} names task {key!r}, which is not one of the tasks {list(task_names)} "
         f"(nor an index below {n_tasks})."
     )
+
+
+def entries_by_task(setting: Mapping, task_names, name: str) -> dict[int, object]:
+    """A dict keyed by task (names or indices) as ``{task index: value}``.
+
+    Raises a ValueError naming ``name`` when two keys name the same task
+    (``{"click": 1, 0: 2}``): one of them would be silently dropped.
+    """
+    out: dict[int, object] = {}
+    for key, value in setting.items():
+        t = task_index(key, task_names, name)
+        if t in out:
+            raise ValueError(
+                f"{name} names task {task_names[t]!r} twice (by name and by index); keep one."
+            )
+        out[t] = value
+    return out
 
 
 def declared_positive_labels(pos_label, task_names, classes) -> dict[int, object]:
@@ -132,8 +156,8 @@ def task_weight_vector(task_weights, task_names) -> np.ndarray:
         return np.ones(n_tasks)
     if isinstance(task_weights, dict):
         weights = np.ones(n_tasks)
-        for key, value in task_weights.items():
-            weights[task_index(key, task_names, "task_weights")] = value
+        for t, value in entries_by_task(task_weights, task_names, "task_weights").items():
+            weights[t] = value
     else:
         try:
             weights = np.asarray(task_weights, dtype=np.float64)

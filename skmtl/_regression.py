@@ -31,6 +31,7 @@ units; predictions are turned back into the user's units. Reported losses
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Real
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -178,15 +179,15 @@ def check_losses(loss, huber_delta, task_names) -> tuple[list[str], np.ndarray]:
         targets are checked by :func:`check_poisson_targets` and
         :func:`check_log_loss_targets`).
     """
-    from ._keyed_settings import task_index
+    from ._keyed_settings import entries_by_task
 
     n_tasks = len(task_names)
 
     def per_task(setting, name, default):
         if isinstance(setting, dict):
             out = [default] * n_tasks
-            for key, value in setting.items():
-                out[task_index(key, task_names, name)] = value
+            for t, value in entries_by_task(setting, task_names, name).items():
+                out[t] = value
             return out
         return [setting] * n_tasks
 
@@ -197,7 +198,7 @@ def check_losses(loss, huber_delta, task_names) -> tuple[list[str], np.ndarray]:
             raise ValueError(
                 f"loss for task {name!r} must be one of {list(LOSSES)}; got {task_loss!r}."
             )
-        if isinstance(delta, bool) or not isinstance(delta, (int, float)) or not delta > 0:
+        if isinstance(delta, bool) or not isinstance(delta, Real) or not delta > 0:
             raise ValueError(f"huber_delta for task {name!r} must be a positive number; "
                              f"got {delta!r}.")
     return losses, np.asarray(deltas, dtype=np.float64)
@@ -219,8 +220,11 @@ def _global_counts(losses, loss, values, group, count) -> list[tuple[int, tuple[
             for i, t in enumerate(tasks)]
 
 
-def check_poisson_targets(losses, task_names, values, group=None) -> None:
+def check_poisson_targets(losses, task_names, values, group=None, need_positive=True) -> None:
     """Raise unless every poisson task's known targets (of every process) are >= 0, one > 0.
+
+    ``need_positive=False`` (a continued fit: the scale, their mean, is learnt
+    already) allows a chunk of zeros.
 
     Raises
     ------
@@ -232,11 +236,11 @@ def check_poisson_targets(losses, task_names, values, group=None) -> None:
         return int(np.sum(known < 0)), int(np.sum(known > 0)), int(known.size)
 
     for t, (negative, positive, size) in _global_counts(losses, "poisson", values, group, count):
-        if size and (negative or not positive):
+        if size and (negative or (need_positive and not positive)):
             raise ValueError(
                 f"loss='poisson' needs non-negative targets with at least one positive; task "
-                f"{task_names[t]!r} has {negative} negative and {positive} positive known "
-                "target(s)."
+                f"{task_names[t]!r} has {negative} negative, {size - negative - positive} zero "
+                f"and {positive} positive known target(s)."
             )
 
 

@@ -365,12 +365,21 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             # tasks keep the fitted names, which settings and scorers refer to.
             targets.task_names = [str(name) for name in self.task_names_]
         losses, deltas = check_losses(self.loss, self.huber_delta, targets.task_names)
-        check_poisson_targets(losses, targets.task_names, targets.values, group)
+        check_poisson_targets(losses, targets.task_names, targets.values, group,
+                              need_positive=not reuse)  # a continued chunk may be all zeros
         check_log_loss_targets(losses, targets.task_names, targets.values, group)
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
         if reuse:
             self._check_same_tasks(targets, losses)
-            targets.offsets, targets.scales = self.target_offset_, self.target_scale_
+            earlier = np.asarray(self._trained_tasks_, dtype=bool)
+            offsets, scales = self.target_offset_, self.target_scale_
+            if not earlier.all():
+                # A task no earlier fit had targets for is scaled from this call's targets
+                # (it kept the placeholder 0 / 1, and learnt raw 1e4-sized targets).
+                targets.fit_scaling(losses, group)
+                offsets = np.where(earlier, offsets, targets.offsets)
+                scales = np.where(earlier, scales, targets.scales)
+            targets.offsets, targets.scales = offsets, scales
             targets.codes = targets.scaled(targets.values)
         else:
             targets.fit_scaling(losses, group)

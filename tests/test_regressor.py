@@ -425,3 +425,42 @@ def test_continuing_with_an_unnamed_y_keeps_the_fitted_task_names():
     assert list(model.task_names_) == ["a", "b"]
     with pytest.raises(ValueError, match="same tasks"):
         model.partial_fit(X, frame[["b", "a"]])
+
+
+# ------------------------------------------- found by a review of the regressor (2026-11-30)
+def test_a_task_first_seen_in_a_later_partial_fit_call_is_scaled_from_it():
+    """It kept the placeholder scale 1 and learnt raw 1e4-sized targets (score -5295)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(600, 3))
+    y = np.column_stack([X[:, 0], 10_000 + 100 * X[:, 1]])
+    first = y[:100].copy()
+    first[:, 1] = np.nan
+    model = MultiTaskRegressor(max_iter=1, random_state=0)
+    with pytest.warns(UserWarning, match="no known target"):
+        model.partial_fit(X[:100], first)
+    model.partial_fit(X[100:], y[100:])
+    assert model.target_offset_[1] == pytest.approx(y[100:, 1].mean())
+    assert model.target_scale_[1] == pytest.approx(y[100:, 1].std())
+
+
+def test_regressor_settings_keyed_by_task_are_checked():
+    X, y = _nonlinear(n=200)
+    fit = lambda **params: MultiTaskRegressor(max_iter=1, random_state=0, **params).fit(X, y)
+    assert fit(huber_delta=np.float32(2.0), loss="huber").loss_ == ["huber", "huber"]
+    with pytest.raises(ValueError, match="names task 'task_1' twice"):
+        fit(loss={"task_1": "huber", 1: "absolute_error"})
+    with pytest.raises(ValueError, match="names task 'task_0' twice"):
+        fit(task_weights={"task_0": 1.0, 0: 2.0})
+    frame = pd.DataFrame({1: y[:, 0], 0: y[:, 1]})  # integer column names
+    with pytest.raises(ValueError, match="both the position of task '1' and the name"):
+        MultiTaskRegressor(max_iter=1, loss={0: "huber"}).fit(X, frame)
+
+
+def test_a_continued_poisson_fit_takes_a_chunk_of_zeros():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 3))
+    counts = rng.poisson(np.exp(0.5 * X[:, 0]))
+    model = MultiTaskRegressor(loss="poisson", max_iter=1, random_state=0).partial_fit(X, counts)
+    model.partial_fit(X[:50], np.zeros(50))
+    with pytest.raises(ValueError, match="2 zero and 0 positive"):
+        MultiTaskRegressor(loss="poisson", max_iter=1).fit(X[:2], np.zeros(2))
