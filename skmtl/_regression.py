@@ -31,8 +31,8 @@ units; predictions are turned back into the user's units. Reported losses
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Real
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 import pandas as pd
