@@ -316,10 +316,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )
-        if not isinstance(spec["architecture"], str) and len(data):  # a user's module
-            check_module_outputs(
+        if not isinstance(spec["architecture"], str):  # a user's module, on every process
+            group.run(lambda: check_module_outputs(
                 module, data.slice(0, 2).inputs, spec["n_outputs"], targets.task_names
-            )
+            ) if len(data) else None)
         validation_scorer = self._validation_scorer(
             scoring, X, y, sample_weight if weighted else None, val_rows, group,
             dict(encoder=encoder, spec=spec, module=module, objective=objective, device=device,

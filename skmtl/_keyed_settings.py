@@ -70,7 +70,7 @@ def declared_positive_labels(pos_label, task_names, classes) -> dict[int, object
     if pos_label is None:
         return {}
     if isinstance(pos_label, dict):
-        return {task_index(key, task_names, "pos_label"): label for key, label in pos_label.items()}
+        return entries_by_task(pos_label, task_names, "pos_label")
     return {t: pos_label for t, c in enumerate(classes) if len(c) <= 2}
 
 
@@ -200,8 +200,8 @@ def class_weight_specs(class_weight, task_names) -> list:
     if n_tasks == 1 and not any(_is_task_spec(v) for v in class_weight.values()):
         return [class_weight]
     specs = [None] * n_tasks
-    for key, value in class_weight.items():
-        specs[task_index(key, task_names, "class_weight")] = value
+    for t, value in entries_by_task(class_weight, task_names, "class_weight").items():
+        specs[t] = value
     return specs
 
 
@@ -254,8 +254,8 @@ def logit_offsets(
         return None
     if isinstance(rate, dict):
         rates = {}
-        for key, value in rate.items():
-            t = task_index(key, task_names, "negative_sampling_rate")
+        entries = entries_by_task(rate, task_names, "negative_sampling_rate")
+        for (t, value), key in zip(entries.items(), rate):
             if not (isinstance(value, Real) and 0 < value <= 1):
                 raise ValueError(
                     f"negative_sampling_rate[{key!r}] must be in (0, 1]; got {value!r}."

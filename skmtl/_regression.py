@@ -223,8 +223,8 @@ def _global_counts(losses, loss, values, group, count) -> list[tuple[int, tuple[
 def check_poisson_targets(losses, task_names, values, group=None, need_positive=True) -> None:
     """Raise unless every poisson task's known targets (of every process) are >= 0, one > 0.
 
-    ``need_positive=False`` (a continued fit: the scale, their mean, is learnt
-    already) allows a chunk of zeros.
+    ``need_positive`` (a bool, or one per task) False: a continued fit whose
+    scale (their mean) is learnt already, so a chunk of zeros is allowed.
 
     Raises
     ------
@@ -236,7 +236,8 @@ def check_poisson_targets(losses, task_names, values, group=None, need_positive=
         return int(np.sum(known < 0)), int(np.sum(known > 0)), int(known.size)
 
     for t, (negative, positive, size) in _global_counts(losses, "poisson", values, group, count):
-        if size and (negative or (need_positive and not positive)):
+        needs = need_positive if np.ndim(need_positive) == 0 else need_positive[t]
+        if size and (negative or (needs and not positive)):
             raise ValueError(
                 f"loss='poisson' needs non-negative targets with at least one positive; task "
                 f"{task_names[t]!r} has {negative} negative, {size - negative - positive} zero "

@@ -365,8 +365,11 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             # tasks keep the fitted names, which settings and scorers refer to.
             targets.task_names = [str(name) for name in self.task_names_]
         losses, deltas = check_losses(self.loss, self.huber_delta, targets.task_names)
+        # A continued chunk may be all zeros where the scale is learnt (not for a task
+        # first seen now: its scale, the mean, comes from this call).
+        learnt = np.asarray(self._trained_tasks_, dtype=bool) if reuse else None
         check_poisson_targets(losses, targets.task_names, targets.values, group,
-                              need_positive=not reuse)  # a continued chunk may be all zeros
+                              need_positive=True if learnt is None else ~learnt)
         check_log_loss_targets(losses, targets.task_names, targets.values, group)
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
         if reuse:

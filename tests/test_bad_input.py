@@ -973,3 +973,18 @@ def test_duplicate_task_names_are_refused():
         _fit()(X, y.set_axis(["t", "t"], axis=1))
     with pytest.raises(ValueError, match=r"\['1'\] name more than one"):
         _fit()(X, y.set_axis(["1", 1], axis=1))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        {"class_weight": {"click": "balanced", 0: {0: 1.0, 1: 2.0}}},
+        {"pos_label": {"click": 1, 0: 0}},
+        {"negative_sampling_rate": {"click": 0.5, 0: 0.9}},
+    ],
+)
+def test_a_setting_that_names_a_task_twice_is_refused(setting):
+    """The last of the two entries won silently (class_weight lost 'balanced')."""
+    X, y = _frame()
+    with pytest.raises(ValueError, match="names task 'click' twice"):
+        _fit(**setting)(X, y)

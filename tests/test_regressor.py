@@ -464,3 +464,16 @@ def test_a_continued_poisson_fit_takes_a_chunk_of_zeros():
     model.partial_fit(X[:50], np.zeros(50))
     with pytest.raises(ValueError, match="2 zero and 0 positive"):
         MultiTaskRegressor(loss="poisson", max_iter=1).fit(X[:2], np.zeros(2))
+
+
+def test_a_poisson_task_first_seen_as_zeros_is_refused_not_scaled_by_one():
+    """Its mean (the scale) comes from the call that first has its targets: all zeros gave
+    scale 1 for good (predictions near 1 for counts near 5,000)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 3))
+    first = np.column_stack([rng.poisson(3.0, 200), np.full(200, np.nan)])
+    model = MultiTaskRegressor(loss="poisson", max_iter=1, random_state=0)
+    with pytest.warns(UserWarning, match="no known target"):
+        model.partial_fit(X, first)
+    with pytest.raises(ValueError, match="200 zero and 0 positive"):
+        model.partial_fit(X, np.column_stack([rng.poisson(3.0, 200), np.zeros(200)]))
