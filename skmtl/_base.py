@@ -316,7 +316,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )
-        if not isinstance(spec["architecture"], str):  # a user's module, on every process
+        # A user's new module (a continued one was checked when built), on every process.
+        if not reuse and not isinstance(spec["architecture"], str):
             group.run(lambda: check_module_outputs(
                 module, data.slice(0, 2).inputs, spec["n_outputs"], targets.task_names
             ) if len(data) else None)

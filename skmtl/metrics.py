@@ -66,7 +66,13 @@ from sklearn.utils.metadata_routing import (
 
 from ._funnel import fill_funnel_columns
 from ._keyed_settings import check_positive_known, positive_labels
-from ._targets import class_indices, classes_per_task, task_columns, unbox_labels
+from ._targets import (
+    class_indices,
+    classes_per_task,
+    sorting_permutation,
+    task_columns,
+    unbox_labels,
+)
 from ._warnings import warn_user
 
 __all__ = [
@@ -99,8 +105,7 @@ def _in_sorted_order(proba, classes):
     :func:`_positive_last` putting the positive class last).
     """
     classes = np.asarray(classes)
-    order = np.argsort(classes.astype(object) if classes.dtype == object else classes,
-                      kind="stable")
+    order = sorting_permutation(classes)
     return proba[:, order], classes[order]
 
 
@@ -259,8 +264,9 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel, pos_la
             continue  # one class or none known, columns unnamed: undefined (the policy decides)
         if classes is not None and len(task_classes) < 2:
             continue  # a task set aside in fit (one class or none): no ranking, NaN
-        if classes is not None and len(y) and np.any(class_indices(task_classes, y) < 0):
-            outside = pd.unique(y[class_indices(task_classes, y) < 0])[:5].tolist()
+        unknown = class_indices(task_classes, y) < 0 if classes is not None else None
+        if unknown is not None and unknown.any():
+            outside = pd.unique(y[unknown])[:5].tolist()
             raise ValueError(
                 f"Task {names[t]!r}: y_true holds labels {outside} that are not among its "
                 f"classes {task_classes.tolist()}."

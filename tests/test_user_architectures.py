@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, save_model
+from skmtl.nn.architectures import check_module_outputs
 
 
 class _Heads(torch.nn.Module):
@@ -60,6 +61,14 @@ def test_a_matching_module_trains_and_a_probe_leaves_it_in_training_mode():
     X, y = _data()
     clf = MultiTaskClassifier(architecture=_Heads, max_iter=2, random_state=0).fit(X, y)
     assert [p.shape for p in clf.predict_proba(X)] == [(120, 2), (120, 3)]
+    # The probe itself: eval mode and no gradients, then the module's own mode back, and
+    # BatchNorm's running statistics untouched.
+    network = torch.nn.Sequential(torch.nn.BatchNorm1d(4), _Heads(4, [1, 3]))
+    network.train()
+    before = network[0].running_mean.clone()
+    check_module_outputs(network, [torch.randn(2, 4) * 5 + 3], [1, 3], ["a", "b"])
+    assert network.training and torch.equal(network[0].running_mean, before)
+    assert network[0].num_batches_tracked.item() == 0
 
 
 def test_a_lambda_architecture_cannot_be_saved(tmp_path):
