@@ -9,7 +9,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import ClassifierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -18,7 +17,6 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from . import metrics
 from ._base import BaseMultiTaskNetwork
 from ._fit_guards import keep_state_on_error
-from ._frames import as_pandas
 from ._funnel import funnel_steps, impression_space_codes, resolve_funnel
 from ._keyed_settings import (
     class_weight_specs,
@@ -30,10 +28,12 @@ from ._keyed_settings import (
     task_weight_vector,
 )
 from ._targets import (
+    check_scored_tasks,
     complete_binary_classes,
     declared_classes,
     encode_targets,
     fit_targets,
+    misnamed_tasks,
     predict_dtype,
     public_classes,
     restored_label_order,
@@ -967,8 +967,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 f"{how} y has {len(names)} task(s) but the fitted model has {len(fitted)}."
                 + advice
             )
-        named = isinstance(as_pandas(y), pd.DataFrame) and len(names) > 1
-        if named and names != fitted:
+        if misnamed_tasks(y, fitted) is not None:
             advice = "" if partial else ", or set warm_start=False to fit a new model"
             raise ValueError(
                 f"Continuing the fitted model needs y's tasks in the fitted order: fitted "
@@ -1206,6 +1205,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)
+        check_scored_tasks(y, self.task_names_)
         codes = encode_targets(y, self._label_order_)  # class 1 positive, for the funnel
         if self.funnel_:
             codes = impression_space_codes(codes, self.funnel_, list(self.task_names_))

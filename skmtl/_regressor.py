@@ -31,6 +31,7 @@ from ._regression import (
     check_poisson_targets,
     regression_targets,
 )
+from ._targets import check_scored_tasks
 from ._warnings import UntrainableTaskWarning, warn_user
 
 
@@ -499,6 +500,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)
+        check_scored_tasks(y, self.task_names_)
         truth = regression_targets(y).values
         predicted = self.predict(X).reshape(truth.shape[0], -1)
         if truth.shape[1] != predicted.shape[1]:

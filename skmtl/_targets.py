@@ -110,6 +110,37 @@ def task_columns(y) -> tuple[list[np.ndarray], list[str], bool]:
     return [y[:, t] for t in range(y.shape[1])], [f"task_{t}" for t in range(y.shape[1])], False
 
 
+def misnamed_tasks(y, fitted_names) -> list[str] | None:
+    """y's task names where y names its tasks otherwise than ``fitted_names``, else None.
+
+    Tasks are matched by position; only a DataFrame of several tasks names
+    them, and then its names must be the fitted ones in the fitted order (a
+    reordered ``y`` would silently score or train each head on another task).
+    """
+    if not isinstance(as_pandas(y), pd.DataFrame):
+        return None
+    names = task_columns(y)[1]
+    fitted = [str(name) for name in fitted_names]
+    return names if len(names) > 1 and names != fitted else None
+
+
+def check_scored_tasks(y, fitted_names) -> None:
+    """Refuse a ``y`` to score whose column names are not the fitted tasks in the fitted order.
+
+    A model fitted without task names (an array ``y``: ``task_0``, ``task_1``,
+    ...) takes any names.
+    """
+    fitted = [str(name) for name in fitted_names]
+    if fitted == [f"task_{t}" for t in range(len(fitted))]:
+        return
+    names = misnamed_tasks(y, fitted)
+    if names is not None:
+        raise ValueError(
+            f"y's columns must be the fitted tasks in the fitted order to score them: fitted "
+            f"{fitted}, got {names}. Select and order them as fitted (y[{fitted}])."
+        )
+
+
 def _missing(values: np.ndarray) -> np.ndarray:
     return np.asarray(pd.isna(values), dtype=bool)
 

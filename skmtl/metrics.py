@@ -38,6 +38,7 @@ or an error instead.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from numbers import Integral
 
 import numpy as np
 import pandas as pd
@@ -66,7 +67,9 @@ from sklearn.utils.metadata_routing import (
 
 from ._funnel import fill_funnel_columns
 from ._keyed_settings import check_positive_known, positive_labels
+from ._keyed_settings import task_index as keyed_task_index
 from ._targets import (
+    check_scored_tasks,
     class_indices,
     classes_per_task,
     sorting_permutation,
@@ -294,7 +297,10 @@ def _positive_last(classes, probas, names, pos_label, funnel):
     take class 1 as the positive one.
     """
     classes = [np.asarray(c) for c in classes]
-    positive = positive_labels(pos_label, names, classes)
+    if isinstance(pos_label, _FittedPositives):  # already by position: y's names play no part
+        positive = {t: label for t, label in pos_label.items() if len(classes[t]) == 2}
+    else:
+        positive = positive_labels(pos_label, names, classes)
     for t in funnel or []:
         if len(classes[t]) == 2 and t not in positive:
             check_positive_known(t, names, classes, positive, "Scoring a funnel")
@@ -424,6 +430,14 @@ def _final_model(estimator):
             return estimator
 
 
+class _FittedPositives(dict):
+    """A fitted model's positive labels, keyed by task position (not a user's ``pos_label``).
+
+    Positions are not names: ``y``'s columns may be integers (``[1, 0]``) that a
+    user's ``pos_label`` key would have to tell apart from positions.
+    """
+
+
 def _fitted_positive_labels(estimator) -> dict | None:
     """The positive class of each binary task of a fitted classifier, by task index.
 
@@ -433,7 +447,7 @@ def _fitted_positive_labels(estimator) -> dict | None:
     order = getattr(_final_model(estimator), "_label_order_", None)
     if order is None:
         return None
-    return {t: c[1] for t, c in enumerate(order) if len(c) == 2}
+    return _FittedPositives({t: c[1] for t, c in enumerate(order) if len(c) == 2})
 
 
 def _regressor_binary_tasks(metric, estimator, task_index) -> list[int]:
@@ -749,6 +763,9 @@ class _MultiTaskScorer(_MetadataRequester):
         return f"skmtl.metrics.make_task_scorer({self.metric!r}{self._options()})"
 
     def __call__(self, estimator, X, y, sample_weight=None) -> float:
+        fitted_names = getattr(_final_model(estimator), "task_names_", None)
+        if fitted_names is not None:  # tasks are scored by position: y's names must agree
+            check_scored_tasks(y, fitted_names)
         if self.metric not in _REGRESSION_METRICS and is_regressor(estimator):
             return self._score_regressor_binary_tasks(estimator, X, y, sample_weight)
         if self.metric in _REGRESSION_METRICS:
@@ -792,11 +809,17 @@ class _MultiTaskScorer(_MetadataRequester):
             if self.task not in names:
                 raise ValueError(f"Unknown task {self.task!r}; the model's tasks are {names}.")
             return names.index(self.task)
+        if isinstance(self.task, bool) or not isinstance(self.task, Integral):
+            raise TypeError(
+                f"task must be a task name (str), an index (int) or None; got {self.task!r}."
+            )
         if names and not -len(names) <= int(self.task) < len(names):
             raise ValueError(
                 f"Task index {self.task} is out of range; the model has {len(names)} tasks "
                 f"{names}."
             )
+        if names and self.task >= 0:  # y's columns are ints: 1 may name the task at 0
+            keyed_task_index(int(self.task), names, "the scorer's task")
         return int(self.task)
 
     def __repr__(self) -> str:
@@ -888,7 +911,10 @@ def per_task_scorers(
     metrics : sequence of str
         Metrics to compute, as in :func:`make_task_scorer`.
     tasks : sequence of str or int
-        Task names (as in ``task_names_``) or indices.
+        Task names (as in ``task_names_``, always strings) or indices. An
+        int is a position, as in every setting that names tasks: where
+        ``y``'s columns are integers, pass ``[str(c) for c in y.columns]``
+        (an int that is also another task's name is refused when scoring).
     single_class : {"skip", "nan", "raise"}, default="skip"
         What to do when the metric is undefined for a task in the scored
         ``y``, as in :func:`make_task_scorer`; the same for every scorer.

@@ -14,6 +14,12 @@ import numpy as np
 from sklearn.base import clone, is_classifier
 from sklearn.model_selection import check_cv
 from sklearn.utils import _safe_indexing, indexable
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _routing_enabled,
+    process_routing,
+)
 from sklearn.utils.parallel import Parallel, delayed
 
 from ._targets import classes_per_task, fit_targets
@@ -53,7 +59,10 @@ def cross_val_predict(
         joblib's verbosity.
     params : dict, default=None
         Parameters passed to ``fit``; those of length ``n_samples`` (e.g.
-        ``sample_weight``) are split with the rows.
+        ``sample_weight``) are split with the rows. With metadata routing
+        enabled (``sklearn.set_config(enable_metadata_routing=True)``) they go
+        where the estimator's and the splitter's requests say, as in
+        scikit-learn (``groups`` too, which must then come in ``params``).
     pre_dispatch : int or str, default="2*n_jobs"
         As in joblib.
     method : {"predict", "predict_proba"}, default="predict"
@@ -91,12 +100,32 @@ def cross_val_predict(
     """
     if method not in _METHODS:
         raise ValueError(f"method must be one of {_METHODS}; got {method!r}.")
+    if not is_classifier(estimator):
+        raise TypeError(
+            "skmtl.model_selection.cross_val_predict takes a classifier (a MultiTaskClassifier "
+            f"or a Pipeline ending in one); got {type(estimator).__name__}. For a "
+            "MultiTaskRegressor use sklearn.model_selection.cross_val_predict."
+        )
     X, y, groups = indexable(X, y, groups)
     params = dict(params or {})
     n_samples = len(X) if not hasattr(X, "shape") else X.shape[0]
     targets = fit_targets(y)  # every task's classes among its known labels
-    cv = check_cv(cv, _stratification_target(y, targets), classifier=is_classifier(estimator))
-    splits = list(cv.split(X, y, groups))
+    cv = check_cv(cv, _stratification_target(y, targets), classifier=True)
+    split_params = {"groups": groups}
+    if _routing_enabled():  # as scikit-learn's: params go where the requests say
+        if groups is not None:
+            raise ValueError(
+                "groups can only be passed in params when metadata routing is enabled "
+                "(sklearn.set_config(enable_metadata_routing=True)): params={'groups': ...}."
+            )
+        router = (
+            MetadataRouter(owner="cross_val_predict")
+            .add(estimator=estimator, method_mapping=MethodMapping().add(caller="fit", callee="fit"))
+            .add(splitter=cv, method_mapping=MethodMapping().add(caller="fit", callee="split"))
+        )
+        routed = process_routing(router, "fit", **params)
+        params, split_params = dict(routed.estimator.fit), dict(routed.splitter.split)
+    splits = list(cv.split(X, y, **split_params))
     test_rows = np.concatenate([test for _, test in splits])
     if len(test_rows) != n_samples or not np.array_equal(np.sort(test_rows), np.arange(n_samples)):
         raise ValueError(

@@ -13,6 +13,7 @@ from sklearn.metrics import (
     average_precision_score,
     log_loss,
     mean_squared_error,
+    r2_score,
     roc_auc_score,
 )
 from sklearn.model_selection import GridSearchCV, KFold, cross_validate
@@ -329,3 +330,64 @@ def test_length_mismatches_name_the_problem():
         metrics.per_task_scores("roc_auc", y, proba[:3])
     with pytest.raises(ValueError, match="y_true has 4 rows but y_pred has 3"):
         metrics.subset_accuracy_score(y, y[:3])
+
+
+# ------------------------------------------------- y's task names when scoring a fitted model
+def _named_data():
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame(rng.normal(size=(200, 3)), columns=["a", "b", "c"])
+    y = pd.DataFrame({"click": (X.a > 0).astype(int), "buy": (X.a + X.b > 0.5).astype(int)})
+    return X, y
+
+
+def test_scorers_work_when_y_columns_are_integers_unlike_their_positions():
+    from skmtl import MultiTaskClassifier
+
+    X, y = _named_data()
+    fast = dict(max_iter=3, random_state=0)
+    for columns in ([1, 2], [1, 0], ["1", "2"]):
+        y_int = pd.DataFrame(y.to_numpy(), columns=columns)
+        model = MultiTaskClassifier(**fast).fit(X, y_int)
+        proba = model.predict_proba(X)
+        expected = np.mean([roc_auc_score(y_int.iloc[:, t], proba[t][:, 1]) for t in range(2)])
+        assert metrics.get_scorer("mean_roc_auc")(model, X, y_int) == pytest.approx(expected)
+    # early stopping scores every epoch through the same scorer
+    MultiTaskClassifier(**fast, early_stopping=True, scoring="mean_roc_auc").fit(
+        X, pd.DataFrame(y.to_numpy(), columns=["1", "2"])
+    )
+
+
+def test_an_int_task_that_is_also_another_tasks_name_is_refused():
+    from skmtl import MultiTaskRegressor
+
+    X, y = _named_data()
+    y_int = pd.DataFrame({1: 3 * X.a.to_numpy(), 0: X.b.to_numpy()})
+    model = MultiTaskRegressor(max_iter=3, random_state=0).fit(X, y_int)
+    with pytest.raises(ValueError, match=r"both the position of task '0' and the name"):
+        metrics.make_task_scorer("r2", task=1)(model, X, y_int)
+    by_name = metrics.make_task_scorer("r2", task="1")(model, X, y_int)
+    assert by_name == pytest.approx(r2_score(y_int[1], model.predict(X)[:, 0]))
+    assert metrics.make_task_scorer("r2", task=-1)(model, X, y_int) == pytest.approx(
+        r2_score(y_int[0], model.predict(X)[:, 1])
+    )
+    with pytest.raises(TypeError, match=r"task must be a task name"):
+        metrics.make_task_scorer("r2", task=True)(model, X, y_int)
+
+
+@pytest.mark.parametrize("how", ["reordered", "renamed"])
+def test_scoring_refuses_a_y_whose_columns_are_not_the_fitted_tasks(how):
+    from skmtl import MultiTaskClassifier, MultiTaskRegressor
+
+    X, y = _named_data()
+    bad = y[["buy", "click"]] if how == "reordered" else y.set_axis(["foo", "bar"], axis=1)
+    classifier = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y)
+    regressor = MultiTaskRegressor(max_iter=2, random_state=0).fit(X, y.astype(float))
+    for model, scorer in ((classifier, "roc_auc"), (regressor, "r2")):
+        with pytest.raises(ValueError, match=r"fitted tasks in the fitted order"):
+            metrics.make_task_scorer(scorer, "click")(model, X, bad)
+        with pytest.raises(ValueError, match=r"fitted tasks in the fitted order"):
+            model.score(X, bad)
+    # the fitted order scores; a model fitted without names takes any
+    metrics.make_task_scorer("roc_auc", "click")(classifier, X, y)
+    unnamed = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y.to_numpy())
+    assert unnamed.score(X, bad) == unnamed.score(X, bad.to_numpy())

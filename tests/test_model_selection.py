@@ -219,3 +219,43 @@ def test_balanced_class_weight_with_a_task_without_labels():
     clf = MultiTaskClassifier(**FAST, class_weight="balanced").fit(X, y)
     assert clf.objective_.class_weights[3] is None
     assert clf.predict_proba(X)[3].shape == (len(X), 0)
+
+
+def test_metadata_routing_sends_params_where_the_requests_say(data):
+    import sklearn
+    from sklearn.model_selection import GroupKFold
+
+    X, y = data
+    weights = np.linspace(0.5, 2, len(X))
+    groups = np.repeat(np.arange(15), 10)
+    unrouted = cross_val_predict(
+        MultiTaskClassifier(**FAST), X, y, cv=KFold(3), method="predict_proba",
+        params={"sample_weight": weights},
+    )
+    with sklearn.config_context(enable_metadata_routing=True):
+        refused = MultiTaskClassifier(**FAST).set_fit_request(sample_weight=False)
+        with pytest.raises(TypeError, match=r"sample_weight.*not routed"):
+            cross_val_predict(refused, X, y, cv=KFold(3), params={"sample_weight": weights})
+        wanted = MultiTaskClassifier(**FAST).set_fit_request(sample_weight=True)
+        routed = cross_val_predict(
+            wanted, X, y, cv=KFold(3), method="predict_proba", params={"sample_weight": weights}
+        )
+        for a, b in zip(routed, unrouted):
+            assert np.array_equal(a, b)
+        # groups reach the splitter through params, as in scikit-learn
+        by_group = cross_val_predict(
+            wanted, X, y, cv=GroupKFold(3), params={"sample_weight": weights, "groups": groups}
+        )
+        for train, test in GroupKFold(3).split(X, y, groups):
+            fold = MultiTaskClassifier(**FAST).fit(X[train], y[train], sample_weight=weights[train])
+            assert np.array_equal(by_group[test], fold.predict(X[test]))
+        with pytest.raises(ValueError, match=r"groups can only be passed in params"):
+            cross_val_predict(wanted, X, y, groups=groups, cv=GroupKFold(3))
+
+
+def test_a_regressor_is_refused_before_any_fit(data):
+    from skmtl import MultiTaskRegressor
+
+    X, y = data
+    with pytest.raises(TypeError, match=r"takes a classifier.*sklearn.model_selection"):
+        cross_val_predict(MultiTaskRegressor(max_iter=1), X, y)
