@@ -383,6 +383,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             check_fit_agrees(
                 group, self.get_params(deep=False), X.shape[1],
                 getattr(self, "feature_names_in_", None),
+                {"continues a fitted model": reuse, "partial_fit": partial,
+                 "sparse X": is_sparse(X)},
             )
         if not any(group.share(lambda: bool(np.any(sample_weight > 0)))):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
@@ -409,6 +411,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         for kind in others:
             with_categories[kind.columns] = True
         declared = group.run(lambda: declared_categories(categories, with_categories, feature_names))
+        if group.active:  # one vocabulary: the full sets, the same on every process
+            check_same_on_every_rank(
+                group, "partial_fit categories",
+                {j: sorted(map(str, values)) for j, values in declared.items()},
+            )
         encoder = TabularEncoder.from_mask(
             is_categorical, self.min_frequency, self.max_categories, feature_names,
             others=others, numeric_embedding=self.numeric_embedding,

@@ -198,22 +198,50 @@ def check_same_on_every_rank(group: SingleProcess, what: str, value) -> None:
 
 
 def comparable_params(params: dict) -> dict:
-    """Parameters that every process of a distributed fit must share, as strings.
+    """Parameters that every process of a distributed fit must share, as plain data.
 
     ``verbose`` may differ (e.g. a progress bar on rank 0 only), and so may
-    ``random_state`` (rank 0's seed is used). Values that are not plain data
-    (a user architecture class, a function) are compared by their type's name.
+    ``random_state`` (rank 0's seed is used). See :func:`comparable_value`.
     """
-    plain = (type(None), bool, int, float, str, tuple, list, dict, np.generic)
     return {
-        name: repr(value) if isinstance(value, plain) else type(value).__qualname__
+        name: comparable_value(value)
         for name, value in params.items()
         if name not in ("verbose", "random_state")
     }
 
 
-def check_fit_agrees(group: SingleProcess, params: dict, n_features: int, feature_names) -> None:
-    """Every process fits with the same parameters and the same columns."""
+def comparable_value(value):
+    """``value`` as plain data that is equal on two processes when the setting is the same.
+
+    Arrays (numpy, pandas, torch) by dtype, shape and values; dicts whatever
+    their insertion order; lists and tuples item by item; classes and
+    functions by their module and qualified name; other objects (a user's
+    module instance, say) by their type's name only.
+    """
+    if isinstance(value, (type(None), bool, int, float, str, bytes, np.generic)):
+        return repr(value)
+    if isinstance(value, dict):
+        return ("dict", sorted((repr(k), comparable_value(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return (type(value).__name__, [comparable_value(v) for v in value])
+    if isinstance(value, (np.ndarray, torch.Tensor)) or hasattr(value, "to_numpy"):
+        array = np.asarray(value)
+        return ("array", array.dtype.str, array.shape, comparable_value(array.tolist()))
+    if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
+        return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
+    return type(value).__qualname__
+
+
+def check_fit_agrees(
+    group: SingleProcess, params: dict, n_features: int, feature_names, call: dict
+) -> None:
+    """Every process fits with the same parameters, the same columns, and the same kind of call.
+
+    ``call`` describes what decides which collectives the fit will run (a
+    continued or a new model, ``partial_fit``, a sparse ``X``): processes that
+    differ there would pair unrelated collectives and fail obscurely.
+    """
+    check_same_on_every_rank(group, "kind of fit call", call)
     check_same_on_every_rank(group, "parameters", comparable_params(params))
     names = None if feature_names is None else list(feature_names)
     check_same_on_every_rank(group, "columns", (n_features, names))

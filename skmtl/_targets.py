@@ -265,6 +265,8 @@ def fit_targets(
     """
     group = SingleProcess() if group is None else group
     local: dict = {}
+    # compared between processes as sets (their order may differ: sets of strings)
+    declared = None if classes is None else [sorted(map(str, np.asarray(c).tolist())) for c in classes]
 
     def inspect():
         """This process's part: its task columns, and its codes or its classes."""
@@ -286,13 +288,19 @@ def fit_targets(
         ]
         return names, one_dimensional, observed
 
-    shards = group.share(inspect)
-    names, one_dimensional, _ = shards[group.rank]
-    for other_names, other_1d, _ in shards:
+    shards = group.share(lambda: (*inspect(), declared))
+    names, one_dimensional, _, _ = shards[group.rank]
+    for rank, (other_names, other_1d, _, other_declared) in enumerate(shards):
         if other_names != names or other_1d != one_dimensional:
             raise ValueError(
                 "Every process of a distributed fit must pass y with the same tasks; "
                 f"got {other_names} and {names}."
+            )
+        if other_declared != shards[0][3]:  # one set of outputs: the full sets, everywhere
+            raise ValueError(
+                "Every process of a distributed fit must have the same partial_fit classes "
+                f"(each task's full set); rank {rank} has {other_declared} but rank 0 has "
+                f"{shards[0][3]}."
             )
     if classes is not None:
         return Targets(local["codes"], [np.asarray(c) for c in classes], names, one_dimensional)

@@ -293,6 +293,38 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["batch_error"] = str(exc)
 
+    # 7b. What differs between ranks in the call itself must be a clear ValueError on
+    #     every rank, not obscurely paired collectives or two different models.
+    def error_of(fit):
+        try:
+            fit()
+        except ValueError as exc:
+            return str(exc)
+        return None
+
+    one_epoch = {**params, "max_iter": 1}
+    labels_of_rank = y["click"].map({0.0: "no", 1.0: "yes" if rank == 0 else "si"})
+    report["classes_error"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, distributed=True).partial_fit(X, labels_of_rank,
+                                                   classes=[np.unique(labels_of_rank)]))
+    cities = sorted(set(X["city"]) | ({"city_0"} if rank == 0 else {"city_new"}))
+    report["categories_error"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, distributed=True).partial_fit(X, y, categories={"city": cities}))
+    # the same categories in another order (a set's order differs between processes)
+    same = sorted(set(X["city"]) | {"city_0", "city_new"}, reverse=rank == 1)
+    report["categories_in_another_order"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, distributed=True).partial_fit(X, y, categories={"city": same}))
+    continued = MultiTaskClassifier(**one_epoch, warm_start=True, distributed=True)
+    if rank == 0:  # e.g. a model loaded from a file on rank 0 only
+        continued.set_params(distributed=False).fit(X, y).set_params(distributed=True)
+    report["continuation_error"] = error_of(lambda: continued.fit(X, y))
+    weights_array = np.array([1.0, 1.0 if rank == 0 else 50.0])
+    report["array_params_error"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, task_weights=weights_array, distributed=True).fit(X, y))
+    weights_dict = {"click": 1.0, "buy": 2.0} if rank == 0 else {"buy": 2.0, "click": 1.0}
+    report["dict_in_another_order"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, task_weights=weights_dict, distributed=True).fit(X, y))
+
     # 8. A user module with buffers that training changes: the ranks must agree.
     clf = MultiTaskClassifier(
         **{**params, "architecture": NormalisedHeads, "shuffle": True}, distributed=True

@@ -350,6 +350,19 @@ def test_an_error_on_one_rank_stops_every_rank(runs):
     assert "rank 1" in first["funnel_error"] and "rank 1" in first["order_error"]
 
 
+def test_what_differs_between_ranks_in_the_call_is_a_clear_error(runs):
+    for _, report in runs["ranks"]:
+        assert "same partial_fit classes" in report["classes_error"]
+        assert "same partial_fit categories" in report["categories_error"]
+        assert "city_new" in report["categories_error"]
+        assert report["categories_in_another_order"] is None
+        assert "same kind of fit call" in report["continuation_error"]
+        assert "continues a fitted model" in report["continuation_error"]
+        assert "same parameters" in report["array_params_error"]
+        assert "task_weights" in report["array_params_error"]
+        assert report["dict_in_another_order"] is None
+
+
 def test_a_failure_inside_training_on_one_rank_stops_the_others_at_once(runs):
     (_, first), (_, second) = runs["ranks"]
     assert "simulated failure on rank 1" in second["crash"]
