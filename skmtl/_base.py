@@ -442,7 +442,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         kind = sequence_columns(self.get_params(deep=False), X.shape[1], feature_names,
                                 is_categorical, name)
         kinds = [] if kind is None else [kind]
-        taken = set().union(*(k.columns.tolist() for k in kinds))
+        # A column of a shared table that is not in sequence_features holds one category a row.
+        taken = {int(j) for k in kinds for j, pooling in zip(k.columns, k.poolings)
+                 if pooling is not None}
         check_no_list_cells(X, [j for j in range(X.shape[1]) if j not in taken], name)
         return kinds
 
@@ -751,7 +753,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         )
         changed = differing_entries(spec, wanted) + changed_sequence_layout(
             self.get_params(deep=False), self.encoder_, getattr(self, "feature_names_in_", None)
-        )
+        ) + self._changed_output_meaning(targets)
         if changed:
             described = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changed)
             raise ValueError(
@@ -759,6 +761,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 f"fitted network, but the parameters now describe another one ({described}). "
                 "Restore them, or fit a new model (warm_start=False)."
             )
+
+    def _changed_output_meaning(self, targets) -> list[tuple]:
+        """``(what, fitted, now)`` for what the parameters now read the outputs as otherwise."""
+        return []
 
     def _fitted_network_spec(self) -> dict:
         """``network_spec_``, or a clear error for a model pickled without one."""

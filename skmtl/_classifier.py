@@ -974,6 +974,19 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 f"{fitted}, got {names}. Reorder y's columns (y[{fitted}]){advice}."
             )
 
+    def _changed_output_meaning(self, targets) -> list[tuple]:
+        """An ESMM funnel's later steps output P(step | previous step), not P(step).
+
+        Turning ESMM on or off, or changing its steps, would read the trained
+        heads as the other probability.
+        """
+        def esmm_steps(funnel, mode):
+            return [str(targets.task_names[t]) for t in funnel] if mode == "esmm" else []
+
+        fitted = esmm_steps(self.objective_.funnel, self.objective_.funnel_mode)
+        now = esmm_steps(targets.funnel, self.funnel_mode)
+        return [] if fitted == now else [("ESMM funnel steps", fitted, now)]
+
     def _check_warm_start_targets(self, targets) -> None:
         fitted = self._label_order_  # compared in the training order (pos_label's too)
         if len(fitted) != len(targets.classes):

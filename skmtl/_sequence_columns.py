@@ -95,9 +95,9 @@ def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
     cells = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     present = ~pd.isna(cells)
     lists = cells[present]
-    bad = [c for c in lists[:1000] if not isinstance(c, _LIST_CELLS)]
-    if bad or not all(isinstance(c, _LIST_CELLS) for c in lists):
-        bad = bad or [c for c in lists if not isinstance(c, _LIST_CELLS)]
+    bad = [c for c in lists[:1000] if not _is_list_cell(c)]
+    if bad or not all(_is_list_cell(c) for c in lists):
+        bad = bad or [c for c in lists if not _is_list_cell(c)]
         raise ValueError(
             f"Sequence column {name} holds {bad[0]!r} ({type(bad[0]).__name__}); its cells must "
             "be lists, tuples or 1-D arrays of categories (None or NaN for an empty list)."
@@ -108,7 +108,17 @@ def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
         items = np.concatenate(lists)
     else:
         items = np.fromiter(chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
+    if items.dtype == object and any(isinstance(i, _LIST_CELLS) for i in items):
+        raise ValueError(
+            f"Sequence column {name} holds nested lists or arrays; its cells must be flat lists, "
+            "tuples or 1-D arrays of categories."
+        )
     return _typed(items), lengths
+
+
+def _is_list_cell(cell) -> bool:
+    """A list or tuple, or a 1-D array (a 0-d array is one value, not a list)."""
+    return isinstance(cell, _LIST_CELLS) and not (isinstance(cell, np.ndarray) and cell.ndim != 1)
 
 
 def _typed(items: np.ndarray) -> np.ndarray:

@@ -778,3 +778,28 @@ def test_a_single_pos_label_invents_no_class_for_another_task():
     with pytest.warns(UntrainableTaskWarning, match="'colour'"):
         clf = MultiTaskClassifier(pos_label=1, max_iter=2, random_state=0, **SMALL).fit(X, y)
     assert clf.classes_[1].tolist() == ["red"]
+
+
+@pytest.mark.parametrize(
+    "change", [{"funnel_mode": "independent"}, {"funnel": None}]
+)
+def test_continuing_an_esmm_fit_with_other_conditional_heads_is_refused(funnel_data, change):
+    X, y, _ = funnel_data
+    params = dict(max_iter=2, random_state=0, early_stopping=False, funnel=("click", "conversion"))
+    fitted = MultiTaskClassifier(**params).fit(X, y)
+    before = [p.copy() for p in fitted.predict_proba(X)]
+    # the conversion head learnt P(conversion | click): it must not be read as P(conversion)
+    for how in ("partial_fit", "warm_start"):
+        model = pickle.loads(pickle.dumps(fitted)).set_params(**change)
+        with pytest.raises(ValueError, match=r"ESMM funnel steps: \['click', 'conversion'\] -> "):
+            if how == "partial_fit":
+                model.partial_fit(X[:10], y[:10])
+            else:
+                model.set_params(warm_start=True).fit(X, y)
+        model.set_params(**{k: params.get(k, "esmm") for k in change})  # restored: it continues
+        for a, b in zip(model.predict_proba(X), before):
+            np.testing.assert_array_equal(a, b)
+    model.partial_fit(X[:10], y[:10])
+    # a funnel in independent mode has unconditional heads: dropping it keeps their meaning
+    independent = MultiTaskClassifier(**{**params, "funnel_mode": "independent"}).fit(X, y)
+    independent.set_params(funnel=None).partial_fit(X[:10], y[:10])

@@ -387,6 +387,9 @@ def test_the_regressor_takes_sequence_columns(data):
         ({"sequence_features": ["history", "price"]},
          r"Sequence column 'price' holds .*\(float\); its cells must be lists"),
         ({"attention_queries": {"history": "item_id"}}, r"need sequence_features"),
+        # a list column shared with a column of single categories, but not declared a sequence
+        ({"shared_embeddings": [["item_id", "history"]], "sequence_features": ["tags"]},
+         r"Column 'history' holds lists; declare it in sequence_features"),
     ],
 )
 def test_bad_declarations_are_named(data, params, match):
@@ -517,3 +520,17 @@ def test_the_recommender_example_runs_and_the_history_helps(capsys):
         for auc in ("AUC pCTR", "AUC pCTCVR"):
             assert rows[model][auc] > rows["no history"][auc] + 0.03, rows
             assert rows[model][auc] < rows["truth (ceiling)"][auc], rows
+
+
+@pytest.mark.parametrize(
+    "cell, match",
+    [
+        (np.array(3), r"holds array\(3\) \(ndarray\); its cells must be lists"),
+        (np.zeros((2, 2)), r"\(ndarray\); its cells must be lists, tuples or 1-D arrays"),
+        ([1, [2, 3]], r"holds nested lists or arrays; its cells must be flat"),
+        ((1, np.array([2, 3])), r"holds nested lists or arrays"),
+    ],
+)
+def test_malformed_sequence_cells_are_named(cell, match):
+    with pytest.raises(ValueError, match=match):
+        list_items(pd.Series([[1, 2], cell, None], dtype=object), "'h'")
