@@ -533,8 +533,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         CPU-only machines and predicts there. On the CPU, how many threads a
         training step uses is skmtl's thread policy (:func:`skmtl.set_config`):
         torch's count on an idle machine, one thread while other processes
-        hold the cores, never in a way that changes the fitted model; a count
-        you set yourself is kept.
+        hold the cores, never in a way that makes the fitted model depend on
+        the machine's load (where the count changes the results, small steps
+        always run on one thread, so the model can differ from
+        ``thread_policy="off"``'s); a count you set yourself is kept.
 
     distributed : bool, default=False
         Data-parallel training with ``torch.distributed``: every process of

@@ -43,9 +43,12 @@ def set_config(thread_policy=None) -> None:
         does not collapse when other processes use the cores. It only does so
         where it has checked that the number of threads does not change the
         results; see :ref:`threads`. ``"off"``: skmtl never changes torch's
-        thread count. A count the user set (``OMP_NUM_THREADS``,
-        ``MKL_NUM_THREADS``, ``torch.set_num_threads``, a threadpoolctl limit)
-        is always kept, whatever this setting. ``None`` leaves it unchanged.
+        thread count. A count the user set is always kept, whatever this
+        setting: ``OMP_NUM_THREADS`` or ``MKL_NUM_THREADS`` in the
+        environment, or torch's count changed after skmtl was imported
+        (``torch.set_num_threads``, a threadpoolctl limit; a count set before
+        ``import skmtl`` cannot be told from torch's default, so set it
+        after, or through the environment). ``None`` leaves it unchanged.
 
     Unlike scikit-learn's own settings, these do not travel to the workers of
     ``n_jobs`` (joblib's threads or processes): set the environment variable

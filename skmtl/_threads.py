@@ -101,27 +101,40 @@ def set_threads(n: int) -> None:
 
 @contextmanager
 def thread_scope():
-    """Restore torch's thread count when the block ends.
+    """Restore torch's thread count when the block ends, in this thread and for new threads.
 
-    ``torch.set_num_threads`` reaches other threads (at least those started
-    later), so concurrent fits in threads share a count: the first to enter
-    records the original count and the last to leave restores it. While
-    several fits run, none measures: each sets its fixed count before every
-    step (:func:`concurrent_fits`).
+    ``torch.set_num_threads`` sets the calling thread's count and the count
+    that threads started later begin with; threads already running keep
+    theirs. So each block restores its own thread's count, and a thread that
+    started while another fit had set its temporary count (it began with
+    that count, not the user's) takes the count the first running fit found
+    instead. While several fits run, none measures: each sets its fixed count
+    before every step (:func:`concurrent_fits`). The last block to end leaves
+    the count for new threads as the first one found it.
     """
     global _active, _original
+    mine = torch.get_num_threads()
     with _lock:
         if _active == 0:
-            _original = torch.get_num_threads()
+            _original = mine
             _set_by_us.clear()
+        elif mine in _set_by_us and mine != _original:
+            mine = _original  # inherited from a running fit, not chosen by the user
         _active += 1
+    if torch.get_num_threads() != mine:
+        torch.set_num_threads(mine)
     try:
         yield
     finally:
         with _lock:
             _active -= 1
-            if _active == 0 and torch.get_num_threads() != _original:
-                torch.set_num_threads(_original)
+            last, original = _active == 0, _original
+        if torch.get_num_threads() != mine:
+            torch.set_num_threads(mine)
+        if last and mine != original:  # new threads' count, without touching this thread's
+            restorer = threading.Thread(target=torch.set_num_threads, args=(original,))
+            restorer.start()
+            restorer.join()
 
 
 def openmp_runtime() -> str | None:

@@ -249,6 +249,48 @@ def two_threads(monkeypatch):
     torch.set_num_threads(before)
 
 
+def test_every_thread_gets_its_own_count_back_when_fits_overlap(two_threads):
+    both_inside = threading.Barrier(2)
+    after = {}
+
+    def fit_like(name, fail):
+        try:
+            with thread_scope():
+                _threads.set_threads(1)
+                both_inside.wait(5)
+                if fail:
+                    raise RuntimeError("diverged")
+        except RuntimeError:
+            pass
+        after[name] = torch.get_num_threads()  # torch's count reaches no running thread
+
+    workers = [threading.Thread(target=fit_like, args=(k, k == "b")) for k in ("a", "b")]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert after == {"a": 2, "b": 2}
+    assert torch.get_num_threads() == 2 and _threads._active == 0
+
+
+def test_a_thread_started_during_a_fit_does_not_take_its_temporary_count(two_threads):
+    seen = {}
+
+    def inner():
+        seen["started with"] = torch.get_num_threads()
+        with thread_scope():
+            seen["in its fit"] = torch.get_num_threads()  # what _plan_threads reads
+        seen["after"] = torch.get_num_threads()
+
+    with thread_scope():
+        _threads.set_threads(1)
+        worker = threading.Thread(target=inner)
+        worker.start()
+        worker.join()
+    assert seen == {"started with": 1, "in its fit": 2, "after": 2}
+    assert torch.get_num_threads() == 2
+
+
 def test_policy_does_not_change_the_fitted_model(two_threads):
     X, y = _data()
     fits = {}
