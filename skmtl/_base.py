@@ -265,7 +265,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         return tuple(_to_device(a, device) for a in self.encoder_.transform(X))
 
     # ---------------------------------------------------------------- fitting
-    def _fit(self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None):
+    def _fit(
+        self, X, y, sample_weight, *, reuse, partial=False, classes=None, categories=None,
+        check_call=None,
+    ):
         """The work of ``fit`` and ``partial_fit``, as named steps.
 
         ``reuse`` continues the fitted network (``warm_start`` or a later
@@ -286,6 +289,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         group = process_group(self.distributed)
         weighted = sample_weight is not None
         X, sample_weight = self._check_fit_inputs(X, y, sample_weight, group, reuse, partial)
+        if check_call is not None:  # partial_fit's checks of its arguments, on every process
+            group.run(check_call)
         scoring = None if partial else self._early_stopping_scorer()
         targets = self._fit_targets(y, group, reuse=reuse, partial=partial, classes=classes)
         device = resolve_device(self.device, group, self.batch_size)
@@ -414,7 +419,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if group.active:  # one vocabulary: the full sets, the same on every process
             check_same_on_every_rank(
                 group, "partial_fit categories",
-                {j: sorted(map(str, values)) for j, values in declared.items()},
+                {j: set(pd.Series(np.asarray(values, dtype=object)).dropna().tolist())
+                 for j, values in declared.items()},
             )
         encoder = TabularEncoder.from_mask(
             is_categorical, self.min_frequency, self.max_categories, feature_names,

@@ -851,14 +851,16 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             if np.ndim(classes[0]) == 0:  # one flat array: the classes of every task
                 classes = [classes] * len(task_columns(y)[0])
             classes = [declared_classes(c) for c in classes]
-        if not first and categories is not None:
-            raise ValueError("categories are taken on the first partial_fit call only.")
-        if not first and classes is not None:  # scikit-learn passes them on every call
-            self._check_same_classes(classes)
-            classes = None
+
+        def check_call():
+            if not first and categories is not None:
+                raise ValueError("categories are taken on the first partial_fit call only.")
+            if not first and classes is not None:  # scikit-learn passes them on every call
+                self._check_same_classes(classes)
+
         return self._fit(
-            X, y, sample_weight, reuse=not first, partial=True, classes=classes,
-            categories=categories,
+            X, y, sample_weight, reuse=not first, partial=True,
+            classes=classes if first else None, categories=categories, check_call=check_call,
         )
 
     # ------------------------------------------------------- the tasks' part
@@ -987,7 +989,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         fitted = esmm_steps(self.objective_.funnel, self.objective_.funnel_mode)
         now = esmm_steps(targets.funnel, self.funnel_mode)
-        return [] if fitted == now else [("ESMM funnel steps", fitted, now)]
+        if fitted == now:
+            return []
+        what = (f"the steps trained ESMM-style (now funnel={self.funnel!r}, "
+                f"funnel_mode={self.funnel_mode!r})")
+        return [(what, fitted, now)]
 
     def _check_warm_start_targets(self, targets) -> None:
         fitted = self._label_order_  # compared in the training order (pos_label's too)

@@ -25,6 +25,7 @@ The training code sees only the small interface below; a one-process fit uses
 from __future__ import annotations
 
 import os
+import reprlib
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -181,20 +182,29 @@ def process_group(distributed: bool) -> SingleProcess:
     return ProcessGroup() if distributed else SingleProcess()
 
 
-def check_same_on_every_rank(group: SingleProcess, what: str, value) -> None:
-    """Raise a ValueError on every rank when ``value`` is not the same on all of them."""
-    values = group.share(lambda: value)
-    differing = [rank for rank, v in enumerate(values) if v != values[0]]
+def check_same_on_every_rank(group: SingleProcess, what: str, value, shown=None) -> None:
+    """Raise a ValueError on every rank when ``value`` is not the same on all of them.
+
+    ``shown`` (a dict, for a dict ``value``): what the message shows of each
+    differing key, where ``value`` holds a comparable form of it.
+    """
+    values = group.share(lambda: (value, shown))
+    differing = [rank for rank, (v, _) in enumerate(values) if v != values[0][0]]
     if differing:
-        rank, theirs, ours = differing[0], values[differing[0]], values[0]
+        rank = differing[0]
+        (theirs, theirs_shown), (ours, ours_shown) = values[rank], values[0]
         if isinstance(theirs, dict) and isinstance(ours, dict):  # name the differing keys only
             keys = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-            theirs = {k: theirs.get(k) for k in keys}
-            ours = {k: ours.get(k) for k in keys}
+            theirs = {k: (theirs_shown or theirs).get(k) for k in keys}
+            ours = {k: (ours_shown or ours).get(k) for k in keys}
         raise ValueError(
             f"Every process of a distributed fit must have the same {what}; rank "
             f"{rank} has {theirs} but rank 0 has {ours}."
         )
+
+
+ORDERED_PARAMS = frozenset({"feature_groups"})
+"""Dict parameters whose order means something (the groups' experts follow it)."""
 
 
 def comparable_params(params: dict) -> dict:
@@ -204,29 +214,49 @@ def comparable_params(params: dict) -> dict:
     ``random_state`` (rank 0's seed is used). See :func:`comparable_value`.
     """
     return {
-        name: comparable_value(value)
+        name: comparable_value(value, ordered=name in ORDERED_PARAMS)
         for name, value in params.items()
         if name not in ("verbose", "random_state")
     }
 
 
-def comparable_value(value):
+def comparable_value(value, ordered: bool = False, depth: int = 0):
     """``value`` as plain data that is equal on two processes when the setting is the same.
 
     Arrays (numpy, pandas, torch) by dtype, shape and values; dicts whatever
-    their insertion order; lists and tuples item by item; classes and
-    functions by their module and qualified name; other objects (a user's
-    module instance, say) by their type's name only.
+    their insertion order (unless ``ordered``), sets whatever their order;
+    lists and tuples item by item; classes and functions by their module and
+    qualified name; other objects (a user's module instance, say), or
+    anything that cannot be read so, by their type's name only. Never raises.
     """
+    try:
+        return _comparable(value, ordered, depth)
+    except Exception:  # noqa: BLE001 (an odd object is compared by its type, not fatal)
+        return type(value).__qualname__
+
+
+def _comparable(value, ordered: bool, depth: int):
+    if depth > 20:  # a structure that contains itself
+        return type(value).__qualname__
     if isinstance(value, (type(None), bool, int, float, str, bytes, np.generic)):
         return repr(value)
     if isinstance(value, dict):
-        return ("dict", sorted((repr(k), comparable_value(v)) for k, v in value.items()))
+        items = [(repr(k), comparable_value(v, depth=depth + 1)) for k, v in value.items()]
+        return ("dict", items if ordered else sorted(items, key=repr))
+    if isinstance(value, (set, frozenset)):
+        return ("set", sorted((comparable_value(v, depth=depth + 1) for v in value), key=repr))
     if isinstance(value, (list, tuple)):
-        return (type(value).__name__, [comparable_value(v) for v in value])
-    if isinstance(value, (np.ndarray, torch.Tensor)) or hasattr(value, "to_numpy"):
+        return (type(value).__name__, [comparable_value(v, depth=depth + 1) for v in value])
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        if value.dtype.is_floating_point:
+            value = value.double()
+        value = value.numpy()
+    if isinstance(value, np.ndarray) or hasattr(value, "to_numpy"):
         array = np.asarray(value)
-        return ("array", array.dtype.str, array.shape, comparable_value(array.tolist()))
+        if array.ndim > 0 or array.dtype != object:
+            return ("array", array.dtype.str, array.shape,
+                    comparable_value(array.tolist(), depth=depth + 1))
     if isinstance(value, type) or callable(value) and hasattr(value, "__qualname__"):
         return f"{getattr(value, '__module__', '')}.{value.__qualname__}"
     return type(value).__qualname__
@@ -242,7 +272,8 @@ def check_fit_agrees(
     differ there would pair unrelated collectives and fail obscurely.
     """
     check_same_on_every_rank(group, "kind of fit call", call)
-    check_same_on_every_rank(group, "parameters", comparable_params(params))
+    shown = {name: reprlib.repr(value) for name, value in params.items()}
+    check_same_on_every_rank(group, "parameters", comparable_params(params), shown)
     names = None if feature_names is None else list(feature_names)
     check_same_on_every_rank(group, "columns", (n_features, names))
 

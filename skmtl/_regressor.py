@@ -346,9 +346,15 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             The updated estimator.
         """
         first = not hasattr(self, "module_")
-        if not first and categories is not None:
-            raise ValueError("categories are taken on the first partial_fit call only.")
-        return self._fit(X, y, sample_weight, reuse=not first, partial=True, categories=categories)
+
+        def check_call():
+            if not first and categories is not None:
+                raise ValueError("categories are taken on the first partial_fit call only.")
+
+        return self._fit(
+            X, y, sample_weight, reuse=not first, partial=True, categories=categories,
+            check_call=check_call,
+        )
 
     # ------------------------------------------------------- the tasks' part
     def _fit_targets(self, y, group, *, reuse, partial, classes):

@@ -116,25 +116,24 @@ def misnamed_tasks(y, fitted_names) -> list[str] | None:
     Tasks are matched by position; only a DataFrame of several tasks names
     them, and then its names must be the fitted ones in the fitted order (a
     reordered ``y`` would silently score or train each head on another task).
+    A model fitted without task names (an array ``y``: ``task_0``,
+    ``task_1``, ...) takes any names but its own in another order.
     """
     if not isinstance(as_pandas(y), pd.DataFrame):
         return None
     names = task_columns(y)[1]
     fitted = [str(name) for name in fitted_names]
-    return names if len(names) > 1 and names != fitted else None
+    if len(names) <= 1 or names == fitted:
+        return None
+    unnamed = fitted == [f"task_{t}" for t in range(len(fitted))]
+    return None if unnamed and set(names) != set(fitted) else names
 
 
 def check_scored_tasks(y, fitted_names) -> None:
-    """Refuse a ``y`` to score whose column names are not the fitted tasks in the fitted order.
-
-    A model fitted without task names (an array ``y``: ``task_0``, ``task_1``,
-    ...) takes any names.
-    """
-    fitted = [str(name) for name in fitted_names]
-    if fitted == [f"task_{t}" for t in range(len(fitted))]:
-        return
-    names = misnamed_tasks(y, fitted)
+    """Refuse a ``y`` to score whose column names are not the fitted tasks in the fitted order."""
+    names = misnamed_tasks(y, fitted_names)
     if names is not None:
+        fitted = [str(name) for name in fitted_names]
         raise ValueError(
             f"y's columns must be the fitted tasks in the fitted order to score them: fitted "
             f"{fitted}, got {names}. Select and order them as fitted (y[{fitted}])."
@@ -265,8 +264,10 @@ def fit_targets(
     """
     group = SingleProcess() if group is None else group
     local: dict = {}
-    # compared between processes as sets (their order may differ: sets of strings)
-    declared = None if classes is None else [sorted(map(str, np.asarray(c).tolist())) for c in classes]
+    # compared between processes as sets of values (0 and 0.0 alike; the order may differ)
+    declared = None if classes is None else [
+        set(pd.Series(np.asarray(c, dtype=object)).dropna().tolist()) for c in classes
+    ]
 
     def inspect():
         """This process's part: its task columns, and its codes or its classes."""

@@ -324,6 +324,27 @@ def main(data_path: str, out_dir: str) -> int:
     weights_dict = {"click": 1.0, "buy": 2.0} if rank == 0 else {"buy": 2.0, "click": 1.0}
     report["dict_in_another_order"] = error_of(lambda: MultiTaskClassifier(
         **one_epoch, task_weights=weights_dict, distributed=True).fit(X, y))
+    # feature_groups' order orders the groups' experts: another order is another network
+    groups = {"user": ["city"], "device": ["device", "x0"]}
+    groups = groups if rank == 0 else dict(reversed(list(groups.items())))
+    report["feature_groups_order_error"] = error_of(lambda: MultiTaskClassifier(
+        **{**one_epoch, "architecture": "mmoe"}, feature_groups=groups, distributed=True).fit(X, y))
+    sets = {"user": {"city", "x0"}, "device": {"device", "x1"}} if rank == 0 else {
+        "user": {"city", "x1"}, "device": {"device", "x0"}}
+    report["feature_group_sets_error"] = error_of(lambda: MultiTaskClassifier(
+        **{**one_epoch, "architecture": "mmoe"}, feature_groups=sets, distributed=True).fit(X, y))
+    # the same classes and categories written otherwise are the same sets
+    classes = [[0, 1], [0, 1]] if rank == 0 else [[0.0, 1.0], [1.0, 0.0, np.nan]]
+    report["classes_written_otherwise"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, distributed=True).partial_fit(X, y, classes=classes))
+    cities = sorted(set(X["city"]) | {"city_0", "city_new"})
+    written = cities if rank == 0 else [*cities, cities[0], None]
+    report["categories_written_otherwise"] = error_of(lambda: MultiTaskClassifier(
+        **one_epoch, distributed=True).partial_fit(X, y, categories={"city": written}))
+    # a later partial_fit call given categories: refused on every process, not on one
+    later = MultiTaskClassifier(**one_epoch, distributed=True).partial_fit(X, y)
+    report["later_categories_error"] = error_of(
+        lambda: later.partial_fit(X, y, categories={"city": cities} if rank == 1 else None))
 
     # 8. A user module with buffers that training changes: the ranks must agree.
     clf = MultiTaskClassifier(

@@ -361,6 +361,13 @@ def test_what_differs_between_ranks_in_the_call_is_a_clear_error(runs):
         assert "same parameters" in report["array_params_error"]
         assert "task_weights" in report["array_params_error"]
         assert report["dict_in_another_order"] is None
+        assert "feature_groups" in report["feature_groups_order_error"]
+        assert "feature_groups" in report["feature_group_sets_error"]
+        assert report["classes_written_otherwise"] is None
+        assert report["categories_written_otherwise"] is None
+        assert "first partial_fit call only" in report["later_categories_error"]
+    # the message shows the values as the user wrote them
+    assert "array([1., 1.])" in runs["ranks"][0][1]["array_params_error"]
 
 
 def test_a_failure_inside_training_on_one_rank_stops_the_others_at_once(runs):

@@ -372,6 +372,11 @@ def test_an_int_task_that_is_also_another_tasks_name_is_refused():
     )
     with pytest.raises(TypeError, match=r"task must be a task name"):
         metrics.make_task_scorer("r2", task=True)(model, X, y_int)
+    # -1 is a position from the end, and the name of the task at position 0 here
+    y_negative = pd.DataFrame({-1: 3 * X.a.to_numpy(), 0: X.b.to_numpy()})
+    model = MultiTaskRegressor(max_iter=3, random_state=0).fit(X, y_negative)
+    with pytest.raises(ValueError, match=r"both a position from the end and the name"):
+        metrics.make_task_scorer("r2", task=-1)(model, X, y_negative)
 
 
 @pytest.mark.parametrize("how", ["reordered", "renamed"])
@@ -387,7 +392,12 @@ def test_scoring_refuses_a_y_whose_columns_are_not_the_fitted_tasks(how):
             metrics.make_task_scorer(scorer, "click")(model, X, bad)
         with pytest.raises(ValueError, match=r"fitted tasks in the fitted order"):
             model.score(X, bad)
-    # the fitted order scores; a model fitted without names takes any
+    # the fitted order scores; a model fitted without names takes any but its own reordered
     metrics.make_task_scorer("roc_auc", "click")(classifier, X, y)
     unnamed = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y.to_numpy())
     assert unnamed.score(X, bad) == unnamed.score(X, bad.to_numpy())
+    unnamed.partial_fit(X, bad)  # continues too, the names ignored as when fitted
+    own_names = pd.DataFrame(y.to_numpy(), columns=["task_0", "task_1"])
+    named_so = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, own_names)
+    with pytest.raises(ValueError, match=r"fitted tasks in the fitted order"):
+        named_so.score(X, own_names[["task_1", "task_0"]])
