@@ -203,6 +203,11 @@ def check_same_on_every_rank(group: SingleProcess, what: str, value, shown=None)
         )
 
 
+_SHOWN = reprlib.Repr()
+"""How a differing parameter is shown: in full but for very long values."""
+_SHOWN.maxdict = _SHOWN.maxlist = _SHOWN.maxtuple = _SHOWN.maxset = 50
+_SHOWN.maxstring, _SHOWN.maxother = 200, 400
+
 ORDERED_PARAMS = frozenset({"feature_groups"})
 """Dict parameters whose order means something (the groups' experts follow it)."""
 
@@ -272,7 +277,7 @@ def check_fit_agrees(
     differ there would pair unrelated collectives and fail obscurely.
     """
     check_same_on_every_rank(group, "kind of fit call", call)
-    shown = {name: reprlib.repr(value) for name, value in params.items()}
+    shown = {name: _SHOWN.repr(value) for name, value in params.items()}
     check_same_on_every_rank(group, "parameters", comparable_params(params), shown)
     names = None if feature_names is None else list(feature_names)
     check_same_on_every_rank(group, "columns", (n_features, names))

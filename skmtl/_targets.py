@@ -117,7 +117,7 @@ def misnamed_tasks(y, fitted_names) -> list[str] | None:
     them, and then its names must be the fitted ones in the fitted order (a
     reordered ``y`` would silently score or train each head on another task).
     A model fitted without task names (an array ``y``: ``task_0``,
-    ``task_1``, ...) takes any names but its own in another order.
+    ``task_1``, ...) takes any names but its own at another position.
     """
     if not isinstance(as_pandas(y), pd.DataFrame):
         return None
@@ -125,8 +125,10 @@ def misnamed_tasks(y, fitted_names) -> list[str] | None:
     fitted = [str(name) for name in fitted_names]
     if len(names) <= 1 or names == fitted:
         return None
-    unnamed = fitted == [f"task_{t}" for t in range(len(fitted))]
-    return None if unnamed and set(names) != set(fitted) else names
+    if fitted == [f"task_{t}" for t in range(len(fitted))]:  # fitted without names
+        moved = [name for t, name in enumerate(names) if name in fitted and fitted.index(name) != t]
+        return names if moved else None
+    return names
 
 
 def check_scored_tasks(y, fitted_names) -> None:

@@ -74,7 +74,7 @@ idle machine) on one thread for its first ~40 steps, about 3 % of its time.
 _THREADS_AT_IMPORT = torch.get_num_threads()
 _lock = threading.Lock()
 _active = 0
-_original: int | None = None
+_default: int | None = None  # the count of new threads when the first running fit began
 _set_by_us: set[int] = set()
 
 
@@ -93,48 +93,62 @@ def user_thread_limit() -> str | None:
 
 
 def set_threads(n: int) -> None:
-    """``torch.set_num_threads(n)`` inside a :func:`thread_scope` (restored at its end)."""
+    """This thread's torch thread count, inside a :func:`thread_scope` (restored at its end)."""
     if torch.get_num_threads() != n:
         _set_by_us.add(n)
-        torch.set_num_threads(n)
+        _set_this_threads_count(n)
+
+
+def _set_this_threads_count(n: int) -> None:
+    """``torch.set_num_threads(n)`` for this thread only, not for threads that start later.
+
+    torch's call also sets the count that a thread takes at its first
+    parallel work (ATen's default); that default is set back, from a
+    short-lived thread, to what the first running fit found.
+    """
+    torch.set_num_threads(n)
+    if _default is not None and n != _default:
+        keeper = threading.Thread(target=torch.set_num_threads, args=(_default,))
+        keeper.start()
+        keeper.join()
+
+
+def _count_of_a_new_thread() -> int:
+    """The count a thread takes at its first parallel work (read in a new thread)."""
+    seen = []
+    reader = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+    reader.start()
+    reader.join()
+    return seen[0]
 
 
 @contextmanager
 def thread_scope():
-    """Restore torch's thread count when the block ends, in this thread and for new threads.
+    """Restore this thread's torch thread count when the block ends.
 
-    ``torch.set_num_threads`` sets the calling thread's count and the count
-    that threads started later begin with; threads already running keep
-    theirs. So each block restores its own thread's count, and a thread that
-    started while another fit had set its temporary count (it began with
-    that count, not the user's) takes the count the first running fit found
-    instead. While several fits run, none measures: each sets its fixed count
-    before every step (:func:`concurrent_fits`). The last block to end leaves
-    the count for new threads as the first one found it.
+    ``torch.set_num_threads`` sets the calling thread's count, and the count
+    that threads take at their first parallel work; threads already working
+    keep theirs. skmtl changes only the first: each change of a fit's count
+    sets the second back (:func:`_set_this_threads_count`), so no other
+    thread, started before or during a fit, takes a fit's temporary count,
+    and each block restores its own thread's count. While several fits run,
+    none measures: each sets its fixed count before every step
+    (:func:`concurrent_fits`).
     """
-    global _active, _original
-    mine = torch.get_num_threads()
+    global _active, _default
     with _lock:
         if _active == 0:
-            _original = mine
+            _default = _count_of_a_new_thread()
             _set_by_us.clear()
-        elif mine in _set_by_us and mine != _original:
-            mine = _original  # inherited from a running fit, not chosen by the user
         _active += 1
-    if torch.get_num_threads() != mine:
-        torch.set_num_threads(mine)
+    mine = torch.get_num_threads()
     try:
         yield
     finally:
+        if torch.get_num_threads() != mine:
+            _set_this_threads_count(mine)
         with _lock:
             _active -= 1
-            last, original = _active == 0, _original
-        if torch.get_num_threads() != mine:
-            torch.set_num_threads(mine)
-        if last and mine != original:  # new threads' count, without touching this thread's
-            restorer = threading.Thread(target=torch.set_num_threads, args=(original,))
-            restorer.start()
-            restorer.join()
 
 
 def openmp_runtime() -> str | None:

@@ -820,10 +820,12 @@ class _MultiTaskScorer(_MetadataRequester):
             )
         if names and self.task >= 0:  # y's columns are ints: 1 may name the task at 0
             keyed_task_index(int(self.task), names, "the scorer's task")
-        elif str(self.task) in names:  # -1 names a task, and is a position too
+        elif str(self.task) in names and names.index(str(self.task)) != self.task % len(names):
+            # -1 names a task, and is the position of another
             raise ValueError(
-                f"the scorer's task {self.task!r} is both a position from the end and the name "
-                f"of the task at position {names.index(str(self.task))}; name it as a string "
+                f"the scorer's task {self.task!r} is both a position from the end (task "
+                f"{names[self.task]!r}) and the name of the task at position "
+                f"{names.index(str(self.task))}; name it as a string "
                 f"({str(self.task)!r}) for the name, or rename y's columns."
             )
         return int(self.task)

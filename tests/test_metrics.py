@@ -375,8 +375,14 @@ def test_an_int_task_that_is_also_another_tasks_name_is_refused():
     # -1 is a position from the end, and the name of the task at position 0 here
     y_negative = pd.DataFrame({-1: 3 * X.a.to_numpy(), 0: X.b.to_numpy()})
     model = MultiTaskRegressor(max_iter=3, random_state=0).fit(X, y_negative)
-    with pytest.raises(ValueError, match=r"both a position from the end and the name"):
+    with pytest.raises(ValueError, match=r"both a position from the end \(task '0'\) and the"):
         metrics.make_task_scorer("r2", task=-1)(model, X, y_negative)
+    # where both meanings are the same task, it is that task
+    y_same = pd.DataFrame({"a": 3 * X.a.to_numpy(), "-1": X.b.to_numpy()})
+    model = MultiTaskRegressor(max_iter=3, random_state=0).fit(X, y_same)
+    assert metrics.make_task_scorer("r2", task=-1)(model, X, y_same) == pytest.approx(
+        r2_score(y_same["-1"], model.predict(X)[:, 1])
+    )
 
 
 @pytest.mark.parametrize("how", ["reordered", "renamed"])
@@ -397,6 +403,8 @@ def test_scoring_refuses_a_y_whose_columns_are_not_the_fitted_tasks(how):
     unnamed = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y.to_numpy())
     assert unnamed.score(X, bad) == unnamed.score(X, bad.to_numpy())
     unnamed.partial_fit(X, bad)  # continues too, the names ignored as when fitted
+    with pytest.raises(ValueError, match=r"fitted order"):  # but not its own names moved
+        unnamed.partial_fit(X, pd.DataFrame(y.to_numpy(), columns=["task_1", "x"]))
     own_names = pd.DataFrame(y.to_numpy(), columns=["task_0", "task_1"])
     named_so = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, own_names)
     with pytest.raises(ValueError, match=r"fitted tasks in the fitted order"):

@@ -273,21 +273,38 @@ def test_every_thread_gets_its_own_count_back_when_fits_overlap(two_threads):
     assert torch.get_num_threads() == 2 and _threads._active == 0
 
 
-def test_a_thread_started_during_a_fit_does_not_take_its_temporary_count(two_threads):
+def test_no_other_thread_takes_a_fits_temporary_count(two_threads):
     seen = {}
+    first_work = threading.Event()
 
-    def inner():
+    def started_before():  # e.g. a serving thread: its first torch work falls inside the fit
+        first_work.wait(5)
+        seen["earlier thread"] = torch.get_num_threads()
+
+    def started_during():
         seen["started with"] = torch.get_num_threads()
         with thread_scope():
             seen["in its fit"] = torch.get_num_threads()  # what _plan_threads reads
-        seen["after"] = torch.get_num_threads()
 
+    def users_own_count():  # a count the user set in a thread is theirs, fits running or not
+        torch.set_num_threads(1)
+        with thread_scope():
+            seen["user's 1 in its fit"] = torch.get_num_threads()
+        seen["user's 1 after"] = torch.get_num_threads()
+
+    earlier = threading.Thread(target=started_before)
+    earlier.start()
     with thread_scope():
         _threads.set_threads(1)
-        worker = threading.Thread(target=inner)
-        worker.start()
-        worker.join()
-    assert seen == {"started with": 1, "in its fit": 2, "after": 2}
+        first_work.set()
+        earlier.join()
+        for target in (started_during, users_own_count):
+            worker = threading.Thread(target=target)
+            worker.start()
+            worker.join()
+        assert torch.get_num_threads() == 1
+    assert seen == {"earlier thread": 2, "started with": 2, "in its fit": 2,
+                    "user's 1 in its fit": 1, "user's 1 after": 1}
     assert torch.get_num_threads() == 2
 
 
