@@ -151,7 +151,13 @@ def validate_input(estimator, X, *, reset: bool):
     if is_sparse(X):
         X = check_sparse(X)
     elif not isinstance(X, pd.DataFrame):
+        given = X
         X = check_array(X, dtype=None, ensure_all_finite=False, accept_sparse=False)
+        if not hasattr(given, "dtype") and X.dtype.kind in "US":
+            # a list of rows mixing strings and numbers: numpy makes every value a string
+            # (7 -> '7', which no integer category matches); kept as objects, as
+            # scikit-learn's encoders do
+            X = check_array(given, dtype=object, ensure_all_finite=False, accept_sparse=False)
     validate_data(estimator, X, skip_check_array=True, reset=reset)
     if isinstance(X, pd.DataFrame):
         if X.shape[1] == 0:

@@ -100,7 +100,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
           string/object or bool dtype (polars ``Categorical``, ``Enum``,
           ``String`` or ``Boolean``); for a numpy object array, the columns
           holding strings or bools; for a numeric numpy array, none. Date,
-          time and duration columns are refused unless declared categorical.
+          time and duration columns (also object columns of Python dates or
+          times) are refused unless declared categorical; object columns of
+          ``decimal.Decimal`` (polars ``Decimal``) are continuous.
+          Categories are looked up by value: an integer category matches the
+          same integer as a float, ``False``/``True`` match ``0``/``1`` (as
+          in scikit-learn's encoders), a string never matches a number.
         - None: no categorical column.
         - boolean mask of shape (n_features,), integer indices, or column names
           (DataFrame input only).

@@ -369,6 +369,12 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
         codes = np.zeros(len(values), dtype=np.int64)
         codes[exact] = encode_column(values[exact].astype(np.int64), vocabulary)
         return codes
+    if vocabulary.dtype == bool and values.dtype.kind in "iuf":
+        # 0/1 (a database's tinyint, JSON) against bool categories match, as in
+        # scikit-learn's encoders: False and True are 0 and 1
+        return encode_column(values, pd.Index(vocabulary.to_numpy().astype(np.int64)))
+    if values.dtype == bool and vocabulary.dtype.kind in "iuf":
+        values = values.astype(np.int64)
     table = _integer_table(vocabulary)
     if table is not None and values.dtype.kind in "iuf":
         # Integer-coded categories: a direct table lookup, several times faster than
@@ -540,7 +546,27 @@ class CategoricalColumns(ColumnKind):
             else learnt_vocabulary(column_counts, self.min_frequency, self.max_categories, context.column_name(j))
             for j, column_counts in zip(self.columns, counts)
         ]
+        if declared and context.distributed:  # on every process: an error on one is raised on all
+            context.group.run(lambda: self._check_declared_match(X, context))
+        elif declared:
+            self._check_declared_match(X, context)
         return self
+
+    def _check_declared_match(self, X, context: FitContext) -> None:
+        """Refuse declared categories that none of a column's values are (e.g. '7' for 7)."""
+        for j, vocabulary in zip(self.columns, self.vocabularies_):
+            if j not in context.declared or not len(vocabulary):
+                continue
+            values = column(X, j)
+            present = ~np.asarray(pd.isna(values), dtype=bool)
+            if present.any() and not (encode_column(values, vocabulary)[present] > 0).any():
+                seen = pd.unique(np.asarray(values, dtype=object)[present])[:3].tolist()
+                raise ValueError(
+                    f"None of the values of column {context.column_name(j)} ({seen}, ...) is among "
+                    f"its declared categories {vocabulary[:5].tolist()}{'...' if len(vocabulary) > 5 else ''}: "
+                    "every row would get the unknown category. Declare them as the column "
+                    "holds them (the same type: 7, not '7')."
+                )
 
     def transform(self, X, context: FitContext) -> np.ndarray:
         """Codes, int32 of shape ``(n_samples, n_columns)``.

@@ -40,6 +40,29 @@ def is_categorical_dtype(dtype) -> bool:
     return getattr(dtype, "kind", None) in ("O", "S", "U", "b")
 
 
+def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
+    """Whether ``"from_dtype"`` takes a DataFrame column as categorical.
+
+    Its dtype decides, but for object columns of Python values that are
+    numbers or dates: decimals are continuous (a numeric column, as polars
+    ``Decimal``), dates and times are refused as datetime64 columns are.
+    """
+    if not is_categorical_dtype(values.dtype):
+        return False
+    if values.dtype != object:
+        return True
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "decimal":
+        return False
+    if inferred in ("date", "time", "datetime"):
+        raise ValueError(
+            f"Column {name!r} holds {inferred} values, which skmtl does not take as categories "
+            "or numbers silently. Derive numeric features from them (e.g. hour, day of week, "
+            "days since a reference date), or name the column in categorical_features."
+        )
+    return True
+
+
 def resolve_categorical(X, categorical_features, feature_names) -> np.ndarray:
     """Boolean mask of the categorical columns, with HistGradientBoosting's semantics.
 
@@ -62,7 +85,11 @@ def resolve_categorical(X, categorical_features, feature_names) -> np.ndarray:
         return np.zeros(n_features, dtype=bool)
     if isinstance(categorical_features, str):  # "from_dtype" (validated by the estimator)
         if isinstance(X, pd.DataFrame):
-            return np.array([is_categorical_dtype(dt) for dt in X.dtypes], dtype=bool)
+            return np.array(
+                [_categorical_from_dtype(X.iloc[:, j], name)
+                 for j, name in enumerate(map(str, X.columns))],
+                dtype=bool,
+            )
         if X.dtype == object:
             return np.array(
                 [pd.api.types.infer_dtype(X[:, j], skipna=True) in ("string", "boolean")

@@ -80,10 +80,14 @@ def as_pandas(data):
     pa = sys.modules.get("pyarrow")
     if pa is not None and isinstance(data, (pa.Table, pa.RecordBatch)):
         frame = data.to_pandas()
-        for j, values in enumerate(data.columns):
-            if pa.types.is_integer(values.type) and values.null_count:
+        # The table's columns by name: its pandas index columns are not the frame's columns.
+        positions = {name: j for j, name in enumerate(frame.columns) if isinstance(name, str)}
+        for name, values in zip(data.column_names, data.columns):
+            if pa.types.is_integer(values.type) and values.null_count and name in positions:
                 # pyarrow makes them floats; integer labels stay integers, as from polars
-                frame.isetitem(j, _nullable_integers(values.fill_null(0), values.is_null()))
+                frame.isetitem(
+                    positions[name], _nullable_integers(values.fill_null(0), values.is_null())
+                )
         return frame
     return data
 

@@ -988,3 +988,80 @@ def test_a_setting_that_names_a_task_twice_is_refused(setting):
     X, y = _frame()
     with pytest.raises(ValueError, match="names task 'click' twice"):
         _fit(**setting)(X, y)
+
+
+# ---------------------------------------------- X at predict time as the user may hand it over
+def _member_data(n=300):
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"member": rng.random(n) > 0.5, "x": rng.normal(size=n)})
+    y = pd.DataFrame({"buy": X.member.astype(int), "click": (X.x > 0).astype(int)})
+    return X, y
+
+
+def test_bool_and_0_1_categories_are_the_same_categories():
+    from skmtl._encoding import encode_column
+
+    bools = pd.Index([False, True])
+    for values in (np.array([0, 1, 1, 2]), np.array([0.0, 1.0, 1.0, 0.5])):
+        assert encode_column(values, bools).tolist() == [1, 2, 2, 0]
+    assert encode_column(np.array([True, False]), pd.Index([0, 1])).tolist() == [2, 1]
+    X, y = _member_data()
+    model = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y)
+    expected = model.predict_proba(X)
+    for as_numbers in (X.assign(member=X.member.astype(int)), X.assign(member=X.member * 1.0)):
+        for a, b in zip(model.predict_proba(as_numbers), expected):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_list_of_rows_keeps_its_numbers_numbers():
+    rng = np.random.default_rng(0)
+    X = np.empty((200, 3), dtype=object)
+    X[:, 0] = rng.choice(["paris", "lyon"], 200)
+    X[:, 1] = rng.choice([3, 7], 200)
+    X[:, 2] = rng.normal(size=200)
+    y = np.c_[(X[:, 1] == 7).astype(int), (X[:, 2].astype(float) > 0).astype(int)]
+    model = MultiTaskClassifier(max_iter=2, random_state=0, categorical_features=[0, 1]).fit(X, y)
+    for a, b in zip(model.predict_proba(X[:50].tolist()), model.predict_proba(X[:50])):
+        np.testing.assert_array_equal(a, b)  # 7 stayed 7, not '7' (the unknown category)
+
+
+def test_a_pyarrow_table_with_its_index_first_keeps_every_column():
+    pa = pytest.importorskip("pyarrow")
+    from skmtl._frames import as_pandas
+
+    X = pd.DataFrame({"store": pd.array([1, None, 3, 4], dtype="Int64"), "b": [10.0, 20.0, 30.0, 40.0]},
+                     index=pd.Index([7, 8, 9, 10], name="row_id"))
+    table = pa.Table.from_pandas(X).select(["row_id", "store", "b"])
+    frame = as_pandas(table)
+    assert frame["b"].tolist() == [10.0, 20.0, 30.0, 40.0]
+    assert frame["store"].dtype == "Int64" and frame["store"].isna().tolist() == [False, True, False, False]
+
+
+def test_from_dtype_takes_decimals_as_numbers_and_refuses_dates():
+    import datetime
+    import decimal
+
+    rng = np.random.default_rng(0)
+    y = (rng.random(100) > 0.5).astype(int)
+    prices = pd.DataFrame({"price": [decimal.Decimal("1.50"), decimal.Decimal("9.99")] * 50,
+                           "x": rng.normal(size=100)})
+    model = MultiTaskClassifier(**TINY).fit(prices, y)
+    assert model.encoder_.continuous.columns.tolist() == [0, 1]
+    np.testing.assert_allclose(model.encoder_.continuous.mean_[0], (1.5 + 9.99) / 2)
+    for value, kind in ((datetime.date(2020, 1, 1), "date"), (datetime.time(12), "time")):
+        dates = pd.DataFrame({"d": [value] * 100, "x": rng.normal(size=100)})
+        with pytest.raises(ValueError, match=rf"Column 'd' holds {kind} values"):
+            MultiTaskClassifier(**TINY).fit(dates, y)
+        MultiTaskClassifier(**TINY, categorical_features=["d"]).fit(dates, y)  # when named
+
+
+def test_declared_categories_that_no_value_is_are_refused():
+    X, y = _member_data()
+    X = X.assign(store=np.resize([10, 20, 30], len(X)))
+    with pytest.raises(ValueError, match=r"None of the values of column 'store' .* declared"):
+        MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
+            X, y, classes=[[0, 1], [0, 1]], categories={"store": ["10", "20", "30"]}
+        )
+    MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
+        X, y, classes=[[0, 1], [0, 1]], categories={"store": [10, 20, 30, 40]}
+    )
