@@ -106,11 +106,12 @@ def _set_this_threads_count(n: int) -> None:
     parallel work (ATen's default); that default is set back, from a
     short-lived thread, to what the first running fit found.
     """
-    torch.set_num_threads(n)
-    if _default is not None and n != _default:
-        keeper = threading.Thread(target=torch.set_num_threads, args=(_default,))
-        keeper.start()
-        keeper.join()
+    with _lock:  # no fit's thread takes the default (at its scope's start) while it is n
+        torch.set_num_threads(n)
+        if _default is not None and n != _default:
+            keeper = threading.Thread(target=torch.set_num_threads, args=(_default,))
+            keeper.start()
+            keeper.join()
 
 
 def _count_of_a_new_thread() -> int:
@@ -141,14 +142,18 @@ def thread_scope():
             _default = _count_of_a_new_thread()
             _set_by_us.clear()
         _active += 1
-    mine = torch.get_num_threads()
+        # A fresh thread takes the default here (its first torch call): under the lock,
+        # never in the moment another fit's change has set it to that fit's count.
+        mine = torch.get_num_threads()
     try:
         yield
     finally:
-        if torch.get_num_threads() != mine:
-            _set_this_threads_count(mine)
-        with _lock:
-            _active -= 1
+        try:
+            if torch.get_num_threads() != mine:
+                _set_this_threads_count(mine)
+        finally:
+            with _lock:
+                _active -= 1
 
 
 def openmp_runtime() -> str | None:
