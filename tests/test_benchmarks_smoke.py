@@ -294,3 +294,28 @@ def test_readme_command_tiny_run(tmp_path):
     quiet = sorted(r["wall_seconds"] for r in runs if r["condition"] == "quiet")
     assert f"| quiet | {(quiet[0] + quiet[1]) / 2:.1f} s |" in text
     assert "The same test AUCs in every run: yes." in text
+
+
+@pytest.mark.slow
+def test_thread_split_table_and_a_child_run():
+    """The half-batch mode trains; the table's ratios are medians within each workload."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    import thread_split
+
+    result = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "thread_split.py"), "--child", "P2", "--steps", "2",
+         "--workloads", "census"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1])["samples_per_second"] > 0
+    records = [
+        {"workload": "w", "condition": c, "mode": m, "repeat": r, "load": 1.0,
+         "samples_per_second": rate * (1 + r)}
+        for c, scale in (("quiet", 1.0), ("busy", 0.5))
+        for m, rate in (("T1", 60.0 * scale), ("T2", 100.0 * scale), ("P2", 90.0 * scale))
+        for r in range(3)
+    ]
+    lines = thread_split.table(records)
+    assert "| w | quiet | P2 | 180 | 0.90x | 1.00x | 1.00 | 3 |" in lines
+    assert "| w | busy | P2 | 90 | 0.45x | 0.50x | 1.00 | 3 |" in lines
