@@ -156,8 +156,10 @@ def validate_input(estimator, X, *, reset: bool):
         if not hasattr(given, "dtype") and X.dtype.kind in "US":
             # a list of rows mixing strings and numbers: numpy makes every value a string
             # (7 -> '7', which no integer category matches); kept as objects, as
-            # scikit-learn's encoders do
-            X = check_array(given, dtype=object, ensure_all_finite=False, accept_sparse=False)
+            # scikit-learn's encoders do (a list of strings only stays as numpy reads it)
+            objects = check_array(given, dtype=object, ensure_all_finite=False, accept_sparse=False)
+            if any(not isinstance(v, (str, bytes)) for v in objects.ravel() if not pd.isna(v)):
+                X = objects
     validate_data(estimator, X, skip_check_array=True, reset=reset)
     if isinstance(X, pd.DataFrame):
         if X.shape[1] == 0:

@@ -346,9 +346,12 @@ def to_float(values, name: str) -> np.ndarray:
 
 def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
     """Codes of one column: ``1 + position`` in ``vocabulary``, 0 where absent or missing."""
+    if vocabulary.dtype == object and len(vocabulary) and pd.api.types.infer_dtype(
+            vocabulary, skipna=True) == "boolean":  # learnt from bools with missing values
+        vocabulary = pd.Index(vocabulary.to_numpy().astype(bool))
     if isinstance(values, pd.Series) and isinstance(values.dtype, pd.CategoricalDtype):
         # Map the (few) categories once, then gather by the pandas codes.
-        lookup = np.append(vocabulary.get_indexer(values.cat.categories) + 1, 0)
+        lookup = np.append(encode_column(np.asarray(values.cat.categories), vocabulary), 0)
         return lookup[values.cat.codes.to_numpy()]  # code -1 (missing) -> last entry, 0
     if isinstance(values, pd.Series):
         if (isinstance(values.dtype, pd.api.extensions.ExtensionDtype)
@@ -391,6 +394,18 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
             position = np.where(hit, position, 0)
         return np.where(hit, codes[position], 0)
     return vocabulary.get_indexer(values) + 1
+
+
+def _value_kind(values) -> str | None:
+    """"string", "number" (bools too: they match 0 and 1) or None (empty, mixed, other)."""
+    if not len(values):
+        return None
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred in ("string", "bytes"):
+        return "string"
+    if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
+        return "number"
+    return None
 
 
 def _integer_table(vocabulary: pd.Index):
@@ -553,19 +568,23 @@ class CategoricalColumns(ColumnKind):
         return self
 
     def _check_declared_match(self, X, context: FitContext) -> None:
-        """Refuse declared categories that none of a column's values are (e.g. '7' for 7)."""
+        """Refuse declared categories of another kind than a column's values ('7' for 7).
+
+        No value of the other kind can match one (every row would get the
+        unknown category); values outside the declared set of the right kind
+        are unknown categories, as documented.
+        """
         for j, vocabulary in zip(self.columns, self.vocabularies_):
             if j not in context.declared or not len(vocabulary):
                 continue
-            values = column(X, j)
-            present = ~np.asarray(pd.isna(values), dtype=bool)
-            if present.any() and not (encode_column(values, vocabulary)[present] > 0).any():
-                seen = pd.unique(np.asarray(values, dtype=object)[present])[:3].tolist()
+            values = pd.Series(np.asarray(column(X, j), dtype=object)).dropna()
+            declared, given = _value_kind(vocabulary), _value_kind(values)
+            if declared and given and declared != given:
                 raise ValueError(
-                    f"None of the values of column {context.column_name(j)} ({seen}, ...) is among "
-                    f"its declared categories {vocabulary[:5].tolist()}{'...' if len(vocabulary) > 5 else ''}: "
-                    "every row would get the unknown category. Declare them as the column "
-                    "holds them (the same type: 7, not '7')."
+                    f"Column {context.column_name(j)} holds {given} values "
+                    f"({values.iloc[:3].tolist()}, ...) but its declared categories are "
+                    f"{declared}s ({vocabulary[:3].tolist()}, ...): none could match. Declare "
+                    "them as the column holds them (7, not '7')."
                 )
 
     def transform(self, X, context: FitContext) -> np.ndarray:

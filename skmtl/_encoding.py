@@ -12,6 +12,8 @@ over rows, because it sits on the predict path.
 
 from __future__ import annotations
 
+from numbers import Number
+
 import numpy as np
 import pandas as pd
 
@@ -52,9 +54,11 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     if values.dtype != object:
         return True
     inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred == "decimal":
+    if inferred == "decimal" or inferred.startswith("mixed") and all(
+        isinstance(v, Number) and not isinstance(v, bool) for v in values.dropna()
+    ):  # Decimals, maybe with floats or ints (a fillna(0.0) of a Decimal column)
         return False
-    if inferred in ("date", "time", "datetime"):
+    if inferred in ("date", "time", "datetime", "datetime64", "timedelta", "timedelta64", "period"):
         raise ValueError(
             f"Column {name!r} holds {inferred} values, which skmtl does not take as categories "
             "or numbers silently. Derive numeric features from them (e.g. hour, day of week, "

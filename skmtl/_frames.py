@@ -80,14 +80,16 @@ def as_pandas(data):
     pa = sys.modules.get("pyarrow")
     if pa is not None and isinstance(data, (pa.Table, pa.RecordBatch)):
         frame = data.to_pandas()
-        # The table's columns by name: its pandas index columns are not the frame's columns.
-        positions = {name: j for j, name in enumerate(frame.columns) if isinstance(name, str)}
-        for name, values in zip(data.column_names, data.columns):
-            if pa.types.is_integer(values.type) and values.null_count and name in positions:
+        # The frame's columns are the table's but its pandas index columns (to_pandas makes
+        # them the index again), in order.
+        index = {c for c in (data.schema.pandas_metadata or {}).get("index_columns", [])
+                 if isinstance(c, str)}
+        kept = [j for j, name in enumerate(data.column_names) if name not in index]
+        for position, j in enumerate(kept):
+            values = data.column(j)
+            if pa.types.is_integer(values.type) and values.null_count:
                 # pyarrow makes them floats; integer labels stay integers, as from polars
-                frame.isetitem(
-                    positions[name], _nullable_integers(values.fill_null(0), values.is_null())
-                )
+                frame.isetitem(position, _nullable_integers(values.fill_null(0), values.is_null()))
         return frame
     return data
 

@@ -1005,6 +1005,10 @@ def test_bool_and_0_1_categories_are_the_same_categories():
     for values in (np.array([0, 1, 1, 2]), np.array([0.0, 1.0, 1.0, 0.5])):
         assert encode_column(values, bools).tolist() == [1, 2, 2, 0]
     assert encode_column(np.array([True, False]), pd.Index([0, 1])).tolist() == [2, 1]
+    # bools learnt with missing values are an object vocabulary; pandas category columns too
+    assert encode_column(np.array([0, 1]), pd.Index([False, True], dtype=object)).tolist() == [1, 2]
+    assert encode_column(pd.Series([0, 1, 1]).astype("category"), bools).tolist() == [1, 2, 2]
+    assert encode_column(pd.Series([True]).astype("category"), pd.Index([0, 1])).tolist() == [2]
     X, y = _member_data()
     model = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y)
     expected = model.predict_proba(X)
@@ -1023,6 +1027,10 @@ def test_a_list_of_rows_keeps_its_numbers_numbers():
     model = MultiTaskClassifier(max_iter=2, random_state=0, categorical_features=[0, 1]).fit(X, y)
     for a, b in zip(model.predict_proba(X[:50].tolist()), model.predict_proba(X[:50])):
         np.testing.assert_array_equal(a, b)  # 7 stayed 7, not '7' (the unknown category)
+    # a list of strings only (csv.reader's rows) is read as numpy reads it
+    strings = [[str(v) for v in row[1:]] for row in X[:50].tolist()]
+    numeric = MultiTaskClassifier(**TINY).fit(strings, y[:50])
+    assert not numeric.encoder_.categorical.columns.size
 
 
 def test_a_pyarrow_table_with_its_index_first_keeps_every_column():
@@ -1035,6 +1043,9 @@ def test_a_pyarrow_table_with_its_index_first_keeps_every_column():
     frame = as_pandas(table)
     assert frame["b"].tolist() == [10.0, 20.0, 30.0, 40.0]
     assert frame["store"].dtype == "Int64" and frame["store"].isna().tolist() == [False, True, False, False]
+    # integer column names come back from pandas' metadata: still restored as integers
+    frame = as_pandas(pa.Table.from_pandas(X.reset_index(drop=True).set_axis([0, 1], axis=1)))
+    assert frame[0].dtype == "Int64" and frame[1].tolist() == [10.0, 20.0, 30.0, 40.0]
 
 
 def test_from_dtype_takes_decimals_as_numbers_and_refuses_dates():
@@ -1048,6 +1059,8 @@ def test_from_dtype_takes_decimals_as_numbers_and_refuses_dates():
     model = MultiTaskClassifier(**TINY).fit(prices, y)
     assert model.encoder_.continuous.columns.tolist() == [0, 1]
     np.testing.assert_allclose(model.encoder_.continuous.mean_[0], (1.5 + 9.99) / 2)
+    mixed = prices.assign(price=[decimal.Decimal("1.50"), 0.0] * 50)  # e.g. after fillna(0.0)
+    assert MultiTaskClassifier(**TINY).fit(mixed, y).encoder_.continuous.columns.tolist() == [0, 1]
     for value, kind in ((datetime.date(2020, 1, 1), "date"), (datetime.time(12), "time")):
         dates = pd.DataFrame({"d": [value] * 100, "x": rng.normal(size=100)})
         with pytest.raises(ValueError, match=rf"Column 'd' holds {kind} values"):
@@ -1058,10 +1071,15 @@ def test_from_dtype_takes_decimals_as_numbers_and_refuses_dates():
 def test_declared_categories_that_no_value_is_are_refused():
     X, y = _member_data()
     X = X.assign(store=np.resize([10, 20, 30], len(X)))
-    with pytest.raises(ValueError, match=r"None of the values of column 'store' .* declared"):
+    refused = r"Column 'store' holds number values .* declared categories are strings"
+    with pytest.raises(ValueError, match=refused):
         MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
             X, y, classes=[[0, 1], [0, 1]], categories={"store": ["10", "20", "30"]}
         )
     MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
         X, y, classes=[[0, 1], [0, 1]], categories={"store": [10, 20, 30, 40]}
+    )
+    # values of the right kind outside the declared set are unknown categories, as documented
+    MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
+        X, y, classes=[[0, 1], [0, 1]], categories={"store": [40, 50]}
     )
