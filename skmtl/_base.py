@@ -70,9 +70,9 @@ from ._training import (
     TensorData,
     TrainingConfig,
     ValidationScorer,
+    continue_optimizer,
     make_optimizer,
     predict_logits,
-    set_l2_rate,
     train,
 )
 from .nn.architectures import ARCHITECTURES, check_module_outputs
@@ -325,7 +325,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if optimizer is None:
             optimizer = make_optimizer(module, self.learning_rate_init, l2_rate, self.weight_decay)
         else:
-            set_l2_rate(optimizer, module, l2_rate)
+            continue_optimizer(optimizer, module, self.learning_rate_init, l2_rate, self.weight_decay)
         data, validation = self._training_tensors(
             encoder, X, targets.codes, sample_weight, (train_rows, val_rows), device, group
         )

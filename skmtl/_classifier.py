@@ -528,9 +528,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         best validation score is over every fit (as ``MLPClassifier``'s): a
         continuation keeps its starting weights (the earlier best, and the
         task balance trained with them) unless one of its epochs scores
-        higher. That earlier score was measured on the earlier fit's
-        validation rows (the same ones for the same data and an int
-        ``random_state``); a changed ``scoring`` starts afresh.
+        higher. The starting weights are scored again at the start of the
+        continuation, on its validation rows and with its settings (changed
+        ``task_weights`` or ``class_weight`` change the loss's units; the
+        same data, settings and int ``random_state`` give the earlier best
+        score again); a changed ``scoring`` starts afresh.
 
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train; ``"auto"`` uses a CUDA GPU when available. A model
@@ -820,8 +822,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         this chunk's labels), the categorical vocabularies from ``categories``
         (or from this chunk: categories first seen later map to the unknown
         row) and the continuous columns' mean and scale from this chunk. Later
-        calls train the same model with the same Adam state. Early stopping
-        and ``max_iter`` do not apply: each call is one pass over its chunk.
+        calls train the same model with the same Adam state, reading
+        ``learning_rate_init``, ``alpha`` and ``weight_decay`` afresh (a
+        switch between ``alpha``'s Adam and ``weight_decay``'s AdamW is
+        refused: fit a new model). Early stopping and ``max_iter`` do not
+        apply: each call is one pass over its chunk.
 
         Parameters
         ----------

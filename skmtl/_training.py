@@ -199,7 +199,8 @@ class TrainingConfig:
     one_pass: bool = False  # partial_fit: one epoch over a chunk, no early stopping
     validation_scorer: ValidationScorer | None = None  # None: minus the validation loss
     # warm_start: the earlier fits' best validation score, whose weights training starts
-    # from; an epoch must beat it to be kept (as MLPClassifier's best over all fits).
+    # from (not None: those weights are scored again, in this fit's units, and an epoch must
+    # beat that to be kept, as MLPClassifier's best over all fits).
     previous_best_score: float | None = None
 
     @property
@@ -272,6 +273,31 @@ def make_optimizer(
         return optimizer(groups, lr=learning_rate, fused=True)
     except (RuntimeError, ValueError):  # a device or dtype without a fused kernel
         return optimizer(groups, lr=learning_rate)
+
+
+def continue_optimizer(
+    optimizer: torch.optim.Optimizer, module: nn.Module, learning_rate: float, l2_rate: float,
+    weight_decay: float,
+) -> None:
+    """Give a kept optimiser (``partial_fit``'s) this call's rate, L2 rate and weight decay.
+
+    Adam (coupled L2, ``alpha``) and AdamW (``weight_decay``) are different
+    optimisers: a call that switches between them is refused rather than
+    silently keeping the first call's.
+    """
+    adamw = isinstance(optimizer, torch.optim.AdamW)
+    if adamw != (weight_decay > 0):
+        raise ValueError(
+            "partial_fit continues the optimiser of the first call, "
+            f"{'AdamW (weight_decay > 0)' if adamw else 'Adam (weight_decay=0)'}; "
+            f"weight_decay={weight_decay} needs the other one. Keep weight_decay "
+            f"{'> 0' if adamw else '= 0'}, or fit a new model."
+        )
+    for group in optimizer.param_groups:
+        group["lr"] = learning_rate
+        if adamw and group.get("penalised", group["weight_decay"] > 0):
+            group["weight_decay"] = weight_decay
+    set_l2_rate(optimizer, module, l2_rate)
 
 
 def set_l2_rate(optimizer: torch.optim.Optimizer, module: nn.Module, rate: float) -> None:
@@ -523,8 +549,16 @@ class _TrainingRun:
         self.governor = self.fixed_threads = None
         self.best_state = None
         if validation is not None and config.previous_best_score is not None:
-            self.history.best_validation_score = config.previous_best_score
-            self.best_state = copy.deepcopy(module.state_dict())  # the earlier best's weights
+            # The earlier best's weights, scored again here: the objective (task or class
+            # weights) or the validation rows may have changed since, and an epoch must beat
+            # these weights in today's units to replace them.
+            logits = predict_logits(module, validation.inputs)
+            loss = float(validation_loss(logits, validation, config, group, self.validation_totals))
+            self.history.best_validation_score = (
+                -loss if config.validation_scorer is None
+                else validation_score(config.validation_scorer, logits, 0, group)
+            )
+            self.best_state = copy.deepcopy(module.state_dict())
         self.epochs_without_improvement = 0
 
     @staticmethod

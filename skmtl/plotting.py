@@ -192,6 +192,19 @@ def _fit_ylim_to_later_epochs(ax, curves) -> None:
     ax.set_xlabel("epoch (epoch 1 lies above the y range)")
 
 
+def _expert_labels(estimator, n_experts: int) -> list[str]:
+    """The expert axis's labels: PLE's gates weigh each task's own experts, then the shared ones.
+
+    So for PLE the first ``n_task_experts`` positions are a different network
+    for each task ("own expert i"), and the rest the shared experts.
+    """
+    if getattr(estimator, "architecture", None) == "ple":
+        own = int(estimator.n_task_experts)
+        return ([f"own expert {e}" for e in range(own)]
+                + [f"shared expert {e}" for e in range(n_experts - own)])
+    return [f"expert {e}" for e in range(n_experts)]
+
+
 def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     """Plot each task's average gate weight per expert.
 
@@ -200,12 +213,16 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     gate gives the expert, averaged over the rows of ``X``. Each task's weights
     sum to 1. With ``architecture="mmoe"`` every task has its own gate, so the
     rows differ when the tasks use the experts differently; with ``"moe"`` the
-    one gate is shared and all tasks show the same weights.
+    one gate is shared and all tasks show the same weights. With ``"ple"``
+    each task's gate (the last level's) weighs its own experts, then the
+    shared ones: the axis is labelled "own expert i" (a different network for
+    each task) and "shared expert j".
 
     Parameters
     ----------
     estimator : MultiTaskClassifier
-        A fitted estimator with gates (``architecture`` ``"moe"`` or ``"mmoe"``).
+        A fitted estimator with gates (``architecture`` ``"moe"``, ``"mmoe"``
+        or ``"ple"``, or a user module with ``gate_weights``).
     X : array-like or DataFrame of shape (n_samples, n_features)
         Inputs on which the gate weights are averaged.
     ax : matplotlib.axes.Axes, default=None
@@ -260,6 +277,7 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     mean = weights.mean(axis=0)  # (n_tasks, n_experts)
     n_tasks, n_experts = mean.shape
     names = _task_names(estimator)
+    labels = _expert_labels(estimator, n_experts)
     ax = _axes(ax)
     if kind == "bar":
         width = 0.8 / n_tasks
@@ -268,7 +286,7 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
         for t in range(n_tasks):
             offset = (t - (n_tasks - 1) / 2) * width
             handles.append(ax.bar(positions + offset, mean[t], width=width, label=names[t]))
-        ax.set_xticks(positions, [f"expert {e}" for e in range(n_experts)])
+        ax.set_xticks(positions, labels)
         ax.set_ylabel("mean gate weight")
         handles.append(ax.axhline(1.0 / n_experts, color="grey", linestyle=":", linewidth=1,
                                   label=f"uniform gate (1/{n_experts})"))
@@ -281,7 +299,7 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
             for e in range(n_experts):
                 ax.text(e, t, f"{mean[t, e]:.2f}", ha="center", va="center",
                         color="white" if mean[t, e] < 0.6 * mean.max() else "black")
-        ax.set_xticks(np.arange(n_experts), [f"expert {e}" for e in range(n_experts)])
+        ax.set_xticks(np.arange(n_experts), labels)
         ax.set_yticks(np.arange(n_tasks), names)
         ax.figure.colorbar(image, ax=ax, label="mean gate weight")
     ax.set_title(f"{getattr(estimator, 'architecture', '')}: mean gate weight per expert")

@@ -267,6 +267,22 @@ def test_warm_start_keeps_the_earlier_best_when_a_continuation_does_not_beat_it(
         np.testing.assert_array_equal(a, b)
 
 
+def test_warm_start_compares_epochs_with_its_start_in_its_own_units():
+    """task_weights x10 multiply the validation loss: the earlier best (-1.37) was beaten by
+    no epoch (-13 ... -4.0 in the new units), and 10 epochs of training were thrown away."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(600, 4))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 0] > 0]).astype(int)
+    clf = MultiTaskClassifier("shared_bottom", max_iter=3, early_stopping=True, random_state=0)
+    clf.fit(X, y)
+    start = clf.predict_proba(X)
+    clf.set_params(warm_start=True, task_weights=[10, 10], max_iter=10, learning_rate_init=1e-2)
+    clf.fit(X, y)
+    new_scores = clf.validation_scores_[3:]
+    assert clf.best_validation_score_ == max(new_scores) < -1.5  # in the x10 units
+    assert not all(np.array_equal(a, b) for a, b in zip(clf.predict_proba(X), start))
+
+
 def test_warm_start_brings_back_the_task_balance_with_the_earlier_best_and_rescores_afresh():
     """The reverted network came back with the failed continuation's balance (log-variances
     [0.07, 0.07] -> [10.8, 11.5]); a changed scoring compared AUCs with losses."""

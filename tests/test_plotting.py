@@ -174,3 +174,15 @@ def test_missing_matplotlib_gives_an_install_hint(fitted, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib.pyplot", None)  # import now raises
     with pytest.raises(ImportError, match=r"skmtl\[plot\]"):
         plot_learning_curves(fitted["mmoe"])
+
+
+def test_expert_usage_of_ple_labels_each_tasks_own_experts_apart():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    clf = MultiTaskClassifier("ple", n_task_experts=1, n_shared_experts=2, max_iter=2,
+                              random_state=0).fit(X, y)
+    ax = plot_expert_usage(clf, X)
+    assert [t.get_text() for t in ax.get_xticklabels()] == [
+        "own expert 0", "shared expert 0", "shared expert 1"
+    ]

@@ -278,3 +278,19 @@ def test_auto_early_stopping_holds_out_rows_above_2000(estimator):
     below = fit(X[:2_000], y[:2_000], estimator, max_iter=2)
     assert len(above.validation_scores_) == 2
     assert below.validation_scores_ is None
+
+
+def test_partial_fit_reads_the_learning_rate_and_weight_decay_of_each_call():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(200, 4))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+    model = MultiTaskClassifier(max_iter=1, random_state=0, weight_decay=0.5).partial_fit(X, y)
+    model.set_params(learning_rate_init=0.1, weight_decay=0.1).partial_fit(X, y)
+    groups = model.optimizer_.param_groups
+    assert [g["lr"] for g in groups] == [0.1] * len(groups)
+    assert sorted(g["weight_decay"] for g in groups) == [0.0, 0.1]
+    with pytest.raises(ValueError, match=r"continues the optimiser of the first call, AdamW"):
+        model.set_params(weight_decay=0.0, alpha=1.0).partial_fit(X, y)
+    adam = MultiTaskClassifier(max_iter=1, random_state=0).partial_fit(X, y)
+    with pytest.raises(ValueError, match=r"continues the optimiser of the first call, Adam "):
+        adam.set_params(weight_decay=0.1).partial_fit(X, y)
