@@ -611,7 +611,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     loss_curve_ : list of float
         Training loss (the weighted sum over tasks) at each epoch.
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
-        Each task's training loss at each epoch.
+        Each task's training loss at each epoch: the epoch's batch losses
+        weighed by their known labels (their weights), i.e. the task's mean
+        loss over the epoch's known labels, as the model trained through the
+        epoch (a task with few labels is not diluted by the batches that have
+        none).
     task_balance_weights_ : ndarray of shape (n_iter_, n_outputs_)
         The effective weight of each task at each epoch: the factor on the
         task's loss gradient, averaged over the epoch's steps (``c_t`` with

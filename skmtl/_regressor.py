@@ -123,7 +123,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         Training loss (the weighted sum over tasks, in scaled units) at each
         epoch.
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
-        Each task's training loss at each epoch.
+        Each task's training loss at each epoch, over the epoch's known
+        targets (as in :class:`MultiTaskClassifier`).
     task_balance_weights_ : ndarray of shape (n_iter_, n_outputs_)
         Each task's effective weight at each epoch, as in
         :class:`MultiTaskClassifier` (see ``task_balancing``).

@@ -375,6 +375,27 @@ def _first_rows(outputs, rows: int):
     return [output[:rows] for output in outputs]
 
 
+def epoch_means(batch_losses: torch.Tensor, sizes: torch.Tensor, objective) -> torch.Tensor:
+    """An epoch's loss and task losses from its batches' (see ``_TrainingRun.run_epoch``).
+
+    Each task's loss is the mean of its batches' losses weighed by their
+    known-label weights, i.e. the task's loss over all its known labels of
+    the epoch; the total is the row-weighed mean of the batches' totals
+    corrected by those task means (times the task weights), so that a funnel
+    penalty (a per-row term) keeps its row weights.
+    """
+    rows, tasks = sizes[:, 0], sizes[:, 1:]
+    by_rows = rows @ batch_losses / rows.sum()
+    known = tasks.sum(0)
+    task_means = torch.where(
+        known > 0, (tasks * batch_losses[:, 1:]).sum(0) / known.clamp_min(1e-30), by_rows[1:]
+    )
+    weights = getattr(objective, "task_weights", None)
+    weights = torch.ones_like(task_means) if weights is None else weights.to(task_means)
+    total = by_rows[0] + (weights * (task_means - by_rows[1:])).sum()
+    return torch.cat([total.view(1), task_means])
+
+
 def validation_loss(
     logits: Sequence[torch.Tensor],
     data: TensorData,
@@ -616,8 +637,9 @@ class _TrainingRun:
         """Shuffle, then one step per batch.
 
         Returns the batches' losses ``(n_batches, 1 + n_tasks)`` (row b: the
-        batch's total, then each task's) and their sizes ``(n_batches,)`` (rows,
-        or label weight in data-parallel training), summed over processes.
+        batch's total, then each task's) and their sizes, the same shape
+        (row b: its rows, then each task's known-label weight: what that
+        task's loss of the batch was divided by), summed over processes.
         """
         data, batch_size, n_batches, group = self.data, self.batch_size, self.n_batches, self.group
         model, optimizer, governor, fixed_threads = (
@@ -659,13 +681,20 @@ class _TrainingRun:
         if fixed_threads is not None:  # the rest of the epoch on the fixed count
             set_threads(fixed_threads)
         if totals is None:
-            sizes = torch.tensor(
+            rows = torch.tensor(
                 [min(batch_size, len(data) - start) for start in starts],
                 dtype=batch_losses.dtype, device=self.device,
             )
+            # Each task's loss of a batch is a mean over that batch's known labels: the
+            # epoch's mean weighs it by them (a batch without a task's labels adds nothing).
+            tasks = None if labels is not None else self.config.objective.batch_totals(
+                data.y, data.sample_weight, batch_size, n_batches, self.weight_scale
+            )[:, :-1].to(batch_losses.dtype)
         else:
             group.sum_in_place(batch_losses)
-            sizes = totals[:, -1]
+            rows, tasks = totals[:, -1], totals[:, :-1]
+        sizes = torch.cat([rows[:, None], rows[:, None].expand(-1, data.y.shape[1])
+                           if tasks is None else tasks], dim=1)
         return batch_losses, sizes
 
     def check_finite(self, epoch: int, batch_losses: torch.Tensor) -> None:
@@ -688,7 +717,7 @@ class _TrainingRun:
         epoch fields for the observers.
         """
         history, config = self.history, self.config
-        means = (sizes @ batch_losses / sizes.sum()).cpu().numpy()
+        means = epoch_means(batch_losses, sizes, config.objective).cpu().numpy()
         epoch_loss = float(means[0])
         history.loss_curve.append(epoch_loss)
         history.task_loss_curves.append(means[1:])

@@ -320,6 +320,32 @@ def test_early_stopping_restores_the_best_epoch():
     assert np.argmax(scores) < clf.n_iter_ - 1 or clf.n_iter_ == 200
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_epoch_task_losses_are_over_the_known_labels_of_the_epoch(weighted):
+    """With 5 % of task 1's labels known its epoch loss was 0.4701 where its mean log loss
+    was 0.6928: batches without its labels counted as loss 0 at full weight."""
+    from sklearn.metrics import log_loss
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 4))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 0] > 0]).astype(float)
+    y[np.random.RandomState(1).rand(400) > 0.05, 1] = np.nan
+    w = np.random.RandomState(2).uniform(0.5, 2, 400) if weighted else None
+    clf = MultiTaskClassifier(  # a rate too small to move: the epoch's model is the final one
+        "shared_bottom", max_iter=1, batch_size=16, learning_rate_init=1e-12,
+        early_stopping=False, random_state=0, task_weights=[1.0, 3.0],
+    ).fit(X, y, sample_weight=w)
+    proba = clf.predict_proba(X)
+    known = ~np.isnan(y[:, 1])
+    expected = [
+        log_loss(y[:, 0], proba[0][:, 1], sample_weight=w),
+        log_loss(y[known, 1], proba[1][known, 1], labels=[0, 1],
+                 sample_weight=None if w is None else w[known]),
+    ]
+    np.testing.assert_allclose(clf.task_loss_curves_[0], expected, rtol=1e-4)
+    np.testing.assert_allclose(clf.loss_curve_[0], expected[0] + 3 * expected[1], rtol=1e-4)
+
+
 def test_loss_curves_and_convergence(numeric_data):
     X, y = numeric_data
     clf = MultiTaskClassifier(**FAST).fit(X, y)
