@@ -197,6 +197,23 @@ def float32_ready_weights(sample_weight: np.ndarray, group) -> np.ndarray:
     return scaled
 
 
+def continued_scores(earlier, earlier_epochs: int, later, later_epochs: int, same_monitor: bool):
+    """``validation_scores_`` of a continued fit: one entry per epoch of ``n_iter_``, or None.
+
+    Epochs without validation (a ``partial_fit`` call, a fit without early
+    stopping) are NaN, and so are earlier scores of another monitor (another
+    ``scoring``: other units), so that the list lines up with the epochs and
+    its maximum is over comparable scores.
+    """
+    if earlier is None and later is None:
+        return None
+    if earlier is None or (later is not None and not same_monitor):
+        earlier = [float("nan")] * earlier_epochs
+    if later is None:
+        later = [float("nan")] * later_epochs
+    return list(earlier) + list(later)
+
+
 class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     """Private base of skmtl's estimators; see the module docstring.
 
@@ -364,13 +381,18 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 if reuse and getattr(self, "_validation_monitor_", None) == monitor else None
             ),
         )
+        # What this call's validation scores measure (None: it had none), and what the
+        # scores kept so far measured.
+        validated = monitor if history.validation_scores is not None else None
+        earlier = getattr(self, "_validation_monitor_", None) if reuse else None
         # Only now, with training finished, does the estimator change.
         self._store_fit(
             encoder, spec, module, optimizer, objective, device, targets, history,
-            reuse=reuse, partial=partial, balancer=balancer,
+            reuse=reuse, partial=partial, balancer=balancer, monitor=monitor,
         )
-        # What best_validation_score_ measures (a later warm_start fit compares with it).
-        self._validation_monitor_ = monitor if history.validation_scores is not None else None
+        # What validation_scores_ (and best_validation_score_) measure; a later warm_start
+        # fit compares with it.
+        self._validation_monitor_ = validated or earlier
         return self
 
     def _check_fit_inputs(self, X, y, sample_weight, group, reuse: bool, partial: bool):
@@ -652,7 +674,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     def _store_fit(
         self, encoder, spec, module, optimizer, objective, device, targets, history, *,
-        reuse: bool, partial: bool, balancer=None,
+        reuse: bool, partial: bool, balancer=None, monitor=None,
     ) -> None:
         """Set the fitted attributes.
 
@@ -675,8 +697,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
             history.n_iter += self.n_iter_
             history.best_loss = min(history.best_loss, self.best_loss_)
-            if self.validation_scores_ is not None and history.validation_scores is not None:
-                history.validation_scores = self.validation_scores_ + history.validation_scores
+            history.validation_scores = continued_scores(
+                self.validation_scores_, self.n_iter_, history.validation_scores,
+                history.n_iter - self.n_iter_,
+                same_monitor=getattr(self, "_validation_monitor_", None) == monitor,
+            )
         self._set_model(encoder, spec, module, optimizer, objective, device, targets)
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve

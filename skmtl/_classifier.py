@@ -626,7 +626,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         The score early stopping watched at each epoch, on the validation
         rows (higher is better): minus the validation loss with
         ``scoring="loss"``, else the ``scoring`` score. None without early
-        stopping.
+        stopping. A continued fit (``warm_start``, ``partial_fit``) keeps one
+        entry per epoch of ``n_iter_``: NaN for epochs without validation
+        (``partial_fit`` calls, fits without early stopping) and for earlier
+        epochs scored with another ``scoring``.
     best_validation_score_ : float or None
         Best of ``validation_scores_``: the score of the epoch whose weights
         were kept. With ``warm_start``, over every fit (as in

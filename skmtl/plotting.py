@@ -154,7 +154,7 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, yli
             score_ax.plot(epochs[: len(scores)], scores, color="tab:red", linewidth=2,
                           label=name)
             score_ax.set_ylabel(name)
-        best_epoch = int(np.argmax(scores)) + 1
+        best_epoch = int(np.nanargmax(scores)) + 1  # NaN: epochs without validation
         ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1,
                    label=f"best epoch ({best_epoch})")
     from matplotlib.ticker import MaxNLocator

@@ -665,3 +665,20 @@ def test_help_shows_parameter_lines_without_runs_of_spaces():
             if re.match(r"\s*\w+ : ", line) and re.search(r"\S {3,}\S", line.strip()):
                 offenders.append(f"{getattr(obj, '__qualname__', obj)}: {line.strip()}")
     assert not offenders, offenders
+
+
+def test_validation_scores_line_up_with_the_epochs_of_continued_fits():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(600, 4))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 0] > 0]).astype(int)
+    clf = MultiTaskClassifier("shared_bottom", max_iter=3, early_stopping=False, random_state=0)
+    clf.fit(X, y).set_params(warm_start=True, early_stopping=True).fit(X, y)
+    scores = np.asarray(clf.validation_scores_)
+    assert len(scores) == clf.n_iter_ == 6 and np.isnan(scores[:3]).all()
+    assert clf.best_validation_score_ == np.nanmax(scores)
+    clf.partial_fit(X, y)  # no validation in a partial_fit call: the history stays, NaN added
+    assert len(clf.validation_scores_) == 7 and np.isnan(clf.validation_scores_[-1])
+    np.testing.assert_array_equal(clf.validation_scores_[:6], scores)
+    clf.set_params(scoring="mean_roc_auc").fit(X, y)  # other units: the loss scores are NaN now
+    assert np.isnan(clf.validation_scores_[:7]).all()
+    assert clf.best_validation_score_ == np.nanmax(clf.validation_scores_) > 0.5
