@@ -390,7 +390,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         only the first step may have one). The negatives are the rows not of
         the task's positive class (see ``pos_label``).
 
-    pos_label : str, int, bool, dict or None, default=None
+    pos_label : str, int, float, bool, dict or None, default=None
         The positive class of binary tasks, as in scikit-learn's metrics: a
         dict maps task names (or indices) to their positive label; a single
         label is the positive class of every binary task (each must have it).
@@ -675,7 +675,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         "funnel_mode": [StrOptions({"esmm", "independent"})],
         "funnel_penalty": [Interval(Real, 0, None, closed="left")],
         "negative_sampling_rate": [Interval(Real, 0, 1, closed="right"), dict, None],
-        "pos_label": [str, Integral, dict, None],
+        "pos_label": [str, Integral, Real, "boolean", dict, None],
     }
 
     def __init__(

@@ -78,6 +78,11 @@ def as_pandas(data):
                 "frame.collect() instead."
             )
     pa = sys.modules.get("pyarrow")
+    if pa is not None and isinstance(data, (pa.Array, pa.ChunkedArray)):  # e.g. a y column
+        if pa.types.is_integer(data.type) and data.null_count:
+            # pyarrow makes them floats; integer labels stay integers, as from a Table
+            return pd.Series(_nullable_integers(data.fill_null(0), data.is_null()), copy=False)
+        return pd.Series(data.to_pandas(), copy=False)
     if pa is not None and isinstance(data, (pa.Table, pa.RecordBatch)):
         frame = data.to_pandas()
         # The frame's columns are the table's but its pandas index columns (to_pandas makes

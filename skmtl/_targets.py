@@ -152,6 +152,8 @@ _UNBOXED = {"integer": np.int64, "floating": np.float64, "mixed-integer-float": 
 
 def unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
     """Object labels (e.g. from a nullable pandas column) as a plain numpy dtype."""
+    if known.size == 0:  # a task without a known label here: nothing to unbox
+        return known.astype(np.float64)
     inferred = pd.api.types.infer_dtype(known, skipna=False)
     if inferred not in _UNBOXED:
         kinds = sorted({type(v).__name__ for v in known})
@@ -418,10 +420,23 @@ def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
     codes = np.empty((len(columns[0]), len(columns)), dtype=np.int64)
     for t, (values, task_classes) in enumerate(zip(columns, classes)):
         missing = _missing(values)
-        index = class_indices(task_classes, values[~missing])
+        known = values[~missing]
+        if known.size and task_classes.size and _is_text(known) != _is_text(task_classes):
+            # '1' for 1 (labels read from a CSV): every row would count as wrong
+            raise ValueError(
+                f"Task {t} of y holds labels {pd.unique(known)[:3].tolist()} but the model's "
+                f"classes are {task_classes.tolist()[:5]}: strings and numbers never match. "
+                "Give y the labels' fitted type."
+            )
+        index = class_indices(task_classes, known)
         codes[:, t] = UNKNOWN
         codes[~missing, t] = np.where(index >= 0, index, -2)
     return codes
+
+
+def _is_text(values: np.ndarray) -> bool:
+    """Whether labels are strings (by their first value)."""
+    return isinstance(np.asarray(values, dtype=object)[0], (str, bytes))
 
 
 def predict_dtype(classes: list[np.ndarray]) -> np.dtype:

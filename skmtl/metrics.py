@@ -261,7 +261,7 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel, pos_la
         known = _known(values)
         y = values[known]
         if y.dtype == object:  # e.g. None-marked unknowns, or funnel-filled labels
-            y = unbox_labels(y, str(t))
+            y = unbox_labels(y, str(names[t]))
         task_classes = np.unique(y) if classes is None else np.asarray(classes[t])
         if classes is None and len(task_classes) < min(2, proba.shape[1]):
             continue  # one class or none known, columns unnamed: undefined (the policy decides)

@@ -1083,3 +1083,42 @@ def test_declared_categories_that_no_value_is_are_refused():
     MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
         X, y, classes=[[0, 1], [0, 1]], categories={"store": [40, 50]}
     )
+
+
+@pytest.mark.parametrize("unknown", [
+    [None] * 120, pd.Series([pd.NA] * 120, dtype="string"), pd.Series([pd.NA] * 120, dtype="Int64"),
+])
+def test_a_task_without_known_labels_of_a_nullable_dtype_is_set_aside(unknown):
+    from skmtl import metrics
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(120, 3))
+    y = pd.DataFrame({"click": np.where(X[:, 0] > 0, "yes", "no"), "buy": unknown})
+    model = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, y)  # float NaN's behaviour
+    (click, buy), = model.predict(X[:1]).tolist()
+    assert click in ("yes", "no") and buy is None and model.classes_[1].size == 0
+    assert 0 <= metrics.get_scorer("mean_roc_auc")(model, X, y) <= 1
+
+
+def test_score_refuses_labels_of_another_type_than_the_fitted_classes():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3))
+    strings = np.where(X[:, 0] > 0, "1", "0")
+    model = MultiTaskClassifier(**TINY).fit(X, strings)
+    with pytest.raises(ValueError, match=r"holds labels \[.*\] but the model's classes are \['0', '1'\]"):
+        model.score(X, (X[:, 0] > 0).astype(int))  # was 0.0: every label 'never seen in fit'
+    model.score(X, strings)
+
+
+def test_pyarrow_integer_labels_with_nulls_stay_integers_and_float_pos_label():
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3))
+    labels = [None if i % 9 == 0 else int(v) for i, v in enumerate(X[:, 0] > 0)]
+    for y in (pa.array(labels), pa.chunked_array([labels])):
+        model = MultiTaskClassifier(**TINY).fit(X, y)
+        assert model.classes_.dtype.kind == "i" and model.predict(X[:2]).dtype.kind == "i"
+    floats = np.where(X[:, 0] > 0, 1.0, 0.0)
+    floats[0] = np.nan  # float classes_, whose own values name the positive class
+    assert MultiTaskClassifier(**TINY, pos_label=1.0).fit(X, floats).classes_.tolist() == [0.0, 1.0]
+    MultiTaskClassifier(**TINY, pos_label=np.True_).fit(X, X[:, 0] > 0)
