@@ -158,7 +158,7 @@ def validate_input(estimator, X, *, reset: bool):
             # (7 -> '7', which no integer category matches); kept as objects, as
             # scikit-learn's encoders do (a list of strings only stays as numpy reads it)
             objects = check_array(given, dtype=object, ensure_all_finite=False, accept_sparse=False)
-            if any(not isinstance(v, (str, bytes)) for v in objects.ravel() if not pd.isna(v)):
+            if any(not isinstance(v, (str, bytes)) for v in objects.ravel()):  # NaN, None too
                 X = objects
     validate_data(estimator, X, skip_check_array=True, reset=reset)
     if isinstance(X, pd.DataFrame):

@@ -615,7 +615,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         weighed by their known labels (their weights), i.e. the task's mean
         loss over the epoch's known labels, as the model trained through the
         epoch (a task with few labels is not diluted by the batches that have
-        none).
+        none); NaN for a task without a known label in the epoch (or in a
+        ``partial_fit`` chunk).
     task_balance_weights_ : ndarray of shape (n_iter_, n_outputs_)
         The effective weight of each task at each epoch: the factor on the
         task's loss gradient, averaged over the epoch's steps (``c_t`` with
@@ -631,10 +632,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         (``partial_fit`` calls, fits without early stopping) and for earlier
         epochs scored with another ``scoring``.
     best_validation_score_ : float or None
-        Best of ``validation_scores_``: the score of the epoch whose weights
-        were kept. With ``warm_start``, over every fit (as in
-        ``MLPClassifier``): a continuation keeps its starting weights (the
-        earlier best) unless one of its epochs scores higher.
+        The score of the weights that were kept: the best of
+        ``validation_scores_``, or, in a ``warm_start`` continuation that no
+        epoch improved, its starting weights' score measured at its start
+        (in its own units; see ``warm_start``): a continuation keeps its
+        starting weights (the earlier best) unless one of its epochs scores
+        higher, as ``MLPClassifier``'s best is over every fit.
     best_loss_ : float
         Lowest training loss.
     device_ : torch.device

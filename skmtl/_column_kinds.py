@@ -397,12 +397,12 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
 
 
 def _value_kind(values) -> str | None:
-    """"string", "number" (bools too: they match 0 and 1) or None (empty, mixed, other)."""
+    """"string", "bytes", "number" (bools too: 0 and 1) or None (empty, mixed, other)."""
     if not len(values):
         return None
     inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred in ("string", "bytes"):
-        return "string"
+    if inferred in ("string", "bytes"):  # b"a" never matches "a"
+        return inferred
     if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
         return "number"
     return None

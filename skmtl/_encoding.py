@@ -12,6 +12,7 @@ over rows, because it sits on the predict path.
 
 from __future__ import annotations
 
+from decimal import Decimal
 from numbers import Number
 
 import numpy as np
@@ -54,10 +55,11 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     if values.dtype != object:
         return True
     inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred == "decimal" or inferred.startswith("mixed") and all(
-        isinstance(v, Number) and not isinstance(v, bool) for v in values.dropna()
-    ):  # Decimals, maybe with floats or ints (a fillna(0.0) of a Decimal column)
-        return False
+    present = values.dropna()
+    if inferred == "decimal" or inferred.startswith("mixed") and any(
+        isinstance(v, Decimal) for v in present
+    ) and all(isinstance(v, Number) and not isinstance(v, bool) for v in present):
+        return False  # Decimals, maybe with floats or ints (a fillna(0.0) of a Decimal column)
     if inferred in ("date", "time", "datetime", "datetime64", "timedelta", "timedelta64", "period"):
         raise ValueError(
             f"Column {name!r} holds {inferred} values, which skmtl does not take as categories "

@@ -56,10 +56,12 @@ class TrainingState:
     batch_task_losses : Tensor of shape (n_tasks,) or None
         In ``on_batch_end``: that batch's loss of each task, as ``batch_loss``.
     loss : float or None
-        From ``on_epoch_end``: the epoch's training loss (mean over its rows),
-        the value appended to ``history.loss_curve``.
+        From ``on_epoch_end``: the epoch's training loss, the value appended
+        to ``history.loss_curve``: the task-weighted sum of ``task_losses``
+        (plus a funnel penalty's mean over the rows).
     task_losses : ndarray of shape (n_tasks,) or None
-        From ``on_epoch_end``: each task's share of ``loss``.
+        From ``on_epoch_end``: each task's loss over the epoch's known labels
+        (NaN for a task without any in the epoch).
     validation_loss : float or None
         From ``on_epoch_end``: the training objective on the validation rows,
         None without a validation set.

@@ -286,18 +286,19 @@ def continue_optimizer(
     silently keeping the first call's.
     """
     adamw = isinstance(optimizer, torch.optim.AdamW)
-    if adamw != (weight_decay > 0):
+    if (weight_decay > 0 and not adamw) or (adamw and l2_rate > 0):  # AdamW at 0 is Adam
         raise ValueError(
             "partial_fit continues the optimiser of the first call, "
             f"{'AdamW (weight_decay > 0)' if adamw else 'Adam (weight_decay=0)'}; "
-            f"weight_decay={weight_decay} needs the other one. Keep weight_decay "
-            f"{'> 0' if adamw else '= 0'}, or fit a new model."
+            f"weight_decay={weight_decay} with alpha's L2 needs the other one. Keep "
+            f"{'alpha=0' if adamw else 'weight_decay=0'}, or fit a new model."
         )
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
         if adamw and group.get("penalised", group["weight_decay"] > 0):
             group["weight_decay"] = weight_decay
-    set_l2_rate(optimizer, module, l2_rate)
+    if not adamw:
+        set_l2_rate(optimizer, module, l2_rate)
 
 
 def set_l2_rate(optimizer: torch.optim.Optimizer, module: nn.Module, rate: float) -> None:
@@ -386,14 +387,15 @@ def epoch_means(batch_losses: torch.Tensor, sizes: torch.Tensor, objective) -> t
     """
     rows, tasks = sizes[:, 0], sizes[:, 1:]
     by_rows = rows @ batch_losses / rows.sum()
-    known = tasks.sum(0)
+    known = tasks.sum(0) > 0
     task_means = torch.where(
-        known > 0, (tasks * batch_losses[:, 1:]).sum(0) / known.clamp_min(1e-30), by_rows[1:]
+        known, (tasks * batch_losses[:, 1:]).sum(0) / tasks.sum(0).clamp_min(1e-30), by_rows[1:]
     )
     weights = getattr(objective, "task_weights", None)
     weights = torch.ones_like(task_means) if weights is None else weights.to(task_means)
     total = by_rows[0] + (weights * (task_means - by_rows[1:])).sum()
-    return torch.cat([total.view(1), task_means])
+    # A task without a known label in the epoch has no loss (NaN), not a perfect one (0).
+    return torch.cat([total.view(1), torch.where(known, task_means, torch.nan)])
 
 
 def validation_loss(

@@ -153,8 +153,9 @@ def task_losses(
         w = row_weights[:, t].to(per_row.dtype)
         total = w.sum()
         divisor = total if denominators is None else denominators[t].to(per_row.dtype)
-        # sum(w * l) / sum(w); an all-zero weight gives 0 / tiny = 0, never NaN.
-        losses.append((w * per_row).sum() / divisor.clamp_min(torch.finfo(per_row.dtype).tiny))
+        # sum(w * l) / sum(w); an all-zero weight gives 0 / 1 = 0 (a tiny divisor would make
+        # the gradient of a task weight of 4 overflow: 0 * inf = NaN)
+        losses.append((w * per_row).sum() / _nonzero(divisor))
         weights.append(total)
     return torch.stack(losses), torch.stack(weights)
 
@@ -189,8 +190,13 @@ def _binary_task_losses(logits, targets, sample_weight, class_weights, denominat
     w = label_weights(targets, sample_weight, class_weights, z.dtype).T  # (T, B)
     totals = w.sum(dim=1)
     divisor = totals if denominators is None else denominators.to(z.dtype)
-    losses = (w * per_row).sum(dim=1) / divisor.clamp_min(torch.finfo(z.dtype).tiny)
+    losses = (w * per_row).sum(dim=1) / _nonzero(divisor)
     return losses, totals
+
+
+def _nonzero(divisor: torch.Tensor) -> torch.Tensor:
+    """``divisor`` with its zeros (no known label in the batch) replaced by 1."""
+    return torch.where(divisor > 0, divisor, torch.ones_like(divisor))
 
 
 def multitask_loss(

@@ -198,8 +198,9 @@ def _expert_labels(estimator, n_experts: int) -> list[str]:
     So for PLE the first ``n_task_experts`` positions are a different network
     for each task ("own expert i"), and the rest the shared experts.
     """
-    if getattr(estimator, "architecture", None) == "ple":
-        own = int(estimator.n_task_experts)
+    spec = getattr(estimator, "network_spec_", None) or {}  # the fitted network, not set_params
+    if spec.get("architecture") == "ple":
+        own = int(spec["options"]["n_task_experts"])
         return ([f"own expert {e}" for e in range(own)]
                 + [f"shared expert {e}" for e in range(n_experts - own)])
     return [f"expert {e}" for e in range(n_experts)]

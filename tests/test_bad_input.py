@@ -366,7 +366,7 @@ BAD_PARAMETERS = {
     "n_task_experts": 0,
     "negative_sampling_rate": 0.0,
     "numeric_embedding": "spline",
-    "pos_label": 0.5,
+    "pos_label": [1],
     "random_state": "seed",
     "scoring": 1,
     "sequence_features": 3,
@@ -1122,3 +1122,19 @@ def test_pyarrow_integer_labels_with_nulls_stay_integers_and_float_pos_label():
     floats[0] = np.nan  # float classes_, whose own values name the positive class
     assert MultiTaskClassifier(**TINY, pos_label=1.0).fit(X, floats).classes_.tolist() == [0.0, 1.0]
     MultiTaskClassifier(**TINY, pos_label=np.True_).fit(X, X[:, 0] > 0)
+
+
+def test_inputs_review_cases():
+    rng = np.random.RandomState(0)
+    y = (rng.rand(60) > 0.5).astype(int)
+    # a missing value in a list of string rows is missing, not the category 'nan'
+    rows = [["a", "1"], [np.nan, "2"], ["b", "3"]] * 20
+    model = MultiTaskClassifier(**TINY, categorical_features=[0]).fit(rows, y)
+    assert "nan" not in [str(c) for c in model.categories_[0]]
+    # object columns of plain numbers stay categorical, ints and floats mixed or not
+    mixed = pd.DataFrame({"n": pd.Series([1, 2.5] * 30, dtype=object), "x": rng.normal(size=60)})
+    assert MultiTaskClassifier(**TINY).fit(mixed, y).is_categorical_.tolist() == [True, False]
+    # bytes never match strings
+    X = pd.DataFrame({"c": ["a", "b"] * 30, "x": rng.normal(size=60)})
+    with pytest.raises(ValueError, match=r"holds string values .* declared categories are bytes"):
+        MultiTaskClassifier(**TINY).partial_fit(X, y, classes=[0, 1], categories={"c": [b"a", b"b"]})

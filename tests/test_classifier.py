@@ -682,3 +682,18 @@ def test_validation_scores_line_up_with_the_epochs_of_continued_fits():
     clf.set_params(scoring="mean_roc_auc").fit(X, y)  # other units: the loss scores are NaN now
     assert np.isnan(clf.validation_scores_[:7]).all()
     assert clf.best_validation_score_ == np.nanmax(clf.validation_scores_) > 0.5
+
+
+def test_a_heavy_task_with_few_labels_trains_and_an_epoch_without_its_labels_is_nan():
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(400, 4))
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] + X[:, 0] > 0]).astype(float)
+    y[np.random.RandomState(1).rand(400) > 0.05, 1] = np.nan
+    # batches without task 1's labels divided by a tiny number: weight 4 made the gradient NaN
+    clf = MultiTaskClassifier("shared_bottom", max_iter=2, batch_size=16, early_stopping=False,
+                              random_state=0, task_weights=[1.0, 100.0]).fit(X, y)
+    assert np.isfinite(clf.loss_curve_).all()
+    chunk = y[:40].copy()
+    chunk[:, 1] = np.nan  # a partial_fit chunk without task 1's labels
+    clf.partial_fit(X[:40], chunk)
+    assert np.isnan(clf.task_loss_curves_[-1, 1]) and np.isfinite(clf.loss_curve_[-1])

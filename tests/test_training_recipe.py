@@ -291,6 +291,8 @@ def test_partial_fit_reads_the_learning_rate_and_weight_decay_of_each_call():
     assert sorted(g["weight_decay"] for g in groups) == [0.0, 0.1]
     with pytest.raises(ValueError, match=r"continues the optimiser of the first call, AdamW"):
         model.set_params(weight_decay=0.0, alpha=1.0).partial_fit(X, y)
+    model.set_params(weight_decay=0.0, alpha=0.0).partial_fit(X, y)  # AdamW at 0 is Adam
+    assert all(g["weight_decay"] == 0.0 for g in model.optimizer_.param_groups)
     adam = MultiTaskClassifier(max_iter=1, random_state=0).partial_fit(X, y)
     with pytest.raises(ValueError, match=r"continues the optimiser of the first call, Adam "):
         adam.set_params(weight_decay=0.1).partial_fit(X, y)
