@@ -583,8 +583,8 @@ class CategoricalColumns(ColumnKind):
                 raise ValueError(
                     f"Column {context.column_name(j)} holds {given} values "
                     f"({values.iloc[:3].tolist()}, ...) but its declared categories are "
-                    f"{declared}s ({vocabulary[:3].tolist()}, ...): none could match. Declare "
-                    "them as the column holds them (7, not '7')."
+                    f"{declared} values ({vocabulary[:3].tolist()}, ...): none could match. "
+                    "Declare them as the column holds them (7, not '7'; 'a', not b'a')."
                 )
 
     def transform(self, X, context: FitContext) -> np.ndarray:

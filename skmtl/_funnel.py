@@ -153,6 +153,8 @@ def fill_funnel_columns(columns: list[np.ndarray], classes: list[np.ndarray], fu
     filled = impression_space_codes(codes, funnel)
     columns = list(columns)
     for t in funnel:
+        if len(classes[t]) < 2:  # a step without two classes here: not scored (NaN)
+            continue
         becomes_negative = (codes[:, t] < 0) & (filled[:, t] == 0)
         if becomes_negative.any():
             column = columns[t].astype(object)

@@ -58,7 +58,8 @@ class TrainingState:
     loss : float or None
         From ``on_epoch_end``: the epoch's training loss, the value appended
         to ``history.loss_curve``: the task-weighted sum of ``task_losses``
-        (plus a funnel penalty's mean over the rows).
+        over the tasks that have one (not NaN), plus a funnel penalty's mean
+        over the rows.
     task_losses : ndarray of shape (n_tasks,) or None
         From ``on_epoch_end``: each task's loss over the epoch's known labels
         (NaN for a task without any in the epoch).

@@ -224,6 +224,12 @@ def class_weight_vectors(specs, classes, task_names, class_counts) -> list[np.nd
             weights[present] = counts.sum() / (present.sum() * counts[present])
         elif isinstance(spec, dict):
             for label, value in spec.items():
+                if isinstance(value, bool) or not isinstance(value, Real) or not (
+                        np.isfinite(value) and value >= 0):
+                    raise ValueError(
+                        f"class_weight for task {task_names[t]!r} gives class {label!r} the "
+                        f"weight {value!r}; class weights are finite numbers >= 0."
+                    )
                 where = np.flatnonzero(task_classes == label)
                 if where.size == 0:
                     raise ValueError(

@@ -124,7 +124,8 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         epoch.
     task_loss_curves_ : ndarray of shape (n_iter_, n_outputs_)
         Each task's training loss at each epoch, over the epoch's known
-        targets (as in :class:`MultiTaskClassifier`).
+        targets (as in :class:`MultiTaskClassifier`; NaN for a task without
+        any in the epoch).
     task_balance_weights_ : ndarray of shape (n_iter_, n_outputs_)
         Each task's effective weight at each epoch, as in
         :class:`MultiTaskClassifier` (see ``task_balancing``).

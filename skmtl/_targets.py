@@ -412,7 +412,7 @@ def untrainable_tasks(targets: Targets) -> list[int]:
 
 def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
     """Codes of ``y`` under fitted ``classes``: -1 unknown label, -2 a label never seen in fit."""
-    columns, _, _ = task_columns(y)
+    columns, names, _ = task_columns(y)
     if len(columns) != len(classes):
         raise ValueError(
             f"y has {len(columns)} task(s) but the model was fitted on {len(classes)}."
@@ -421,12 +421,14 @@ def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
     for t, (values, task_classes) in enumerate(zip(columns, classes)):
         missing = _missing(values)
         known = values[~missing]
-        if known.size and task_classes.size and _is_text(known) != _is_text(task_classes):
-            # '1' for 1 (labels read from a CSV): every row would count as wrong
+        kinds = _label_kinds(known)
+        if task_classes.size and kinds and kinds != _label_kinds(task_classes[:1]):
+            # '1' for 1 (labels read from a CSV), b'a' for 'a': every row would count as wrong
             raise ValueError(
-                f"Task {t} of y holds labels {pd.unique(known)[:3].tolist()} but the model's "
-                f"classes are {task_classes.tolist()[:5]}: strings and numbers never match. "
-                "Give y the labels' fitted type."
+                f"Task {names[t]!r} of y holds labels {pd.unique(known)[:3].tolist()} "
+                f"({', '.join(sorted(kinds))}) but the model's classes are "
+                f"{task_classes.tolist()[:5]}: labels of another type never match. Give y "
+                "the labels' fitted type."
             )
         index = class_indices(task_classes, known)
         codes[:, t] = UNKNOWN
@@ -434,9 +436,16 @@ def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
     return codes
 
 
-def _is_text(values: np.ndarray) -> bool:
-    """Whether labels are strings (by their first value)."""
-    return isinstance(np.asarray(values, dtype=object)[0], (str, bytes))
+def _label_kinds(values: np.ndarray) -> set[str]:
+    """The kinds of labels present: "strings", "bytes", "numbers" (bools are numbers)."""
+    if values.dtype.kind in "biuf":
+        return {"numbers"} if values.size else set()
+    if values.dtype.kind == "U":
+        return {"strings"} if values.size else set()
+    if values.dtype.kind == "S":
+        return {"bytes"} if values.size else set()
+    return {"strings" if isinstance(v, str) else "bytes" if isinstance(v, bytes) else "numbers"
+            for v in np.asarray(values, dtype=object)}
 
 
 def predict_dtype(classes: list[np.ndarray]) -> np.dtype:

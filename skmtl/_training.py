@@ -290,12 +290,16 @@ def continue_optimizer(
         raise ValueError(
             "partial_fit continues the optimiser of the first call, "
             f"{'AdamW (weight_decay > 0)' if adamw else 'Adam (weight_decay=0)'}; "
-            f"weight_decay={weight_decay} with alpha's L2 needs the other one. Keep "
-            f"{'alpha=0' if adamw else 'weight_decay=0'}, or fit a new model."
+            + ("alpha > 0 (Adam's L2) needs Adam. Keep alpha=0"
+               if adamw else f"weight_decay={weight_decay} needs AdamW. Keep weight_decay=0")
+            + ", or fit a new model."
         )
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-        if adamw and group.get("penalised", group["weight_decay"] > 0):
+        # Optimisers pickled before groups were marked: marked now, before a rate of 0
+        # could hide which group is the penalised one.
+        group.setdefault("penalised", group["weight_decay"] > 0)
+        if adamw and group["penalised"]:
             group["weight_decay"] = weight_decay
     if not adamw:
         set_l2_rate(optimizer, module, l2_rate)

@@ -195,7 +195,11 @@ def _binary_task_losses(logits, targets, sample_weight, class_weights, denominat
 
 
 def _nonzero(divisor: torch.Tensor) -> torch.Tensor:
-    """``divisor`` with its zeros (no known label in the batch) replaced by 1."""
+    """``divisor`` with its zeros (no known label in the batch) replaced by 1.
+
+    Weights are never negative (sample weights and class weights are checked),
+    so a divisor is positive or 0.
+    """
     return torch.where(divisor > 0, divisor, torch.ones_like(divisor))
 
 

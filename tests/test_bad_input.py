@@ -1071,7 +1071,7 @@ def test_from_dtype_takes_decimals_as_numbers_and_refuses_dates():
 def test_declared_categories_that_no_value_is_are_refused():
     X, y = _member_data()
     X = X.assign(store=np.resize([10, 20, 30], len(X)))
-    refused = r"Column 'store' holds number values .* declared categories are strings"
+    refused = r"Column 'store' holds number values .* declared categories are string values"
     with pytest.raises(ValueError, match=refused):
         MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
             X, y, classes=[[0, 1], [0, 1]], categories={"store": ["10", "20", "30"]}
@@ -1105,7 +1105,8 @@ def test_score_refuses_labels_of_another_type_than_the_fitted_classes():
     X = rng.normal(size=(100, 3))
     strings = np.where(X[:, 0] > 0, "1", "0")
     model = MultiTaskClassifier(**TINY).fit(X, strings)
-    with pytest.raises(ValueError, match=r"holds labels \[.*\] but the model's classes are \['0', '1'\]"):
+    refused = r"holds labels \[.*\] \(numbers\) but the model's classes are \['0', '1'\]"
+    with pytest.raises(ValueError, match=refused):
         model.score(X, (X[:, 0] > 0).astype(int))  # was 0.0: every label 'never seen in fit'
     model.score(X, strings)
 
@@ -1136,5 +1137,28 @@ def test_inputs_review_cases():
     assert MultiTaskClassifier(**TINY).fit(mixed, y).is_categorical_.tolist() == [True, False]
     # bytes never match strings
     X = pd.DataFrame({"c": ["a", "b"] * 30, "x": rng.normal(size=60)})
-    with pytest.raises(ValueError, match=r"holds string values .* declared categories are bytes"):
+    refused = r"holds string values .* declared categories are bytes values"
+    with pytest.raises(ValueError, match=refused):
         MultiTaskClassifier(**TINY).partial_fit(X, y, classes=[0, 1], categories={"c": [b"a", b"b"]})
+
+
+def test_review_cases_of_the_outputs_fixes():
+    from skmtl import metrics
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(100, 3))
+    yes = np.where(X[:, 0] > 0, "yes", "no")
+    model = MultiTaskClassifier(**TINY).fit(X, yes)
+    with pytest.raises(ValueError, match=r"\(bytes\) but the model's classes"):
+        model.score(X, yes.astype("S"))  # b'yes' never matches 'yes'
+    mixed = yes.astype(object)
+    mixed[1:] = (X[1:, 0] > 0).astype(int)  # the first label text, the rest numbers
+    with pytest.raises(ValueError, match=r"\(numbers, strings\) but the model's classes"):
+        model.score(X, mixed)
+    with pytest.raises(ValueError, match=r"class weights are finite numbers >= 0"):
+        MultiTaskClassifier(**TINY, class_weight={"no": -1.0, "yes": 1.0}).fit(X, yes)
+    # a funnel step without a known label is not scored, not an IndexError
+    y_true = pd.DataFrame({"click": (X[:, 0] > 0).astype(float), "buy": np.nan})
+    proba = [np.c_[1 - X[:, 0] ** 2 / 10, X[:, 0] ** 2 / 10]] * 2
+    scores = metrics.per_task_scores("roc_auc", y_true, proba, funnel=[0, 1])
+    assert np.isfinite(scores[0]) and np.isnan(scores[1])
