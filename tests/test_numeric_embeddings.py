@@ -129,6 +129,7 @@ def test_piecewise_linear_encoding_by_hand():
         encoded[:, 2], [[-1, 0, 0], [0, 0, 0], [1, 0.5, 0], [1, 1, 1], [1, 1, 3]]
     )
     assert module.n_bins == [2, 1, 3]
+    module.reset_parameters(torch.Generator().manual_seed(0))  # not left as torch.empty's memory
     W, b = module.weight.detach(), module.bias.detach()
     torch.testing.assert_close(module(x), torch.einsum("bft,ftd->bfd", torch.tensor(encoded), W) + b)
 
