@@ -396,6 +396,25 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
     return vocabulary.get_indexer(values) + 1
 
 
+def check_declared_kind(values, vocabulary: pd.Index, name: str) -> None:
+    """Refuse declared categories of another kind than a column's values ('7' for 7).
+
+    No value of the other kind can match one (every row would get the unknown
+    category); values outside the declared set of the right kind are unknown
+    categories, as documented.
+    """
+    if not len(vocabulary):
+        return
+    values = pd.Series(np.asarray(values, dtype=object)).dropna()
+    declared, given = _value_kind(vocabulary), _value_kind(values)
+    if declared and given and declared != given:
+        raise ValueError(
+            f"Column {name} holds {given} values ({values.iloc[:3].tolist()}, ...) but its "
+            f"declared categories are {declared} values ({vocabulary[:3].tolist()}, ...): none "
+            "could match. Declare them as the column holds them (7, not '7'; 'a', not b'a')."
+        )
+
+
 def _value_kind(values) -> str | None:
     """"string", "bytes", "number" (bools too: 0 and 1) or None (empty, mixed, other)."""
     if not len(values):
@@ -575,17 +594,9 @@ class CategoricalColumns(ColumnKind):
         are unknown categories, as documented.
         """
         for j, vocabulary in zip(self.columns, self.vocabularies_):
-            if j not in context.declared or not len(vocabulary):
-                continue
-            values = pd.Series(np.asarray(column(X, j), dtype=object)).dropna()
-            declared, given = _value_kind(vocabulary), _value_kind(values)
-            if declared and given and declared != given:
-                raise ValueError(
-                    f"Column {context.column_name(j)} holds {given} values "
-                    f"({values.iloc[:3].tolist()}, ...) but its declared categories are "
-                    f"{declared} values ({vocabulary[:3].tolist()}, ...): none could match. "
-                    "Declare them as the column holds them (7, not '7'; 'a', not b'a')."
-                )
+            if j in context.declared:
+                check_declared_kind(column(X, j), vocabulary, context.column_name(j))
+
 
     def transform(self, X, context: FitContext) -> np.ndarray:
         """Codes, int32 of shape ``(n_samples, n_columns)``.

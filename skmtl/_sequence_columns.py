@@ -39,6 +39,7 @@ from ._column_kinds import (
     OnnxColumn,
     category_counts,
     category_lookup,
+    check_declared_kind,
     column,
     declared_vocabulary,
     encode_column,
@@ -268,7 +269,18 @@ class SequenceColumns(ColumnKind):
                     learnt_vocabulary(table_counts, self.min_frequency, self.max_categories, name)
                 )
         self.vocabularies_ = vocabularies
+        if context.declared and context.distributed:  # an error on one process stops all
+            context.group.run(lambda: self._check_declared_kinds(X, context))
+        elif context.declared:
+            self._check_declared_kinds(X, context)
         return self
+
+    def _check_declared_kinds(self, X, context: FitContext) -> None:
+        """Declared categories of another kind than a table's values are refused."""
+        for k, (j, t) in enumerate(zip(self.columns, self.tables)):
+            if self._declared(t, context):
+                name = context.column_name(j)
+                check_declared_kind(self._values(X, k, name)[0], self.vocabularies_[t], name)
 
     def transform(self, X, context: FitContext) -> np.ndarray:
         """Codes, int32 of shape ``(n_samples, sum(widths))``, -1 for padding."""

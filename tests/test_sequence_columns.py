@@ -337,6 +337,11 @@ def test_partial_fit_with_declared_vocabularies():
     assert (codes[:, 0] == 40).all()  # 39's own row, declared before it was seen
     with pytest.raises(ValueError, match="not a categorical column"):
         MultiTaskClassifier(**SMALL, **SEQUENCE).partial_fit(X, y, categories={"price": [1.0]})
+    # items declared as strings for integer items: none could match, refused as for categorical
+    with pytest.raises(ValueError, match=r"holds number values .* declared categories are string"):
+        MultiTaskClassifier(**SMALL, **SEQUENCE).partial_fit(
+            X, y, categories={"history": [str(i) for i in items]}
+        )
 
 
 def test_pipeline_with_a_column_transformer_passing_lists_through(data):
