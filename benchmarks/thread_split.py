@@ -171,25 +171,22 @@ def run(repeats: int, steps: int, workloads: list[str]) -> list[dict]:
 def table(records: list[dict]) -> list[str]:
     """One row per (workload, condition, mode): medians, as ratios within the run."""
     lines = [
-        "| workload | condition | mode | samples/s (median) | vs T2 quiet | vs same mode quiet "
-        "| load (median) | runs |",
+        ("| workload | condition | mode | samples/s (median) | vs T2 quiet | vs same mode quiet "
+         "| load (median) | runs |"),
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
+    runs = {}  # (workload, condition, mode) -> its records
+    for r in records:
+        runs.setdefault((r["workload"], r["condition"], r["mode"]), []).append(r)
     for workload in dict.fromkeys(r["workload"] for r in records):
-        mine = [r for r in records if r["workload"] == workload]
-
-        def runs(condition, mode=None):
-            return [r for r in mine if r["condition"] == condition
-                    and (mode is None or r["mode"] == mode)]
-
-        median = {(c, m): statistics.median(r["samples_per_second"] for r in runs(c, m))
+        median = {(c, m): statistics.median(r["samples_per_second"] for r in runs[workload, c, m])
                   for c in ("quiet", "busy") for m in MODES}
         for (condition, mode), value in median.items():
-            load = statistics.median(r["load"] for r in runs(condition, mode))
+            load = statistics.median(r["load"] for r in runs[workload, condition, mode])
             lines.append(
                 f"| {workload} | {condition} | {mode} | {value:,.0f} | "
                 f"{value / median[('quiet', 'T2')]:.2f}x | {value / median[('quiet', mode)]:.2f}x "
-                f"| {load:.2f} | {len(runs(condition, mode))} |"
+                f"| {load:.2f} | {len(runs[workload, condition, mode])} |"
             )
     return lines
 
@@ -211,18 +208,18 @@ def main(argv=None) -> int:
     lines = [
         "# Two Python threads on half batches, against torch's threads",
         "",
-        f"- command: `python benchmarks/thread_split.py --repeats {args.repeats} "
-        f"--steps {args.steps} --workloads {' '.join(args.workloads)}`; "
-        f"{_dt.datetime.now(_dt.timezone.utc):%Y-%m-%d %H:%M} UTC",
-        f"- software: torch {torch.__version__}, Python {platform.python_version()}; "
-        f"{os.cpu_count()} CPUs ({platform.machine()})",
-        "- workloads: census = the MMoE of MultiTaskClassifier('mmoe', random_state=0) on the "
-        "census example's training split, batches of 512 rows; mmoe = bench_mmoe.py's "
-        "workload and estimator (200,000 rows), batches of 1,024 rows; "
-        f"{args.steps} timed steps per run; busy = next to bench_extras.py's 2-thread torch "
-        "trainer; the runs interleaved (quiet repeats, then busy repeats, the modes in turn)",
-        "- modes: T1 one torch thread; T2 torch's two threads; P2 two Python threads on "
-        "half batches, one torch thread each",
+        (f"- command: `python benchmarks/thread_split.py --repeats {args.repeats} "
+         f"--steps {args.steps} --workloads {' '.join(args.workloads)}`; "
+         f"{_dt.datetime.now(_dt.UTC):%Y-%m-%d %H:%M} UTC"),
+        (f"- software: torch {torch.__version__}, Python {platform.python_version()}; "
+         f"{os.cpu_count()} CPUs ({platform.machine()})"),
+        ("- workloads: census = the MMoE of MultiTaskClassifier('mmoe', random_state=0) on the "
+         "census example's training split, batches of 512 rows; mmoe = bench_mmoe.py's "
+         "workload and estimator (200,000 rows), batches of 1,024 rows; "
+         f"{args.steps} timed steps per run; busy = next to bench_extras.py's 2-thread torch "
+         "trainer; the runs interleaved (quiet repeats, then busy repeats, the modes in turn)"),
+        ("- modes: T1 one torch thread; T2 torch's two threads; P2 two Python threads on "
+         "half batches, one torch thread each"),
         "",
         *table(records),
         "",

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ._frames import value_kinds
 from ._sparse import (
     SparseRows,
     is_sparse,
@@ -406,25 +407,13 @@ def check_declared_kind(values, vocabulary: pd.Index, name: str) -> None:
     if not len(vocabulary):
         return
     values = pd.Series(np.asarray(values, dtype=object)).dropna()
-    declared, given = _value_kind(vocabulary), _value_kind(values)
-    if declared and given and declared != given:
+    declared, given = value_kinds(vocabulary), value_kinds(values)
+    if len(declared) == len(given) == 1 and "other" not in declared | given and declared != given:
         raise ValueError(
-            f"Column {name} holds {given} values ({values.iloc[:3].tolist()}, ...) but its "
-            f"declared categories are {declared} values ({vocabulary[:3].tolist()}, ...): none "
+            f"Column {name} holds {given.pop()} ({values.iloc[:3].tolist()}, ...) but its "
+            f"declared categories are {declared.pop()} ({vocabulary[:3].tolist()}, ...): none "
             "could match. Declare them as the column holds them (7, not '7'; 'a', not b'a')."
         )
-
-
-def _value_kind(values) -> str | None:
-    """"string", "bytes", "number" (bools too: 0 and 1) or None (empty, mixed, other)."""
-    if not len(values):
-        return None
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
-    if inferred in ("string", "bytes"):  # b"a" never matches "a"
-        return inferred
-    if inferred in ("integer", "floating", "mixed-integer-float", "decimal", "boolean"):
-        return "number"
-    return None
 
 
 def _integer_table(vocabulary: pd.Index):

@@ -130,3 +130,24 @@ def _polars_values(series):
         for i, value in enumerate(series.to_list()):
             values[i] = value
     return values
+
+
+_KINDS = {"string": "strings", "bytes": "bytes", "integer": "numbers", "floating": "numbers",
+          "mixed-integer-float": "numbers", "decimal": "numbers", "boolean": "numbers"}
+
+
+def value_kinds(values) -> set[str]:
+    """The kinds of the non-missing values: "strings", "bytes", "numbers" (bools are numbers).
+
+    Values of different kinds never match each other as categories or labels
+    (``'7'`` is not ``7``, ``b'a'`` is not ``'a'``); bools match 0 and 1.
+    Other values (dates, mixtures with other objects) are "other".
+    """
+    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    if inferred == "empty":
+        return set()
+    if inferred in _KINDS:
+        return {_KINDS[inferred]}
+    kinds = {_KINDS.get(pd.api.types.infer_dtype([v]), "other")
+             for v in pd.Series(np.asarray(values, dtype=object)).dropna()}
+    return kinds

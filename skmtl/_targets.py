@@ -16,7 +16,7 @@ import pandas as pd
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._distributed import SingleProcess
-from ._frames import as_pandas
+from ._frames import as_pandas, value_kinds
 
 UNKNOWN = -1
 """Code of a missing label."""
@@ -421,8 +421,8 @@ def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
     for t, (values, task_classes) in enumerate(zip(columns, classes)):
         missing = _missing(values)
         known = values[~missing]
-        kinds = _label_kinds(known)
-        if task_classes.size and kinds and kinds != _label_kinds(task_classes[:1]):
+        kinds = value_kinds(known)
+        if task_classes.size and kinds and kinds != value_kinds(task_classes[:1]):
             # '1' for 1 (labels read from a CSV), b'a' for 'a': every row would count as wrong
             raise ValueError(
                 f"Task {names[t]!r} of y holds labels {pd.unique(known)[:3].tolist()} "
@@ -434,18 +434,6 @@ def encode_targets(y, classes: list[np.ndarray]) -> np.ndarray:
         codes[:, t] = UNKNOWN
         codes[~missing, t] = np.where(index >= 0, index, -2)
     return codes
-
-
-def _label_kinds(values: np.ndarray) -> set[str]:
-    """The kinds of labels present: "strings", "bytes", "numbers" (bools are numbers)."""
-    if values.dtype.kind in "biuf":
-        return {"numbers"} if values.size else set()
-    if values.dtype.kind == "U":
-        return {"strings"} if values.size else set()
-    if values.dtype.kind == "S":
-        return {"bytes"} if values.size else set()
-    return {"strings" if isinstance(v, str) else "bytes" if isinstance(v, bytes) else "numbers"
-            for v in np.asarray(values, dtype=object)}
 
 
 def predict_dtype(classes: list[np.ndarray]) -> np.dtype:

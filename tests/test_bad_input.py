@@ -1071,7 +1071,7 @@ def test_from_dtype_takes_decimals_as_numbers_and_refuses_dates():
 def test_declared_categories_that_no_value_is_are_refused():
     X, y = _member_data()
     X = X.assign(store=np.resize([10, 20, 30], len(X)))
-    refused = r"Column 'store' holds number values .* declared categories are string values"
+    refused = r"Column 'store' holds numbers .* declared categories are strings"
     with pytest.raises(ValueError, match=refused):
         MultiTaskClassifier(**TINY, categorical_features=["store"]).partial_fit(
             X, y, classes=[[0, 1], [0, 1]], categories={"store": ["10", "20", "30"]}
@@ -1137,7 +1137,7 @@ def test_inputs_review_cases():
     assert MultiTaskClassifier(**TINY).fit(mixed, y).is_categorical_.tolist() == [True, False]
     # bytes never match strings
     X = pd.DataFrame({"c": ["a", "b"] * 30, "x": rng.normal(size=60)})
-    refused = r"holds string values .* declared categories are bytes values"
+    refused = r"holds strings .* declared categories are bytes"
     with pytest.raises(ValueError, match=refused):
         MultiTaskClassifier(**TINY).partial_fit(X, y, classes=[0, 1], categories={"c": [b"a", b"b"]})
 

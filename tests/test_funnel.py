@@ -785,7 +785,8 @@ def test_a_single_pos_label_invents_no_class_for_another_task():
 )
 def test_continuing_an_esmm_fit_with_other_conditional_heads_is_refused(funnel_data, change):
     X, y, _ = funnel_data
-    params = dict(max_iter=2, random_state=0, early_stopping=False, funnel=("click", "conversion"))
+    params = {"max_iter": 2, "random_state": 0, "early_stopping": False,
+              "funnel": ("click", "conversion")}
     fitted = MultiTaskClassifier(**params).fit(X, y)
     before = [p.copy() for p in fitted.predict_proba(X)]
     # the conversion head learnt P(conversion | click): it must not be read as P(conversion)

@@ -344,7 +344,7 @@ def test_scorers_work_when_y_columns_are_integers_unlike_their_positions():
     from skmtl import MultiTaskClassifier
 
     X, y = _named_data()
-    fast = dict(max_iter=3, random_state=0)
+    fast = {"max_iter": 3, "random_state": 0}
     for columns in ([1, 2], [1, 0], ["1", "2"]):
         y_int = pd.DataFrame(y.to_numpy(), columns=columns)
         model = MultiTaskClassifier(**fast).fit(X, y_int)
@@ -360,7 +360,7 @@ def test_scorers_work_when_y_columns_are_integers_unlike_their_positions():
 def test_an_int_task_that_is_also_another_tasks_name_is_refused():
     from skmtl import MultiTaskRegressor
 
-    X, y = _named_data()
+    X, _ = _named_data()
     y_int = pd.DataFrame({1: 3 * X.a.to_numpy(), 0: X.b.to_numpy()})
     model = MultiTaskRegressor(max_iter=3, random_state=0).fit(X, y_int)
     with pytest.raises(ValueError, match=r"both the position of task '0' and the name"):

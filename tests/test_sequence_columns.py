@@ -338,7 +338,7 @@ def test_partial_fit_with_declared_vocabularies():
     with pytest.raises(ValueError, match="not a categorical column"):
         MultiTaskClassifier(**SMALL, **SEQUENCE).partial_fit(X, y, categories={"price": [1.0]})
     # items declared as strings for integer items: none could match, refused as for categorical
-    with pytest.raises(ValueError, match=r"holds number values .* declared categories are string"):
+    with pytest.raises(ValueError, match=r"holds numbers .* declared categories are strings"):
         MultiTaskClassifier(**SMALL, **SEQUENCE).partial_fit(
             X, y, categories={"history": [str(i) for i in items]}
         )
