@@ -289,8 +289,8 @@ def test_warm_start_brings_back_the_task_balance_with_the_earlier_best_and_resco
     rng = np.random.RandomState(0)
     X = rng.normal(size=(600, 5))
     y = np.c_[X[:, 0] + 0.5 * rng.normal(size=600) > 0, X[:, 1] + 0.5 * rng.normal(size=600) > 0]
-    params = dict(early_stopping=True, max_iter=40, n_iter_no_change=3, random_state=0,
-                  warm_start=True, expert_layer_sizes=(16,), tower_layer_sizes=(8,))
+    params = {"early_stopping": True, "max_iter": 40, "n_iter_no_change": 3, "random_state": 0,
+              "warm_start": True, "expert_layer_sizes": (16,), "tower_layer_sizes": (8,)}
     clf = MultiTaskClassifier(**params, task_balancing="uncertainty").fit(X, y.astype(int))
     balance = clf._task_balance_state_["values"]
     clf.set_params(learning_rate_init=3.0).fit(X, y.astype(int))  # every epoch is worse
