@@ -220,8 +220,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
     Subclasses define ``__init__`` with every parameter of
     :attr:`_parameter_constraints` plus their own, and implement:
 
-    - ``_fit_targets(y, group, *, reuse, partial, classes)``: the encoded
-      labels, as an object with ``codes`` (``(n_samples, n_tasks)``, what
+    - ``_fit_targets(y, group, *, reuse, partial, classes, sample_weight)``:
+      the encoded labels (``sample_weight``: the user's, None when not
+      given), as an object with ``codes`` (``(n_samples, n_tasks)``, what
       the loss reads), ``known`` (a boolean array of the same shape: which
       labels are known), ``task_names``, ``n_outputs`` (logits per task) and
       ``funnel`` (ordered task indices, possibly empty);
@@ -317,7 +318,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if check_call is not None:  # partial_fit's checks of its arguments, on every process
             group.run(check_call)
         scoring = None if partial else self._early_stopping_scorer()
-        targets = self._fit_targets(y, group, reuse=reuse, partial=partial, classes=classes)
+        targets = self._fit_targets(
+            y, group, reuse=reuse, partial=partial, classes=classes,
+            sample_weight=sample_weight if weighted else None,
+        )
         device = resolve_device(self.device, group, self.batch_size)
         seeds = FitSeeds.draw(self.random_state, group)
         # The split comes first: what the network learns from X (the bins) sees training rows only.
@@ -327,7 +331,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             self._check_same_network(spec, targets)
             module, optimizer = self._copy_network(device, keep_optimizer=partial)
         else:
-            encoder = self._fit_encoder(X, categories, group, train_rows)
+            encoder = self._fit_encoder(
+                X, categories, group, train_rows, sample_weight if weighted else None
+            )
             spec = network_spec(
                 self.get_params(deep=False), encoder, targets.n_outputs, targets.funnel,
                 getattr(self, "feature_names_in_", None), task_names=targets.task_names,
@@ -425,13 +431,17 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             raise ValueError("sample_weight is zero for every row; at least one must be positive.")
         return X, sample_weight
 
-    def _fit_encoder(self, X, categories, group, train_rows=None) -> TabularEncoder:
+    def _fit_encoder(
+        self, X, categories, group, train_rows=None, sample_weight=None
+    ) -> TabularEncoder:
         """Which columns are categorical, their vocabularies, the continuous moments and bins.
 
         The vocabularies and the standardisation are learnt from every row of
         ``X`` (as they always were); the piecewise-linear bins of
         ``numeric_embedding`` from ``train_rows`` only, so that no validation
-        row shapes the network.
+        row shapes the network. With ``sample_weight`` (given by the user),
+        the standardisation and the bins are weighted: a row of weight 0
+        leaves no trace in them.
         """
         feature_names = getattr(self, "feature_names_in_", None)
         is_categorical = group.run(
@@ -456,7 +466,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             is_categorical, self.min_frequency, self.max_categories, feature_names,
             others=others, numeric_embedding=self.numeric_embedding,
         )
-        return encoder.fit(X, declared, group, rows=train_rows)
+        return encoder.fit(X, declared, group, rows=train_rows, sample_weight=sample_weight)
 
     def _other_column_kinds(self, X, is_categorical) -> list:
         """Column kinds besides categorical and continuous, unfitted.

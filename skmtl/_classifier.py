@@ -884,8 +884,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         )
 
     # ------------------------------------------------------- the tasks' part
-    def _fit_targets(self, y, group, *, reuse, partial, classes):
-        """Classes of each task (the fitted ones when continuing), labels as class indices."""
+    def _fit_targets(self, y, group, *, reuse, partial, classes, sample_weight=None):
+        """Classes of each task (the fitted ones when continuing), labels as class indices.
+
+        ``sample_weight`` is not needed here (the loss weighs the rows).
+        """
         if reuse:  # on every process, so that an error on one is raised on all
             group.run(lambda: self._check_continued_tasks(y, partial))
         if reuse and partial:  # the training order, in which class 1 is the positive one

@@ -75,12 +75,18 @@ class FitContext:
         ``fit`` has set its validation rows aside. Statistics that shape the
         network (the piecewise-linear bins) are learnt from these only; the
         standardisation and the vocabularies use every row given to ``fit``.
+    sample_weight : ndarray of shape (n_samples,), optional
+        The rows' weights when the user gave some (None: unweighted). The
+        continuous columns' mean, scale and bins are then weighted: a row of
+        weight ``k`` counts as ``k`` copies of it, and a row of weight 0 not at
+        all. The vocabularies count rows, whatever their weight.
     """
 
     column_name: Callable[[int], str] = str
     group: object = None
     declared: Mapping = field(default_factory=dict)
     rows: np.ndarray | None = None
+    sample_weight: np.ndarray | None = None
 
     @property
     def distributed(self) -> bool:
@@ -288,10 +294,20 @@ def sum_counts(parts: list[pd.Series]) -> pd.Series:
     return pd.concat(parts).groupby(level=0, sort=False).sum()
 
 
-def _moments(values: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
-    """(rows, column means, column sums of squared deviations) of one shard."""
-    mean = values.mean(axis=0) if values.shape[0] else np.zeros(values.shape[1])
-    return values.shape[0], mean, ((values - mean) ** 2).sum(axis=0)
+def _moments(values: np.ndarray, weights=None) -> tuple[float, np.ndarray, np.ndarray]:
+    """(rows, column means, column sums of squared deviations) of one shard.
+
+    With ``weights`` (one per row, all positive), the weighted moments: "rows"
+    is the total weight, and a row of weight ``k`` counts as ``k`` copies of it.
+    """
+    if weights is None:
+        mean = values.mean(axis=0) if values.shape[0] else np.zeros(values.shape[1])
+        return values.shape[0], mean, ((values - mean) ** 2).sum(axis=0)
+    total = float(weights.sum())
+    if total == 0:
+        return 0, np.zeros(values.shape[1]), np.zeros(values.shape[1])
+    mean = weights @ values / total
+    return total, mean, weights @ ((values - mean) ** 2)
 
 
 def _combine_moments(parts) -> tuple[np.ndarray, np.ndarray]:
@@ -431,40 +447,64 @@ def _integer_table(vocabulary: pd.Index):
 
 
 
-def _quantile_sketch(values: np.ndarray) -> tuple[int, np.ndarray]:
-    """(rows, values or evenly spaced order statistics) of one process's shard, per column.
+def _quantile_sketch(values: np.ndarray, weights=None) -> tuple[float, np.ndarray, np.ndarray | None]:
+    """(rows, values or evenly spaced order statistics, their weights) of one shard, per column.
 
     A shard of at most :data:`QUANTILE_SKETCH_SIZE` rows is shared whole
-    (sorted); a larger one by the quantiles at ``QUANTILE_SKETCH_SIZE`` evenly
-    spaced levels from 0 to 1 (its minimum and maximum included).
+    (with its rows' ``weights``, None when unweighted); a larger one by the
+    (weighted) quantiles at ``QUANTILE_SKETCH_SIZE`` evenly spaced levels from
+    0 to 1 (its minimum and maximum included), each standing for an equal
+    share of the shard's rows (weights None). "rows" is the shard's total
+    weight when weighted.
     """
-    n = values.shape[0]
-    if n <= QUANTILE_SKETCH_SIZE:
-        return n, np.sort(values, axis=0)
-    return n, np.quantile(values, np.linspace(0.0, 1.0, QUANTILE_SKETCH_SIZE), axis=0)
+    n = values.shape[0] if weights is None else float(np.sum(weights))
+    if values.shape[0] <= QUANTILE_SKETCH_SIZE:
+        return n, values, weights
+    levels = np.linspace(0.0, 1.0, QUANTILE_SKETCH_SIZE)
+    if weights is None:
+        return n, np.quantile(values, levels, axis=0), None
+    return n, _weighted_quantiles(values, weights, levels), None
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    """Quantiles ``(len(levels), n_columns)`` of rows of ``values`` weighing ``weights`` (> 0).
+
+    Each row sits at the middle of its weight in the cumulative weight, the
+    first at level 0 and the last at 1, and the quantiles interpolate
+    linearly between them: with equal weights, ``np.quantile``'s (linear)
+    quantiles.
+    """
+    out = np.empty((len(levels), values.shape[1]))
+    for k in range(values.shape[1]):
+        order = np.argsort(values[:, k], kind="stable")
+        w = weights[order]
+        span = w.sum() - w[0] / 2 - w[-1] / 2
+        if span <= 0:  # a single row
+            out[:, k] = values[order[0], k]
+            continue
+        position = (np.cumsum(w) - w / 2 - w[0] / 2) / span
+        out[:, k] = np.interp(levels, position, values[order, k])
+    return out
 
 
 def _merged_quantiles(sketches, levels: np.ndarray, n_columns: int) -> np.ndarray:
     """Quantiles ``(len(levels), n_columns)`` of the union of the processes' shards.
 
     Exact (``np.quantile`` of the pooled rows) when every shard was shared
-    whole; otherwise each shared point stands for ``rows / points`` rows and the
-    quantiles interpolate the pooled points' mid-cumulative weights.
+    whole and unweighted; otherwise each shared point stands for its row's
+    weight, or for ``rows / points`` rows, and the quantiles interpolate the
+    pooled points' mid-cumulative weights (:func:`_weighted_quantiles`).
     """
-    sketches = [(n, points) for n, points in sketches if n > 0]
+    sketches = [sketch for sketch in sketches if sketch[0] > 0]
     if not sketches:
         raise ValueError("No training rows to learn the piecewise-linear bins from.")
-    pooled = np.concatenate([points for _, points in sketches], axis=0)
-    if all(n == len(points) for n, points in sketches):
+    pooled = np.concatenate([points for _, points, _ in sketches], axis=0)
+    if all(w is None and n == len(points) for n, points, w in sketches):
         return np.quantile(pooled, levels, axis=0)
-    weights = np.concatenate([np.full(len(points), n / len(points)) for n, points in sketches])
-    out = np.empty((len(levels), n_columns))
-    for k in range(n_columns):
-        order = np.argsort(pooled[:, k], kind="stable")
-        w = weights[order]
-        position = (np.cumsum(w) - w / 2 - w[0] / 2) / (w.sum() - w[0] / 2 - w[-1] / 2)
-        out[:, k] = np.interp(levels, position, pooled[order, k])
-    return out
+    weights = np.concatenate([
+        np.full(len(points), n / len(points)) if w is None else w for n, points, w in sketches
+    ])
+    return _weighted_quantiles(pooled, weights, levels)
 
 
 def check_continuous_entry(entry: Mapping) -> None:
@@ -886,18 +926,30 @@ class ContinuousColumns(ColumnKind):
             raise ValueError(
                 f"embedding must be one of {list(NUMERIC_EMBEDDINGS)}; got {self.embedding!r}."
             )
+        weights = context.sample_weight
         if is_sparse(X):  # the columns are all of X's (the estimator checked)
             self._check_sparse(X)
+            if weights is not None:  # rows of weight 0 left out (0 * inf would be NaN)
+                X, weights = X[weights > 0], weights[weights > 0]
             if not context.distributed:
-                self.mean_, scale = sparse_mean_scale(X)
+                self.mean_, scale = sparse_mean_scale(X, weights)
             else:
-                self.mean_, scale = _combine_moments(context.group.share(lambda: sparse_moments(X)))
-        elif not context.distributed:
+                self.mean_, scale = _combine_moments(
+                    context.group.share(lambda: sparse_moments(X, weights))
+                )
+        elif not context.distributed and weights is None:
             values = self.values(X, context)
             self.mean_ = values.mean(axis=0)
             scale = values.std(axis=0)
         else:
-            shards = context.group.share(lambda: _moments(self.values(X, context)))
+            def shard_moments():
+                values = self.values(X, context)
+                if weights is None:
+                    return _moments(values)
+                return _moments(values[weights > 0], weights[weights > 0])
+
+            shards = (context.group.share(shard_moments) if context.distributed
+                      else [shard_moments()])
             self.mean_, scale = _combine_moments(shards)
         overflowed = ~(np.isfinite(self.mean_) & np.isfinite(scale))
         if overflowed.any():  # e.g. values near 1e160: their squares overflow float64
@@ -916,15 +968,28 @@ class ContinuousColumns(ColumnKind):
         """Distinct quantiles of the training rows, per column (see the class docstring)."""
         levels = np.linspace(0.0, 1.0, int(self.n_bins) + 1)
 
-        def training_values() -> np.ndarray:
-            values = self.values(X, context)
-            return values if context.rows is None else values[context.rows]
+        def training_values() -> tuple[np.ndarray, np.ndarray | None]:
+            """The training rows' values and weights (None: unweighted), weight-0 rows left out."""
+            values, weights = self.values(X, context), context.sample_weight
+            if context.rows is not None:
+                values = values[context.rows]
+                weights = None if weights is None else weights[context.rows]
+            if weights is None:
+                return values, None
+            return values[weights > 0], weights[weights > 0]
 
         if not context.distributed:
-            edges = np.quantile(training_values(), levels, axis=0)
+            values, weights = training_values()
+            if not len(values):
+                raise ValueError("No training row (of positive weight) to learn the "
+                                 "piecewise-linear bins from.")
+            edges = (np.quantile(values, levels, axis=0) if weights is None
+                     else _weighted_quantiles(values, weights, levels))
         else:
-            edges = _merged_quantiles(context.group.share(lambda: _quantile_sketch(training_values())),
-                                      levels, len(self.columns))
+            edges = _merged_quantiles(
+                context.group.share(lambda: _quantile_sketch(*training_values())),
+                levels, len(self.columns),
+            )
         return [np.unique(edges[:, k]) for k in range(len(self.columns))]
 
     def _check_sparse(self, X) -> None:

@@ -256,12 +256,15 @@ class TabularEncoder:
         if not np.array_equal(columns, np.arange(len(columns))):
             raise ValueError("Every column must belong to exactly one column kind.")
 
-    def _context(self, declared=None, group=None, rows=None) -> FitContext:
+    def _context(self, declared=None, group=None, rows=None, sample_weight=None) -> FitContext:
         return FitContext(
-            column_name=self.feature_name, group=group, declared=declared or {}, rows=rows
+            column_name=self.feature_name, group=group, declared=declared or {}, rows=rows,
+            sample_weight=sample_weight,
         )
 
-    def fit(self, X, declared: dict | None = None, group=None, rows=None) -> TabularEncoder:
+    def fit(
+        self, X, declared: dict | None = None, group=None, rows=None, sample_weight=None
+    ) -> TabularEncoder:
         """Fit every kind on its columns of ``X``.
 
         ``declared`` maps a categorical column's index to its full set of
@@ -276,9 +279,13 @@ class TabularEncoder:
         ``rows`` (this process's training rows of ``X``, None for all): what a
         kind learns for the network beyond the standardisation (the
         piecewise-linear bins) comes from these rows only.
+
+        ``sample_weight`` (the user's row weights, None when not given): the
+        continuous columns' mean, scale and bins are weighted by them (a row
+        of weight 0 leaves no trace); the vocabularies count rows.
         """
         self.check_kinds()
-        context = self._context(declared, group, rows)
+        context = self._context(declared, group, rows, sample_weight)
         for kind in self.kinds:
             kind.fit(X, context)
         return self

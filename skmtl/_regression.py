@@ -74,6 +74,11 @@ class RegressionTargets:
     trained : ndarray of bool of shape (n_tasks,)
         The tasks the model has learnt (some known target in this fit on some
         process, or in an earlier fit it continues), set by the estimator.
+    spread : ndarray of bool of shape (n_tasks,)
+        The tasks whose scale was learnt from targets with some spread (more
+        than one distinct value; a positive mean for poisson; always for
+        log_loss), set by :meth:`fit_scaling` (and by the estimator when it
+        continues a fit).
     """
 
     values: np.ndarray
@@ -87,6 +92,7 @@ class RegressionTargets:
     losses: list[str] = field(default_factory=list)
     huber_deltas: np.ndarray | None = None
     trained: np.ndarray | None = None
+    spread: np.ndarray | None = None
 
     @property
     def known(self) -> np.ndarray:
@@ -98,23 +104,37 @@ class RegressionTargets:
         """One output per task."""
         return [1] * len(self.task_names)
 
-    def fit_scaling(self, losses: Sequence[str], group=None, rows=None) -> None:
+    def fit_scaling(
+        self, losses: Sequence[str], group=None, rows=None, sample_weight=None
+    ) -> None:
         """Learn each task's offset and scale from the known targets of ``rows``.
 
         Every process's rows count (``group``); a task with a single distinct
-        value keeps scale 1.
+        value keeps scale 1 (:attr:`spread` tells which tasks had more).
+        With ``sample_weight`` (one per row of the targets, None when not
+        given) the mean and deviation are weighted: a row of weight ``k``
+        counts as ``k`` copies of it, a row of weight 0 not at all.
         """
         group = SingleProcess() if group is None else group
         values = self.values if rows is None else self.values[rows]
         known = ~np.isnan(values)
+        if sample_weight is None:
+            weights = known.astype(np.float64)
+        else:
+            weights = np.asarray(sample_weight, dtype=np.float64)
+            weights = weights if rows is None else weights[rows]
+            weights = np.where(known, weights[:, None], 0.0)
+            known = weights > 0  # a row of weight 0 leaves no trace
         filled = np.where(known, values, 0.0)
-        local = np.stack([known.sum(axis=0), filled.sum(axis=0)])
+        local = np.stack([weights.sum(axis=0), (weights * filled).sum(axis=0)])
         count, total = np.sum(group.share(lambda: local), axis=0)
-        mean = total / np.maximum(count, 1)
+        mean = np.where(count > 0, total / np.where(count > 0, count, 1.0), 0.0)
         # Two passes (the global mean, then squared deviations from it): E[y^2] - E[y]^2
         # cancels catastrophically for targets far from 0 (e.g. 1e8 + noise).
-        squares = np.where(known, (values - mean) ** 2, 0.0).sum(axis=0)
-        std = np.sqrt(np.sum(group.share(lambda: squares), axis=0) / np.maximum(count, 1))
+        squares = (weights * np.where(known, (values - mean) ** 2, 0.0)).sum(axis=0)
+        std = np.sqrt(
+            np.sum(group.share(lambda: squares), axis=0) / np.where(count > 0, count, 1.0)
+        )
         overflowed = ~(np.isfinite(mean) & np.isfinite(std))
         if overflowed.any():  # e.g. targets near 1e300: their squares overflow float64
             names = [self.task_names[t] for t in np.flatnonzero(overflowed)]
@@ -124,12 +144,15 @@ class RegressionTargets:
                 "by a power of ten)."
             )
         offsets, scales = mean.copy(), np.where(std > 0, std, 1.0)
+        spread = std > 0
         for t, loss in enumerate(losses):
             if loss == "poisson":
                 offsets[t], scales[t] = 0.0, mean[t] if mean[t] > 0 else 1.0
+                spread[t] = mean[t] > 0
             elif loss == "log_loss":  # labels (or probabilities) as they are
                 offsets[t], scales[t] = 0.0, 1.0
-        self.offsets, self.scales = offsets, scales
+                spread[t] = True
+        self.offsets, self.scales, self.spread = offsets, scales, spread
         self.codes = self.scaled(self.values)
 
     def scaled(self, values: np.ndarray) -> np.ndarray:

@@ -359,7 +359,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         )
 
     # ------------------------------------------------------- the tasks' part
-    def _fit_targets(self, y, group, *, reuse, partial, classes):
+    def _fit_targets(self, y, group, *, reuse, partial, classes, sample_weight=None):
         """The targets, scaled as the fitted model's (when continuing) or as learnt here."""
         targets = group.run(lambda: regression_targets(y))
         names = group.share(lambda: targets.task_names)
@@ -384,17 +384,24 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         if reuse:
             self._check_same_tasks(targets, losses)
             earlier = np.asarray(self._trained_tasks_, dtype=bool)
+            # (a model fitted before the spread was recorded counts its tasks as scaled)
+            scaled = earlier & np.asarray(getattr(self, "_scaled_tasks_", earlier), dtype=bool)
             offsets, scales = self.target_offset_, self.target_scale_
-            if not earlier.all():
+            spread = scaled
+            if not scaled.all():
                 # A task no earlier fit had targets for is scaled from this call's targets
-                # (it kept the placeholder 0 / 1, and learnt raw 1e4-sized targets).
-                targets.fit_scaling(losses, group)
-                offsets = np.where(earlier, offsets, targets.offsets)
-                scales = np.where(earlier, scales, targets.scales)
-            targets.offsets, targets.scales = offsets, scales
+                # (it kept the placeholder 0 / 1, and learnt raw 1e4-sized targets); so is
+                # one whose earlier targets had a single value (scale 1 kept) once this
+                # call's have some spread: its network output was trained towards 0.
+                targets.fit_scaling(losses, group, sample_weight=sample_weight)
+                rescale = ~scaled & (targets.spread | ~earlier)
+                offsets = np.where(rescale, targets.offsets, offsets)
+                scales = np.where(rescale, targets.scales, scales)
+                spread = scaled | (rescale & targets.spread)
+            targets.offsets, targets.scales, targets.spread = offsets, scales, spread
             targets.codes = targets.scaled(targets.values)
         else:
-            targets.fit_scaling(losses, group)
+            targets.fit_scaling(losses, group, sample_weight=sample_weight)
         targets.trained = self._set_aside_untrainable(targets, group, reuse)
         targets.losses, targets.huber_deltas = losses, deltas
         return targets
@@ -454,6 +461,9 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.target_scale_ = np.asarray(targets.scales, dtype=np.float64)
         self._one_dimensional_ = targets.one_dimensional
         self._trained_tasks_ = np.asarray(targets.trained, dtype=bool).copy()
+        # Which tasks' scales came from targets with some spread (a continued fit rescales
+        # the others once their targets have some).
+        self._scaled_tasks_ = np.asarray(targets.spread, dtype=bool).copy()
 
     # ------------------------------------------------------------- prediction
     def predict(self, X):

@@ -79,18 +79,26 @@ def check_sparse_settings(params, is_categorical) -> None:
         )
 
 
-def sparse_mean_scale(X) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and (population) standard deviations of a CSR ``X``, zeros included."""
-    mean, variance = mean_variance_axis(X, axis=0)
+def sparse_mean_scale(X, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and (population) standard deviations of a CSR ``X``, zeros included.
+
+    ``weights`` (one per row, or None): the rows' weights, as for
+    :func:`sparse_moments`.
+    """
+    mean, variance = mean_variance_axis(X, axis=0, weights=weights)
     return mean, np.sqrt(variance)
 
 
-def sparse_moments(X) -> tuple[int, np.ndarray, np.ndarray]:
-    """(rows, column means, column sums of squared deviations), zeros included, of a CSR ``X``."""
-    n_rows = X.shape[0]
+def sparse_moments(X, weights=None) -> tuple[float, np.ndarray, np.ndarray]:
+    """(rows, column means, column sums of squared deviations), zeros included, of a CSR ``X``.
+
+    With ``weights`` (one per row), the weighted moments: "rows" is the
+    total weight, and a row of weight ``k`` counts as ``k`` copies of it.
+    """
+    n_rows = X.shape[0] if weights is None else float(np.sum(weights))
     if n_rows == 0:
         return 0, np.zeros(X.shape[1]), np.zeros(X.shape[1])
-    mean, variance = mean_variance_axis(X, axis=0)
+    mean, variance = mean_variance_axis(X, axis=0, weights=weights)
     return n_rows, mean, variance * n_rows
 
 
