@@ -52,6 +52,7 @@ from sklearn.utils.validation import (
 from . import metrics
 from ._balancing import balancing_settings, make_balancer
 from ._distributed import (
+    SingleProcess,
     check_fit_agrees,
     check_same_on_every_rank,
     process_group,
@@ -75,6 +76,7 @@ from ._training import (
     predict_logits,
     train,
 )
+from ._warnings import warn_user
 from .nn.architectures import ARCHITECTURES, check_module_outputs
 from .nn.blocks import WEIGHT_INITS, init_parameters, kaiming_hidden_layers
 
@@ -134,6 +136,16 @@ class FitSeeds:
     def split_rng(self) -> np.random.RandomState:
         """The validation split."""
         return np.random.RandomState(self.seed if self.rank is None else [self.seed, self.rank])
+
+
+def checked_score_weights(sample_weight, y):
+    """``score``'s ``sample_weight`` checked as ``fit``'s (None stays None)."""
+    if sample_weight is None:
+        return None
+    n_samples = len(y) if not hasattr(y, "shape") else y.shape[0]
+    return _check_sample_weight(
+        sample_weight, np.empty((n_samples, 0)), dtype=np.float64, ensure_non_negative=True
+    )
 
 
 def validate_input(estimator, X, *, reset: bool):
@@ -322,13 +334,23 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             y, group, reuse=reuse, partial=partial, classes=classes,
             sample_weight=sample_weight if weighted else None,
         )
+        usable = targets.known & (sample_weight[:, None] > 0)
+        if not any(group.share(lambda: bool(usable.any()))):
+            # Nothing to learn: the loss would be 0 while Adam's momentum still moved the model.
+            raise ValueError(
+                f"{'This partial_fit chunk' if partial else 'y'} has no known label of "
+                "positive weight for any task: there is nothing to train on"
+                f"{' (skip the chunk)' if partial else ''}."
+            )
         device = resolve_device(self.device, group, self.batch_size)
         seeds = FitSeeds.draw(self.random_state, group)
         # The split comes first: what the network learns from X (the bins) sees training rows only.
-        train_rows, val_rows = self._split_rows(X.shape[0], targets.known, seeds, group, partial)
+        train_rows, val_rows = self._split_rows(
+            X.shape[0], targets, seeds, group, partial, sample_weight
+        )
         if reuse:
             encoder, spec = self.encoder_, self._fitted_network_spec()
-            self._check_same_network(spec, targets)
+            self._check_same_network(spec, targets, X, group)
             module, optimizer = self._copy_network(device, keep_optimizer=partial)
         else:
             encoder = self._fit_encoder(
@@ -514,9 +536,16 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         return module.to(device), optimizer if keep_optimizer else None
 
     def _split_rows(
-        self, n_samples, known, seeds: FitSeeds, group, partial: bool
+        self, n_samples, targets, seeds: FitSeeds, group, partial: bool, sample_weight
     ) -> tuple[np.ndarray, np.ndarray | None]:
-        """Training rows, and validation rows when early stopping is on."""
+        """Training rows, and validation rows when early stopping is on.
+
+        Raises when the validation rows hold no known label of positive
+        weight (the validation score would be 0 at every epoch); warns about
+        tasks they hold none for, and (:meth:`_check_training_rows`) about
+        what the training rows lost to the split.
+        """
+        known = targets.known
         early = False if partial else self.early_stopping
         if early == "auto":  # decided on the rows of every process
             early = sum(group.share(lambda: n_samples)) > EARLY_STOPPING_AUTO_MIN_SAMPLES
@@ -539,13 +568,38 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         labelled = np.any(known[train_rows], axis=0)
         labelled = np.any(group.share(lambda: labelled), axis=0)
         # Tasks without any known label (set aside as untrainable) need none.
-        labelled |= ~np.any(group.share(lambda: np.any(known, axis=0)), axis=0)
+        any_known = np.any(group.share(lambda: np.any(known, axis=0)), axis=0)
+        labelled |= ~any_known
         if not labelled.all():
             raise ValueError(
                 f"The validation split left task {np.flatnonzero(~labelled)[0]} without known "
                 "labels for training; use early_stopping=False or a smaller validation_fraction."
             )
+        # The validation score must see some label: with none (or only rows of weight 0) it
+        # would be 0 at every epoch, and early stopping would keep the first epoch's weights.
+        weighed = known[val_rows] & (sample_weight[val_rows, None] > 0)
+        validated = np.any(group.share(lambda: np.any(weighed, axis=0)), axis=0)
+        names = targets.task_names
+        if not validated[any_known].any():
+            raise ValueError(
+                f"The validation split (validation_fraction={self.validation_fraction}) left "
+                "no validation row with a known label of positive weight, so the validation "
+                "score could not tell the epochs apart; use early_stopping=False, a larger "
+                "validation_fraction or more labelled rows."
+            )
+        unvalidated = [names[t] for t in np.flatnonzero(any_known & ~validated)]
+        if unvalidated:
+            warn_user(
+                f"No validation row has a known label (of positive weight) for task(s) "
+                f"{unvalidated}: early stopping watches the other tasks only. Use a larger "
+                "validation_fraction, or early_stopping=False."
+            )
+        self._check_training_rows(targets, train_rows, group)
         return train_rows, val_rows
+
+    def _check_training_rows(self, targets, train_rows, group) -> None:
+        """Warn about what the validation split took from training (the classifier: classes)."""
+        return None
 
     def _training_tensors(
         self, encoder, X, labels, sample_weight, rows, device, group
@@ -794,7 +848,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         return weights.double().cpu().numpy()
 
     # --------------------------------------------------------------- plumbing
-    def _check_same_network(self, spec: dict, targets) -> None:
+    def _check_same_network(self, spec: dict, targets, X=None, group=None) -> None:
         """Continuing a fit needs parameters that still describe the fitted network."""
         wanted = network_spec(
             self.get_params(deep=False), self.encoder_, targets.n_outputs, targets.funnel,
@@ -802,7 +856,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         )
         changed = differing_entries(spec, wanted) + changed_sequence_layout(
             self.get_params(deep=False), self.encoder_, getattr(self, "feature_names_in_", None)
-        ) + self._changed_output_meaning(targets)
+        ) + self._changed_encoding(X, group) + self._changed_output_meaning(targets)
         if changed:
             described = "; ".join(f"{name}: {old!r} -> {new!r}" for name, old, new in changed)
             raise ValueError(
@@ -810,6 +864,41 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 f"fitted network, but the parameters now describe another one ({described}). "
                 "Restore them, or fit a new model (warm_start=False)."
             )
+
+    def _changed_encoding(self, X, group) -> list[tuple]:
+        """``(what, fitted, now)`` for encoder settings that no longer describe the fitted encoder.
+
+        The network description is rebuilt from the fitted encoder, so it
+        cannot show a changed ``categorical_features``, ``min_frequency`` or
+        ``max_categories``; they are compared here (the columns that
+        ``categorical_features`` now selects in ``X``, against the fitted ones).
+        """
+        changed = []
+        if X is not None and not is_sparse(X):
+            group = SingleProcess() if group is None else group
+            feature_names = getattr(self, "feature_names_in_", None)
+            now = group.run(
+                lambda: resolve_categorical(X, self.categorical_features, feature_names)
+            )
+            fitted = np.asarray(self.is_categorical_, dtype=bool)
+            for kind in self.encoder_.kinds[2:]:  # sequence columns etc.: neither kind
+                if now.shape == fitted.shape:
+                    now[np.asarray(kind.columns)] = False
+            if now.shape == fitted.shape and not np.array_equal(now, fitted):
+                name = (lambda j: int(j)) if feature_names is None else (  # noqa: E731
+                    lambda j: str(feature_names[j]))
+                changed.append((
+                    "categorical columns",
+                    [name(j) for j in np.flatnonzero(fitted)],
+                    [name(j) for j in np.flatnonzero(now)],
+                ))
+        categorical = getattr(self.encoder_, "categorical", None)
+        if categorical is not None and len(categorical.columns):
+            for param in ("min_frequency", "max_categories"):
+                fitted_value = getattr(categorical, param, None)
+                if getattr(self, param) != fitted_value:
+                    changed.append((param, fitted_value, getattr(self, param)))
+        return changed
 
     def _changed_output_meaning(self, targets) -> list[tuple]:
         """``(what, fitted, now)`` for what the parameters now read the outputs as otherwise."""

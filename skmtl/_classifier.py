@@ -15,7 +15,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
 from . import metrics
-from ._base import BaseMultiTaskNetwork
+from ._base import BaseMultiTaskNetwork, checked_score_weights
 from ._fit_guards import keep_state_on_error
 from ._funnel import funnel_steps, impression_space_codes, resolve_funnel
 from ._keyed_settings import (
@@ -873,6 +873,15 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             classes = [declared_classes(c) for c in classes]
 
         def check_call():
+            if _uses_balanced(self.class_weight):
+                raise ValueError(
+                    "class_weight='balanced' is not supported by partial_fit (each chunk's "
+                    "class counts would give other weights, as for scikit-learn's "
+                    "SGDClassifier): compute the weights once, e.g. with "
+                    "sklearn.utils.class_weight.compute_class_weight('balanced', "
+                    "classes=classes, y=y) on a large enough sample of the labels, and pass "
+                    "them as a {class: weight} dict."
+                )
             if not first and categories is not None:
                 raise ValueError("categories are taken on the first partial_fit call only.")
             if not first and classes is not None:  # scikit-learn passes them on every call
@@ -962,6 +971,33 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 "(no class: NaN), and their scores are undefined. The other tasks train as "
                 "usual. For a binary task, declare pos_label to keep it binary when only "
                 "its negative class is present.",
+                UntrainableTaskWarning,
+            )
+
+    def _check_training_rows(self, targets, train_rows, group) -> None:
+        """Warn about classes that only the validation rows hold (they cannot be learnt).
+
+        The check of :meth:`_set_aside_untrainable_tasks` sees every row of
+        ``fit``; the validation split can still leave a rare class, or a
+        binary task's only positive, out of the training rows.
+        """
+        codes = targets.codes[train_rows]
+        seen = group.share(lambda: [np.unique(codes[:, t][codes[:, t] >= 0]).tolist()
+                                    for t in range(codes.shape[1])])
+        missing = []
+        for t, classes in enumerate(targets.classes):
+            if len(classes) < 2:  # set aside already (UntrainableTaskWarning)
+                continue
+            trained = set().union(*(shard[t] for shard in seen))
+            lost = [classes[c] for c in range(len(classes)) if c not in trained]
+            if lost:
+                missing.append(f"{targets.task_names[t]!r} ({', '.join(map(repr, lost))})")
+        if missing:
+            warn_user(
+                f"The validation split left class(es) of task(s) {'; '.join(missing)} "
+                "without any training row (they are in the validation rows only): the model "
+                "cannot learn them. Use a smaller validation_fraction, more rows of those "
+                "classes, or early_stopping=False.",
                 UntrainableTaskWarning,
             )
 
@@ -1249,6 +1285,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)
+        sample_weight = checked_score_weights(sample_weight, y)
         check_scored_tasks(y, self.task_names_)
         codes = encode_targets(y, self._label_order_)  # class 1 positive, for the funnel
         if self.funnel_:
@@ -1284,3 +1321,13 @@ def _same_kind(label, task_classes: np.ndarray) -> bool:
         return False
     observed = task_classes.tolist()[0]
     return isinstance(label, str) == isinstance(observed, str)
+
+
+def _uses_balanced(class_weight) -> bool:
+    """Whether ``class_weight`` asks for "balanced" weights for some task."""
+    if isinstance(class_weight, str):
+        return class_weight == "balanced"
+    values = class_weight if isinstance(class_weight, list) else (
+        class_weight.values() if isinstance(class_weight, dict) else ()
+    )
+    return any(isinstance(v, str) and v == "balanced" for v in values)

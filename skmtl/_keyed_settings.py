@@ -223,6 +223,10 @@ def class_weight_vectors(specs, classes, task_names, class_counts) -> list[np.nd
             present = counts > 0
             weights[present] = counts.sum() / (present.sum() * counts[present])
         elif isinstance(spec, dict):
+            # As scikit-learn's compute_class_weight: a key that is not a class of this fit
+            # (e.g. a class absent from a cross-validation fold) is ignored, unless some
+            # class is then left without a weight (a misspelt class, most likely).
+            strangers, weighted = [], np.zeros(len(task_classes), dtype=bool)
             for label, value in spec.items():
                 if isinstance(value, bool) or not isinstance(value, Real) or not (
                         np.isfinite(value) and value >= 0):
@@ -232,11 +236,17 @@ def class_weight_vectors(specs, classes, task_names, class_counts) -> list[np.nd
                     )
                 where = np.flatnonzero(task_classes == label)
                 if where.size == 0:
-                    raise ValueError(
-                        f"class_weight for task {task_names[t]!r} names class {label!r}, which "
-                        f"is not among its classes {task_classes.tolist()}."
-                    )
+                    strangers.append(label)
+                    continue
                 weights[where[0]] = value
+                weighted[where[0]] = True
+            if strangers and not weighted.all():
+                raise ValueError(
+                    f"class_weight for task {task_names[t]!r} names class(es) "
+                    f"{strangers!r}, which are not among its classes "
+                    f"{task_classes.tolist()}, and leaves class(es) "
+                    f"{task_classes[~weighted].tolist()} without a weight."
+                )
         else:
             raise ValueError(
                 f"class_weight entry for task {task_names[t]!r} must be None, 'balanced' or a "

@@ -18,7 +18,7 @@ from sklearn.metrics import r2_score
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_consistent_length, check_is_fitted
 
-from ._base import BaseMultiTaskNetwork
+from ._base import BaseMultiTaskNetwork, checked_score_weights
 from ._classifier import MultiTaskClassifier
 from ._fit_guards import keep_state_on_error
 from ._frames import as_pandas
@@ -518,6 +518,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         """
         check_is_fitted(self)
         check_consistent_length(X, y, sample_weight)
+        sample_weight = checked_score_weights(sample_weight, y)
         check_scored_tasks(y, self.task_names_)
         truth = regression_targets(y).values
         predicted = self.predict(X).reshape(truth.shape[0], -1)

@@ -414,7 +414,7 @@ def test_invalid_parameter_is_reported_by_name(name):
         (dict(class_weight=[None]), r"class_weight is a list of 1 entries but y has 2 task\(s\)"),
         (dict(class_weight={"view": {0: 2.0}}),
          r"class_weight names task 'view', which is not one of the tasks \['click'"),
-        (dict(class_weight=[{7: 2.0}, None]), r"class_weight for task 'click' names class 7"),
+        (dict(class_weight=[{7: 2.0}, None]), r"class_weight for task 'click' names class\(es\) \[7\]"),
         (dict(funnel=["click", "view"]),
          r"funnel names task 'view', which is not one of the tasks"),
         (dict(negative_sampling_rate={"view": 0.5}), r"negative_sampling_rate names task 'view'"),
