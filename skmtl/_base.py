@@ -30,6 +30,8 @@ docstrings.
 from __future__ import annotations
 
 import copy
+import functools
+import inspect
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -136,6 +138,25 @@ class FitSeeds:
     def split_rng(self) -> np.random.RandomState:
         """The validation split."""
         return np.random.RandomState(self.seed if self.rank is None else [self.seed, self.rank])
+
+
+def scoring_label(scoring) -> str:
+    """What ``scoring`` is, in words that stay the same across processes.
+
+    The repr of a function or of an object without a ``__repr__`` of its own
+    holds a memory address, so a model reopened in another process would take
+    its own earlier validation scores for another scoring's.
+    """
+    if isinstance(scoring, functools.partial):
+        return (f"functools.partial({scoring_label(scoring.func)}, *{scoring.args!r}, "
+                f"**{scoring.keywords!r})")
+    if inspect.isfunction(scoring) or inspect.isbuiltin(scoring) or inspect.ismethod(scoring):
+        owner = f"{scoring_label(scoring.__self__)}." if inspect.ismethod(scoring) else ""
+        module = "" if owner else f"{getattr(scoring, '__module__', '?')}."
+        return f"{owner or module}{scoring.__qualname__}"
+    if scoring is not None and type(scoring).__repr__ is object.__repr__:
+        return f"{type(scoring).__module__}.{type(scoring).__qualname__} instance"
+    return repr(scoring)
 
 
 def checked_score_weights(sample_weight, y):
@@ -395,7 +416,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         # What the scores measure: the loss, or the scoring given (a callable by its repr:
         # two skmtl scorers, or two functions, differ by it).
         monitor = (
-            "loss" if validation_scorer is None else f"{validation_scorer.name}: {self.scoring!r}"
+            "loss" if validation_scorer is None
+            else f"{validation_scorer.name}: {scoring_label(self.scoring)}"
         )
         history = self._train(
             module, optimizer, objective, data, validation, seeds, device, group,

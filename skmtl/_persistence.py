@@ -145,9 +145,11 @@ def save_model(estimator, path, *, key=None) -> None:
     sklearn.exceptions.NotFittedError
         If ``estimator`` is not fitted.
     TypeError
-        If it is not a :class:`MultiTaskClassifier`, or holds a value a model
-        file cannot store (the message names it), such as a ``scoring``
-        callable other than a :mod:`skmtl.metrics` scorer.
+        If it is not a :class:`MultiTaskClassifier` or a
+        :class:`MultiTaskRegressor`, or holds a value a model file cannot
+        store (the message names it), such as a ``scoring`` callable other
+        than a :mod:`skmtl.metrics` scorer, or a user-defined module's buffer
+        registered with ``persistent=False``.
     ValueError
         If ``module_`` is not the network ``network_spec_`` describes (it was
         replaced after ``fit``).
@@ -196,6 +198,7 @@ def save_model(estimator, path, *, key=None) -> None:
             "parameters were changed, so its network cannot be described); refit it first."
         )
     _check_network_matches(estimator.module_, network)
+    _check_buffers_storable(estimator.module_)
     _check_scoring_storable(estimator.scoring)
     document = {
         "format": FORMAT,
@@ -351,6 +354,23 @@ class _FileError(ValueError):
     """A model file that is damaged, altered or not understood."""
 
 
+def _check_buffers_storable(module) -> None:
+    """Refuse buffers outside ``state_dict()`` (``persistent=False``): the file would lose them.
+
+    ``load_model`` rebuilds the module by calling its class again, so such a
+    buffer would come back with whatever the constructor draws (a random
+    projection, for one) and the loaded model would predict differently.
+    """
+    stored = set(module.state_dict())
+    lost = [name for name, _ in module.named_buffers() if name not in stored]
+    if lost:
+        raise TypeError(
+            f"The network has buffers registered with persistent=False ({lost}), which a "
+            "model file does not store: load_model would rebuild them anew and predict "
+            "differently. Register them as persistent buffers (the default), or use pickle."
+        )
+
+
 def _write_archive(path, members: dict[str, bytes]) -> None:
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
@@ -361,6 +381,15 @@ def _write_archive(path, members: dict[str, bytes]) -> None:
                 info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
                 info.compress_type = zipfile.ZIP_STORED if name == WEIGHTS else zipfile.ZIP_DEFLATED
                 archive.writestr(info, data)
+        # mkstemp makes the file readable by its owner only; give it the mode a plain open()
+        # would (the replaced file's, or 0o666 less the umask), so that others can load it.
+        try:
+            mode = os.stat(path).st_mode & 0o777
+        except OSError:
+            umask = os.umask(0)
+            os.umask(umask)
+            mode = 0o666 & ~umask
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -169,6 +169,12 @@ def _output_names(estimator, inputs: list[OnnxColumn]) -> list[str]:
     """Task names as graph output names, checked to be unique among all graph names."""
     names = [str(t) for t in estimator.task_names_]
     every = names + [c.name for c in inputs]
+    if "" in every:
+        raise ValueError(
+            "The ONNX graph names its inputs after the features and its outputs after the "
+            "tasks, and ONNX refuses an empty name; a feature or task is named ''. Rename "
+            "it and refit."
+        )
     repeated = sorted({n for n in every if every.count(n) > 1})
     if repeated:
         raise ValueError(

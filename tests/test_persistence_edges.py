@@ -1,0 +1,131 @@
+"""Edges of model files, export and continued fits that the persistence hunt found.
+
+A user module's ``persistent=False`` buffer was silently redrawn by
+``load_model`` (the loaded model predicted 0.32 where the saved one gave
+0.50); ``save_model`` wrote files readable by their owner only; an empty
+feature name reached ONNX's checker; a plain function as ``scoring`` was
+recorded with its memory address, so a model reopened in another process
+forgot its best validation score.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pickle
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from torch import nn
+
+from skmtl import MultiTaskClassifier, load_model, save_model
+from skmtl._base import scoring_label
+
+
+class RandomFeatures(nn.Module):
+    """A fixed random projection kept out of ``state_dict()``."""
+
+    def __init__(self, in_features, n_outputs):
+        super().__init__()
+        self.register_buffer("projection", torch.randn(in_features, 4), persistent=False)
+        self.heads = nn.ModuleList([nn.Linear(4, k) for k in n_outputs])
+        self.n_outputs = list(n_outputs)
+
+    def forward(self, x):
+        hidden = torch.cos(x @ self.projection)
+        return [head(hidden).squeeze(-1) if k == 1 else head(hidden)
+                for head, k in zip(self.heads, self.n_outputs)]
+
+
+def first_task_auc(estimator, X, y):
+    """A plain function as ``scoring`` (its repr holds a memory address)."""
+    from sklearn.metrics import roc_auc_score
+
+    return roc_auc_score(np.asarray(y)[:, 0], estimator.predict_proba(X)[0][:, 1])
+
+
+def _data(n=200):
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(n, 3))
+    return X, np.column_stack([X[:, 0] > 0, X[:, 1] > 0]).astype(int)
+
+
+def _fit(model, X, y):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return model.fit(X, y)
+
+
+def test_a_non_persistent_buffer_is_refused_by_save_model(tmp_path):
+    X, y = _data()
+    model = _fit(MultiTaskClassifier(RandomFeatures, max_iter=2, random_state=0), X, y)
+    with pytest.raises(TypeError, match=r"persistent=False \(\['body.projection'\]\)"):
+        save_model(model, tmp_path / "model.skmtl")
+    assert not list(tmp_path.iterdir())  # nothing written
+    # pickle keeps the buffer, so it predicts the same
+    restored = pickle.loads(pickle.dumps(model))
+    np.testing.assert_array_equal(restored.predict_proba(X)[0], model.predict_proba(X)[0])
+
+
+def test_model_files_get_the_mode_an_ordinary_file_would(tmp_path):
+    X, y = _data()
+    model = _fit(MultiTaskClassifier(max_iter=2, random_state=0), X, y)
+    umask = os.umask(0o022)
+    try:
+        save_model(model, tmp_path / "new.skmtl")
+        assert (tmp_path / "new.skmtl").stat().st_mode & 0o777 == 0o644
+        existing = tmp_path / "existing.skmtl"
+        existing.write_bytes(b"")
+        existing.chmod(0o640)
+        save_model(model, existing)  # a replaced file keeps its mode
+        assert existing.stat().st_mode & 0o777 == 0o640
+        assert load_model(existing).n_iter_ == model.n_iter_
+    finally:
+        os.umask(umask)
+
+
+def test_an_empty_feature_name_is_refused_by_to_onnx():
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxscript")
+    from skmtl.export import to_onnx
+
+    X, y = _data()
+    frame = pd.DataFrame({"": X[:, 0], "b": X[:, 1]})
+    model = _fit(MultiTaskClassifier(max_iter=2, random_state=0), frame, y)
+    with pytest.raises(ValueError, match="feature or task is named ''"):
+        to_onnx(model)
+
+
+def test_scoring_labels_hold_no_memory_address():
+    assert scoring_label(first_task_auc) == f"{__name__}.first_task_auc"
+    partial = functools.partial(first_task_auc)
+    assert "0x" not in scoring_label(partial)
+    assert "0x" not in scoring_label(object())
+    assert scoring_label("roc_auc") == "'roc_auc'"
+
+
+def test_a_reopened_model_keeps_its_best_validation_score_for_a_function_scoring(tmp_path):
+    """In a new process, a warm start must still have to beat the earlier best epoch."""
+    X, y = _data(300)
+    model = _fit(MultiTaskClassifier(
+        max_iter=4, random_state=0, warm_start=True, early_stopping=True, n_iter_no_change=2,
+        scoring=first_task_auc), X, y)
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(model))
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = (
+        "import pickle, sys, warnings; warnings.simplefilter('ignore')\n"
+        f"sys.path.insert(0, {here!r})\n"
+        f"model = pickle.loads(open({str(path)!r}, 'rb').read())\n"
+        "from skmtl._base import scoring_label\n"
+        "print(scoring_label(model.scoring))\n"  # what a warm start there compares with
+    )
+    code = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert model._validation_monitor_.endswith(": " + code.stdout.strip())
+    assert "0x" not in model._validation_monitor_
