@@ -79,7 +79,8 @@ class FitContext:
         The rows' weights when the user gave some (None: unweighted). The
         continuous columns' mean, scale and bins are then weighted: a row of
         weight ``k`` counts as ``k`` copies of it, and a row of weight 0 not at
-        all. The vocabularies count rows, whatever their weight.
+        all. The categorical vocabularies leave rows of weight 0 out and count
+        the others once each (sequence columns count every row).
     """
 
     column_name: Callable[[int], str] = str
@@ -589,16 +590,30 @@ class CategoricalColumns(ColumnKind):
         """Rows of each table: learnt categories plus the unknown row."""
         return [len(v) + 1 for v in self.vocabularies_]
 
-    def _counts(self, X, declared) -> list:
-        """Category counts of the undeclared columns (None for declared ones)."""
-        return [None if j in declared else category_counts(column(X, j)) for j in self.columns]
+    def _counts(self, X, declared, weights=None) -> list:
+        """Category counts of the undeclared columns (None for declared ones).
+
+        Rows of weight 0 (``weights``, None when unweighted) are left out: a
+        category seen only there would get a row of its own that training
+        never reaches, instead of the trained unknown row. The other rows
+        count once each, whatever their weight (only the weights' ratios
+        matter, so they cannot be counts for ``min_frequency``).
+        """
+        keep = None if weights is None or np.all(weights > 0) else weights > 0
+
+        def values(j):
+            values = column(X, j)
+            return values if keep is None else values[keep]
+
+        return [None if j in declared else category_counts(values(j)) for j in self.columns]
 
     def fit(self, X, context: FitContext) -> CategoricalColumns:
         declared = context.declared
+        weights = context.sample_weight
         if not context.distributed:
-            counts = self._counts(X, declared)
+            counts = self._counts(X, declared, weights)
         else:
-            shards = context.group.share(lambda: self._counts(X, declared))
+            shards = context.group.share(lambda: self._counts(X, declared, weights))
             counts = [
                 None if j in declared else sum_counts([shard[k] for shard in shards])
                 for k, j in enumerate(self.columns)

@@ -282,7 +282,8 @@ class TabularEncoder:
 
         ``sample_weight`` (the user's row weights, None when not given): the
         continuous columns' mean, scale and bins are weighted by them (a row
-        of weight 0 leaves no trace); the vocabularies count rows.
+        of weight 0 leaves no trace); the categorical vocabularies leave rows of
+        weight 0 out and count the others once each.
         """
         self.check_kinds()
         context = self._context(declared, group, rows, sample_weight)

@@ -192,3 +192,25 @@ def test_a_task_whose_targets_never_spread_keeps_its_offset():
     model.partial_fit(X[20:], np.full(20, 7.0))
     assert model.target_offset_[0] == 7.0 and model.target_scale_[0] == 1.0
     np.testing.assert_allclose(model.predict(X), 7.0, atol=0.5)
+
+
+# -------------------------------------------------------------- vocabularies
+def test_a_category_seen_only_in_zero_weight_rows_maps_to_the_unknown_row():
+    import pandas as pd
+
+    rng = np.random.RandomState(0)
+    n = 200
+    X = pd.DataFrame({"x": rng.normal(size=n), "c": rng.choice(["a", "b"], n)})
+    X.loc[:9, "c"] = "ghost"
+    y = (X["x"] > 0).astype(int).to_numpy()
+    weights = np.where(np.arange(n) < 10, 0.0, 1.0)
+    model = _fit(MultiTaskClassifier(**{**SETTINGS, "min_frequency": 1}), X, y,
+                 sample_weight=weights)
+    assert "ghost" not in list(model.categories_[1])
+    unknown = model.encoder_.transform(pd.DataFrame({"x": [0.0], "c": ["never seen"]}))[0]
+    ghost = model.encoder_.transform(pd.DataFrame({"x": [0.0], "c": ["ghost"]}))[0]
+    np.testing.assert_array_equal(ghost, unknown)
+    # with positive weights every row counts once, whatever its weight
+    heavy = _fit(MultiTaskClassifier(**{**SETTINGS, "min_frequency": 1}), X, y,
+                 sample_weight=np.where(np.arange(n) < 10, 1e-3, 1.0))
+    assert "ghost" in list(heavy.categories_[1])
