@@ -314,9 +314,32 @@ class UncertaintyWeighting(TaskBalancer):
         # batch without a known label of task t (L_t = 0) leaves s_t alone.
         batch_losses = self.group.sum_in_place(losses.detach().clone())
         s_grad = c * (0.5 - torch.exp(-s.detach()) * batch_losses)
-        s.grad = torch.where(batch_losses > 0, s_grad, 0.0)
-        state.optimizer.step()
+        seen = batch_losses > 0
+        s.grad = torch.where(seen, s_grad, 0.0)
+        _step_only(state.optimizer, s, seen)
         return factors
+
+
+def _step_only(optimizer: torch.optim.Optimizer, values: torch.Tensor, moved: torch.Tensor) -> None:
+    """``optimizer.step()`` for the entries of ``values`` where ``moved``; the others stay put.
+
+    A zero gradient does not hold an entry still under Adam (its running
+    averages keep moving it), so the entries without data this step get their
+    value and their moment estimates back.
+    """
+    if bool(moved.all()):
+        optimizer.step()
+        return
+    state = optimizer.state.get(values, {})
+    kept = {name: tensor.detach().clone() for name, tensor in state.items()
+            if torch.is_tensor(tensor) and tensor.shape == values.shape}
+    before = values.detach().clone()
+    optimizer.step()
+    with torch.no_grad():
+        values.copy_(torch.where(moved, values, before))
+        for name, tensor in kept.items():
+            state = optimizer.state[values]
+            state[name].copy_(torch.where(moved, state[name], tensor))
 
 
 class GradNorm(TaskBalancer):
@@ -366,7 +389,7 @@ class GradNorm(TaskBalancer):
         relative = ratios / ratios[active].mean()
         target = scaled[active].mean() * relative ** self.alpha
         state.values.grad = torch.where(active, torch.sign(scaled - target) * norms, 0.0)
-        state.optimizer.step()
+        _step_only(state.optimizer, state.values, active)
         with torch.no_grad():
             state.values.clamp_(min=MIN_GRADNORM_WEIGHT)
             state.values.mul_(self.n_tasks / state.values.sum())

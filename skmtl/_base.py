@@ -32,6 +32,7 @@ from __future__ import annotations
 import copy
 import functools
 import inspect
+import sys
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -40,6 +41,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin
+from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -53,6 +55,7 @@ from sklearn.utils.validation import (
 
 from . import metrics
 from ._balancing import balancing_settings, make_balancer
+from ._column_kinds import column
 from ._distributed import (
     SingleProcess,
     check_fit_agrees,
@@ -143,19 +146,25 @@ class FitSeeds:
 def scoring_label(scoring) -> str:
     """What ``scoring`` is, in words that stay the same across processes.
 
-    The repr of a function or of an object without a ``__repr__`` of its own
-    holds a memory address, so a model reopened in another process would take
-    its own earlier validation scores for another scoring's.
+    The repr of a function holds a memory address, so a model reopened in
+    another process would take its own earlier validation scores for another
+    scoring's: a function defined at a module's top level is named by its
+    module and qualified name. Lambdas, closures and objects without a
+    ``__repr__`` of their own keep their repr (address included), which tells
+    two of them apart within a process.
     """
     if isinstance(scoring, functools.partial):
         return (f"functools.partial({scoring_label(scoring.func)}, *{scoring.args!r}, "
                 f"**{scoring.keywords!r})")
-    if inspect.isfunction(scoring) or inspect.isbuiltin(scoring) or inspect.ismethod(scoring):
-        owner = f"{scoring_label(scoring.__self__)}." if inspect.ismethod(scoring) else ""
-        module = "" if owner else f"{getattr(scoring, '__module__', '?')}."
-        return f"{owner or module}{scoring.__qualname__}"
-    if scoring is not None and type(scoring).__repr__ is object.__repr__:
-        return f"{type(scoring).__module__}.{type(scoring).__qualname__} instance"
+    if inspect.isfunction(scoring) or inspect.isbuiltin(scoring):
+        qualname = getattr(scoring, "__qualname__", "<lambda>")
+        if "<lambda>" in qualname or "<locals>" in qualname:
+            return repr(scoring)  # two lambdas, or two closures of one factory, differ by address
+        return f"{getattr(scoring, '__module__', '?')}.{qualname}"
+    if inspect.ismethod(scoring):
+        return f"{scoring_label(scoring.__self__)}.{scoring.__func__.__name__}"
+    # An object's repr tells its state where its class defines one (scikit-learn's and
+    # skmtl's scorers do); the default repr holds its address, which tells instances apart.
     return repr(scoring)
 
 
@@ -456,10 +465,13 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                     f"n_samples={n_samples}: at least {1 if partial else 2} samples are "
                     f"required to fit {type(self).__name__}."
                 )
+            pl = sys.modules.get("polars")
+            if pl is not None and isinstance(y, pl.LazyFrame):
+                as_pandas(y)  # its clear TypeError: collect() first
             check_consistent_length(X_checked, y)
-            weights = _check_sample_weight(
+            weights = _check_sample_weight(  # all zeros here may be one shard's (checked below)
                 sample_weight, np.empty((n_samples, 0)), dtype=np.float64,
-                ensure_non_negative=True,
+                ensure_non_negative=True, allow_all_zero_weights=True,
             )
             return X_checked, weights
 
@@ -583,6 +595,16 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                     f"{n_samples}; use more data, another validation_fraction, or "
                     "early_stopping=False."
                 )
+            strata = self._split_strata(targets)
+            if strata is not None:  # as MLPClassifier: stratified by the one task's classes
+                try:
+                    train, val = train_test_split(
+                        np.arange(n_samples), test_size=n_val, stratify=strata,
+                        random_state=seeds.split_rng(),
+                    )
+                    return np.sort(train), np.sort(val)
+                except ValueError:  # a class of one row, or more classes than validation rows
+                    pass
             order = seeds.split_rng().permutation(n_samples)
             return np.sort(order[n_val:]), np.sort(order[:n_val])
 
@@ -618,6 +640,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             )
         self._check_training_rows(targets, train_rows, group)
         return train_rows, val_rows
+
+    def _split_strata(self, targets) -> np.ndarray | None:
+        """Labels to stratify the validation split by (None: a plain random split)."""
+        return None
 
     def _check_training_rows(self, targets, train_rows, group) -> None:
         """Warn about what the validation split took from training (the classifier: classes)."""
@@ -899,14 +925,29 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if X is not None and not is_sparse(X):
             group = SingleProcess() if group is None else group
             feature_names = getattr(self, "feature_names_in_", None)
-            now = group.run(
-                lambda: resolve_categorical(X, self.categorical_features, feature_names)
-            )
             fitted = np.asarray(self.is_categorical_, dtype=bool)
-            for kind in self.encoder_.kinds[2:]:  # sequence columns etc.: neither kind
-                if now.shape == fitted.shape:
+
+            def selected() -> list[bool]:
+                now = resolve_categorical(X, self.categorical_features, feature_names)
+                if now.shape != fitted.shape:
+                    return fitted.tolist()  # the feature count is checked elsewhere
+                for kind in self.encoder_.kinds[2:]:  # sequence columns etc.: neither kind
                     now[np.asarray(kind.columns)] = False
-            if now.shape == fitted.shape and not np.array_equal(now, fitted):
+                if isinstance(self.categorical_features, str):  # "from_dtype": read from X
+                    # A column missing in every row of this call has no dtype to read
+                    # (float64 NaN, or None): it says nothing about the setting.
+                    for j in np.flatnonzero(now != fitted):
+                        if pd.isna(pd.Series(column(X, j), dtype=object)).all():
+                            now[j] = fitted[j]
+                return now.tolist()
+
+            # On every process the same verdict: one shard's columns vote for all.
+            answers = group.share(lambda: group.run(selected))
+            now = np.asarray(answers[0], dtype=bool)
+            for other in answers[1:]:
+                if not np.array_equal(np.asarray(other, dtype=bool), fitted):
+                    now = np.asarray(other, dtype=bool)
+            if not np.array_equal(now, fitted):
                 name = (lambda j: int(j)) if feature_names is None else (  # noqa: E731
                     lambda j: str(feature_names[j]))
                 changed.append((
@@ -914,12 +955,12 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                     [name(j) for j in np.flatnonzero(fitted)],
                     [name(j) for j in np.flatnonzero(now)],
                 ))
-        categorical = getattr(self.encoder_, "categorical", None)
-        if categorical is not None and len(categorical.columns):
-            for param in ("min_frequency", "max_categories"):
-                fitted_value = getattr(categorical, param, None)
-                if getattr(self, param) != fitted_value:
-                    changed.append((param, fitted_value, getattr(self, param)))
+        vocabularies = [kind for kind in self.encoder_.kinds
+                        if len(kind.columns) and hasattr(kind, "min_frequency")]
+        for param in ("min_frequency", "max_categories"):
+            fitted_values = {getattr(kind, param, None) for kind in vocabularies}
+            if fitted_values and fitted_values != {getattr(self, param)}:
+                changed.append((param, next(iter(fitted_values)), getattr(self, param)))
         return changed
 
     def _changed_output_meaning(self, targets) -> list[tuple]:

@@ -510,7 +510,10 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         by every ``fit``).
 
     validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping.
+        Fraction of rows held out for early stopping. With a single task the
+        split is stratified by its classes (as ``MLPClassifier``'s); with
+        several it is a plain random split. Validation rows without a known
+        label of positive weight are refused.
 
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.
@@ -632,8 +635,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         (``partial_fit`` calls, fits without early stopping) and for earlier
         epochs scored with another ``scoring``.
     best_validation_score_ : float or None
-        The score of the weights that were kept: the best of
-        ``validation_scores_``, or, in a ``warm_start`` continuation that no
+        The score of the weights that were kept: the best score of the fit
+        that kept them (after a ``warm_start`` fit on other rows it can be
+        below an earlier fit's entries of ``validation_scores_``), or, in a ``warm_start`` continuation that no
         epoch improved, its starting weights' score measured at its start
         (in its own units; see ``warm_start``): a continuation keeps its
         starting weights (the earlier best) unless one of its epochs scores
@@ -974,6 +978,16 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 UntrainableTaskWarning,
             )
 
+    def _split_strata(self, targets) -> np.ndarray | None:
+        """With one task, its classes (unknown labels a stratum of their own), as MLPClassifier.
+
+        Several tasks have no single stratification; the split is then a plain
+        random one, checked by :meth:`_check_training_rows`.
+        """
+        if targets.codes.shape[1] != 1:
+            return None
+        return targets.codes[:, 0]
+
     def _check_training_rows(self, targets, train_rows, group) -> None:
         """Warn about classes that only the validation rows hold (they cannot be learnt).
 
@@ -981,17 +995,27 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         ``fit``; the validation split can still leave a rare class, or a
         binary task's only positive, out of the training rows.
         """
-        codes = targets.codes[train_rows]
-        seen = group.share(lambda: [np.unique(codes[:, t][codes[:, t] >= 0]).tolist()
-                                    for t in range(codes.shape[1])])
+        in_training = np.zeros(len(targets.codes), dtype=bool)
+        in_training[train_rows] = True
+
+        def classes_seen(rows):
+            codes = targets.codes[rows]
+            return [np.unique(codes[:, t][codes[:, t] >= 0]).tolist()
+                    for t in range(codes.shape[1])]
+
+        seen = group.share(lambda: (classes_seen(in_training), classes_seen(~in_training)))
         missing = []
         for t, classes in enumerate(targets.classes):
             if len(classes) < 2:  # set aside already (UntrainableTaskWarning)
                 continue
-            trained = set().union(*(shard[t] for shard in seen))
-            lost = [classes[c] for c in range(len(classes)) if c not in trained]
+            trained = set().union(*(shard[0][t] for shard in seen))
+            validated = set().union(*(shard[1][t] for shard in seen))
+            # (a class no row holds, e.g. a funnel step's positive added for a fold without
+            # one, is not the split's doing)
+            lost = [classes[c] for c in sorted(validated - trained)]
             if lost:
-                missing.append(f"{targets.task_names[t]!r} ({', '.join(map(repr, lost))})")
+                shown = ", ".join(repr(c.item() if isinstance(c, np.generic) else c) for c in lost)
+                missing.append(f"{targets.task_names[t]!r} ({shown})")
         if missing:
             warn_user(
                 f"The validation split left class(es) of task(s) {'; '.join(missing)} "

@@ -464,16 +464,40 @@ def _quantile_sketch(values: np.ndarray, weights=None) -> tuple[float, np.ndarra
     levels = np.linspace(0.0, 1.0, QUANTILE_SKETCH_SIZE)
     if weights is None:
         return n, np.quantile(values, levels, axis=0), None
-    return n, _weighted_quantiles(values, weights, levels), None
+    return n, _repeated_rows_quantiles(values, weights, levels), None
+
+
+def _repeated_rows_quantiles(
+    values: np.ndarray, weights: np.ndarray, levels: np.ndarray
+) -> np.ndarray:
+    """Quantiles ``(len(levels), n_columns)`` as if each row were repeated as its weight says (> 0).
+
+    The weights are scaled so that the smallest is 1 (only their ratios
+    matter); row ``i`` then fills the positions ``C_{i-1}`` to ``C_i - 1``
+    of the cumulative weight ``C`` and the quantile at level ``q`` is read
+    at position ``q * (C_n - 1)``, interpolating linearly between rows: for
+    integer weights, exactly ``np.quantile`` of the repeated rows.
+    """
+    scaled = weights / weights.min()
+    out = np.empty((len(levels), values.shape[1]))
+    for k in range(values.shape[1]):
+        order = np.argsort(values[:, k], kind="stable")
+        w, v = scaled[order], values[order, k]
+        end = np.cumsum(w)
+        start = end - w
+        positions = np.column_stack([start, np.maximum(start, end - 1.0)]).ravel()
+        out[:, k] = np.interp(levels * (end[-1] - 1.0), positions, np.repeat(v, 2))
+    return out
 
 
 def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, levels: np.ndarray) -> np.ndarray:
-    """Quantiles ``(len(levels), n_columns)`` of rows of ``values`` weighing ``weights`` (> 0).
+    """Quantiles ``(len(levels), n_columns)`` of points of ``values`` standing for ``weights`` rows.
 
-    Each row sits at the middle of its weight in the cumulative weight, the
-    first at level 0 and the last at 1, and the quantiles interpolate
-    linearly between them: with equal weights, ``np.quantile``'s (linear)
-    quantiles.
+    For the sketches of unweighted shards (each point stands for an equal
+    share of its shard's rows). Each point sits at the middle of its weight
+    in the cumulative weight, the first at level 0 and the last at 1, and the
+    quantiles interpolate linearly between them: with equal weights,
+    ``np.quantile``'s (linear) quantiles.
     """
     out = np.empty((len(levels), values.shape[1]))
     for k in range(values.shape[1]):
@@ -505,7 +529,9 @@ def _merged_quantiles(sketches, levels: np.ndarray, n_columns: int) -> np.ndarra
     weights = np.concatenate([
         np.full(len(points), n / len(points)) if w is None else w for n, points, w in sketches
     ])
-    return _weighted_quantiles(pooled, weights, levels)
+    if all(w is None for _, _, w in sketches):  # sketches of unweighted shards
+        return _weighted_quantiles(pooled, weights, levels)
+    return _repeated_rows_quantiles(pooled, weights, levels)
 
 
 def check_continuous_entry(entry: Mapping) -> None:
@@ -999,7 +1025,7 @@ class ContinuousColumns(ColumnKind):
                 raise ValueError("No training row (of positive weight) to learn the "
                                  "piecewise-linear bins from.")
             edges = (np.quantile(values, levels, axis=0) if weights is None
-                     else _weighted_quantiles(values, weights, levels))
+                     else _repeated_rows_quantiles(values, weights, levels))
         else:
             edges = _merged_quantiles(
                 context.group.share(lambda: _quantile_sketch(*training_values())),

@@ -132,7 +132,11 @@ def impression_space_codes(codes: np.ndarray, funnel: list[int], task_names=None
 
 
 def fill_funnel_columns(columns: list[np.ndarray], classes: list[np.ndarray], funnel: list[int]):
-    """Raw label columns with unknown funnel labels after a negative step set to the negative class.
+    """Raw label columns with unknown funnel labels filled as training reads them.
+
+    An unknown label after a negative step becomes the negative class; one
+    before a positive step (a conversion without a logged click) the positive
+    class.
 
     Parameters
     ----------
@@ -155,10 +159,12 @@ def fill_funnel_columns(columns: list[np.ndarray], classes: list[np.ndarray], fu
     for t in funnel:
         if len(classes[t]) < 2:  # a step without two classes here: not scored (NaN)
             continue
-        becomes_negative = (codes[:, t] < 0) & (filled[:, t] == 0)
-        if becomes_negative.any():
+        # Unknown after a negative step: negative; unknown before a positive step: positive
+        # (a conversion implies the click), as training reads them.
+        becomes_known = (codes[:, t] < 0) & (filled[:, t] >= 0)
+        if becomes_known.any():
             column = columns[t].astype(object)
-            column[becomes_negative] = classes[t][0]
+            column[becomes_known] = classes[t][filled[becomes_known, t]]
             columns[t] = column
     return columns
 

@@ -198,7 +198,8 @@ def save_model(estimator, path, *, key=None) -> None:
             "parameters were changed, so its network cannot be described); refit it first."
         )
     _check_network_matches(estimator.module_, network)
-    _check_buffers_storable(estimator.module_)
+    if not isinstance(network.get("architecture"), str):  # built-in blocks rebuild theirs
+        _check_buffers_storable(estimator.module_.body)
     _check_scoring_storable(estimator.scoring)
     document = {
         "format": FORMAT,
@@ -365,7 +366,7 @@ def _check_buffers_storable(module) -> None:
     lost = [name for name, _ in module.named_buffers() if name not in stored]
     if lost:
         raise TypeError(
-            f"The network has buffers registered with persistent=False ({lost}), which a "
+            f"The user-defined module has buffers registered with persistent=False ({lost}), which a "
             "model file does not store: load_model would rebuild them anew and predict "
             "differently. Register them as persistent buffers (the default), or use pickle."
         )

@@ -65,6 +65,7 @@ from sklearn.utils.metadata_routing import (
     get_routing_for_object,
 )
 
+from ._frames import as_pandas
 from ._funnel import fill_funnel_columns
 from ._keyed_settings import check_positive_known, positive_labels
 from ._keyed_settings import task_index as keyed_task_index
@@ -339,7 +340,8 @@ def _regression_scores(metric, y_true, y_pred, sample_weight):
             )
         y_pred = np.column_stack(y_pred)  # one array per task, as y_proba may be given
     # (otherwise, as in scikit-learn, a list holds rows)
-    if hasattr(y_pred, "to_numpy"):  # pandas, nullable dtypes with NA included
+    y_pred = as_pandas(y_pred)  # a polars or pyarrow frame as pandas
+    if isinstance(y_pred, (pd.DataFrame, pd.Series)):  # nullable dtypes with NA included
         y_pred = y_pred.to_numpy(dtype=np.float64, na_value=np.nan)
     predicted = np.asarray(y_pred, dtype=np.float64)
     if predicted.ndim == 1 and truth.shape[1] == 1:

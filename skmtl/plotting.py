@@ -15,7 +15,10 @@ imported when a function here is called, not when :mod:`skmtl` is imported.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
+
+from .metrics import _final_model
 
 __all__ = ["plot_expert_usage", "plot_learning_curves"]
 
@@ -56,6 +59,24 @@ def _task_names(estimator) -> list[str]:
     if names is None:
         return [f"task_{t}" for t in range(estimator.n_outputs_)]
     return [str(name) for name in names]
+
+
+def _kept_epoch(estimator, scores: np.ndarray) -> int | None:
+    """The epoch whose weights the estimator kept (1-based), or None when none is.
+
+    The last epoch whose score is ``best_validation_score_`` (after a
+    ``warm_start`` fit on new rows, its best epoch, which can score below an
+    earlier fit's best); None without a best score or one that no epoch
+    recorded, or when epochs without validation (``partial_fit``, a fit
+    without early stopping) came after it and moved the weights.
+    """
+    best = getattr(estimator, "best_validation_score_", None)
+    if best is None:
+        return None
+    matches = np.flatnonzero(scores == best)
+    if not matches.size or np.isnan(scores[matches[-1]:]).any():
+        return None
+    return int(matches[-1]) + 1
 
 
 def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, ylim="auto"):
@@ -128,6 +149,7 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, yli
     if ylim is not None and not (isinstance(ylim, str) and ylim == "auto"):
         if isinstance(ylim, str) or len(ylim) != 2:
             raise ValueError(f"ylim must be 'auto', None or (bottom, top); got {ylim!r}.")
+    estimator = _final_model(estimator)  # a Pipeline's, a search's or a FrozenEstimator's
     check_is_fitted(estimator, "loss_curve_")
     ax = _axes(ax)
     loss = np.asarray(estimator.loss_curve_, dtype=float)
@@ -143,20 +165,23 @@ def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, yli
     score_ax = None
     if validation and scores:
         scores = np.asarray(scores, dtype=float)
-        scoring = getattr(estimator, "scoring", "loss")
-        if isinstance(scoring, str) and scoring == "loss":
+        # What the recorded scores measured (not the scoring set since the fit).
+        monitor = getattr(estimator, "_validation_monitor_", None) or "loss"
+        scoring = "loss" if monitor == "loss" else monitor.split(": ", 1)[0]
+        if scoring == "loss":
             ax.plot(epochs[: len(scores)], -scores, color="tab:red", linewidth=2,
                     label="validation loss (total)")
             drawn.append(-scores)
         else:  # another unit: its own axis
-            name = f"validation {scoring if isinstance(scoring, str) else 'score'}"
+            name = f"validation {scoring}"
             score_ax = ax.twinx()
             score_ax.plot(epochs[: len(scores)], scores, color="tab:red", linewidth=2,
                           label=name)
             score_ax.set_ylabel(name)
-        best_epoch = int(np.nanargmax(scores)) + 1  # NaN: epochs without validation
-        ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1,
-                   label=f"best epoch ({best_epoch})")
+        best_epoch = _kept_epoch(estimator, scores)
+        if best_epoch is not None:
+            ax.axvline(best_epoch, color="tab:red", linestyle=":", linewidth=1,
+                       label=f"best epoch ({best_epoch})")
     from matplotlib.ticker import MaxNLocator
 
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -267,6 +292,10 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     """
     if kind not in ("bar", "heatmap"):
         raise ValueError(f"kind must be 'bar' or 'heatmap'; got {kind!r}.")
+    if isinstance(estimator, Pipeline):  # the model reads what the earlier steps make of X
+        check_is_fitted(estimator)
+        X = estimator[:-1].transform(X)
+    estimator = _final_model(estimator)
     check_is_fitted(estimator)
     if not hasattr(estimator, "gate_weights"):
         raise ValueError(
@@ -303,5 +332,9 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
         ax.set_xticks(np.arange(n_experts), labels)
         ax.set_yticks(np.arange(n_tasks), names)
         ax.figure.colorbar(image, ax=ax, label="mean gate weight")
-    ax.set_title(f"{getattr(estimator, 'architecture', '')}: mean gate weight per expert")
+    spec = getattr(estimator, "network_spec_", None) or {}
+    architecture = spec.get("architecture", getattr(estimator, "architecture", ""))
+    if not isinstance(architecture, str):  # a user-defined module (a class or a factory)
+        architecture = getattr(architecture, "__name__", type(architecture).__name__)
+    ax.set_title(f"{architecture}: mean gate weight per expert")
     return ax

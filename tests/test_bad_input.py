@@ -271,7 +271,7 @@ def test_all_zero_sample_weight():
     X, y = _data()
     assert_raises_and_unchanged(
         _fit(), (X, y, np.zeros(40)), ValueError,
-        r"Sample weights must contain at least one non-zero",
+        r"sample_weight is zero for every row",
     )
 
 

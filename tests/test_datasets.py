@@ -248,7 +248,7 @@ def test_generator_categorical_columns():
     [
         (dict(task_correlation=1.5), r"\[-1, 1\]"),
         (dict(task_correlation=-1.01), r"\[-1, 1\]"),
-        (dict(task_correlation=[0.5, 0.2]), "n_tasks - 1"),
+        (dict(task_correlation=[0.5, 0.2]), "one value per task after the first"),
         (dict(n_tasks=3, task_correlation=[0.5, 2.0]), r"\[-1, 1\]"),
         (dict(n_features=2, n_tasks=3), "n_features must be >= n_tasks"),
         (dict(n_samples=0), "n_samples"),
@@ -354,3 +354,20 @@ def test_wide_missing_rate_is_the_mean_share_near_the_bounds(missing_rate):
     )
     share = np.isnan(y).mean()
     assert share == 0.0 if missing_rate == 0 else abs(share - missing_rate) < 0.02, share
+
+
+def test_wide_generator_gives_finite_probabilities_for_two_rows():
+    """A latent factor reading only constant columns had std 0: NaN probabilities, labels made up."""
+    from skmtl.datasets import make_wide_multitask_classification
+
+    data = make_wide_multitask_classification(
+        n_samples=2, n_features=1000, n_tasks=3, return_X_y=False, random_state=54
+    )
+    assert np.all(np.isfinite(data.probabilities))
+
+
+def test_task_correlation_given_as_a_string_is_refused():
+    from skmtl.datasets import make_multitask_classification
+
+    with pytest.raises(ValueError, match="float or a sequence of floats"):
+        make_multitask_classification(10, 4, task_correlation="0.5")

@@ -805,3 +805,15 @@ def test_continuing_an_esmm_fit_with_other_conditional_heads_is_refused(funnel_d
     # a funnel in independent mode has unconditional heads: dropping it keeps their meaning
     independent = MultiTaskClassifier(**{**params, "funnel_mode": "independent"}).fit(X, y)
     independent.set_params(funnel=None).partial_fit(X[:10], y[:10])
+
+
+def test_funnel_scores_count_an_unknown_click_before_a_conversion_as_a_click():
+    """Training reads a conversion without a logged click as a click; the metrics must too."""
+    y = pd.DataFrame({"click": [0, 1, 0, 1, np.nan], "conversion": [0, 1, np.nan, 0, 1]})
+    p_click = np.array([0.2, 0.6, 0.3, 0.7, 0.1])
+    proba = [np.column_stack([1 - p_click, p_click]), np.tile([0.5, 0.5], (5, 1))]
+    implied = y.copy()
+    implied.loc[4, "click"] = 1
+    expected = metrics.per_task_scores("roc_auc", implied, proba, funnel=[0, 1])[0]
+    assert expected == pytest.approx(2 / 3)
+    assert metrics.per_task_scores("roc_auc", y, proba, funnel=[0, 1])[0] == expected

@@ -409,3 +409,12 @@ def test_scoring_refuses_a_y_whose_columns_are_not_the_fitted_tasks(how):
     named_so = MultiTaskClassifier(max_iter=2, random_state=0).fit(X, own_names)
     with pytest.raises(ValueError, match=r"fitted tasks in the fitted order"):
         named_so.score(X, own_names[["task_1", "task_0"]])
+
+
+def test_regression_scores_read_a_polars_prediction_frame():
+    pl = pytest.importorskip("polars")
+    truth = np.random.RandomState(0).normal(size=(20, 2))
+    predicted = truth + 0.1
+    expected = metrics.per_task_scores("r2", truth, predicted)
+    np.testing.assert_allclose(metrics.per_task_scores("r2", truth, pl.DataFrame(predicted)),
+                               expected)

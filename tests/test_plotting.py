@@ -187,3 +187,60 @@ def test_expert_usage_of_ple_labels_each_tasks_own_experts_apart():
     assert [t.get_text() for t in ax.get_xticklabels()] == [
         "own expert 0", "shared expert 0", "shared expert 1"
     ]
+
+
+# ------------------------------------------------ what the plots say after refits
+def _two_data_sets():
+    rng = np.random.RandomState(0)
+
+    def data(n, noise):
+        X = rng.rand(n, 4)
+        return X, np.column_stack([X[:, 0] + noise * rng.randn(n) > 0.5,
+                                   X[:, 1] + noise * rng.randn(n) > 0.5]).astype(int)
+
+    return data(400, 0.0), data(400, 0.4)
+
+
+def test_the_best_epoch_line_marks_the_kept_epoch_after_a_warm_start():
+    """The line sat on the maximum over every fit, an earlier fit's epoch whose weights were gone."""
+    (XA, yA), (XB, yB) = _two_data_sets()
+    clf = MultiTaskClassifier(max_iter=15, random_state=0, early_stopping=True, warm_start=True,
+                              learning_rate_init=0.01)
+    with np.errstate(all="ignore"), pytest.warns(Warning):
+        clf.fit(XA, yA).fit(XB, yB)
+    scores = np.asarray(clf.validation_scores_)
+    kept = int(np.flatnonzero(scores == clf.best_validation_score_)[-1]) + 1
+    assert kept != int(np.nanargmax(scores)) + 1  # the case that was drawn wrong
+    ax = plot_learning_curves(clf)
+    assert ax.lines[-1].get_label() == f"best epoch ({kept})"
+    plt.close("all")
+
+
+def test_the_validation_curve_is_named_by_what_was_recorded_not_by_a_later_scoring():
+    (XA, yA), _ = _two_data_sets()
+    clf = MultiTaskClassifier(max_iter=4, random_state=0, early_stopping=True,
+                              scoring="mean_roc_auc")
+    with pytest.warns(Warning):
+        clf.fit(XA, yA)
+    ax = plot_learning_curves(clf.set_params(scoring="loss"))
+    assert [line.get_label() for line in ax.figure.axes[-1].lines] == ["validation mean_roc_auc"]
+    plt.close("all")
+
+
+def test_plots_accept_a_fitted_pipeline_and_title_the_fitted_architecture():
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    (XA, yA), _ = _two_data_sets()
+    pipe = make_pipeline(StandardScaler(), MultiTaskClassifier("ple", max_iter=2, random_state=0))
+    with pytest.warns(Warning):
+        pipe.fit(XA, yA)
+    assert plot_learning_curves(pipe).lines[0].get_label() == "training loss (total)"
+    model = pipe[-1]
+    expected = model.gate_weights(pipe[:-1].transform(XA)).mean(axis=0)
+    model.set_params(architecture="mmoe")  # not the fitted network
+    ax = plot_expert_usage(pipe, XA)
+    assert ax.get_title() == "ple: mean gate weight per expert"
+    heights = [bar.get_height() for bar in ax.containers[0]]
+    np.testing.assert_allclose(heights, expected[0], rtol=1e-6)
+    plt.close("all")

@@ -395,3 +395,28 @@ def test_the_benchmark_script_writes_its_report(tmp_path, monkeypatch):
     rows = [line for line in report.splitlines() if line.startswith("| ") and "±" in line]
     assert [row.split("|")[1].strip() for row in rows] == list(script.METHODS)
     assert rows[0].split("|")[5].strip() == "1.00x"  # fixed against itself
+
+
+@pytest.mark.parametrize("method", ["uncertainty", "gradnorm"])
+def test_a_task_without_labels_keeps_its_balance_value_under_adam(method):
+    """Adam's running averages moved an entry whose gradient was set to 0 (s_t: 0.24 -> 0.40)."""
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 5)).astype(np.float32)
+    y = np.column_stack([X[:, 0] > 0, X[:, 1] > 0, X[:, 2] > 0]).astype(float)
+    model = MultiTaskClassifier(
+        "shared_bottom", task_balancing={"method": method, "learning_rate": 0.05},
+        random_state=0, batch_size=30,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.partial_fit(X[:150], y[:150])
+        before = model._task_balance_state_["values"].copy()
+        chunk = y[150:].copy()
+        chunk[:, 1] = np.nan  # no label of task_1 in this chunk
+        model.partial_fit(X[150:], chunk)
+    after = model._task_balance_state_["values"]
+    if method == "uncertainty":  # gradnorm renormalises the weights to sum to T
+        assert after[1] == before[1]
+        assert after[0] != before[0]
+    else:
+        assert not np.allclose(after, before)

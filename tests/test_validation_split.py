@@ -11,6 +11,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, UntrainableTaskWarning
@@ -32,12 +33,13 @@ def _data(n=300, seed=0):
 @pytest.mark.parametrize("estimator", [MultiTaskClassifier, MultiTaskRegressor])
 def test_validation_rows_without_a_known_label_are_refused(estimator):
     X, y = _data()
-    y[_validation_rows(12, len(y))] = np.nan  # every validation label unknown
+    Y = np.column_stack([y, 1 - y])  # two tasks: a plain random split (no stratification)
+    Y[_validation_rows(12, len(y))] = np.nan  # every validation label unknown
     params = dict(early_stopping=True, random_state=12, max_iter=3)
     if estimator is MultiTaskRegressor:
         params["loss"] = "log_loss"
     with pytest.raises(ValueError, match="no validation row with a known label"):
-        estimator(**params).fit(X, y)
+        estimator(**params).fit(X, Y)
 
 
 def test_validation_rows_of_weight_zero_are_refused():
@@ -46,7 +48,7 @@ def test_validation_rows_of_weight_zero_are_refused():
     weights[_validation_rows(0, len(y))] = 0.0
     with pytest.raises(ValueError, match="of positive weight"):
         MultiTaskClassifier(early_stopping=True, random_state=0, max_iter=3).fit(
-            X, y, sample_weight=weights
+            X, np.column_stack([y, 1 - y]), sample_weight=weights
         )
 
 
@@ -62,9 +64,35 @@ def test_a_class_only_in_the_validation_rows_is_named():
     X, _ = _data(200)
     y = np.where(X[:, 0] > 0, "a", "b").astype(object)
     y[_validation_rows(0, len(y), 0.2)[:2]] = "c"
+    Y = np.column_stack([y, np.where(X[:, 1] > 0, "p", "q")])  # two tasks: not stratified
     with pytest.warns(UntrainableTaskWarning, match=r"'task_0' \('c'\) without any training row"):
         MultiTaskClassifier(early_stopping=True, validation_fraction=0.2, random_state=0,
-                            max_iter=2).fit(X, y)
+                            max_iter=2).fit(X, Y)
+
+
+def test_one_task_is_split_stratified_by_its_classes_as_mlpclassifier_does():
+    X, _ = _data(200)
+    y = np.where(X[:, 0] > 0, "a", "b").astype(object)
+    y[_validation_rows(0, len(y), 0.2)[:2]] = "c"  # where a plain split would put both
+    y[5:25] = None  # unknown labels: a stratum of their own
+    seen = {}
+
+    class Recording(MultiTaskClassifier):
+        def _check_training_rows(self, targets, train_rows, group):
+            seen["train"] = train_rows
+            return super()._check_training_rows(targets, train_rows, group)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UntrainableTaskWarning)
+        warnings.filterwarnings("ignore", message="Stopped at max_iter")
+        Recording(early_stopping=True, validation_fraction=0.2, random_state=0,
+                  max_iter=2).fit(X, y)
+    train = np.zeros(len(y), dtype=bool)
+    train[seen["train"]] = True
+    assert train[y == "c"].sum() >= 1  # a plain split put both in validation
+    labels = np.where(pd.isna(y), "?", y)
+    for label in ("a", "b", "?"):  # each class's share of the validation rows is its share
+        assert abs((~train & (labels == label)).sum() - 0.2 * (labels == label).sum()) <= 1
 
 
 def test_a_split_that_leaves_labels_on_both_sides_says_nothing():
@@ -73,3 +101,16 @@ def test_a_split_that_leaves_labels_on_both_sides_says_nothing():
         warnings.simplefilter("error")
         warnings.filterwarnings("ignore", message="Stopped at max_iter")
         MultiTaskClassifier(early_stopping=True, random_state=0, max_iter=2).fit(X, y)
+
+
+def test_a_class_no_row_holds_is_not_blamed_on_the_split():
+    """A funnel step with no conversion in this fold gets its positive class, in no row."""
+    X, y = _data(300)
+    click = y
+    conversion = np.where(click == 1, 0.0, np.nan)  # known on clicked rows only, never 1
+    Y = np.column_stack([click, conversion])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        MultiTaskClassifier(funnel=[0, 1], early_stopping=True, random_state=0,
+                            max_iter=2).fit(X, Y)
+    assert not [w for w in caught if "validation split" in str(w.message)]

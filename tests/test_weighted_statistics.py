@@ -23,6 +23,7 @@ from skmtl._column_kinds import (
     FitContext,
     _merged_quantiles,
     _quantile_sketch,
+    _repeated_rows_quantiles,
     _weighted_quantiles,
 )
 from skmtl._regression import RegressionTargets
@@ -153,6 +154,27 @@ def test_data_parallel_weighted_statistics_are_those_of_the_pooled_rows():
         np.testing.assert_allclose(got, expected, rtol=1e-12)
 
 
+def test_integer_weights_give_the_bins_of_repeated_rows():
+    rng = np.random.default_rng(3)
+    values = np.concatenate([rng.uniform(size=(30, 1)), [[5.0]]])
+    counts = np.append(rng.integers(1, 4, size=30), 60)
+    levels = np.linspace(0, 1, 49)
+    repeated = np.quantile(np.repeat(values, counts, axis=0), levels, axis=0)
+    np.testing.assert_allclose(_repeated_rows_quantiles(values, counts.astype(float), levels),
+                               repeated, rtol=1e-12, atol=1e-15)
+    # only the ratios matter
+    np.testing.assert_allclose(_repeated_rows_quantiles(values, counts * 0.01, levels),
+                               repeated, rtol=1e-12, atol=1e-15)
+    X = values
+    y = (X[:, 0] > 0.5).astype(float)
+    settings = {**SETTINGS, "numeric_embedding": "piecewise_linear"}
+    by_weight = _fit(MultiTaskRegressor(**settings), X, y, sample_weight=counts.astype(float))
+    by_rows = _fit(MultiTaskRegressor(**settings), np.repeat(X, counts, axis=0),
+                   np.repeat(y, counts))
+    for got, expected in zip(by_weight.encoder_.continuous.bins_, by_rows.encoder_.continuous.bins_):
+        np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
 def test_a_weighted_sketch_of_a_large_shard_stays_near_the_weighted_quantiles():
     rng = np.random.default_rng(2)
     values = rng.lognormal(size=(20_000, 1))
@@ -161,7 +183,8 @@ def test_a_weighted_sketch_of_a_large_shard_stays_near_the_weighted_quantiles():
     sketch = _quantile_sketch(values, weights)
     assert sketch[0] == weights.sum() and sketch[2] is None
     merged = _merged_quantiles([sketch], levels, 1)
-    np.testing.assert_allclose(merged, _weighted_quantiles(values, weights, levels), rtol=2e-3)
+    np.testing.assert_allclose(merged, _repeated_rows_quantiles(values, weights, levels),
+                               rtol=2e-3)
 
 
 # ------------------------------------------------------- continued regression

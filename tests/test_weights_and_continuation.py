@@ -125,3 +125,34 @@ def test_warm_start_accepts_a_setting_that_selects_the_same_columns(frame):
     model = _quiet_fit(MultiTaskClassifier(max_iter=2, random_state=0, warm_start=True), X, y)
     _quiet_fit(model.set_params(categorical_features=["c"]), X, y)  # what from_dtype chose
     assert model.n_iter_ == 4
+
+
+def test_a_chunk_whose_categorical_column_is_all_missing_continues(frame):
+    """from_dtype cannot read a column that is all NaN (float64) or all None: not a change."""
+    X, y = frame
+    model = MultiTaskClassifier("shared_bottom", random_state=0)
+    model.partial_fit(X[:100], y[:100])
+    chunk = X[100:].copy()
+    chunk["c"] = np.nan
+    model.partial_fit(chunk, y[100:])
+    as_array = X[100:].to_numpy(dtype=object)
+    as_array[:, 2] = None
+    array_model = MultiTaskClassifier("shared_bottom", random_state=0)
+    array_model.partial_fit(X[:100].to_numpy(dtype=object), y[:100])
+    array_model.partial_fit(as_array, y[100:])
+    assert model.n_iter_ == array_model.n_iter_ == 2
+
+
+def test_warm_start_refuses_changed_vocabulary_settings_of_sequence_columns():
+    rng = np.random.RandomState(0)
+    n = 120
+    X = pd.DataFrame({
+        "x": rng.normal(size=n),
+        "history": [list(rng.choice(list("abcdef"), rng.randint(1, 4))) for _ in range(n)],
+    })
+    y = (X.x > 0).astype(int).to_numpy()
+    model = _quiet_fit(MultiTaskClassifier("shared_bottom", max_iter=2, random_state=0,
+                                           warm_start=True, sequence_features=["history"]), X, y)
+    model.set_params(min_frequency=50)
+    with pytest.raises(ValueError, match="min_frequency: 5 -> 50"):
+        model.fit(X, y)

@@ -87,6 +87,8 @@ def _check_task_correlation(task_correlation, n_tasks):
     if isinstance(task_correlation, bool):
         raise ValueError(f"task_correlation must be a float, got {task_correlation!r}.")
     try:
+        if isinstance(task_correlation, (str, bytes)):
+            raise TypeError
         cosines = np.asarray(task_correlation, dtype=np.float64)
     except (TypeError, ValueError):
         raise ValueError(
@@ -97,8 +99,8 @@ def _check_task_correlation(task_correlation, n_tasks):
         cosines = np.full(n_tasks - 1, float(cosines))
     elif cosines.shape != (n_tasks - 1,):
         raise ValueError(
-            "task_correlation must be a float or a sequence of length "
-            f"n_tasks - 1 = {n_tasks - 1}, got shape {cosines.shape}."
+            "task_correlation must be a float or a sequence with one value per task after "
+            f"the first ({n_tasks - 1}), got shape {cosines.shape}."
         )
     if not np.all(np.isfinite(cosines)) or np.any(np.abs(cosines) > 1):
         raise ValueError(
@@ -338,8 +340,9 @@ def make_multitask_classification(
     task_correlation : float or sequence of float, default=0.5
         Cosine ``p_t`` in [-1, 1] between the weight vector of task ``t >= 1`` and
         that of task 0: one value for all such tasks, or a sequence of length
-        ``n_tasks - 1``. Two tasks ``s, t >= 1`` have cosine ``p_s * p_t``. Ignored
-        when ``n_tasks`` is 1.
+        ``n_tasks - 1``. Two tasks ``s, t >= 1`` have cosine ``p_s * p_t``. A
+        single value is ignored when ``n_tasks`` is 1 (a sequence must then be
+        empty).
     scale : float, default=1.0
         Norm ``c`` of every weight vector (>= 0).
     n_sin : int, default=10

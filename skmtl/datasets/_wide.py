@@ -159,7 +159,8 @@ def make_wide_multitask_classification(
     for k in range(n_latent):
         latent_weights[rng.choice(n_features, 24, replace=False), k] = rng.normal(size=24)
     combined = z @ latent_weights
-    combined = (combined - combined.mean(axis=0)) / combined.std(axis=0)
+    spread = combined.std(axis=0)  # 0 where a factor reads only constant columns (few rows)
+    combined = (combined - combined.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
     factors = np.maximum(combined, 0.0)
 
     # 3. Tasks: their own mix of the factors plus a direct effect of their own.
