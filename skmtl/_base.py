@@ -33,6 +33,7 @@ import copy
 import functools
 import inspect
 import sys
+import zlib
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -41,6 +42,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.base import BaseEstimator, MultiOutputMixin
+from sklearn.metrics._scorer import _BaseScorer
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, check_random_state
 from sklearn.utils._available_if import available_if
@@ -143,29 +145,73 @@ class FitSeeds:
         return np.random.RandomState(self.seed if self.rank is None else [self.seed, self.rank])
 
 
+def _same_setting(a, b) -> bool:
+    """Whether two values of a parameter such as ``categorical_features`` are the same."""
+    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
+        return type(a) is type(b) and a == b
+    try:
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
+    except (TypeError, ValueError):
+        return False
+
+
 def scoring_label(scoring) -> str:
     """What ``scoring`` is, in words that stay the same across processes.
 
     The repr of a function holds a memory address, so a model reopened in
     another process would take its own earlier validation scores for another
     scoring's: a function defined at a module's top level is named by its
-    module and qualified name. Lambdas, closures and objects without a
-    ``__repr__`` of their own keep their repr (address included), which tells
-    two of them apart within a process.
+    module and qualified name, an object without a ``__repr__`` of its own by
+    its class and its attributes, a scikit-learn scorer by its metric, sign,
+    response method and arguments; a lambda or a closure also by where it was
+    written, a digest of its code and the values it closes over.
     """
     if isinstance(scoring, functools.partial):
         return (f"functools.partial({scoring_label(scoring.func)}, *{scoring.args!r}, "
                 f"**{scoring.keywords!r})")
     if inspect.isfunction(scoring) or inspect.isbuiltin(scoring):
-        qualname = getattr(scoring, "__qualname__", "<lambda>")
-        if "<lambda>" in qualname or "<locals>" in qualname:
-            return repr(scoring)  # two lambdas, or two closures of one factory, differ by address
-        return f"{getattr(scoring, '__module__', '?')}.{qualname}"
+        qualname = getattr(scoring, "__qualname__", "?")
+        label = f"{getattr(scoring, '__module__', '?')}.{qualname}"
+        code = getattr(scoring, "__code__", None)
+        if code is not None and ("<lambda>" in qualname or "<locals>" in qualname):
+            # Lambdas share a name, closures of one factory their code: where each was
+            # written, a digest of its code, and what it closes over tell them apart.
+            digest = zlib.crc32(code.co_code + repr(code.co_consts).encode())
+            cells = []
+            for cell in scoring.__closure__ or ():
+                try:
+                    value = cell.cell_contents
+                except ValueError:  # an empty cell
+                    value = None
+                cells.append(scoring_label(value) if callable(value) else repr(value))
+            label += (f"@{code.co_filename}:{code.co_firstlineno}#{digest:08x}"
+                      f"({', '.join(cells)}; defaults={scoring.__defaults__!r})")
+        return label
     if inspect.ismethod(scoring):
         return f"{scoring_label(scoring.__self__)}.{scoring.__func__.__name__}"
-    # An object's repr tells its state where its class defines one (scikit-learn's and
-    # skmtl's scorers do); the default repr holds its address, which tells instances apart.
+    if isinstance(scoring, _BaseScorer):  # its repr shows the metric's __name__ only
+        return (f"make_scorer({scoring_label(getattr(scoring, '_score_func', None))}, "
+                f"sign={getattr(scoring, '_sign', None)!r}, "
+                f"response_method={getattr(scoring, '_response_method', None)!r}, "
+                f"kwargs={_state_label(getattr(scoring, '_kwargs', {}))})")
+    if scoring is not None and type(scoring).__repr__ is object.__repr__:
+        # The default repr holds an address, which changes with every process: the class and
+        # the instance's state instead (two instances with other states differ).
+        state = getattr(scoring, "__dict__", None)
+        kind = f"{type(scoring).__module__}.{type(scoring).__qualname__}"
+        return f"{kind}({_state_label(state)})" if state is not None else repr(scoring)
+    # An object's repr tells its state where its class defines one (skmtl's scorers do).
     return repr(scoring)
+
+
+def _state_label(state) -> str:
+    """A mapping of attributes as words (callables among them by :func:`scoring_label`)."""
+    if not isinstance(state, dict):
+        return repr(state)
+    return "{" + ", ".join(
+        f"{key!r}: {scoring_label(value) if callable(value) else repr(value)}"
+        for key, value in sorted(state.items(), key=lambda item: str(item[0]))
+    ) + "}"
 
 
 def checked_score_weights(sample_weight, y):
@@ -597,13 +643,18 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 )
             strata = self._split_strata(targets)
             if strata is not None:  # as MLPClassifier: stratified by the one task's classes
+                _, inverse, counts = np.unique(
+                    strata, return_inverse=True, return_counts=True
+                )
+                single = counts[inverse] == 1  # a stratum of one row cannot be split: it trains
+                rows = np.flatnonzero(~single)
                 try:
                     train, val = train_test_split(
-                        np.arange(n_samples), test_size=n_val, stratify=strata,
+                        rows, test_size=n_val, stratify=strata[rows],
                         random_state=seeds.split_rng(),
                     )
-                    return np.sort(train), np.sort(val)
-                except ValueError:  # a class of one row, or more classes than validation rows
+                    return np.sort(np.concatenate([train, np.flatnonzero(single)])), np.sort(val)
+                except ValueError:  # more classes than validation rows, or too few rows left
                     pass
             order = seeds.split_rng().permutation(n_samples)
             return np.sort(order[n_val:]), np.sort(order[:n_val])
@@ -829,6 +880,8 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if getattr(self, "encoder_", None) is not encoder:  # a continued fit keeps its own
             self.encoder_ = encoder
             self.is_categorical_ = encoder.is_categorical.copy()
+            # the setting that chose them (a continued fit tells a changed one from a chunk's)
+            self._categorical_setting_ = copy.deepcopy(self.categorical_features)
             self.categories_ = encoder.categories_by_feature()
         self.network_spec_ = spec
         self.module_ = module
@@ -933,7 +986,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                     return fitted.tolist()  # the feature count is checked elsewhere
                 for kind in self.encoder_.kinds[2:]:  # sequence columns etc.: neither kind
                     now[np.asarray(kind.columns)] = False
-                if isinstance(self.categorical_features, str):  # "from_dtype": read from X
+                setting = self.categorical_features
+                fitted_setting = getattr(self, "_categorical_setting_", setting)
+                if isinstance(setting, str) and _same_setting(setting, fitted_setting):
                     # A column missing in every row of this call has no dtype to read
                     # (float64 NaN, or None): it says nothing about the setting.
                     for j in np.flatnonzero(now != fitted):

@@ -472,21 +472,22 @@ def _repeated_rows_quantiles(
 ) -> np.ndarray:
     """Quantiles ``(len(levels), n_columns)`` as if each row were repeated as its weight says (> 0).
 
-    The weights are scaled so that the smallest is 1 (only their ratios
-    matter); row ``i`` then fills the positions ``C_{i-1}`` to ``C_i - 1``
-    of the cumulative weight ``C`` and the quantile at level ``q`` is read
-    at position ``q * (C_n - 1)``, interpolating linearly between rows: for
-    integer weights, exactly ``np.quantile`` of the repeated rows.
+    In units of the smallest weight ``m`` (only the ratios matter), row
+    ``i`` fills the positions ``C_{i-1}`` to ``C_i - m`` of the cumulative
+    weight ``C``, and the quantile at level ``q`` is read at position
+    ``q * (C_n - m)``, interpolating linearly between rows: for integer
+    weights whose smallest is 1, exactly ``np.quantile`` of the repeated rows
+    (and the same for any multiple of them).
     """
-    scaled = weights / weights.min()
+    smallest = weights.min()
     out = np.empty((len(levels), values.shape[1]))
     for k in range(values.shape[1]):
         order = np.argsort(values[:, k], kind="stable")
-        w, v = scaled[order], values[order, k]
+        w, v = weights[order], values[order, k]
         end = np.cumsum(w)
         start = end - w
-        positions = np.column_stack([start, np.maximum(start, end - 1.0)]).ravel()
-        out[:, k] = np.interp(levels * (end[-1] - 1.0), positions, np.repeat(v, 2))
+        positions = np.column_stack([start, np.maximum(start, end - smallest)]).ravel()
+        out[:, k] = np.interp(levels * (end[-1] - smallest), positions, np.repeat(v, 2))
     return out
 
 

@@ -15,6 +15,7 @@ imported when a function here is called, not when :mod:`skmtl` is imported.
 from __future__ import annotations
 
 import numpy as np
+from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
@@ -64,7 +65,7 @@ def _task_names(estimator) -> list[str]:
 def _kept_epoch(estimator, scores: np.ndarray) -> int | None:
     """The epoch whose weights the estimator kept (1-based), or None when none is.
 
-    The last epoch whose score is ``best_validation_score_`` (after a
+    The first epoch whose score is ``best_validation_score_`` (after a
     ``warm_start`` fit on new rows, its best epoch, which can score below an
     earlier fit's best); None without a best score or one that no epoch
     recorded, or when epochs without validation (``partial_fit``, a fit
@@ -74,9 +75,10 @@ def _kept_epoch(estimator, scores: np.ndarray) -> int | None:
     if best is None:
         return None
     matches = np.flatnonzero(scores == best)
-    if not matches.size or np.isnan(scores[matches[-1]:]).any():
+    # Training keeps an epoch only if it scores strictly higher: of tied epochs, the first.
+    if not matches.size or np.isnan(scores[matches[0]:]).any():
         return None
-    return int(matches[-1]) + 1
+    return int(matches[0]) + 1
 
 
 def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, ylim="auto"):
@@ -292,10 +294,17 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     """
     if kind not in ("bar", "heatmap"):
         raise ValueError(f"kind must be 'bar' or 'heatmap'; got {kind!r}.")
-    if isinstance(estimator, Pipeline):  # the model reads what the earlier steps make of X
-        check_is_fitted(estimator)
-        X = estimator[:-1].transform(X)
-    estimator = _final_model(estimator)
+    while True:  # down to the model, through what the earlier steps make of X
+        if isinstance(estimator, Pipeline):
+            check_is_fitted(estimator)
+            X = estimator[:-1].transform(X)
+            estimator = estimator[-1]
+        elif hasattr(estimator, "best_estimator_"):  # a fitted search
+            estimator = estimator.best_estimator_
+        elif isinstance(estimator, FrozenEstimator):
+            estimator = estimator.estimator
+        else:
+            break
     check_is_fitted(estimator)
     if not hasattr(estimator, "gate_weights"):
         raise ValueError(

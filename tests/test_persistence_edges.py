@@ -172,3 +172,24 @@ def test_different_scorings_never_share_a_label():
     ]
     for a, b in pairs:
         assert scoring_label(a) != scoring_label(b), (a, b)
+
+
+class MeanAccuracy:
+    """A scorer object without a ``__repr__`` of its own."""
+
+    def __init__(self, threshold=0.5):
+        self.threshold = threshold
+
+    def __call__(self, estimator, X, y):
+        return 0.0
+
+
+def test_scorer_labels_survive_pickling_and_tell_states_and_lambdas_apart():
+    from sklearn.metrics import make_scorer
+
+    scorer = MeanAccuracy()
+    assert scoring_label(pickle.loads(pickle.dumps(scorer))) == scoring_label(scorer)
+    assert scoring_label(MeanAccuracy(0.3)) != scoring_label(MeanAccuracy(0.5))
+    first, second = make_scorer(lambda y, p: 1.0), make_scorer(lambda y, p: 2.0)
+    assert scoring_label(first) != scoring_label(second)
+    assert "0x" not in scoring_label(first)

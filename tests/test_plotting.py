@@ -3,6 +3,7 @@
 import copy
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -243,4 +244,46 @@ def test_plots_accept_a_fitted_pipeline_and_title_the_fitted_architecture():
     assert ax.get_title() == "ple: mean gate weight per expert"
     heights = [bar.get_height() for bar in ax.containers[0]]
     np.testing.assert_allclose(heights, expected[0], rtol=1e-6)
+    plt.close("all")
+
+
+def test_expert_usage_through_a_search_over_a_pipeline_transforms_x():
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(loc=50, scale=10, size=(200, 4))
+    Y = np.column_stack([X[:, 0] > 50, X[:, 1] > 50]).astype(int)
+    pipe = make_pipeline(StandardScaler(), MultiTaskClassifier("mmoe", max_iter=2, random_state=0))
+    with pytest.warns(Warning):
+        search = GridSearchCV(pipe, {"multitaskclassifier__max_iter": [2]}, cv=2).fit(X, Y)
+    best = search.best_estimator_
+    expected = best[-1].gate_weights(best[:-1].transform(X)).mean(axis=0)[0]
+    ax = plot_expert_usage(search, X)
+    np.testing.assert_allclose([bar.get_height() for bar in ax.containers[0]], expected, rtol=1e-6)
+    plt.close("all")
+
+
+def test_of_tied_epochs_the_line_marks_the_first_which_training_keeps():
+    """Training keeps an epoch only when it scores strictly higher: of tied epochs, the first."""
+    from sklearn.metrics import accuracy_score, make_scorer
+
+    rng = np.random.RandomState(0)
+    X = rng.normal(size=(300, 4))
+    y = (X[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
+    settings = dict(early_stopping=True, random_state=2, learning_rate_init=0.01,
+                    scoring=make_scorer(accuracy_score), n_iter_no_change=50)
+    with pytest.warns(Warning):
+        model = MultiTaskClassifier("shared_bottom", max_iter=20, **settings).fit(X, y)
+    scores = np.asarray(model.validation_scores_)
+    tied = np.flatnonzero(scores == model.best_validation_score_) + 1
+    assert len(tied) > 1  # the case: several epochs reach the best score
+    stopped = MultiTaskClassifier("shared_bottom", max_iter=int(tied[0]), **settings)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stopped.fit(X, y)
+    np.testing.assert_array_equal(stopped.predict_proba(X), model.predict_proba(X))
+    ax = plot_learning_curves(model)
+    assert ax.lines[-1].get_label() == f"best epoch ({tied[0]})"
     plt.close("all")

@@ -114,3 +114,17 @@ def test_a_class_no_row_holds_is_not_blamed_on_the_split():
         MultiTaskClassifier(funnel=[0, 1], early_stopping=True, random_state=0,
                             max_iter=2).fit(X, Y)
     assert not [w for w in caught if "validation split" in str(w.message)]
+
+
+def test_a_stratum_of_one_row_trains_and_the_others_stay_stratified():
+    X, _ = _data(100)
+    y = np.where(X[:, 0] > 0, "a", "b").astype(object)
+    y[[3, 7]] = "c"
+    y[11] = None  # a stratum of one row: it cannot be split, so it trains
+    for seed in range(12):
+        model = MultiTaskClassifier(early_stopping=True, validation_fraction=0.5,
+                                    random_state=seed, max_iter=1)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UntrainableTaskWarning)
+            warnings.filterwarnings("ignore", message="Stopped at max_iter")
+            model.fit(X, y)

@@ -237,3 +237,10 @@ def test_a_category_seen_only_in_zero_weight_rows_maps_to_the_unknown_row():
     heavy = _fit(MultiTaskClassifier(**{**SETTINGS, "min_frequency": 1}), X, y,
                  sample_weight=np.where(np.arange(n) < 10, 1e-3, 1.0))
     assert "ghost" in list(heavy.categories_[1])
+
+
+def test_weights_whose_ratio_overflows_still_give_finite_bins():
+    values = np.array([[0.0], [1.0], [2.0]])
+    edges = _repeated_rows_quantiles(values, np.array([1e-310, 1.0, 1.0]), np.linspace(0, 1, 5))
+    assert np.all(np.isfinite(edges))  # NaN where the weights were divided by 1e-310
+    assert np.all(np.diff(edges[:, 0]) >= 0) and edges[-1, 0] == 2.0

@@ -156,3 +156,14 @@ def test_warm_start_refuses_changed_vocabulary_settings_of_sequence_columns():
     model.set_params(min_frequency=50)
     with pytest.raises(ValueError, match="min_frequency: 5 -> 50"):
         model.fit(X, y)
+
+
+def test_a_changed_setting_is_refused_even_when_the_chunk_hides_the_column(frame):
+    X, y = frame
+    model = MultiTaskClassifier("shared_bottom", random_state=0, categorical_features=["k", "c"])
+    model.partial_fit(X[:100], y[:100])
+    chunk = X[100:].copy()
+    chunk["k"] = np.nan
+    model.set_params(categorical_features="from_dtype")
+    with pytest.raises(ValueError, match="categorical columns"):
+        model.partial_fit(chunk, y[100:])
