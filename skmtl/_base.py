@@ -33,7 +33,6 @@ import copy
 import functools
 import inspect
 import sys
-import zlib
 from dataclasses import dataclass
 from numbers import Integral, Real
 
@@ -156,62 +155,34 @@ def _same_setting(a, b) -> bool:
 
 
 def scoring_label(scoring) -> str:
-    """What ``scoring`` is, in words that stay the same across processes.
+    """A short, stable name for ``scoring`` (what the validation scores measured).
 
-    The repr of a function holds a memory address, so a model reopened in
-    another process would take its own earlier validation scores for another
-    scoring's: a function defined at a module's top level is named by its
-    module and qualified name, an object without a ``__repr__`` of its own by
-    its class and its attributes, a scikit-learn scorer by its metric, sign,
-    response method and arguments; a lambda or a closure also by where it was
-    written, a digest of its code and the values it closes over.
+    For display, and for strings and skmtl scorers also for comparison (their
+    repr says all they do). Whether another object is the scoring that was
+    monitored is decided by identity (:meth:`BaseMultiTaskNetwork._same_monitor`),
+    not by this name: no name can tell every two callables apart, and a repr
+    with a memory address changes with every process. Never raises.
     """
-    if isinstance(scoring, functools.partial):
-        return (f"functools.partial({scoring_label(scoring.func)}, *{scoring.args!r}, "
-                f"**{scoring.keywords!r})")
-    if inspect.isfunction(scoring) or inspect.isbuiltin(scoring):
-        qualname = getattr(scoring, "__qualname__", "?")
-        label = f"{getattr(scoring, '__module__', '?')}.{qualname}"
-        code = getattr(scoring, "__code__", None)
-        if code is not None and ("<lambda>" in qualname or "<locals>" in qualname):
-            # Lambdas share a name, closures of one factory their code: where each was
-            # written, a digest of its code, and what it closes over tell them apart.
-            digest = zlib.crc32(code.co_code + repr(code.co_consts).encode())
-            cells = []
-            for cell in scoring.__closure__ or ():
-                try:
-                    value = cell.cell_contents
-                except ValueError:  # an empty cell
-                    value = None
-                cells.append(scoring_label(value) if callable(value) else repr(value))
-            label += (f"@{code.co_filename}:{code.co_firstlineno}#{digest:08x}"
-                      f"({', '.join(cells)}; defaults={scoring.__defaults__!r})")
-        return label
-    if inspect.ismethod(scoring):
-        return f"{scoring_label(scoring.__self__)}.{scoring.__func__.__name__}"
-    if isinstance(scoring, _BaseScorer):  # its repr shows the metric's __name__ only
-        return (f"make_scorer({scoring_label(getattr(scoring, '_score_func', None))}, "
-                f"sign={getattr(scoring, '_sign', None)!r}, "
-                f"response_method={getattr(scoring, '_response_method', None)!r}, "
-                f"kwargs={_state_label(getattr(scoring, '_kwargs', {}))})")
-    if scoring is not None and type(scoring).__repr__ is object.__repr__:
-        # The default repr holds an address, which changes with every process: the class and
-        # the instance's state instead (two instances with other states differ).
-        state = getattr(scoring, "__dict__", None)
-        kind = f"{type(scoring).__module__}.{type(scoring).__qualname__}"
-        return f"{kind}({_state_label(state)})" if state is not None else repr(scoring)
-    # An object's repr tells its state where its class defines one (skmtl's scorers do).
-    return repr(scoring)
+    try:
+        if scoring is None or isinstance(scoring, str) or _has_own_repr(scoring):
+            return repr(scoring)
+        if isinstance(scoring, functools.partial):
+            return f"functools.partial({scoring_label(scoring.func)}, ...)"
+        if inspect.ismethod(scoring):
+            return f"{scoring_label(scoring.__self__)}.{scoring.__func__.__name__}"
+        if isinstance(scoring, _BaseScorer):
+            return f"make_scorer({scoring_label(getattr(scoring, '_score_func', None))}, ...)"
+        named = scoring if hasattr(scoring, "__qualname__") else type(scoring)
+        return f"{getattr(named, '__module__', '?')}.{named.__qualname__}"
+    except Exception:  # noqa: BLE001 - a name for display must never stop a fit
+        return type(scoring).__qualname__
 
 
-def _state_label(state) -> str:
-    """A mapping of attributes as words (callables among them by :func:`scoring_label`)."""
-    if not isinstance(state, dict):
-        return repr(state)
-    return "{" + ", ".join(
-        f"{key!r}: {scoring_label(value) if callable(value) else repr(value)}"
-        for key, value in sorted(state.items(), key=lambda item: str(item[0]))
-    ) + "}"
+def _has_own_repr(scoring) -> bool:
+    """Whether ``scoring`` is an skmtl scorer, whose repr names everything it does."""
+    from .metrics import _MultiTaskScorer
+
+    return isinstance(scoring, _MultiTaskScorer)
 
 
 def checked_score_weights(sample_weight, y):
@@ -468,8 +439,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if balancer is not None and reuse:  # the balance goes on (Adam's moments as optimizer_'s)
             balancer.restore(getattr(self, "_task_balance_state_", None),
                              keep_moments=partial and self.optimizer_ is not None)
-        # What the scores measure: the loss, or the scoring given (a callable by its repr:
-        # two skmtl scorers, or two functions, differ by it).
+        # What the scores measure: the loss, or the scoring given (see _same_monitor).
         monitor = (
             "loss" if validation_scorer is None
             else f"{validation_scorer.name}: {scoring_label(self.scoring)}"
@@ -483,7 +453,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             # score is the same one (a changed scoring starts afresh).
             previous_best=(
                 getattr(self, "best_validation_score_", None)
-                if reuse and getattr(self, "_validation_monitor_", None) == monitor else None
+                if reuse and self._same_monitor(monitor) else None
             ),
         )
         # What this call's validation scores measure (None: it had none), and what the
@@ -496,9 +466,26 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             reuse=reuse, partial=partial, balancer=balancer, monitor=monitor,
         )
         # What validation_scores_ (and best_validation_score_) measure; a later warm_start
-        # fit compares with it.
+        # fit compares with it (and with the very scoring object that was monitored).
+        if validated is not None:
+            self._monitored_scoring_ = None if validated == "loss" else self.scoring
         self._validation_monitor_ = validated or earlier
         return self
+
+    def _same_monitor(self, monitor: str) -> bool:
+        """Whether this fit's validation scores measure what the fitted ones did.
+
+        The loss, a scoring string and an skmtl scorer are compared by name.
+        Any other callable must be the very object that was monitored (a
+        pickle keeps it one object with ``scoring``): a name cannot tell two
+        lambdas, closures or stateful scorers apart, and a scorer whose state
+        changes as it scores is still the same scoring.
+        """
+        if getattr(self, "_validation_monitor_", None) != monitor:
+            return False
+        if monitor == "loss" or isinstance(self.scoring, str) or _has_own_repr(self.scoring):
+            return True
+        return self.scoring is getattr(self, "_monitored_scoring_", None)
 
     def _check_fit_inputs(self, X, y, sample_weight, group, reuse: bool, partial: bool):
         """X (dtypes kept) and float64 sample weights, checked on every process."""
@@ -855,6 +842,15 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             balance = np.vstack(balancer.epoch_weights)
         if reuse and getattr(self, "task_balance_weights_", None) is not None:
             balance = np.vstack([self.task_balance_weights_, balance])
+        # The epoch whose weights are kept, counted over every fit (None: the last epoch's,
+        # as without validation); plot_learning_curves marks it.
+        earlier_epochs = self.n_iter_ if reuse else 0
+        if history.validation_scores is None or history.best_epoch is None:
+            kept = None
+        elif history.best_epoch == 0:  # a continuation that kept its starting weights
+            kept = getattr(self, "_kept_epoch_", None) if reuse else None
+        else:
+            kept = earlier_epochs + history.best_epoch
         if reuse:  # the curves go on
             history.loss_curve = self.loss_curve_ + history.loss_curve
             history.task_loss_curves = [*self.task_loss_curves_, *history.task_loss_curves]
@@ -863,9 +859,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             history.validation_scores = continued_scores(
                 self.validation_scores_, self.n_iter_, history.validation_scores,
                 history.n_iter - self.n_iter_,
-                same_monitor=getattr(self, "_validation_monitor_", None) == monitor,
+                same_monitor=self._same_monitor(monitor),
             )
         self._set_model(encoder, spec, module, optimizer, objective, device, targets)
+        self._kept_epoch_ = kept
         self.n_iter_ = history.n_iter
         self.loss_curve_ = history.loss_curve
         self.task_loss_curves_ = np.vstack(history.task_loss_curves)

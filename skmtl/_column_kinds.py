@@ -479,6 +479,9 @@ def _repeated_rows_quantiles(
     weights whose smallest is 1, exactly ``np.quantile`` of the repeated rows
     (and the same for any multiple of them).
     """
+    # Scaled by a power of two (exactly) to a largest weight in [1, 2): gaps between
+    # positions in subnormal units would overflow the interpolation's slopes.
+    weights = np.ldexp(weights, -int(np.floor(np.log2(weights.max()))))
     smallest = weights.min()
     out = np.empty((len(levels), values.shape[1]))
     for k in range(values.shape[1]):

@@ -101,7 +101,9 @@ _ESTIMATORS = {cls.__name__: cls for cls in (MultiTaskClassifier, MultiTaskRegre
 # network_spec_ is the "network" member of the document.
 # A classifier's _label_order_ is its classes_ in a file (stored_label_order).
 _NOT_IN_JSON = frozenset(
-    {"module_", "device_", "optimizer_", "network_spec_", "_label_order_"}
+    # _monitored_scoring_: the scoring object a warm start compares with by identity; a
+    # model file holds only scorings that are compared by name (strings, skmtl scorers).
+    {"module_", "device_", "optimizer_", "network_spec_", "_label_order_", "_monitored_scoring_"}
 )
 _NUMPY_DTYPE = re.compile(r"^[<>|=]?[biufUO][0-9]*$")
 _PANDAS_DTYPES = frozenset(

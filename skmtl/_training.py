@@ -221,6 +221,7 @@ class TrainingHistory:
     best_loss: float = np.inf
     n_iter: int = 0
     converged: bool = False
+    best_epoch: int | None = None  # the kept weights' epoch (0: the starting weights)
 
 
 def split_parameters(module: nn.Module) -> tuple[list, list]:
@@ -853,6 +854,7 @@ def train(
             else:
                 state.stop_reason = "max_iter"
             run.restore_best()
+            history.best_epoch = state.best_epoch
         except TrainingDivergedError:  # raised on every rank alike
             raise
         except BaseException as exc:

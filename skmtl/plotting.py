@@ -71,7 +71,9 @@ def _kept_epoch(estimator, scores: np.ndarray) -> int | None:
     recorded, or when epochs without validation (``partial_fit``, a fit
     without early stopping) came after it and moved the weights.
     """
-    best = getattr(estimator, "best_validation_score_", None)
+    if hasattr(estimator, "_kept_epoch_"):  # recorded by the fit
+        return estimator._kept_epoch_
+    best = getattr(estimator, "best_validation_score_", None)  # a model fitted before that
     if best is None:
         return None
     matches = np.flatnonzero(scores == best)

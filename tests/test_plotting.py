@@ -287,3 +287,35 @@ def test_of_tied_epochs_the_line_marks_the_first_which_training_keeps():
     ax = plot_learning_curves(model)
     assert ax.lines[-1].get_label() == f"best epoch ({tied[0]})"
     plt.close("all")
+
+
+def test_the_kept_epoch_is_recorded_by_the_fit_not_guessed_from_equal_scores():
+    """A continuation on new rows can reach an earlier fit's score: the plot marked that epoch."""
+    rng = np.random.RandomState(0)
+    X, X_new = rng.randn(200, 4), rng.randn(200, 4)
+    y = np.c_[(X[:, 0] > 0), (X[:, 1] > 0)].astype(int)
+    y_new = np.c_[(X_new[:, 0] > 0), (X_new[:, 1] > 0)].astype(int)
+    scripted = iter([0.70, 0.80, 0.90,  # fit 1 keeps epoch 3
+                     0.75,  # the continuation re-scores epoch 3's weights on the new rows
+                     0.78, 0.80, 0.79])  # epoch 5 beats 0.75 and is kept
+
+    def scorer(estimator, X, y):
+        return next(scripted)
+
+    clf = MultiTaskClassifier("shared_bottom", expert_layer_sizes=(8,), tower_layer_sizes=(4,),
+                              max_iter=3, early_stopping=True, n_iter_no_change=10,
+                              scoring=scorer, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf.fit(X, y)
+        assert clf._kept_epoch_ == 3
+        clf.set_params(warm_start=True).fit(X_new, y_new)
+    assert clf.validation_scores_ == [0.70, 0.80, 0.90, 0.78, 0.80, 0.79]
+    assert clf._kept_epoch_ == 5
+    ax = plot_learning_curves(clf)
+    assert ax.lines[-1].get_label() == "best epoch (5)"
+    clf.partial_fit(X_new, y_new)  # the weights move on: no epoch's weights are kept
+    assert clf._kept_epoch_ is None
+    assert not [line for line in plot_learning_curves(clf).lines
+                if line.get_label().startswith("best epoch")]
+    plt.close("all")

@@ -244,3 +244,10 @@ def test_weights_whose_ratio_overflows_still_give_finite_bins():
     edges = _repeated_rows_quantiles(values, np.array([1e-310, 1.0, 1.0]), np.linspace(0, 1, 5))
     assert np.all(np.isfinite(edges))  # NaN where the weights were divided by 1e-310
     assert np.all(np.diff(edges[:, 0]) >= 0) and edges[-1, 0] == 2.0
+
+
+def test_equal_subnormal_weights_give_the_unweighted_bins():
+    values = np.arange(6.0)[:, None]
+    levels = np.linspace(0, 1, 5)
+    np.testing.assert_allclose(_repeated_rows_quantiles(values, np.full(6, 1e-320), levels),
+                               np.quantile(values, levels, axis=0), rtol=1e-12)
