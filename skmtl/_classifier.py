@@ -510,10 +510,11 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         by every ``fit``).
 
     validation_fraction : float, default=0.1
-        Fraction of rows held out for early stopping. With a single task the
-        split is stratified by its classes (as ``MLPClassifier``'s); with
-        several it is a plain random split. Validation rows without a known
-        label of positive weight are refused.
+        Fraction of rows held out for early stopping. With a single
+        classification task the split is stratified by its classes (as
+        ``MLPClassifier``'s); otherwise (several tasks, a regressor) it is a
+        plain random split. Validation rows without a known label of
+        positive weight are refused.
 
     n_iter_no_change : int, default=10
         Epochs without improvement before stopping.

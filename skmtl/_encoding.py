@@ -52,9 +52,12 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     """
     if not is_categorical_dtype(values.dtype):
         return False
-    if values.dtype != object:
+    if isinstance(values.dtype, pd.PeriodDtype):  # kind "O", as object columns of periods
+        inferred = "period"
+    elif values.dtype != object:
         return True
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
+    else:
+        inferred = pd.api.types.infer_dtype(values, skipna=True)
     present = values.dropna()
     if inferred == "decimal" or inferred.startswith("mixed") and any(
         isinstance(v, Decimal) for v in present

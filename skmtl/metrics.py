@@ -474,7 +474,7 @@ def _regressor_binary_tasks(metric, estimator, task_index) -> list[int]:
     if not binary:
         raise ValueError(
             f"{metric} scores a regressor's loss='log_loss' tasks; this model has none "
-            f"(losses {dict(zip(names, losses))}). Use a regression metric such as 'r2'."
+            f"(losses {dict(zip(names, losses))}). Use a regression metric such as 'mean_r2'."
         )
     return binary
 

@@ -1162,3 +1162,13 @@ def test_review_cases_of_the_outputs_fixes():
     proba = [np.c_[1 - X[:, 0] ** 2 / 10, X[:, 0] ** 2 / 10]] * 2
     scores = metrics.per_task_scores("roc_auc", y_true, proba, funnel=[0, 1])
     assert np.isfinite(scores[0]) and np.isnan(scores[1])
+
+
+def test_a_period_column_is_refused_as_an_object_column_of_periods_is():
+    """period[M] has dtype kind 'O': from_dtype took each month as a category, silently."""
+    rng = np.random.RandomState(0)
+    X = pd.DataFrame({"d": pd.period_range("2020-01", periods=100, freq="M"),
+                      "x": rng.normal(size=100)})
+    y = (X["x"] > 0).astype(int)
+    with pytest.raises(ValueError, match="Column 'd' holds period values"):
+        MultiTaskClassifier(max_iter=1).fit(X, y)
