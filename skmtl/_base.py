@@ -178,6 +178,48 @@ def scoring_label(scoring) -> str:
         return type(scoring).__qualname__
 
 
+def kept_epoch_from_scores(scores, best) -> int | None:
+    """The kept epoch (1-based) of a model fitted before ``_kept_epoch_`` was recorded.
+
+    The first epoch scoring ``best`` (training keeps an epoch only if it
+    scores strictly higher); None without one, or when epochs without
+    validation came after it and moved the weights.
+    """
+    if best is None or scores is None:
+        return None
+    scores = np.asarray(scores, dtype=float)
+    matches = np.flatnonzero(scores == best)
+    if not matches.size or np.isnan(scores[matches[0]:]).any():
+        return None
+    return int(matches[0]) + 1
+
+
+def _same_callable(a, b) -> bool:
+    """Whether ``a`` and ``b`` are one scoring: the same object, or rebuilt from the same parts.
+
+    ``obj.score`` and ``functools.partial(f, task=0)`` make a new object each
+    time they are written; they are the same scoring when they bind the same
+    object and function (and arguments that are the same objects, or equal
+    numbers, strings, booleans or None).
+    """
+    if a is b:
+        return True
+    if inspect.ismethod(a) and inspect.ismethod(b):
+        return a.__self__ is b.__self__ and a.__func__ is b.__func__
+    if isinstance(a, functools.partial) and isinstance(b, functools.partial):
+        def same(x, y):
+            return x is y or (type(x) is type(y) and type(x) in (int, float, str, bool)
+                              and x == y)
+
+        return (
+            _same_callable(a.func, b.func) and len(a.args) == len(b.args)
+            and all(same(x, y) for x, y in zip(a.args, b.args))
+            and a.keywords.keys() == b.keywords.keys()
+            and all(same(a.keywords[k], b.keywords[k]) for k in a.keywords)
+        )
+    return False
+
+
 def _has_own_repr(scoring) -> bool:
     """Whether ``scoring`` is an skmtl scorer, whose repr names everything it does."""
     from .metrics import _MultiTaskScorer
@@ -485,7 +527,15 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             return False
         if monitor == "loss" or isinstance(self.scoring, str) or _has_own_repr(self.scoring):
             return True
-        return self.scoring is getattr(self, "_monitored_scoring_", None)
+        if _same_callable(self.scoring, getattr(self, "_monitored_scoring_", None)):
+            return True
+        warn_user(
+            f"scoring is another object than the one validation_scores_ measured (both "
+            f"{scoring_label(self.scoring)}): the earlier scores and best are not carried "
+            "over (an epoch of this fit need not beat them). Pass the same scoring object "
+            "again to continue from them."
+        )
+        return False
 
     def _check_fit_inputs(self, X, y, sample_weight, group, reuse: bool, partial: bool):
         """X (dtypes kept) and float64 sample weights, checked on every process."""
@@ -848,7 +898,11 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         if history.validation_scores is None or history.best_epoch is None:
             kept = None
         elif history.best_epoch == 0:  # a continuation that kept its starting weights
-            kept = getattr(self, "_kept_epoch_", None) if reuse else None
+            kept = (
+                (self._kept_epoch_ if hasattr(self, "_kept_epoch_")
+                 else kept_epoch_from_scores(self.validation_scores_, self.best_validation_score_))
+                if reuse else None
+            )
         else:
             kept = earlier_epochs + history.best_epoch
         if reuse:  # the curves go on
@@ -1031,6 +1085,12 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()
+        if "_monitored_scoring_" in state and not _same_callable(
+            state["_monitored_scoring_"], state.get("scoring")
+        ):
+            # a scoring replaced since: it can match nothing any more, and may not pickle
+            state = dict(state)
+            state["_monitored_scoring_"] = None
         module = state.get("module_")
         if module is not None and any(p.device.type != "cpu" for p in module.parameters()):
             # A GPU-trained model pickles to CPU tensors, so it unpickles anywhere.

@@ -536,7 +536,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         continuation, on its validation rows and with its settings (changed
         ``task_weights`` or ``class_weight`` change the loss's units; the
         same data, settings and int ``random_state`` give the earlier best
-        score again); a changed ``scoring`` starts afresh.
+        score again); a changed ``scoring`` starts afresh. A string or an
+        skmtl scorer is the same scoring when its name is; any other callable
+        must be the object the earlier fit monitored (a bound method or a
+        ``functools.partial`` rebuilt from the same parts counts as it; a
+        pickle keeps it): another object with the same name starts afresh,
+        with a warning.
 
     device : {"auto", "cpu", "cuda"}, default="auto"
         Where to train; ``"auto"`` uses a CUDA GPU when available. A model

@@ -43,6 +43,17 @@ def is_categorical_dtype(dtype) -> bool:
     return getattr(dtype, "kind", None) in ("O", "S", "U", "b")
 
 
+def _arrow_time_kind(arrow_type) -> str | None:
+    """"time" or "timedelta" for pyarrow time and interval types (dtype kind "O"), else None."""
+    import pyarrow as pa
+
+    if pa.types.is_time(arrow_type):
+        return "time"
+    if pa.types.is_interval(arrow_type):
+        return "timedelta"
+    return None
+
+
 def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     """Whether ``"from_dtype"`` takes a DataFrame column as categorical.
 
@@ -52,8 +63,11 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     """
     if not is_categorical_dtype(values.dtype):
         return False
+    arrow = getattr(values.dtype, "pyarrow_dtype", None)  # pandas' ArrowDtype
     if isinstance(values.dtype, pd.PeriodDtype):  # kind "O", as object columns of periods
         inferred = "period"
+    elif arrow is not None and _arrow_time_kind(arrow) is not None:  # kind "O" too
+        inferred = _arrow_time_kind(arrow)
     elif values.dtype != object:
         return True
     else:

@@ -19,6 +19,7 @@ from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
+from ._base import kept_epoch_from_scores
 from .metrics import _final_model
 
 __all__ = ["plot_expert_usage", "plot_learning_curves"]
@@ -73,14 +74,8 @@ def _kept_epoch(estimator, scores: np.ndarray) -> int | None:
     """
     if hasattr(estimator, "_kept_epoch_"):  # recorded by the fit
         return estimator._kept_epoch_
-    best = getattr(estimator, "best_validation_score_", None)  # a model fitted before that
-    if best is None:
-        return None
-    matches = np.flatnonzero(scores == best)
-    # Training keeps an epoch only if it scores strictly higher: of tied epochs, the first.
-    if not matches.size or np.isnan(scores[matches[0]:]).any():
-        return None
-    return int(matches[0]) + 1
+    # a model fitted before that
+    return kept_epoch_from_scores(scores, getattr(estimator, "best_validation_score_", None))
 
 
 def plot_learning_curves(estimator, *, ax=None, tasks=True, validation=True, ylim="auto"):

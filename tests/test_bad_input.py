@@ -1172,3 +1172,20 @@ def test_a_period_column_is_refused_as_an_object_column_of_periods_is():
     y = (X["x"] > 0).astype(int)
     with pytest.raises(ValueError, match="Column 'd' holds period values"):
         MultiTaskClassifier(max_iter=1).fit(X, y)
+
+
+def test_arrow_time_and_interval_columns_are_refused_as_object_ones_are():
+    pa = pytest.importorskip("pyarrow")
+    import datetime
+
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=60)
+    y = (x > 0).astype(int)
+    times = pd.Series([datetime.time(i % 24) for i in range(60)],
+                      dtype=pd.ArrowDtype(pa.time64("us")))
+    with pytest.raises(ValueError, match="Column 't' holds time values"):
+        MultiTaskClassifier(max_iter=1).fit(pd.DataFrame({"x": x, "t": times}), y)
+    spans = pd.Series([pa.scalar((1, 2, 3), type=pa.month_day_nano_interval()).as_py()] * 60,
+                      dtype=pd.ArrowDtype(pa.month_day_nano_interval()))
+    with pytest.raises(ValueError, match="Column 't' holds timedelta values"):
+        MultiTaskClassifier(max_iter=1).fit(pd.DataFrame({"x": x, "t": spans}), y)

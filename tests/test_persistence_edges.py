@@ -203,3 +203,60 @@ def test_another_scoring_object_starts_afresh_even_with_the_same_name():
     model.set_params(scoring=lambda e, X, y: -1.0)
     scores = _continued_scores(model, X, y[:, 0])
     assert np.isnan(scores[:3]).all() and (scores[3:] == -1.0).all()
+
+
+class _Errors:
+    def score(self, estimator, X, y):
+        return -float(np.mean(estimator.predict(X) != y))
+
+
+def _error(estimator, X, y, task=None):
+    return -float(np.mean(estimator.predict(X) != y))
+
+
+@pytest.mark.parametrize("rebuild", ["bound method", "partial"])
+def test_a_rebuilt_bound_method_or_partial_is_the_same_scoring(rebuild):
+    """obj.score and partial(f, task=0) are new objects each time they are written."""
+    X, y = _data(300)
+    owner = _Errors()
+    make = (lambda: owner.score) if rebuild == "bound method" else (
+        lambda: functools.partial(_error, task=0))
+    model = _fit(MultiTaskClassifier(scoring=make(), early_stopping=True, max_iter=4,
+                                     random_state=0), X, y[:, 0])
+    model.set_params(scoring=make())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        warnings.filterwarnings("ignore", message="Stopped at max_iter")
+        scores = _continued_scores(model, X, y[:, 0])
+    assert not np.isnan(scores[:4]).any()
+
+
+def test_another_object_with_the_same_name_is_named_in_a_warning():
+    from sklearn.metrics import get_scorer
+
+    X, y = _data(300)
+    model = _fit(MultiTaskClassifier(scoring=get_scorer("accuracy"), early_stopping=True,
+                                     max_iter=3, random_state=0), X, y[:, 0])
+    model.set_params(scoring=get_scorer("accuracy"), warm_start=True, max_iter=1)
+    with pytest.warns(UserWarning, match="another object than the one validation_scores_"):
+        model.fit(X, y[:, 0])
+
+
+def test_a_replaced_scoring_is_not_pickled_with_the_model():
+    X, y = _data(300)
+    model = _fit(MultiTaskClassifier(scoring=lambda e, X, y: 0.0, early_stopping=True,
+                                     max_iter=2, random_state=0), X, y[:, 0])
+    model.set_params(scoring="mean_roc_auc")
+    restored = pickle.loads(pickle.dumps(model))  # the lambda would not pickle
+    assert restored._monitored_scoring_ is None
+
+
+def test_a_model_fitted_before_the_kept_epoch_was_recorded_keeps_its_marker():
+    X, y = _data(300)
+    model = _fit(MultiTaskClassifier(early_stopping=True, max_iter=6, random_state=0,
+                                     warm_start=True), X, y)
+    kept = model._kept_epoch_
+    del model._kept_epoch_  # as a model pickled by an older skmtl
+    model.set_params(learning_rate_init=5.0, max_iter=2)  # a continuation that cannot improve
+    _fit(model, X, y)
+    assert model._kept_epoch_ == kept
