@@ -208,8 +208,9 @@ def _same_callable(a, b) -> bool:
         return a.__self__ is b.__self__ and a.__func__ is b.__func__
     if isinstance(a, functools.partial) and isinstance(b, functools.partial):
         def same(x, y):
-            return x is y or (type(x) is type(y) and type(x) in (int, float, str, bool)
-                              and x == y)
+            plain = (int, float, str, bool, np.generic)  # numbers, strings, numpy scalars
+            return x is y or (type(x) is type(y) and isinstance(x, plain) and np.ndim(x) == 0
+                              and bool(x == y))
 
         return (
             _same_callable(a.func, b.func) and len(a.args) == len(b.args)
@@ -218,6 +219,25 @@ def _same_callable(a, b) -> bool:
             and all(same(a.keywords[k], b.keywords[k]) for k in a.keywords)
         )
     return False
+
+
+def _pickled_by_reference(obj) -> bool:
+    """Whether pickle stores ``obj`` by name (a module-level function or class): free to keep.
+
+    A ``functools.partial`` of such a function with plain scalar arguments is
+    as cheap and as safe.
+    """
+    if isinstance(obj, functools.partial):
+        plain = (int, float, str, bool, np.generic, type(None))
+        return _pickled_by_reference(obj.func) and all(
+            isinstance(value, plain) and np.ndim(value) == 0
+            for value in (*obj.args, *obj.keywords.values())
+        )
+    module = sys.modules.get(getattr(obj, "__module__", None) or "")
+    found = module
+    for part in str(getattr(obj, "__qualname__", "<none>")).split("."):
+        found = getattr(found, part, None)
+    return module is not None and found is obj
 
 
 def _has_own_repr(scoring) -> bool:
@@ -486,6 +506,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             "loss" if validation_scorer is None
             else f"{validation_scorer.name}: {scoring_label(self.scoring)}"
         )
+        same_scores = reuse and self._same_monitor(monitor)  # (asked once: it may warn)
         history = self._train(
             module, optimizer, objective, data, validation, seeds, device, group,
             partial=partial, user_module=not isinstance(spec["architecture"], str),
@@ -493,10 +514,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             # warm_start goes on from the earlier best (its restored weights): an epoch must
             # beat that score to be kept, as MLPClassifier's best is over all fits, when the
             # score is the same one (a changed scoring starts afresh).
-            previous_best=(
-                getattr(self, "best_validation_score_", None)
-                if reuse and self._same_monitor(monitor) else None
-            ),
+            previous_best=getattr(self, "best_validation_score_", None) if same_scores else None,
         )
         # What this call's validation scores measure (None: it had none), and what the
         # scores kept so far measured.
@@ -506,6 +524,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         self._store_fit(
             encoder, spec, module, optimizer, objective, device, targets, history,
             reuse=reuse, partial=partial, balancer=balancer, monitor=monitor,
+            same_monitor=same_scores,
         )
         # What validation_scores_ (and best_validation_score_) measure; a later warm_start
         # fit compares with it (and with the very scoring object that was monitored).
@@ -874,7 +893,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     def _store_fit(
         self, encoder, spec, module, optimizer, objective, device, targets, history, *,
-        reuse: bool, partial: bool, balancer=None, monitor=None,
+        reuse: bool, partial: bool, balancer=None, monitor=None, same_monitor=False,
     ) -> None:
         """Set the fitted attributes.
 
@@ -913,7 +932,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             history.validation_scores = continued_scores(
                 self.validation_scores_, self.n_iter_, history.validation_scores,
                 history.n_iter - self.n_iter_,
-                same_monitor=self._same_monitor(monitor),
+                same_monitor=same_monitor,
             )
         self._set_model(encoder, spec, module, optimizer, objective, device, targets)
         self._kept_epoch_ = kept
@@ -1085,10 +1104,12 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()
-        if "_monitored_scoring_" in state and not _same_callable(
-            state["_monitored_scoring_"], state.get("scoring")
+        monitored = state.get("_monitored_scoring_")
+        if monitored is not None and not _same_callable(monitored, state.get("scoring")) and (
+            not _pickled_by_reference(monitored)
         ):
-            # a scoring replaced since: it can match nothing any more, and may not pickle
+            # a scoring replaced since, that a pickle would copy (or could not pickle): only
+            # the very object could match it again
             state = dict(state)
             state["_monitored_scoring_"] = None
         module = state.get("module_")

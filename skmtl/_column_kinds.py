@@ -273,7 +273,13 @@ def _integer_counts(values: np.ndarray) -> pd.Series | None:
 
 def learnt_vocabulary(counts: pd.Series, min_frequency: int, max_categories: int | None, name: str) -> pd.Index:
     """Sorted categories of one column that earn an embedding row of their own."""
-    inferred = pd.api.types.infer_dtype(counts.index, skipna=True)
+    try:
+        inferred = pd.api.types.infer_dtype(counts.index, skipna=True)
+    except NotImplementedError:  # e.g. pyarrow month_day_nano_interval values
+        raise ValueError(
+            f"Categorical column {name} holds values of type {counts.index.dtype} that skmtl "
+            "cannot sort into categories; convert them first, e.g. X[col].astype(str)."
+        ) from None
     if inferred in _MIXED_INFERRED:
         kinds = sorted({type(v).__name__ for v in counts.index})
         raise ValueError(

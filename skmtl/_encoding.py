@@ -54,6 +54,12 @@ def _arrow_time_kind(arrow_type) -> str | None:
     return None
 
 
+def _arrow_is_decimal(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_decimal(arrow_type)
+
+
 def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     """Whether ``"from_dtype"`` takes a DataFrame column as categorical.
 
@@ -68,6 +74,8 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
         inferred = "period"
     elif arrow is not None and _arrow_time_kind(arrow) is not None:  # kind "O" too
         inferred = _arrow_time_kind(arrow)
+    elif arrow is not None and _arrow_is_decimal(arrow):  # numbers, as object Decimals
+        return False
     elif values.dtype != object:
         return True
     else:

@@ -1189,3 +1189,23 @@ def test_arrow_time_and_interval_columns_are_refused_as_object_ones_are():
                       dtype=pd.ArrowDtype(pa.month_day_nano_interval()))
     with pytest.raises(ValueError, match="Column 't' holds timedelta values"):
         MultiTaskClassifier(max_iter=1).fit(pd.DataFrame({"x": x, "t": spans}), y)
+
+
+def test_arrow_interval_declared_categorical_and_arrow_decimals():
+    pa = pytest.importorskip("pyarrow")
+    import decimal
+
+    rng = np.random.RandomState(0)
+    x = rng.normal(size=60)
+    y = (x > 0).astype(int)
+    kind = pa.month_day_nano_interval()
+    spans = pd.Series(pa.array([pa.scalar((i % 3, 1, 0), kind).as_py() for i in range(60)],
+                               type=kind), dtype=pd.ArrowDtype(kind))
+    with pytest.raises(ValueError, match="cannot sort into categories"):
+        MultiTaskClassifier(max_iter=1, categorical_features=["t"]).fit(
+            pd.DataFrame({"x": x, "t": spans}), y)
+    money = pa.decimal128(10, 3)
+    amounts = pd.Series(pa.array([decimal.Decimal(f"{v:.3f}") for v in x], type=money),
+                        dtype=pd.ArrowDtype(money))
+    model = MultiTaskClassifier(max_iter=1).fit(pd.DataFrame({"x": x, "d": amounts}), y)
+    assert not model.is_categorical_.any()  # numbers, as object columns of Decimals

@@ -260,3 +260,35 @@ def test_a_model_fitted_before_the_kept_epoch_was_recorded_keeps_its_marker():
     model.set_params(learning_rate_init=5.0, max_iter=2)  # a continuation that cannot improve
     _fit(model, X, y)
     assert model._kept_epoch_ == kept
+
+
+def _task_error(estimator, X, y, task=None):
+    return -float(np.mean(estimator.predict(X) != y))
+
+
+def test_numpy_scalar_arguments_and_a_pickle_taken_meanwhile_keep_the_scoring():
+    X, y = _data(300)
+    task = np.arange(2)[1]  # an np.int64, as from np.arange(n_tasks)
+    model = _fit(MultiTaskClassifier(scoring=functools.partial(_task_error, task=task),
+                                     early_stopping=True, max_iter=3, random_state=0), X, y[:, 0])
+    model.set_params(scoring="mean_roc_auc")
+    model = pickle.loads(pickle.dumps(model))  # the module-level function pickles by name
+    model.set_params(scoring=functools.partial(_task_error, task=np.arange(2)[1]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        scores = _continued_scores(model, X, y[:, 0])
+    assert not np.isnan(scores[:3]).any()
+    assert not [w for w in caught if "another object" in str(w.message)]
+
+
+def test_the_other_object_warning_comes_once_per_fit():
+    from sklearn.metrics import get_scorer
+
+    X, y = _data(300)
+    model = _fit(MultiTaskClassifier(scoring=get_scorer("accuracy"), early_stopping=True,
+                                     max_iter=2, random_state=0), X, y[:, 0])
+    model.set_params(scoring=get_scorer("accuracy"), warm_start=True, max_iter=1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model.fit(X, y[:, 0])
+    assert len([w for w in caught if "another object" in str(w.message)]) == 1
