@@ -222,22 +222,30 @@ def _same_callable(a, b) -> bool:
 
 
 def _pickled_by_reference(obj) -> bool:
-    """Whether pickle stores ``obj`` by name (a module-level function or class): free to keep.
+    """Whether pickle stores ``obj`` by name from an importable module: free and safe to keep.
 
-    A ``functools.partial`` of such a function with plain scalar arguments is
-    as cheap and as safe.
+    A module-level function or class of a module other than ``__main__`` (a
+    script's functions cannot be found by another process that loads the
+    pickle), or a ``functools.partial`` of one with plain scalar arguments.
+    Never raises.
     """
-    if isinstance(obj, functools.partial):
-        plain = (int, float, str, bool, np.generic, type(None))
-        return _pickled_by_reference(obj.func) and all(
-            isinstance(value, plain) and np.ndim(value) == 0
-            for value in (*obj.args, *obj.keywords.values())
-        )
-    module = sys.modules.get(getattr(obj, "__module__", None) or "")
-    found = module
-    for part in str(getattr(obj, "__qualname__", "<none>")).split("."):
-        found = getattr(found, part, None)
-    return module is not None and found is obj
+    try:
+        if isinstance(obj, functools.partial):
+            plain = (int, float, str, bool, type(None))
+            return _pickled_by_reference(obj.func) and all(
+                type(value) in plain
+                or (isinstance(value, np.generic) and type(value).__module__ == "numpy")
+                for value in (*obj.args, *obj.keywords.values())
+            )
+        name = getattr(obj, "__module__", None)
+        if not isinstance(name, str) or name in ("__main__", "__mp_main__"):
+            return False
+        module = found = sys.modules.get(name)
+        for part in str(getattr(obj, "__qualname__", "<none>")).split("."):
+            found = getattr(found, part, None)
+        return module is not None and found is obj
+    except Exception:  # noqa: BLE001 - an odd object is simply not kept
+        return False
 
 
 def _has_own_repr(scoring) -> bool:

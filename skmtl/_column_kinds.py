@@ -278,7 +278,7 @@ def learnt_vocabulary(counts: pd.Series, min_frequency: int, max_categories: int
     except NotImplementedError:  # e.g. pyarrow month_day_nano_interval values
         raise ValueError(
             f"Categorical column {name} holds values of type {counts.index.dtype} that skmtl "
-            "cannot sort into categories; convert them first, e.g. X[col].astype(str)."
+            "cannot sort into categories; convert them first, e.g. X[col].map(str)."
         ) from None
     if inferred in _MIXED_INFERRED:
         kinds = sorted({type(v).__name__ for v in counts.index})

@@ -85,6 +85,12 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
         isinstance(v, Decimal) for v in present
     ) and all(isinstance(v, Number) and not isinstance(v, bool) for v in present):
         return False  # Decimals, maybe with floats or ints (a fillna(0.0) of a Decimal column)
+    if arrow is not None and inferred == "timedelta":  # pyarrow intervals: no categories
+        raise ValueError(
+            f"Column {name!r} holds pyarrow interval values, which skmtl takes neither as "
+            "categories nor as numbers. Derive numeric features from them (e.g. their months "
+            "and days), or make them strings first (X[col].map(str)) to embed them."
+        )
     if inferred in ("date", "time", "datetime", "datetime64", "timedelta", "timedelta64", "period"):
         raise ValueError(
             f"Column {name!r} holds {inferred} values, which skmtl does not take as categories "

@@ -1187,7 +1187,7 @@ def test_arrow_time_and_interval_columns_are_refused_as_object_ones_are():
         MultiTaskClassifier(max_iter=1).fit(pd.DataFrame({"x": x, "t": times}), y)
     spans = pd.Series([pa.scalar((1, 2, 3), type=pa.month_day_nano_interval()).as_py()] * 60,
                       dtype=pd.ArrowDtype(pa.month_day_nano_interval()))
-    with pytest.raises(ValueError, match="Column 't' holds timedelta values"):
+    with pytest.raises(ValueError, match="Column 't' holds pyarrow interval values"):
         MultiTaskClassifier(max_iter=1).fit(pd.DataFrame({"x": x, "t": spans}), y)
 
 
@@ -1201,7 +1201,7 @@ def test_arrow_interval_declared_categorical_and_arrow_decimals():
     kind = pa.month_day_nano_interval()
     spans = pd.Series(pa.array([pa.scalar((i % 3, 1, 0), kind).as_py() for i in range(60)],
                                type=kind), dtype=pd.ArrowDtype(kind))
-    with pytest.raises(ValueError, match="cannot sort into categories"):
+    with pytest.raises(ValueError, match=r"cannot sort into categories.*map\(str\)"):
         MultiTaskClassifier(max_iter=1, categorical_features=["t"]).fit(
             pd.DataFrame({"x": x, "t": spans}), y)
     money = pa.decimal128(10, 3)

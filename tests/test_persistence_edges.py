@@ -292,3 +292,24 @@ def test_the_other_object_warning_comes_once_per_fit():
         warnings.simplefilter("always")
         model.fit(X, y[:, 0])
     assert len([w for w in caught if "another object" in str(w.message)]) == 1
+
+
+def test_only_scorings_importable_elsewhere_are_kept_for_a_pickle():
+    """A script's function (__main__) or a local int subclass would make the pickle unloadable."""
+    from skmtl._base import _pickled_by_reference
+
+    assert _pickled_by_reference(_task_error)
+    assert _pickled_by_reference(functools.partial(_task_error, task=np.int64(1)))
+    script_function = type(_task_error)(_task_error.__code__, {}, "in_a_script")
+    script_function.__module__ = "__main__"
+    assert not _pickled_by_reference(script_function)
+
+    class Task(int):
+        pass
+
+    assert not _pickled_by_reference(functools.partial(_task_error, task=Task(0)))
+
+    class OddModule:
+        __module__ = ["x"]  # unhashable: must not raise inside pickle.dumps
+
+    assert not _pickled_by_reference(OddModule())
