@@ -335,11 +335,11 @@ def _step_only(optimizer: torch.optim.Optimizer, values: torch.Tensor, moved: to
             if torch.is_tensor(tensor) and tensor.shape == values.shape}
     before = values.detach().clone()
     optimizer.step()
+    moments = optimizer.state[values]
     with torch.no_grad():
         values.copy_(torch.where(moved, values, before))
-        for name, tensor in kept.items():
-            state = optimizer.state[values]
-            state[name].copy_(torch.where(moved, state[name], tensor))
+        for name, earlier in kept.items():
+            moments[name].copy_(torch.where(moved, moments[name], earlier))
 
 
 class GradNorm(TaskBalancer):

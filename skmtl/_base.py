@@ -144,16 +144,6 @@ class FitSeeds:
         return np.random.RandomState(self.seed if self.rank is None else [self.seed, self.rank])
 
 
-def _same_setting(a, b) -> bool:
-    """Whether two values of a parameter such as ``categorical_features`` are the same."""
-    if isinstance(a, str) or isinstance(b, str) or a is None or b is None:
-        return type(a) is type(b) and a == b
-    try:
-        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
-    except (TypeError, ValueError):
-        return False
-
-
 def scoring_label(scoring) -> str:
     """A short, stable name for ``scoring`` (what the validation scores measured).
 
@@ -250,9 +240,7 @@ def _pickled_by_reference(obj) -> bool:
 
 def _has_own_repr(scoring) -> bool:
     """Whether ``scoring`` is an skmtl scorer, whose repr names everything it does."""
-    from .metrics import _MultiTaskScorer
-
-    return isinstance(scoring, _MultiTaskScorer)
+    return isinstance(scoring, metrics._MultiTaskScorer)
 
 
 def checked_score_weights(sample_weight, y):
@@ -762,7 +750,6 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
 
     def _check_training_rows(self, targets, train_rows, group) -> None:
         """Warn about what the validation split took from training (the classifier: classes)."""
-        return None
 
     def _training_tensors(
         self, encoder, X, labels, sample_weight, rows, device, group
@@ -924,11 +911,10 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         earlier_epochs = self.n_iter_ if reuse else 0
         if history.validation_scores is None or history.best_epoch is None:
             kept = None
-        elif history.best_epoch == 0:  # a continuation that kept its starting weights
+        elif history.best_epoch == 0:  # a continuation (reuse) that kept its starting weights
             kept = (
-                (self._kept_epoch_ if hasattr(self, "_kept_epoch_")
-                 else kept_epoch_from_scores(self.validation_scores_, self.best_validation_score_))
-                if reuse else None
+                self._kept_epoch_ if hasattr(self, "_kept_epoch_")  # else fitted before it
+                else kept_epoch_from_scores(self.validation_scores_, self.best_validation_score_)
             )
         else:
             kept = earlier_epochs + history.best_epoch
@@ -1065,8 +1051,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 for kind in self.encoder_.kinds[2:]:  # sequence columns etc.: neither kind
                     now[np.asarray(kind.columns)] = False
                 setting = self.categorical_features
-                fitted_setting = getattr(self, "_categorical_setting_", setting)
-                if isinstance(setting, str) and _same_setting(setting, fitted_setting):
+                if isinstance(setting, str) and setting == getattr(
+                    self, "_categorical_setting_", setting
+                ):  # "from_dtype", as when fitted
                     # A column missing in every row of this call has no dtype to read
                     # (float64 NaN, or None): it says nothing about the setting.
                     for j in np.flatnonzero(now != fitted):
@@ -1081,13 +1068,13 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
                 if not np.array_equal(np.asarray(other, dtype=bool), fitted):
                     now = np.asarray(other, dtype=bool)
             if not np.array_equal(now, fitted):
-                name = (lambda j: int(j)) if feature_names is None else (  # noqa: E731
-                    lambda j: str(feature_names[j]))
-                changed.append((
-                    "categorical columns",
-                    [name(j) for j in np.flatnonzero(fitted)],
-                    [name(j) for j in np.flatnonzero(now)],
-                ))
+                def names(mask):
+                    columns = np.flatnonzero(mask)
+                    if feature_names is None:
+                        return [int(j) for j in columns]
+                    return [str(feature_names[j]) for j in columns]
+
+                changed.append(("categorical columns", names(fitted), names(now)))
         vocabularies = [kind for kind in self.encoder_.kinds
                         if len(kind.columns) and hasattr(kind, "min_frequency")]
         for param in ("min_frequency", "max_categories"):

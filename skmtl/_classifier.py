@@ -643,11 +643,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
     best_validation_score_ : float or None
         The score of the weights that were kept: the best score of the fit
         that kept them (after a ``warm_start`` fit on other rows it can be
-        below an earlier fit's entries of ``validation_scores_``), or, in a ``warm_start`` continuation that no
-        epoch improved, its starting weights' score measured at its start
-        (in its own units; see ``warm_start``): a continuation keeps its
-        starting weights (the earlier best) unless one of its epochs scores
-        higher, as ``MLPClassifier``'s best is over every fit.
+        below an earlier fit's entries of ``validation_scores_``), or, in a
+        ``warm_start`` continuation that no epoch improved, its starting
+        weights' score measured at its start (in its own units; see
+        ``warm_start``): a continuation keeps its starting weights (the
+        earlier best) unless one of its epochs scores higher, as
+        ``MLPClassifier``'s best is over every fit.
     best_loss_ : float
         Lowest training loss.
     device_ : torch.device

@@ -454,7 +454,9 @@ def _integer_table(vocabulary: pd.Index):
 
 
 
-def _quantile_sketch(values: np.ndarray, weights=None) -> tuple[float, np.ndarray, np.ndarray | None]:
+def _quantile_sketch(
+    values: np.ndarray, weights=None
+) -> tuple[float, np.ndarray, np.ndarray | None]:
     """(rows, values or evenly spaced order statistics, their weights) of one shard, per column.
 
     A shard of at most :data:`QUANTILE_SKETCH_SIZE` rows is shared whole

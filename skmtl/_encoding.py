@@ -43,21 +43,17 @@ def is_categorical_dtype(dtype) -> bool:
     return getattr(dtype, "kind", None) in ("O", "S", "U", "b")
 
 
-def _arrow_time_kind(arrow_type) -> str | None:
-    """"time" or "timedelta" for pyarrow time and interval types (dtype kind "O"), else None."""
+def _arrow_kind(arrow_type) -> str | None:
+    """"time", "timedelta" or "decimal" for those pyarrow types (dtype kind "O"), else None."""
     import pyarrow as pa
 
     if pa.types.is_time(arrow_type):
         return "time"
     if pa.types.is_interval(arrow_type):
         return "timedelta"
+    if pa.types.is_decimal(arrow_type):
+        return "decimal"
     return None
-
-
-def _arrow_is_decimal(arrow_type) -> bool:
-    import pyarrow as pa
-
-    return pa.types.is_decimal(arrow_type)
 
 
 def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
@@ -70,12 +66,13 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
     if not is_categorical_dtype(values.dtype):
         return False
     arrow = getattr(values.dtype, "pyarrow_dtype", None)  # pandas' ArrowDtype
+    arrow_kind = None if arrow is None else _arrow_kind(arrow)  # kind "O" too
     if isinstance(values.dtype, pd.PeriodDtype):  # kind "O", as object columns of periods
         inferred = "period"
-    elif arrow is not None and _arrow_time_kind(arrow) is not None:  # kind "O" too
-        inferred = _arrow_time_kind(arrow)
-    elif arrow is not None and _arrow_is_decimal(arrow):  # numbers, as object Decimals
+    elif arrow_kind == "decimal":  # numbers, as object Decimals
         return False
+    elif arrow_kind is not None:
+        inferred = arrow_kind
     elif values.dtype != object:
         return True
     else:
@@ -85,7 +82,7 @@ def _categorical_from_dtype(values: pd.Series, name: str) -> bool:
         isinstance(v, Decimal) for v in present
     ) and all(isinstance(v, Number) and not isinstance(v, bool) for v in present):
         return False  # Decimals, maybe with floats or ints (a fillna(0.0) of a Decimal column)
-    if arrow is not None and inferred == "timedelta":  # pyarrow intervals: no categories
+    if arrow_kind == "timedelta":  # pyarrow intervals: no categories, no numbers
         raise ValueError(
             f"Column {name!r} holds pyarrow interval values, which skmtl takes neither as "
             "categories nor as numbers. Derive numeric features from them (e.g. their months "

@@ -368,8 +368,8 @@ def _check_buffers_storable(module) -> None:
     lost = [name for name, _ in module.named_buffers() if name not in stored]
     if lost:
         raise TypeError(
-            f"The user-defined module has buffers registered with persistent=False ({lost}), which a "
-            "model file does not store: load_model would rebuild them anew and predict "
+            f"The user-defined module has buffers registered with persistent=False ({lost}), "
+            "which a model file does not store: load_model would rebuild them anew and predict "
             "differently. Register them as persistent buffers (the default), or use pickle."
         )
 

@@ -421,15 +421,25 @@ def _final_model(estimator):
     and ``classes_`` but not the fitted model's ``task_names_``, ``funnel_``,
     ``loss_`` or training order of classes, which scoring reads.
     """
+    return _final_model_and_input(estimator, None)[0]
+
+
+def _final_model_and_input(estimator, X):
+    """:func:`_final_model`, and ``X`` as it reaches it (through every Pipeline's earlier steps).
+
+    ``X`` None stays None (nothing is transformed).
+    """
     while True:
         if isinstance(estimator, Pipeline):
+            if X is not None:
+                X = estimator[:-1].transform(X)
             estimator = estimator[-1]
         elif hasattr(estimator, "best_estimator_"):  # GridSearchCV, RandomizedSearchCV, ...
             estimator = estimator.best_estimator_
         elif isinstance(estimator, FrozenEstimator):
             estimator = estimator.estimator
         else:
-            return estimator
+            return estimator, X
 
 
 class _FittedPositives(dict):

@@ -15,12 +15,11 @@ imported when a function here is called, not when :mod:`skmtl` is imported.
 from __future__ import annotations
 
 import numpy as np
-from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 from sklearn.utils.validation import check_is_fitted
 
 from ._base import kept_epoch_from_scores
-from .metrics import _final_model
+from .metrics import _final_model, _final_model_and_input
 
 __all__ = ["plot_expert_usage", "plot_learning_curves"]
 
@@ -66,15 +65,11 @@ def _task_names(estimator) -> list[str]:
 def _kept_epoch(estimator, scores: np.ndarray) -> int | None:
     """The epoch whose weights the estimator kept (1-based), or None when none is.
 
-    The first epoch whose score is ``best_validation_score_`` (after a
-    ``warm_start`` fit on new rows, its best epoch, which can score below an
-    earlier fit's best); None without a best score or one that no epoch
-    recorded, or when epochs without validation (``partial_fit``, a fit
-    without early stopping) came after it and moved the weights.
+    Recorded by the fit (``_kept_epoch_``); for a model fitted before it was,
+    read from the scores (:func:`~skmtl._base.kept_epoch_from_scores`).
     """
-    if hasattr(estimator, "_kept_epoch_"):  # recorded by the fit
+    if hasattr(estimator, "_kept_epoch_"):
         return estimator._kept_epoch_
-    # a model fitted before that
     return kept_epoch_from_scores(scores, getattr(estimator, "best_validation_score_", None))
 
 
@@ -291,17 +286,10 @@ def plot_expert_usage(estimator, X, *, ax=None, kind="bar"):
     """
     if kind not in ("bar", "heatmap"):
         raise ValueError(f"kind must be 'bar' or 'heatmap'; got {kind!r}.")
-    while True:  # down to the model, through what the earlier steps make of X
-        if isinstance(estimator, Pipeline):
-            check_is_fitted(estimator)
-            X = estimator[:-1].transform(X)
-            estimator = estimator[-1]
-        elif hasattr(estimator, "best_estimator_"):  # a fitted search
-            estimator = estimator.best_estimator_
-        elif isinstance(estimator, FrozenEstimator):
-            estimator = estimator.estimator
-        else:
-            break
+    if isinstance(estimator, Pipeline):
+        check_is_fitted(estimator)
+    # down to the model (in a Pipeline, a search, ...), with what the earlier steps make of X
+    estimator, X = _final_model_and_input(estimator, X)
     check_is_fitted(estimator)
     if not hasattr(estimator, "gate_weights"):
         raise ValueError(

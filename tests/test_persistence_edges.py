@@ -188,7 +188,7 @@ def _continued_scores(model, X, y):
 
 def test_the_same_scoring_object_continues_whatever_its_state_and_after_pickling():
     X, y = _data(300)
-    settings = dict(early_stopping=True, max_iter=3, random_state=0)
+    settings = {"early_stopping": True, "max_iter": 3, "random_state": 0}
     model = _fit(MultiTaskClassifier(scoring=LoggingAccuracy(), **settings), X, y[:, 0])
     copy = pickle.loads(pickle.dumps(model))
     for continued in (model, copy):
@@ -198,7 +198,7 @@ def test_the_same_scoring_object_continues_whatever_its_state_and_after_pickling
 
 def test_another_scoring_object_starts_afresh_even_with_the_same_name():
     X, y = _data(300)
-    settings = dict(early_stopping=True, max_iter=3, random_state=0)
+    settings = {"early_stopping": True, "max_iter": 3, "random_state": 0}
     model = _fit(MultiTaskClassifier(scoring=lambda e, X, y: 0.5, **settings), X, y[:, 0])
     model.set_params(scoring=lambda e, X, y: -1.0)
     scores = _continued_scores(model, X, y[:, 0])
@@ -310,6 +310,6 @@ def test_only_scorings_importable_elsewhere_are_kept_for_a_pickle():
     assert not _pickled_by_reference(functools.partial(_task_error, task=Task(0)))
 
     class OddModule:
-        __module__ = ["x"]  # unhashable: must not raise inside pickle.dumps
+        __module__ = ["x"]  # noqa: RUF012 - unhashable: must not raise inside pickle.dumps
 
     assert not _pickled_by_reference(OddModule())

@@ -272,8 +272,8 @@ def test_of_tied_epochs_the_line_marks_the_first_which_training_keeps():
     rng = np.random.RandomState(0)
     X = rng.normal(size=(300, 4))
     y = (X[:, 0] + 0.3 * rng.normal(size=300) > 0).astype(int)
-    settings = dict(early_stopping=True, random_state=2, learning_rate_init=0.01,
-                    scoring=make_scorer(accuracy_score), n_iter_no_change=50)
+    settings = {"early_stopping": True, "random_state": 2, "learning_rate_init": 0.01,
+                    "scoring": make_scorer(accuracy_score), "n_iter_no_change": 50}
     with pytest.warns(Warning):
         model = MultiTaskClassifier("shared_bottom", max_iter=20, **settings).fit(X, y)
     scores = np.asarray(model.validation_scores_)

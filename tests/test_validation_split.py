@@ -21,7 +21,7 @@ from skmtl._distributed import SingleProcess
 
 def _validation_rows(random_state, n, fraction=0.1):
     order = FitSeeds.draw(random_state, SingleProcess()).split_rng().permutation(n)
-    return order[: int(round(fraction * n))]
+    return order[: round(fraction * n)]
 
 
 def _data(n=300, seed=0):
@@ -35,7 +35,7 @@ def test_validation_rows_without_a_known_label_are_refused(estimator):
     X, y = _data()
     Y = np.column_stack([y, 1 - y])  # two tasks: a plain random split (no stratification)
     Y[_validation_rows(12, len(y))] = np.nan  # every validation label unknown
-    params = dict(early_stopping=True, random_state=12, max_iter=3)
+    params = {"early_stopping": True, "random_state": 12, "max_iter": 3}
     if estimator is MultiTaskRegressor:
         params["loss"] = "log_loss"
     with pytest.raises(ValueError, match="no validation row with a known label"):

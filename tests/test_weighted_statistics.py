@@ -41,7 +41,7 @@ def _regression_data(n=300, seed=0):
     return X, X[:, 0] + 0.1 * rng.normal(size=n)
 
 
-SETTINGS = dict(architecture="shared_bottom", max_iter=3, random_state=0, early_stopping=False)
+SETTINGS = {"architecture": "shared_bottom", "max_iter": 3, "random_state": 0, "early_stopping": False}
 
 
 def test_a_zero_weight_target_outlier_does_not_set_the_target_scale():

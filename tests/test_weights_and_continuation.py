@@ -40,7 +40,7 @@ def test_a_class_weight_key_absent_from_the_labels_is_ignored_as_in_sklearn():
     np.testing.assert_array_equal(
         compute_class_weight(weights, classes=np.array(["a", "b"]), y=labels), [1.0, 2.0]
     )
-    settings = dict(architecture="shared_bottom", max_iter=2, random_state=0)
+    settings = {"architecture": "shared_bottom", "max_iter": 2, "random_state": 0}
     extra = _quiet_fit(MultiTaskClassifier(class_weight=weights, **settings), X, labels)
     exact = _quiet_fit(MultiTaskClassifier(class_weight={"a": 1.0, "b": 2.0}, **settings),
                        X, labels)
