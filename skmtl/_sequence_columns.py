@@ -34,6 +34,7 @@ import pandas as pd
 import torch
 
 from ._column_kinds import (
+    EXACT_INTEGERS,
     ColumnKind,
     FitContext,
     OnnxColumn,
@@ -90,9 +91,20 @@ def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
     if isinstance(values, pd.Series) and _arrow_list_type(values.dtype) is not None:
         import pyarrow.compute as pc
 
+        pa = sys.modules["pyarrow"]
         lists = values.array.__arrow_array__()
+        if _arrow_list_type(pd.ArrowDtype(lists.type.value_type)) is not None:
+            raise ValueError(_nested_message(name))
         lengths = pc.list_value_length(lists).fill_null(0).to_numpy().astype(np.int64)
-        return pc.list_flatten(lists).to_numpy(zero_copy_only=False), lengths
+        flat = pc.list_flatten(lists)
+        if pa.types.is_integer(flat.type) and flat.null_count:
+            # to_numpy() would give float64, inexact above 2**53: the integers as they
+            # are, None where an item is missing.
+            missing = flat.is_null().to_numpy(zero_copy_only=False)
+            items = flat.fill_null(0).to_numpy().astype(object)
+            items[missing] = None
+            return items, lengths
+        return flat.to_numpy(zero_copy_only=False), lengths
     cells = values.to_numpy(dtype=object) if isinstance(values, pd.Series) else np.asarray(values, dtype=object)
     present = ~pd.isna(cells)
     lists = cells[present]
@@ -105,16 +117,21 @@ def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
         )
     lengths = np.zeros(len(cells), dtype=np.int64)
     lengths[present] = np.fromiter(map(len, lists), dtype=np.int64, count=len(lists))
-    if len(lists) and all(isinstance(c, np.ndarray) and c.ndim == 1 for c in lists):
-        items = np.concatenate(lists)
+    arrays = len(lists) and all(isinstance(c, np.ndarray) and c.ndim == 1 for c in lists)
+    if arrays and len({c.dtype for c in lists if len(c)}) <= 1:
+        # One item type (empty cells aside: np.array([]) is float64 whatever the column
+        # holds, and concatenating would cast every item to it).
+        items = np.concatenate([c for c in lists if len(c)] or [np.array([])])
     else:
         items = np.fromiter(chain.from_iterable(lists), dtype=object, count=int(lengths.sum()))
     if items.dtype == object and any(isinstance(i, _LIST_CELLS) for i in items):
-        raise ValueError(
-            f"Sequence column {name} holds nested lists or arrays; its cells must be flat lists, "
-            "tuples or 1-D arrays of categories."
-        )
+        raise ValueError(_nested_message(name))
     return _typed(items), lengths
+
+
+def _nested_message(name: str) -> str:
+    return (f"Sequence column {name} holds nested lists or arrays; its cells must be flat lists, "
+            "tuples or 1-D arrays of categories.")
 
 
 def _is_list_cell(cell) -> bool:
@@ -123,13 +140,28 @@ def _is_list_cell(cell) -> bool:
 
 
 def _typed(items: np.ndarray) -> np.ndarray:
-    """Object items as int64, float64 or bool when they all are such (NaN kept as missing)."""
+    """Object items as int64, uint64, float64 or bool when they all are such (NaN kept as missing).
+
+    Integers stay objects where no such type holds them exactly: beyond the
+    64-bit range, or beside missing items (which only float64 could mark) when
+    a magnitude exceeds ``2**53``, float64's exact integers.
+    """
     if items.dtype != object or items.size == 0:
         return items
     inferred = pd.api.types.infer_dtype(items, skipna=False)
     if inferred == "integer":
-        return items.astype(np.int64)
-    if inferred in ("floating", "mixed-integer-float"):
+        for dtype in (np.int64, np.uint64):
+            try:
+                return items.astype(dtype)
+            except OverflowError:
+                pass
+        return items
+    if inferred == "mixed-integer-float":
+        present = items[~pd.isna(items)]
+        if any(isinstance(i, Integral) and abs(int(i)) > EXACT_INTEGERS for i in present):
+            return items
+        return items.astype(np.float64)
+    if inferred == "floating":
         return items.astype(np.float64)
     if inferred == "boolean":
         return items.astype(bool)

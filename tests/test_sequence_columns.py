@@ -539,3 +539,56 @@ def test_the_recommender_example_runs_and_the_history_helps(capsys):
 def test_malformed_sequence_cells_are_named(cell, match):
     with pytest.raises(ValueError, match=match):
         list_items(pd.Series([[1, 2], cell, None], dtype=object), "'h'")
+
+
+# ------------------------------------------------------ item ids that float64 cannot hold
+BIG_IDS = np.array([2**60 + 1, 2**60 + 2, 2**60 + 3])
+
+
+def test_large_integer_items_keep_their_identity_beside_missing_or_empty_cells():
+    """Ids above 2**53 differ by 1: float64 would make them one category."""
+    pa = pytest.importorskip("pyarrow")
+    rows = [[int(BIG_IDS[0]), int(BIG_IDS[1])], [int(BIG_IDS[2]), None], []]
+    arrow = pd.Series(rows, dtype=pd.ArrowDtype(pa.list_(pa.int64())))
+    items, lengths = list_items(arrow, "'hist'")
+    assert list(lengths) == [2, 2, 0]
+    assert list(items[[0, 1, 2]]) == [int(v) for v in BIG_IDS] and items[3] is None
+    # Cells that are numpy arrays: an empty float64 cell beside int64 ones.
+    arrays = pd.Series([BIG_IDS[:2], np.array([]), BIG_IDS[2:]], dtype=object)
+    items, _ = list_items(arrays, "'hist'")
+    assert items.dtype == np.int64 and list(items) == list(BIG_IDS)
+    # Python ints beside a NaN item.
+    items, _ = list_items(pd.Series([[int(BIG_IDS[0]), float("nan")], [int(BIG_IDS[1])]]), "'hist'")
+    assert items[0] == BIG_IDS[0] and pd.isna(items[1]) and items[2] == BIG_IDS[1]
+
+
+def test_unsigned_64_bit_item_ids_are_sequence_items():
+    ids = [2**63 + 5, 2**64 - 1, 3]
+    items, _ = list_items(pd.Series([[ids[0], ids[1]], [ids[2]]]), "'hist'")
+    assert items.dtype == np.uint64 and list(items) == ids
+    mixed = [-1, 2**63 + 5]  # neither int64 nor uint64 holds both: objects, exact
+    items, _ = list_items(pd.Series([mixed]), "'hist'")
+    assert list(items) == mixed
+
+
+def test_large_integer_history_fits_as_many_categories_and_rows_do_not_affect_each_other():
+    rng = np.random.default_rng(0)
+    n = 300
+    hist = [rng.choice(BIG_IDS, rng.integers(1, 4)) for _ in range(n)]
+    X = pd.DataFrame({"hist": hist, "x": rng.normal(size=n)})
+    y = np.c_[[BIG_IDS[0] in h for h in hist], rng.integers(0, 2, n)].astype(int)
+    model = MultiTaskClassifier(sequence_features=["hist"], embedding_dim=4, max_iter=3,
+                                early_stopping=False, random_state=0).fit(X, y)
+    assert list(model.categories_[0]) == list(BIG_IDS)
+    batch = X.iloc[:3].copy()
+    before = model.predict_proba(batch)[0][:2]
+    batch.at[batch.index[2], "hist"] = np.array([])
+    np.testing.assert_array_equal(model.predict_proba(batch)[0][:2], before)
+
+
+def test_nested_arrow_lists_are_refused_as_nested():
+    pa = pytest.importorskip("pyarrow")
+    column = pd.Series([[[1, 2]], [[3]]] * 20, dtype=pd.ArrowDtype(pa.list_(pa.list_(pa.int64()))))
+    X = pd.DataFrame({"hist": column, "x": np.arange(40.0)})
+    with pytest.raises(ValueError, match="nested lists"):
+        MultiTaskClassifier(sequence_features=["hist"], max_iter=1).fit(X, np.tile([0, 1], 20))
