@@ -11,7 +11,8 @@ shows:
    ``predict_conditional_proba`` gives pCTR and the post-click pCVR =
    P(conversion | click), with pCTCVR = pCTR x pCVR;
 2. ``funnel_mode="independent"``, whose two heads may predict more
-   conversions than clicks, and ``funnel_penalty``, which stops that;
+   conversions than clicks, and ``funnel_penalty``, which makes that rare (unlike ESMM, it does not
+   rule it out);
 3. ``negative_sampling_rate``: training on all clicks and 20 % of the other
    impressions, with the predicted pCTR corrected back to the full traffic;
 4. ``feature_groups``: experts dedicated to the user columns and to the item

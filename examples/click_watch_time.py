@@ -170,7 +170,8 @@ def format_report(argv, args, runs, seconds) -> str:
 
     command = "python examples/click_watch_time.py" + "".join(" " + shlex.quote(a) for a in argv)
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    network = ", ".join(f"{k}={v!r}" for k, v in NETWORK.items())
+    used = {**NETWORK, **({"max_iter": args.max_iter} if args.max_iter is not None else {})}
+    network = ", ".join(f"{k}={v!r}" for k, v in used.items())
     conditions = [
         f"- command: `{command}`",
         (f"- data: `make_click_watch_time({args.n_samples}, task_correlation="

@@ -917,12 +917,14 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         if reuse:  # matched by position (an array, a Series, or the same names), as checked:
             # the tasks keep the fitted names, which settings and scorers refer to
             targets.task_names = [str(name) for name in self.task_names_]
+        if reuse and partial:  # a chunk's y of shape (n, 1) continues a 1-D fit as 1-D
+            targets.one_dimensional = not isinstance(self.classes_, list)
         if not partial:
             self._set_aside_untrainable_tasks(targets)
         positive = positive_labels(self.pos_label, targets.task_names, targets.classes)
         put_positive_last(targets.codes, targets.classes, positive)
-        if reuse and not partial:
-            self._check_warm_start_targets(targets)
+        if reuse:
+            self._check_continued_classes(targets, partial)
         targets.funnel = resolve_funnel(
             self.funnel, targets.task_names, targets.classes, positive
         )
@@ -1085,14 +1087,28 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
                 f"funnel_mode={self.funnel_mode!r})")
         return [(what, fitted, now)]
 
-    def _check_warm_start_targets(self, targets) -> None:
+    def _check_continued_classes(self, targets, partial: bool) -> None:
+        """The fitted classes in the fitted training order, or a ValueError.
+
+        The order puts ``pos_label``'s class last: a ``pos_label`` changed since
+        the first fit would swap what the trained output heads mean.
+        """
         fitted = self._label_order_  # compared in the training order (pos_label's too)
+        call = "partial_fit" if partial else "warm_start=True"
         if len(fitted) != len(targets.classes):
             raise ValueError(
                 f"warm_start=True: y has {len(targets.classes)} task(s) but the fitted model "
                 f"has {len(fitted)}. Set warm_start=False to fit a new model."
             )
         for name, old, new in zip(targets.task_names, fitted, targets.classes):
+            if len(old) == len(new) and set(old.tolist()) == set(new.tolist()) and not np.all(
+                    old == new):
+                raise ValueError(
+                    f"{call}: pos_label now makes {new[-1]!r} the positive class of task "
+                    f"{name!r}, but the model was trained with {old[-1]!r} as its positive "
+                    "class. Set pos_label back, or fit a new model"
+                    + (" (warm_start=False)." if not partial else " (fit).")
+                )
             if len(old) != len(new) or not np.all(old == new):
                 raise ValueError(
                     f"warm_start=True: task {name!r} has classes {new.tolist()} but the fitted "

@@ -154,7 +154,10 @@ def task_weight_vector(task_weights, task_names) -> np.ndarray:
     n_tasks = len(task_names)
     if task_weights is None:
         return np.ones(n_tasks)
-    if isinstance(task_weights, dict):
+    if hasattr(task_weights, "index") and hasattr(task_weights, "items"):
+        # A pandas Series is keyed by its index (task names, or positions), as a dict.
+        task_weights = dict(task_weights.items())
+    if isinstance(task_weights, Mapping):
         weights = np.ones(n_tasks)
         for t, value in entries_by_task(task_weights, task_names, "task_weights").items():
             weights[t] = value

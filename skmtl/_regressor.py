@@ -11,7 +11,6 @@ import re
 from numbers import Real
 
 import numpy as np
-import pandas as pd
 import torch
 from sklearn.base import RegressorMixin, _fit_context
 from sklearn.metrics import r2_score
@@ -21,7 +20,6 @@ from sklearn.utils.validation import check_consistent_length, check_is_fitted
 from ._base import BaseMultiTaskNetwork, checked_score_weights
 from ._classifier import MultiTaskClassifier
 from ._fit_guards import keep_state_on_error
-from ._frames import as_pandas
 from ._keyed_settings import task_weight_vector
 from ._regression import (
     LOSSES,
@@ -31,7 +29,7 @@ from ._regression import (
     check_poisson_targets,
     regression_targets,
 )
-from ._targets import check_scored_tasks
+from ._targets import check_scored_tasks, misnamed_tasks
 from ._warnings import UntrainableTaskWarning, warn_user
 
 
@@ -368,11 +366,14 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
                 "Every process of a distributed fit must pass y with the same tasks; "
                 f"got {names}."
             )
-        named = isinstance(as_pandas(y), pd.DataFrame) and len(targets.task_names) > 1
-        if reuse and not named and len(targets.task_names) == len(self.task_names_):
-            # Matched by position (an array or a Series), as the classifier does: the
-            # tasks keep the fitted names, which settings and scorers refer to.
+        if (reuse and len(targets.task_names) == len(self.task_names_)
+                and misnamed_tasks(y, self.task_names_) is None):
+            # Matched by position (an array, a Series, the same names, or any names for
+            # a model fitted without them), as the classifier does: the tasks keep the
+            # fitted names, which settings and scorers refer to.
             targets.task_names = [str(name) for name in self.task_names_]
+        if reuse and partial:  # a chunk's y of shape (n, 1) continues a 1-D fit as 1-D
+            targets.one_dimensional = self._one_dimensional_
         losses, deltas = check_losses(self.loss, self.huber_delta, targets.task_names)
         # A continued chunk may be all zeros where the scale is learnt (not for a task
         # first seen now: its scale, the mean, comes from this call).
@@ -382,7 +383,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         check_log_loss_targets(losses, targets.task_names, targets.values, group)
         targets.task_weights = task_weight_vector(self.task_weights, targets.task_names)
         if reuse:
-            self._check_same_tasks(targets, losses)
+            self._check_same_tasks(targets, losses, partial)
             earlier = np.asarray(self._trained_tasks_, dtype=bool)
             # (a model fitted before the spread was recorded counts its tasks as scaled)
             scaled = earlier & np.asarray(getattr(self, "_scaled_tasks_", earlier), dtype=bool)
@@ -430,13 +431,14 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
             )
         return trained
 
-    def _check_same_tasks(self, targets, losses) -> None:
+    def _check_same_tasks(self, targets, losses, partial: bool) -> None:
         fitted = list(self.task_names_)
         if targets.task_names != fitted or list(losses) != list(self.loss_):
             raise ValueError(
                 f"Continuing the fitted model needs the same tasks and losses: fitted "
                 f"{fitted} with {self.loss_}, got {targets.task_names} with {losses}. "
-                "Set warm_start=False to fit a new model."
+                + ("Use fit to fit a new model." if partial
+                   else "Set warm_start=False to fit a new model.")
             )
 
     def _make_objective(

@@ -164,7 +164,7 @@ def unbox_labels(known: np.ndarray, name: str) -> np.ndarray:
     return known.astype(_UNBOXED[inferred])
 
 
-def _observed_classes(values: np.ndarray, missing: np.ndarray, name: str) -> np.ndarray:
+def observed_classes(values: np.ndarray, missing: np.ndarray, name: str) -> np.ndarray:
     """Sorted distinct known labels of one task (possibly none)."""
     known = values[~missing]
     if known.dtype.kind == "f" and not np.isfinite(known).all():
@@ -288,7 +288,7 @@ def fit_targets(
             local["codes"] = _codes_in_classes(columns, missing, names, classes)
             return names, one_dimensional, None
         observed = [
-            _observed_classes(values, unknown, name)
+            observed_classes(values, unknown, name)
             for values, unknown, name in zip(columns, missing, names)
         ]
         return names, one_dimensional, observed

@@ -73,6 +73,7 @@ from ._targets import (
     check_scored_tasks,
     class_indices,
     classes_per_task,
+    observed_classes,
     sorting_permutation,
     task_columns,
     unbox_labels,
@@ -113,21 +114,31 @@ def _in_sorted_order(proba, classes):
     return proba[:, order], classes[order]
 
 
+def _present_one_vs_rest(y, proba, classes):
+    """Each class present in ``y`` against the rest: indicator columns and their scores.
+
+    A multiclass task's ROC AUC and average precision are macro averages of
+    these one-vs-rest scores: a class absent from the scored rows (a rare
+    class missing from a fold) has no score to add, and is left out rather
+    than making the task's score NaN (ROC AUC) or adding a 0 (average precision).
+    """
+    indicators = label_binarize(y, classes=classes)
+    present = indicators.any(axis=0)
+    return indicators[:, present], proba[:, present]
+
+
 def _roc_auc(y, proba, classes, sample_weight):
     if proba.shape[1] == 2:
         return roc_auc_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
-    proba, classes = _in_sorted_order(proba, classes)
-    return roc_auc_score(
-        y, proba, multi_class="ovr", labels=classes, sample_weight=sample_weight
-    )
+    indicators, scores = _present_one_vs_rest(y, proba, classes)
+    return roc_auc_score(indicators, scores, average="macro", sample_weight=sample_weight)
 
 
 def _average_precision(y, proba, classes, sample_weight):
     if proba.shape[1] == 2:
         return average_precision_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
-    return average_precision_score(
-        label_binarize(y, classes=classes), proba, average="macro", sample_weight=sample_weight
-    )
+    indicators, scores = _present_one_vs_rest(y, proba, classes)
+    return average_precision_score(indicators, scores, average="macro", sample_weight=sample_weight)
 
 
 def _log_loss(y, proba, classes, sample_weight):
@@ -207,7 +218,10 @@ def per_task_scores(
         task on which the metric is undefined: one with no known label, for
         ROC AUC and average precision one with a single class among its
         known labels, and one that the model was fitted on with fewer than
-        two classes (it cannot rank).
+        two classes (it cannot rank). A multiclass task's ROC AUC and
+        average precision are one-vs-rest macro averages over the classes
+        present among its known labels (a class missing from the scored rows
+        is left out).
 
     Examples
     --------
@@ -247,7 +261,8 @@ def _task_scores(metric, y_true, y_proba, classes, sample_weight, funnel, pos_la
         classes = [classes]
     if funnel or pos_label is not None:
         if classes is None:
-            classes = [np.unique(c[_known(c)]) for c in columns]
+            # Object columns (nullable dtypes, None for missing) as the labels they box.
+            classes = [observed_classes(c, ~_known(c), name) for c, name in zip(columns, names)]
         classes, probas = _positive_last(classes, probas, names, pos_label, funnel)
     if funnel:
         columns = fill_funnel_columns(columns, classes, list(funnel))
@@ -562,7 +577,8 @@ def mean_roc_auc_score(
 ) -> float:
     """Mean over tasks of each task's ROC AUC on its known labels.
 
-    Multiclass tasks use one-vs-rest macro AUC. ROC AUC is undefined for a
+    Multiclass tasks use one-vs-rest macro AUC over the classes present
+    among their known labels. ROC AUC is undefined for a
     task whose known labels hold a single class; ``single_class`` says what
     then happens.
 

@@ -109,7 +109,9 @@ def cross_val_predict(
     X, y, groups = indexable(X, y, groups)
     params = dict(params or {})
     n_samples = len(X) if not hasattr(X, "shape") else X.shape[0]
-    targets = fit_targets(y)  # every task's classes among its known labels
+    # Every task's classes among its known labels; a task of one class is fitted as fit
+    # fits it (completed from pos_label or a funnel, or set aside), not refused here.
+    targets = fit_targets(y, allow_single_class=True)
     cv = check_cv(cv, _stratification_target(y, targets), classifier=True)
     split_params = {"groups": groups}
     if _routing_enabled():  # as scikit-learn's: params go where the requests say
@@ -169,17 +171,23 @@ def _assemble_labels(folds, n_samples, one_dimensional):
 
 
 def _assemble_probabilities(folds, n_samples, targets):
-    out = [np.zeros((n_samples, len(c))) for c in targets.classes]
+    # y's classes and those the folds' models were fitted with: fit may add a task's
+    # positive class (pos_label, a funnel step) that y does not show.
+    task_classes = [
+        np.unique(np.concatenate([np.asarray(c), *(np.asarray(f[2][t]) for f in folds)]))
+        for t, c in enumerate(targets.classes)
+    ]
+    out = [np.zeros((n_samples, len(c))) for c in task_classes]
     for test, prediction, fold_classes in folds:
         prediction = prediction if isinstance(prediction, list) else [prediction]
         for t, (proba, classes) in enumerate(zip(prediction, fold_classes)):
-            columns = [_position(targets.classes[t], c) for c in classes]
+            columns = [_position(task_classes[t], c) for c in classes]
             out[t][np.ix_(test, columns)] = proba
     return out[0] if targets.one_dimensional else out
 
 
 def _position(classes: np.ndarray, label) -> int:
     matches = np.flatnonzero(classes == label)
-    if not len(matches):  # cannot happen: a fold's labels are labels of y
+    if not len(matches):  # cannot happen: the classes are the folds' and y's
         raise ValueError(f"class {label!r} is not among the labels of y")
     return int(matches[0])

@@ -129,3 +129,4 @@ def test_click_watch_time_example_prints_the_table_and_writes_the_report(tmp_pat
     text = report.read_text()
     assert text.startswith("# A click and a watch time") and text.endswith(
         example.format_table(runs) + "\n")
+    assert "max_iter=3" in text and "max_iter=40" not in text  # the settings used
