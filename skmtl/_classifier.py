@@ -295,7 +295,8 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
     task_weights : array-like of shape (n_tasks,), dict or None, default=None
         Weight of each task's loss; a dict maps task names (or indices) to
-        weights, missing tasks weigh 1. The total loss is
+        weights, missing tasks weigh 1, and so does a pandas Series, read by
+        its index. The total loss is
         ``sum_t task_weights[t] * loss_t``, so a task's weight scales that
         task's gradient and nothing else. None weighs all tasks 1.
 
@@ -1104,9 +1105,9 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
             if len(old) == len(new) and set(old.tolist()) == set(new.tolist()) and not np.all(
                     old == new):
                 raise ValueError(
-                    f"{call}: pos_label now makes {new[-1]!r} the positive class of task "
-                    f"{name!r}, but the model was trained with {old[-1]!r} as its positive "
-                    "class. Set pos_label back, or fit a new model"
+                    f"{call}: pos_label now makes {new.tolist()[-1]!r} the positive class of "
+                    f"task {name!r}, but the model was trained with {old.tolist()[-1]!r} as its "
+                    "positive class. Set pos_label back, or fit a new model"
                     + (" (warm_start=False)." if not partial else " (fit).")
                 )
             if len(old) != len(new) or not np.all(old == new):

@@ -835,6 +835,12 @@ def category_lookup(vocabulary: pd.Index, name: str) -> _CategoryLookup:
         missing = _unused((-1, info.min, info.max, *range(-2, -len(ints) - 3, -1)), ints)
     else:
         keys, missing = np.array([float(v) for v in values], dtype=np.float64), np.nan
+        if len(np.unique(keys)) < len(keys):
+            raise ValueError(
+                f"Categorical column {name!r} mixes floats with integers beyond 2**53 that "
+                "float64 cannot tell apart, and ONNX feeds such a column as doubles; convert "
+                "its values (or items) to str before fitting to export it."
+            )
     return _CategoryLookup(kind, keys, missing)
 
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from numbers import Integral, Real
 
 import numpy as np
+import pandas as pd
 import torch
 
 
@@ -154,8 +155,12 @@ def task_weight_vector(task_weights, task_names) -> np.ndarray:
     n_tasks = len(task_names)
     if task_weights is None:
         return np.ones(n_tasks)
-    if hasattr(task_weights, "index") and hasattr(task_weights, "items"):
-        # A pandas Series is keyed by its index (task names, or positions), as a dict.
+    if isinstance(task_weights, pd.Series):
+        # Keyed by its index (task names, or positions), as a dict.
+        if not task_weights.index.is_unique:
+            raise ValueError(
+                f"task_weights names a task twice: index {task_weights.index.tolist()}."
+            )
         task_weights = dict(task_weights.items())
     if isinstance(task_weights, Mapping):
         weights = np.ones(n_tasks)

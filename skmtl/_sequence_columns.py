@@ -97,6 +97,8 @@ def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(_nested_message(name))
         lengths = pc.list_value_length(lists).fill_null(0).to_numpy().astype(np.int64)
         flat = pc.list_flatten(lists)
+        if pa.types.is_dictionary(flat.type):  # its values (to_numpy reads a null's index)
+            flat = flat.cast(flat.type.value_type)
         if pa.types.is_integer(flat.type) and flat.null_count:
             # to_numpy() would give float64, inexact above 2**53: the integers as they
             # are, None where an item is missing.

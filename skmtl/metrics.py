@@ -114,30 +114,34 @@ def _in_sorted_order(proba, classes):
     return proba[:, order], classes[order]
 
 
-def _present_one_vs_rest(y, proba, classes):
+def _present_one_vs_rest(y, proba, classes, sample_weight):
     """Each class present in ``y`` against the rest: indicator columns and their scores.
 
     A multiclass task's ROC AUC and average precision are macro averages of
     these one-vs-rest scores: a class absent from the scored rows (a rare
     class missing from a fold) has no score to add, and is left out rather
-    than making the task's score NaN (ROC AUC) or adding a 0 (average precision).
+    than making the task's score NaN (ROC AUC) or adding a 0 (average precision). So is
+    a class whose rows all weigh 0.
     """
     indicators = label_binarize(y, classes=classes)
-    present = indicators.any(axis=0)
+    if sample_weight is None:
+        present = indicators.any(axis=0)
+    else:
+        present = np.asarray(sample_weight, dtype=np.float64) @ indicators > 0
     return indicators[:, present], proba[:, present]
 
 
 def _roc_auc(y, proba, classes, sample_weight):
     if proba.shape[1] == 2:
         return roc_auc_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
-    indicators, scores = _present_one_vs_rest(y, proba, classes)
+    indicators, scores = _present_one_vs_rest(y, proba, classes, sample_weight)
     return roc_auc_score(indicators, scores, average="macro", sample_weight=sample_weight)
 
 
 def _average_precision(y, proba, classes, sample_weight):
     if proba.shape[1] == 2:
         return average_precision_score(y == classes[1], proba[:, 1], sample_weight=sample_weight)
-    indicators, scores = _present_one_vs_rest(y, proba, classes)
+    indicators, scores = _present_one_vs_rest(y, proba, classes, sample_weight)
     return average_precision_score(indicators, scores, average="macro", sample_weight=sample_weight)
 
 

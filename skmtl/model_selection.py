@@ -74,9 +74,11 @@ def cross_val_predict(
         ``"predict"``: labels of shape ``(n_samples, n_tasks)`` (``(n_samples,)``
         for 1-D ``y``). ``"predict_proba"``: one array of shape
         ``(n_samples, n_classes_t)`` per task (a single array for 1-D ``y``),
-        columns ordered as the task's classes among all known labels of ``y``;
-        a class that a fold's training rows lack gets probability 0 in that
-        fold's rows.
+        columns ordered as the task's classes among all known labels of ``y``
+        and those ``fit`` adds (a funnel step's or a ``pos_label`` dict's
+        positive class, for a task showing only its negative one); a class
+        that a fold's training rows lack gets probability 0 in that fold's
+        rows.
 
     See Also
     --------

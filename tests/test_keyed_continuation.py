@@ -21,8 +21,8 @@ from sklearn.model_selection import KFold
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, metrics
 from skmtl.model_selection import cross_val_predict
 
-SMALL = dict(max_iter=3, random_state=0, architecture="shared_bottom", expert_layer_sizes=(8,),
-             tower_layer_sizes=(4,), early_stopping=False)
+SMALL = {"max_iter": 3, "random_state": 0, "architecture": "shared_bottom",
+         "expert_layer_sizes": (8,), "tower_layer_sizes": (4,), "early_stopping": False}
 
 
 @pytest.fixture
@@ -65,6 +65,8 @@ def test_task_weights_series_is_read_by_task_name(X, Estimator):
     # A Series without names is positional, as an array.
     model = Estimator(**SMALL, task_weights=pd.Series([2.0, 1.0])).fit(X, y)
     assert model.objective_.task_weights.tolist() == [2.0, 1.0]
+    with pytest.raises(ValueError, match="names a task twice"):
+        Estimator(**SMALL, task_weights=pd.Series([2.0, 3.0], index=["a", "a"])).fit(X, y)
 
 
 @pytest.mark.parametrize("dtype", ["Int64", "boolean", object])
@@ -142,3 +144,16 @@ def test_multiclass_scores_average_over_the_classes_present(X):
     full = model.predict_proba(X)
     expected = roc_auc_score(y[:, 1], full[1], multi_class="ovr", labels=[0, 1, 2])
     assert metrics.per_task_scores("roc_auc", y, full, classes=model.classes_)[1] == expected
+
+
+def test_multiclass_scores_leave_out_a_class_whose_rows_all_weigh_zero(X):
+    y = np.column_stack([(X.a > 0).astype(int), np.digitize(X.b, [-0.5, 2.0])])
+    model = MultiTaskClassifier(**SMALL).fit(X, y)
+    weights = np.where(y[:, 1] == 2, 0.0, 1.0)
+    rows = weights > 0
+    for metric in ("roc_auc", "average_precision"):
+        weighted = metrics.per_task_scores(metric, y, model.predict_proba(X),
+                                           classes=model.classes_, sample_weight=weights)
+        dropped = metrics.per_task_scores(metric, y[rows], model.predict_proba(X[rows]),
+                                          classes=model.classes_)
+        assert weighted[1] == pytest.approx(dropped[1])

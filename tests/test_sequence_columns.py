@@ -592,3 +592,21 @@ def test_nested_arrow_lists_are_refused_as_nested():
     X = pd.DataFrame({"hist": column, "x": np.arange(40.0)})
     with pytest.raises(ValueError, match="nested lists"):
         MultiTaskClassifier(sequence_features=["hist"], max_iter=1).fit(X, np.tile([0, 1], 20))
+
+
+def test_large_integer_items_beside_a_real_float_stay_exact_and_export_is_refused():
+    big = 2**60 + 1
+    items, _ = list_items(pd.Series([[big, 1.0], [big + 1]]), "'hist'")
+    assert list(items) == [big, 1.0, big + 1] and items[0] != items[2]
+    from skmtl._column_kinds import category_lookup
+
+    with pytest.raises(ValueError, match="cannot tell apart"):  # ONNX would feed doubles
+        category_lookup(pd.Index([1.0, big, big + 1], dtype=object), "hist")
+
+
+def test_dictionary_encoded_arrow_items_keep_their_missing_items():
+    pa = pytest.importorskip("pyarrow")
+    column = pd.Series([["a", None], ["b"]],
+                       dtype=pd.ArrowDtype(pa.list_(pa.dictionary(pa.int32(), pa.string()))))
+    items, lengths = list_items(column, "'hist'")
+    assert list(items) == ["a", None, "b"] and list(lengths) == [2, 1]
