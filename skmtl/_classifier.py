@@ -405,7 +405,13 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         ``"no_click"``). Funnel steps and tasks corrected by
         ``negative_sampling_rate`` need a positive class: declared here, or
         evident from bool labels or numbers {0, 1} / {-1, 1} (the greater
-        one). None declares none.
+        one). None declares none. Inside scikit-learn's ``VotingClassifier``,
+        ``StackingClassifier``, ``BaggingClassifier`` and
+        ``OneVsRestClassifier``, which encode ``y`` as 0, 1, ... in the order
+        of their sorted ``classes_`` before fitting this estimator, the labels
+        it sees are those numbers: declare the positive class by its index
+        there (``pos_label=0`` for ``"click"`` beside ``"no_click"``), since
+        the evident positive class of {0, 1} is 1 whatever it stood for.
 
     feature_groups : dict of str to array-like, default=None
         Used only when ``architecture`` is ``"moe"`` or ``"mmoe"``: feature

@@ -100,9 +100,15 @@ def positive_labels(pos_label, task_names, classes) -> dict[int, object]:
             continue
         matches = [c for c in classes[t].tolist() if c == label]
         if not matches:
+            known = classes[t].tolist()
+            encoded = isinstance(label, str) and known == list(range(len(known)))
             raise ValueError(
                 f"pos_label={label!r} is not a class of task {task_names[t]!r} (classes "
-                f"{classes[t].tolist()}); pass a dict {{task: label}} to give each task its own."
+                f"{known}); pass a dict {{task: label}} to give each task its own."
+                + (" Classes 0, 1, ... here may be a scikit-learn meta-estimator's encoding "
+                   "of y (VotingClassifier, StackingClassifier, BaggingClassifier and "
+                   "OneVsRestClassifier encode it): give the positive class by its index in "
+                   "their sorted classes_." if encoded else "")
             )
         declared[t] = matches[0]
     return declared

@@ -157,3 +157,15 @@ def test_multiclass_scores_leave_out_a_class_whose_rows_all_weigh_zero(X):
         dropped = metrics.per_task_scores(metric, y[rows], model.predict_proba(X[rows]),
                                           classes=model.classes_)
         assert weighted[1] == pytest.approx(dropped[1])
+
+
+def test_a_meta_estimators_encoded_labels_get_a_hint_for_pos_label(X):
+    from sklearn.ensemble import BaggingClassifier
+
+    y = np.where(X.a > 0, "click", "no_click")
+    inner = MultiTaskClassifier(**SMALL, pos_label="click", negative_sampling_rate=0.1)
+    with pytest.raises(ValueError, match="meta-estimator's encoding"):
+        BaggingClassifier(inner, n_estimators=1, random_state=0).fit(X, y)
+    inner.set_params(pos_label=0)  # "click", the first of the sorted classes
+    bag = BaggingClassifier(inner, n_estimators=1, random_state=0).fit(X, y)
+    assert bag.predict_proba(X)[:, 0].mean() < 0.2  # corrected towards fewer clicks
