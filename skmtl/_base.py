@@ -382,6 +382,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "alpha": [Interval(Real, 0, None, closed="left")],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "learning_rate_schedule": [StrOptions(set(SCHEDULES))],
+        "ema_epochs": [Interval(Real, 0, None, closed="neither"), None],
         "weight_init": [StrOptions(set(WEIGHT_INITS))],
         "batch_size": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
         "max_iter": [Interval(Integral, 1, None, closed="left")],
@@ -866,6 +867,9 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
             one_pass=partial,
             validation_scorer=validation_scorer,
             previous_best_score=None if partial else previous_best,
+            # partial_fit trains the weights themselves: an average over one chunk's
+            # epoch would lag behind them, and averaging across calls is not kept.
+            ema_epochs=None if partial else self.ema_epochs,
         )
         schedule = schedule_observers(
             self.learning_rate_schedule, self.n_iter_no_change, one_pass=partial

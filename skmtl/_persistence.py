@@ -311,6 +311,9 @@ def load_model(path, *, key=None, module_class=None):
     if isinstance(params, dict) and "continuous_projection" not in params:
         # Written before the parameter existed, by an skmtl that gave every column a token.
         params = {**params, "continuous_projection": "per_column"}
+    if isinstance(params, dict) and "ema_epochs" not in params:
+        # Written before the parameter existed, by an skmtl that kept the weights themselves.
+        params = {**params, "ema_epochs": None}
     if isinstance(params, dict) and "attention_weights" not in params:
         # Written before the parameter existed, by an skmtl whose attention was DIN's.
         params = {**params, "attention_weights": "din"}

@@ -224,6 +224,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         alpha=0.0,
         weight_decay=0.0,
         learning_rate_schedule="constant",
+        ema_epochs=1.0,
         weight_init="torch",
         batch_size="auto",
         max_iter=200,
@@ -273,6 +274,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         self.alpha = alpha
         self.weight_decay = weight_decay
         self.learning_rate_schedule = learning_rate_schedule
+        self.ema_epochs = ema_epochs
         self.weight_init = weight_init
         self.batch_size = batch_size
         self.max_iter = max_iter

@@ -9,6 +9,7 @@ device and are read once per epoch.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import weakref
@@ -202,6 +203,9 @@ class TrainingConfig:
     # from (not None: those weights are scored again, in this fit's units, and an epoch must
     # beat that to be kept, as MLPClassifier's best over all fits).
     previous_best_score: float | None = None
+    # The horizon, in epochs, of the exponential moving average of the weights that is
+    # scored and kept (None: the weights themselves); see _TrainingRun.update_average.
+    ema_epochs: float | None = None
 
     @property
     def monitor(self) -> str:
@@ -576,6 +580,10 @@ class _TrainingRun:
         )
         self.governor = self.fixed_threads = None
         self.best_state = None
+        # The moving average of the weights (floating-point parameters, in
+        # module.parameters() order), created at the first step.
+        self.average = None
+        self.average_steps = 0
         if validation is not None and config.previous_best_score is not None:
             # The earlier best's weights, scored again here: the objective (task or class
             # weights) or the validation rows may have changed since, and an epoch must beat
@@ -626,6 +634,42 @@ class _TrainingRun:
         self.backward(total, losses, module=net, gradient_scale=self.gradient_scale)
         opt.step()
         return total, losses
+
+    def update_average(self) -> None:
+        """Move the average of the weights towards the weights after a step.
+
+        An exponential moving average (Polyak averaging): after the ``t``-th
+        step since the first, ``average += (1 - d_t) * (weights - average)``
+        with ``d_t = min(1 - 1 / (ema_epochs * n_batches), (1 + t) / (10 + t))``:
+        a horizon of ``ema_epochs`` epochs, shorter at the start (about the
+        last ``t / 9`` steps) so that the first epochs' average is not held
+        back by the starting weights. The average starts as the weights after
+        the first step.
+        """
+        params = [p.detach() for p in self.module.parameters() if p.is_floating_point()]
+        if self.average is None:
+            self.average = [p.clone() for p in params]
+            return
+        self.average_steps += 1
+        t = self.average_steps
+        decay = min(1.0 - 1.0 / (self.config.ema_epochs * self.n_batches), (1 + t) / (10 + t))
+        torch._foreach_lerp_(self.average, params, 1.0 - decay)
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """The module holds the averaged weights inside the block, its own weights after."""
+        if self.average is None:
+            yield
+            return
+        params = [p for p in self.module.parameters() if p.is_floating_point()]
+        own = [p.detach().clone() for p in params]
+        with torch.no_grad():
+            torch._foreach_copy_(params, self.average)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_(params, own)
 
     def plan_threads(self, dropout_generator: torch.Generator) -> None:
         """Apply the thread policy; from here on the rest of the epoch runs on the fixed count."""
@@ -679,6 +723,8 @@ class _TrainingRun:
             )
             if governor is not None and len(batch) == batch_size:
                 governor.end_step()
+            if self.config.ema_epochs is not None:
+                self.update_average()
             torch.cat([total.detach().view(1), losses.detach()], out=batch_losses[batch_number])
             if batch_observers:
                 state.batch = batch_number + 1
@@ -731,21 +777,22 @@ class _TrainingRun:
         history.n_iter = epoch
         score = loss = None
         if self.validation is not None:
-            logits = predict_logits(self.module, self.validation.inputs)
-            loss = float(validation_loss(
-                logits, self.validation, config, self.group, self.validation_totals
-            ))
-            if config.validation_scorer is None:
-                score = -loss
-            else:
-                score = validation_score(config.validation_scorer, logits, epoch, self.group)
-            history.validation_scores.append(score)
-            best = history.best_validation_score
-            improved = best is None or score > best + config.tol
-            if best is None or score > best:
-                history.best_validation_score = score
-                self.best_state = copy.deepcopy(self.module.state_dict())
-                state.best_epoch = epoch
+            with self.averaged_weights():  # what fit would keep is what is scored
+                logits = predict_logits(self.module, self.validation.inputs)
+                loss = float(validation_loss(
+                    logits, self.validation, config, self.group, self.validation_totals
+                ))
+                if config.validation_scorer is None:
+                    score = -loss
+                else:
+                    score = validation_score(config.validation_scorer, logits, epoch, self.group)
+                history.validation_scores.append(score)
+                best = history.best_validation_score
+                improved = best is None or score > best + config.tol
+                if best is None or score > best:
+                    history.best_validation_score = score
+                    self.best_state = copy.deepcopy(self.module.state_dict())
+                    state.best_epoch = epoch
         else:
             improved = epoch_loss < history.best_loss - config.tol
         history.best_loss = min(history.best_loss, epoch_loss)
@@ -757,9 +804,14 @@ class _TrainingRun:
         return self.epochs_without_improvement >= config.n_iter_no_change
 
     def restore_best(self) -> None:
-        """The best validation epoch's weights (if any), rank 0's buffers, eval mode."""
+        """The best validation epoch's weights (if any; else the averaged weights, if
+        averaging), rank 0's buffers, eval mode."""
         if self.best_state is not None:
             self.module.load_state_dict(self.best_state)
+        elif self.average is not None:
+            params = [p for p in self.module.parameters() if p.is_floating_point()]
+            with torch.no_grad():
+                torch._foreach_copy_(params, self.average)
         self.group.sync_buffers(self.module)
         self.module.eval()
 

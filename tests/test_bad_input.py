@@ -354,6 +354,7 @@ BAD_PARAMETERS = {
     "gate_temperature": 0.0,
     "learning_rate_init": 0.0,
     "learning_rate_schedule": "cosine",
+    "ema_epochs": 0,
     "max_categories": 0,
     "max_iter": 0,
     "max_sequence_length": 0,

@@ -623,6 +623,9 @@ def test_format_version_2_files_still_load(name):
     X, y = script.data()
     X = script.inputs(name, X)
     restored = _assert_predicts_as_recorded(V2_DIR, name, X)
+    # Written before ema_epochs existed, by an skmtl that kept the weights themselves: a
+    # warm_start continuation trains as that skmtl did.
+    assert restored.get_params()["ema_epochs"] is None
     # A loaded old model goes on training (the encoder and the network are usable as they are).
     n_iter = restored.n_iter_
     restored.set_params(max_iter=1).partial_fit(X.iloc[:50], y.iloc[:50])

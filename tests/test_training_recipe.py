@@ -296,3 +296,99 @@ def test_partial_fit_reads_the_learning_rate_and_weight_decay_of_each_call():
     adam = MultiTaskClassifier(max_iter=1, random_state=0).partial_fit(X, y)
     with pytest.raises(ValueError, match=r"continues the optimiser of the first call, Adam "):
         adam.set_params(weight_decay=0.1).partial_fit(X, y)
+
+
+# ------------------------------------------------------------------ ema_epochs
+class _StepRecorder:
+    """A training observer that copies the weights after every step."""
+
+    def __init__(self):
+        self.steps = []
+
+    def on_train_begin(self, state):
+        pass
+
+    def on_epoch_begin(self, state):
+        pass
+
+    def on_batch_end(self, state):
+        self.steps.append([p.detach().clone() for p in state.module.parameters()])
+
+    def on_epoch_end(self, state):
+        return None
+
+    def on_train_end(self, state):
+        pass
+
+
+def _recorded_fit(monkeypatch, X, y, **params):
+    import functools
+
+    from skmtl import _base, _training
+    from skmtl._hooks import TrainingObserver
+
+    recorder = type("Recorder", (_StepRecorder, TrainingObserver), {})()
+    monkeypatch.setattr(_base, "train", functools.partial(_training.train, observers=[recorder]))
+    try:
+        return fit(X, y, **params), recorder.steps
+    finally:
+        monkeypatch.undo()
+
+
+@pytest.mark.parametrize("ema_epochs", [1.0, 0.5])
+def test_ema_weights_are_the_hand_computed_average_of_the_steps(monkeypatch, data, ema_epochs):
+    """The fitted weights (no validation rows) are the exponential moving average of the
+    weights after each step, computed here in float64 from the recorded trajectory."""
+    X, y = data
+    params = {"batch_size": 64, "max_iter": 4, "early_stopping": False, "shuffle": True}
+    plain, steps = _recorded_fit(monkeypatch, X, y, ema_epochs=None, **params)
+    averaged, same_steps = _recorded_fit(monkeypatch, X, y, ema_epochs=ema_epochs, **params)
+    # The average does not change training: the same trajectory, the same training loss.
+    assert len(steps) == 4 * 7 and len(same_steps) == len(steps)
+    for a, b in zip(steps, same_steps):
+        assert all(torch.equal(p, q) for p, q in zip(a, b))
+    assert averaged.loss_curve_ == plain.loss_curve_
+    n_batches = 7  # 400 rows in batches of 64
+    average = [p.double() for p in steps[0]]
+    for t, weights in enumerate(steps[1:], start=1):
+        decay = min(1 - 1 / (ema_epochs * n_batches), (1 + t) / (10 + t))
+        average = [a + (1 - decay) * (w.double() - a) for a, w in zip(average, weights)]
+    for got, want, last in zip(averaged.module_.parameters(), average, steps[-1]):
+        np.testing.assert_allclose(got.detach().double(), want, rtol=1e-5, atol=1e-6)
+    assert not all(torch.equal(p.detach(), q) for p, q in zip(averaged.module_.parameters(), steps[-1]))
+    assert all(torch.equal(p.detach(), q) for p, q in zip(plain.module_.parameters(), steps[-1]))
+
+
+def test_early_stopping_scores_and_keeps_the_average(data):
+    """Each epoch's validation score is the averaged weights', and the kept model is the
+    best epoch's average: scored again after fit, it gives the best score."""
+    from sklearn.metrics import log_loss
+
+    X, y = data
+    seen = {}
+
+    def scoring(estimator, X_val, y_val):
+        seen["rows"] = (X_val, y_val)
+        proba = estimator.predict_proba(X_val)
+        return -float(np.mean([log_loss(y_val[:, t], proba[t], labels=[0, 1]) for t in range(2)]))
+
+    params = {"batch_size": 64, "max_iter": 8, "early_stopping": True,
+              "validation_fraction": 0.25, "scoring": scoring}
+    plain = fit(X, y, ema_epochs=None, **params)
+    averaged = fit(X, y, ema_epochs=1.0, **params)
+    n = len(averaged.loss_curve_)
+    assert averaged.loss_curve_ == plain.loss_curve_[:n]  # the same training
+    assert averaged.validation_scores_ != plain.validation_scores_[:n]  # other weights scored
+    X_val, y_val = seen["rows"]
+    assert scoring(averaged, X_val, y_val) == pytest.approx(averaged.best_validation_score_,
+                                                             rel=1e-9)
+    assert scoring(plain, X_val, y_val) != pytest.approx(averaged.best_validation_score_,
+                                                          rel=1e-9)
+
+
+def test_partial_fit_is_not_averaged(data):
+    X, y = data
+    a = MultiTaskClassifier(random_state=0, batch_size=64, ema_epochs=1.0).partial_fit(X, y)
+    b = MultiTaskClassifier(random_state=0, batch_size=64, ema_epochs=None).partial_fit(X, y)
+    for p, q in zip(a.predict_proba(X), b.predict_proba(X)):
+        np.testing.assert_array_equal(p, q)
