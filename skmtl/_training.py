@@ -640,11 +640,12 @@ class _TrainingRun:
 
         An exponential moving average (Polyak averaging): after the ``t``-th
         step since the first, ``average += (1 - d_t) * (weights - average)``
-        with ``d_t = min(1 - 1 / (ema_epochs * n_batches), (1 + t) / (10 + t))``:
+        with ``d_t = max(0, min(1 - 1 / (ema_epochs * n_batches), (1 + t) / (10 + t)))``:
         a horizon of ``ema_epochs`` epochs, shorter at the start (about the
-        last ``t / 9`` steps) so that the first epochs' average is not held
-        back by the starting weights. The average starts as the weights after
-        the first step.
+        last ``t / 9`` steps, until ``t`` is about ``9 * ema_epochs *
+        n_batches``) so that the first epochs' average is not held back by the
+        starting weights. The average starts as the weights after the first
+        step.
         """
         params = [p.detach() for p in self.module.parameters() if p.is_floating_point()]
         if self.average is None:
@@ -652,7 +653,10 @@ class _TrainingRun:
             return
         self.average_steps += 1
         t = self.average_steps
-        decay = min(1.0 - 1.0 / (self.config.ema_epochs * self.n_batches), (1 + t) / (10 + t))
+        # (a horizon shorter than a step, ema_epochs * n_batches < 1, keeps the weights: a
+        # negative decay would extrapolate past them)
+        decay = max(0.0, min(1.0 - 1.0 / (self.config.ema_epochs * self.n_batches),
+                             (1 + t) / (10 + t)))
         torch._foreach_lerp_(self.average, params, 1.0 - decay)
 
     @contextlib.contextmanager
@@ -662,14 +666,15 @@ class _TrainingRun:
             yield
             return
         params = [p for p in self.module.parameters() if p.is_floating_point()]
-        own = [p.detach().clone() for p in params]
-        with torch.no_grad():
-            torch._foreach_copy_(params, self.average)
+        self._swap_average(params)  # tensors exchanged, not copied: no extra memory
         try:
             yield
         finally:
-            with torch.no_grad():
-                torch._foreach_copy_(params, own)
+            self._swap_average(params)
+
+    def _swap_average(self, params) -> None:
+        for i, param in enumerate(params):
+            param.data, self.average[i] = self.average[i], param.data
 
     def plan_threads(self, dropout_generator: torch.Generator) -> None:
         """Apply the thread policy; from here on the rest of the epoch runs on the fixed count."""

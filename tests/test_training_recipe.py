@@ -392,3 +392,15 @@ def test_partial_fit_is_not_averaged(data):
     b = MultiTaskClassifier(random_state=0, batch_size=64, ema_epochs=None).partial_fit(X, y)
     for p, q in zip(a.predict_proba(X), b.predict_proba(X)):
         np.testing.assert_array_equal(p, q)
+
+
+def test_an_ema_horizon_below_one_step_keeps_the_weights(data):
+    """ema_epochs * n_batches < 1 would make the decay negative (extrapolation: the
+    weights grew without bound); the average then is the weights themselves."""
+    X, y = data
+    params = {"batch_size": 50, "max_iter": 10, "early_stopping": False}
+    plain = fit(X, y, ema_epochs=None, **params)
+    for tiny in (0.05, 0.1, 1e-300):  # 8 batches: horizons of 0.4, 0.8 and ~0 steps
+        short = fit(X, y, ema_epochs=tiny, **params)
+        for p, q in zip(short.predict_proba(X), plain.predict_proba(X)):
+            np.testing.assert_array_equal(p, q)
