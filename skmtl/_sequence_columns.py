@@ -68,8 +68,12 @@ def _arrow_list_type(dtype):
     if pa is None or not isinstance(dtype, pd.ArrowDtype):
         return None
     arrow = dtype.pyarrow_dtype
+    return arrow if _is_arrow_list(pa, arrow) else None
+
+
+def _is_arrow_list(pa, arrow_type) -> bool:
     lists = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
-    return arrow if any(is_list(arrow) for is_list in lists) else None
+    return any(is_list(arrow_type) for is_list in lists)
 
 
 def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
@@ -93,7 +97,7 @@ def list_items(values, name: str) -> tuple[np.ndarray, np.ndarray]:
 
         pa = sys.modules["pyarrow"]
         lists = values.array.__arrow_array__()
-        if _arrow_list_type(pd.ArrowDtype(lists.type.value_type)) is not None:
+        if _is_arrow_list(pa, lists.type.value_type):
             raise ValueError(_nested_message(name))
         lengths = pc.list_value_length(lists).fill_null(0).to_numpy().astype(np.int64)
         flat = pc.list_flatten(lists)

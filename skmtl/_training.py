@@ -580,8 +580,9 @@ class _TrainingRun:
         )
         self.governor = self.fixed_threads = None
         self.best_state = None
-        # The moving average of the weights (floating-point parameters, in
-        # module.parameters() order), created at the first step.
+        # The moving average of the weights of ``averaged`` (the floating-point
+        # parameters, listed once: not per step), created at the first step.
+        self.averaged = [p for p in module.parameters() if p.is_floating_point()]
         self.average = None
         self.average_steps = 0
         if validation is not None and config.previous_best_score is not None:
@@ -647,17 +648,17 @@ class _TrainingRun:
         starting weights. The average starts as the weights after the first
         step.
         """
-        params = [p.detach() for p in self.module.parameters() if p.is_floating_point()]
-        if self.average is None:
-            self.average = [p.clone() for p in params]
-            return
-        self.average_steps += 1
-        t = self.average_steps
-        # (a horizon shorter than a step, ema_epochs * n_batches < 1, keeps the weights: a
-        # negative decay would extrapolate past them)
-        decay = max(0.0, min(1.0 - 1.0 / (self.config.ema_epochs * self.n_batches),
-                             (1 + t) / (10 + t)))
-        torch._foreach_lerp_(self.average, params, 1.0 - decay)
+        with torch.no_grad():
+            if self.average is None:
+                self.average = [p.detach().clone() for p in self.averaged]
+                return
+            self.average_steps += 1
+            t = self.average_steps
+            # (a horizon shorter than a step, ema_epochs * n_batches < 1, keeps the
+            # weights: a negative decay would extrapolate past them)
+            decay = max(0.0, min(1.0 - 1.0 / (self.config.ema_epochs * self.n_batches),
+                                 (1 + t) / (10 + t)))
+            torch._foreach_lerp_(self.average, self.averaged, 1.0 - decay)
 
     @contextlib.contextmanager
     def averaged_weights(self):
@@ -665,15 +666,14 @@ class _TrainingRun:
         if self.average is None:
             yield
             return
-        params = [p for p in self.module.parameters() if p.is_floating_point()]
-        self._swap_average(params)  # tensors exchanged, not copied: no extra memory
+        self._swap_average()  # tensors exchanged, not copied: no extra memory
         try:
             yield
         finally:
-            self._swap_average(params)
+            self._swap_average()
 
-    def _swap_average(self, params) -> None:
-        for i, param in enumerate(params):
+    def _swap_average(self) -> None:
+        for i, param in enumerate(self.averaged):
             param.data, self.average[i] = self.average[i], param.data
 
     def plan_threads(self, dropout_generator: torch.Generator) -> None:
@@ -814,9 +814,8 @@ class _TrainingRun:
         if self.best_state is not None:
             self.module.load_state_dict(self.best_state)
         elif self.average is not None:
-            params = [p for p in self.module.parameters() if p.is_floating_point()]
             with torch.no_grad():
-                torch._foreach_copy_(params, self.average)
+                torch._foreach_copy_(self.averaged, self.average)
         self.group.sync_buffers(self.module)
         self.module.eval()
 
