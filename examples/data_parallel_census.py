@@ -81,6 +81,9 @@ def main() -> None:
 
             save_model(clf, args.save)
     if distributed:
+        # Every rank waits for the others (rank 0 is still scoring) before the group is
+        # torn down: no process closes its connections while another may still use them.
+        dist.barrier()
         dist.destroy_process_group()
 
 

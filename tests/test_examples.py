@@ -104,9 +104,14 @@ def test_data_parallel_example_runs_under_torchrun():
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
          str(ROOT / "examples" / "data_parallel_census.py"), "--max-iter", "1"],
         capture_output=True, text=True, timeout=600,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1"},
+        # faulthandler: a process killed by a signal (e.g. an abort in a C++ thread)
+        # prints every Python thread's stack, so a failure says where it happened.
+        env={**os.environ, "OMP_NUM_THREADS": "1", "TQDM_DISABLE": "1", "PYTHONFAULTHANDLER": "1"},
     )
-    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.returncode == 0, (
+        f"exit code {result.returncode}\nstdout:\n{result.stdout[-2000:]}\n"
+        f"stderr:\n{result.stderr[-8000:]}"
+    )
     (line,) = [s for s in result.stdout.splitlines() if s.startswith("2 process(es)")]
     auc = float(line.split("AUC income_50k ")[1].split(",")[0])
     assert 0.85 < auc <= 1.0, line
