@@ -38,6 +38,7 @@ def main(params_path: str, out_dir: str) -> int:
         out[f"vocabulary_{t}"] = np.array([str(v) for v in vocabulary], dtype=str)
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     np.savez(Path(out_dir) / f"rank{rank}.npz", **out)
+    dist.barrier()  # no rank tears the group down while another still works
     dist.destroy_process_group()
     return 0
 
