@@ -356,7 +356,7 @@ class BaseMultiTaskNetwork(MultiOutputMixin, BaseEstimator):
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
         "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "category_dropout": [Interval(Real, 0, 1, closed="left")],
-        "numeric_embedding": [StrOptions({"linear", "periodic", "piecewise_linear"})],
+        "numeric_embedding": [StrOptions({"linear", "periodic", "piecewise_linear", "auto"})],
         "continuous_projection": [StrOptions({"auto", "per_column", "joint"})],
         "sequence_features": ["array-like", None],
         "sequence_pooling": [StrOptions({"mean", "sum", "max"}), dict],

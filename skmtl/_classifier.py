@@ -133,7 +133,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         column and an unseen category at predict time gets a sensible
         embedding.
 
-    numeric_embedding : {"linear", "periodic", "piecewise_linear"}, default="linear"
+    numeric_embedding : {"linear", "periodic", "piecewise_linear", "auto"}, default="linear"
         How each continuous column, standardised with its training mean and
         standard deviation, becomes its embedding of ``embedding_dim``
         values:
@@ -158,10 +158,24 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
           chunk; a data-parallel fit from all processes' training rows (see
           :doc:`/data_parallel`).
 
-        Both capture non-monotonic and spiky effects of a numeric column that
-        a linear map leaves to the layers above. The standardisation itself
-        (as the categorical vocabularies) is learnt from every row given to
-        ``fit``.
+        - ``"auto"``: the linear map for every column, plus the periodic
+          term (as ``"periodic"``, added to the linear token) for each
+          heavy-tailed column, whose training values have a skewness beyond
+          5 in absolute value: amounts that are 0 on most rows and large on
+          a few (capital gains, dividends, spend), where most rows sit in a
+          sliver of the standardised range and the effect comes from
+          thresholds and spikes. The other columns keep the linear map
+          alone, so data without such a column get exactly the ``"linear"``
+          model. The columns are chosen from the training rows of positive weight
+          (of all processes in a data-parallel fit, from the first chunk of
+          :meth:`partial_fit`) and listed in
+          ``encoder_.continuous.periodic_columns_``; a sparse ``X`` and the
+          joint projection of wide data keep the linear map.
+
+        The non-linear embeddings capture non-monotonic and spiky effects of
+        a numeric column that a linear map leaves to the layers above. The
+        standardisation itself (as the categorical vocabularies) is learnt
+        from every row given to ``fit``.
 
     continuous_projection : {"auto", "per_column", "joint"}, default="auto"
         How the continuous columns become tokens for the layers above:
@@ -174,10 +188,12 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
           values (:class:`~skmtl.nn.blocks.JointProjection`), so the experts
           and gates read ``16 * embedding_dim`` inputs however many columns
           there are. For wide data: fingerprints, counts, sensor panels
-          (see :ref:`wide-data`). It needs ``numeric_embedding="linear"``
-          and no ``feature_groups`` (a ValueError otherwise).
+          (see :ref:`wide-data`). It needs ``numeric_embedding`` ``"linear"``
+          or ``"auto"`` (projected linearly) and no ``feature_groups`` (a
+          ValueError otherwise).
         - ``"auto"``: ``"joint"`` above 256 continuous columns when
-          ``numeric_embedding="linear"`` and ``feature_groups`` is None,
+          ``numeric_embedding`` is ``"linear"`` or ``"auto"`` and
+          ``feature_groups`` is None,
           else ``"per_column"``; narrower data are fitted as before.
 
         ``network_spec_`` records the choice; model files, pickles and the

@@ -47,6 +47,7 @@ from .nn.blocks import (
     CategoricalEmbedding,
     ContinuousEmbedding,
     JointProjection,
+    LinearPeriodicEmbedding,
     PeriodicEmbedding,
     PiecewiseLinearEmbedding,
 )
@@ -317,6 +318,42 @@ def _moments(values: np.ndarray, weights=None) -> tuple[float, np.ndarray, np.nd
     return total, mean, weights @ ((values - mean) ** 2)
 
 
+def _third_moments(values: np.ndarray, weights=None) -> tuple:
+    """:func:`_moments` of one shard plus the column sums of cubed deviations."""
+    n, mean, m2 = _moments(values, weights)
+    with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e103: skewness inf or NaN
+        cubes = (values - mean) ** 3
+        m3 = cubes.sum(axis=0) if weights is None else weights @ cubes
+    return n, mean, m2, m3
+
+
+def _skewness(parts) -> np.ndarray:
+    """Skewness ``m3 / m2**1.5`` (population moments) of the union of the shards.
+
+    The shards of :func:`_third_moments` are merged one at a time with Pébay's
+    pairwise update ("Formulas for robust, one-pass parallel computation of
+    covariances and arbitrary-order statistical moments", Sandia report
+    SAND2008-6212). A constant column has skewness 0; values so large that
+    their cubes overflow give an infinite or NaN skewness (no warning).
+    """
+    n, mean, m2, m3 = parts[0]
+    with np.errstate(all="ignore"):
+        for n_b, mean_b, m2_b, m3_b in parts[1:]:
+            if n_b == 0:
+                continue
+            if n == 0:
+                n, mean, m2, m3 = n_b, mean_b, m2_b, m3_b
+                continue
+            total, delta = n + n_b, mean_b - mean
+            m3 = (m3 + m3_b + delta**3 * n * n_b * (n - n_b) / total**2
+                  + 3 * delta * (n * m2_b - n_b * m2) / total)
+            m2 = m2 + m2_b + delta**2 * n * n_b / total
+            mean = mean + delta * n_b / total
+            n = total
+        skewness = np.sqrt(n) * m3 / m2**1.5
+    return np.where(m2 > 0, skewness, 0.0)
+
+
 def _combine_moments(parts) -> tuple[np.ndarray, np.ndarray]:
     """Mean and (population) standard deviation of the union of the shards.
 
@@ -555,7 +592,8 @@ def check_continuous_entry(entry: Mapping) -> None:
     if not isinstance(n_columns, int) or isinstance(n_columns, bool) or n_columns < 0:
         raise ValueError(f"n_columns must be an integer >= 0; got {n_columns!r}.")
     expected = {"linear": set(), "periodic": {"n_frequencies", "sigma"},
-                "piecewise_linear": {"bins"}}[embedding]
+                "piecewise_linear": {"bins"},
+                "auto": {"periodic_columns", "n_frequencies", "sigma"}}[embedding]
     if "projection" in entry:
         n_tokens = entry.get("n_tokens")
         if entry["projection"] != "joint" or embedding != "linear":
@@ -573,7 +611,16 @@ def check_continuous_entry(entry: Mapping) -> None:
         raise ValueError(
             f"the {embedding} numeric embedding takes {sorted(expected)}; got {sorted(given)}."
         )
-    if embedding == "periodic":
+    if embedding == "auto":
+        columns = entry["periodic_columns"]
+        if not isinstance(columns, list) or len(set(columns)) != len(columns) or not all(
+            isinstance(j, int) and not isinstance(j, bool) and 0 <= j < n_columns for j in columns
+        ):
+            raise ValueError(
+                f"periodic_columns must be distinct column positions in 0..{n_columns - 1}; "
+                f"got {columns!r}."
+            )
+    if embedding in ("periodic", "auto"):
         n, sigma = entry["n_frequencies"], entry["sigma"]
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise ValueError(f"n_frequencies must be an integer >= 1; got {n!r}.")
@@ -844,8 +891,13 @@ def category_lookup(vocabulary: pd.Index, name: str) -> _CategoryLookup:
     return _CategoryLookup(kind, keys, missing)
 
 
-NUMERIC_EMBEDDINGS = ("linear", "periodic", "piecewise_linear")
+NUMERIC_EMBEDDINGS = ("linear", "periodic", "piecewise_linear", "auto")
 """How continuous columns enter the network (the estimators' ``numeric_embedding``)."""
+
+AUTO_PERIODIC_SKEWNESS = 5.0
+"""``numeric_embedding="auto"`` adds the periodic term to the columns whose training
+values have a skewness beyond this (in absolute value): heavy tails such as amounts
+that are 0 on most rows. A log-normal column with sigma 0.8 has a skewness near 3.7."""
 
 PIECEWISE_LINEAR_BINS = 48
 """Quantile bins per column of ``numeric_embedding="piecewise_linear"`` (at most)."""
@@ -874,8 +926,10 @@ def joint_projection_tokens(projection, n_columns: int, numeric_embedding, featu
 
     ``"auto"`` projects jointly when there are more than
     :data:`JOINT_PROJECTION_MIN_COLUMNS` columns, ``numeric_embedding`` is
-    ``"linear"`` and there are no ``feature_groups`` (whose experts read the
-    tokens of their own columns); otherwise it keeps one token per column.
+    ``"linear"`` or ``"auto"`` (whose periodic terms the projection then
+    leaves out: all columns are projected linearly) and there are no
+    ``feature_groups`` (whose experts read the tokens of their own columns);
+    otherwise it keeps one token per column.
     ``"joint"`` with a non-linear ``numeric_embedding`` or with
     ``feature_groups`` raises a ValueError. Without continuous columns there is
     nothing to project.
@@ -888,13 +942,13 @@ def joint_projection_tokens(projection, n_columns: int, numeric_embedding, featu
         return None
     if projection == "auto":
         wide = n_columns > JOINT_PROJECTION_MIN_COLUMNS
-        if not wide or numeric_embedding != "linear" or feature_groups is not None:
+        if not wide or numeric_embedding not in ("linear", "auto") or feature_groups is not None:
             return None
-    elif numeric_embedding != "linear":
+    elif numeric_embedding not in ("linear", "auto"):
         raise ValueError(
             "continuous_projection='joint' projects the standardised values linearly, so it "
             f"does not combine with numeric_embedding={numeric_embedding!r} (a token per "
-            "column); use numeric_embedding='linear', or continuous_projection='per_column'."
+            "column); use numeric_embedding='linear' or 'auto', or continuous_projection='per_column'."
         )
     elif feature_groups is not None:
         raise ValueError(
@@ -916,7 +970,15 @@ class ContinuousColumns(ColumnKind):
       with :data:`PERIODIC_FREQUENCIES` trainable frequencies per column drawn
       from ``N(0, PERIODIC_SIGMA)`` (:class:`~skmtl.nn.blocks.PeriodicEmbedding`);
     - ``"piecewise_linear"``: the piecewise-linear encoding over quantile bins,
-      then a linear map (:class:`~skmtl.nn.blocks.PiecewiseLinearEmbedding`).
+      then a linear map (:class:`~skmtl.nn.blocks.PiecewiseLinearEmbedding`);
+    - ``"auto"``: the linear map for every column, plus the periodic term for
+      each heavy-tailed column, whose training values have a skewness beyond
+      :data:`AUTO_PERIODIC_SKEWNESS` in absolute value (amounts that are 0 on
+      most rows, with a long tail: once standardised, most rows sit in a
+      sliver near one value and the effect comes from thresholds and spikes),
+      the columns listed in ``periodic_columns_``
+      (:class:`~skmtl.nn.blocks.LinearPeriodicEmbedding`). The other columns
+      keep the linear map alone.
 
     The periodic and piecewise-linear embeddings are those of Gorishniy,
     Rubachev and Babenko, "On Embeddings for Numerical Features in Tabular
@@ -931,13 +993,17 @@ class ContinuousColumns(ColumnKind):
     :data:`QUANTILE_SKETCH_SIZE` training rows (its rows are pooled), else
     approximate, each process sharing :data:`QUANTILE_SKETCH_SIZE` evenly
     spaced order statistics of each column (its minimum and maximum among
-    them) weighted by its number of rows.
+    them) weighted by its number of rows. The columns of ``"auto"`` are
+    chosen from the training rows of positive weight as well (of all
+    processes in a data-parallel fit; from the first chunk of
+    ``partial_fit``, like the mean and scale); a sparse ``X`` keeps the linear
+    map for every column.
 
     Parameters
     ----------
     columns : array-like of int
         Positions of the continuous columns in ``X``.
-    embedding : {"linear", "periodic", "piecewise_linear"}, default="linear"
+    embedding : {"linear", "periodic", "piecewise_linear", "auto"}, default="linear"
         How the standardised columns are embedded.
     n_bins : int, default=PIECEWISE_LINEAR_BINS
         Quantile bins per column (at most) for ``"piecewise_linear"``.
@@ -949,6 +1015,9 @@ class ContinuousColumns(ColumnKind):
     bins_ : list of ndarray
         ``"piecewise_linear"`` only: the sorted, distinct bin edges of each
         column, in the column's units.
+    periodic_columns_ : ndarray of int
+        ``"auto"`` only: the positions (among the continuous columns, in
+        increasing order) of the columns that get the periodic term.
     """
 
     name = "continuous"
@@ -1019,23 +1088,38 @@ class ContinuousColumns(ColumnKind):
                 "them (e.g. divide by a power of ten) or take their logarithm."
             )
         self.scale_ = np.where(scale > 0, scale, 1.0)
+        if self.embedding == "auto":
+            self.periodic_columns_ = (np.zeros(0, dtype=np.int64) if is_sparse(X)
+                                      else self._fit_periodic_columns(X, context))
         if self.embedding == "piecewise_linear":
             self.bins_ = self._fit_bins(X, context)
         return self
+
+    def _training_values(self, X, context: FitContext) -> tuple[np.ndarray, np.ndarray | None]:
+        """The training rows' values and weights (None: unweighted), weight-0 rows left out."""
+        values, weights = self.values(X, context), context.sample_weight
+        if context.rows is not None:
+            values = values[context.rows]
+            weights = None if weights is None else weights[context.rows]
+        if weights is None:
+            return values, None
+        return values[weights > 0], weights[weights > 0]
+
+    def _fit_periodic_columns(self, X, context: FitContext) -> np.ndarray:
+        """The columns of ``"auto"`` that get the periodic term (see the class docstring)."""
+        def shard_moments():
+            return _third_moments(*self._training_values(X, context))
+
+        parts = context.group.share(shard_moments) if context.distributed else [shard_moments()]
+        skewness = _skewness(parts)
+        return np.flatnonzero(np.abs(skewness) > AUTO_PERIODIC_SKEWNESS).astype(np.int64)
 
     def _fit_bins(self, X, context: FitContext) -> list[np.ndarray]:
         """Distinct quantiles of the training rows, per column (see the class docstring)."""
         levels = np.linspace(0.0, 1.0, int(self.n_bins) + 1)
 
         def training_values() -> tuple[np.ndarray, np.ndarray | None]:
-            """The training rows' values and weights (None: unweighted), weight-0 rows left out."""
-            values, weights = self.values(X, context), context.sample_weight
-            if context.rows is not None:
-                values = values[context.rows]
-                weights = None if weights is None else weights[context.rows]
-            if weights is None:
-                return values, None
-            return values[weights > 0], weights[weights > 0]
+            return self._training_values(X, context)
 
         if not context.distributed:
             values, weights = training_values()
@@ -1114,6 +1198,10 @@ class ContinuousColumns(ColumnKind):
         if embedding == "periodic":
             return {**args, "embedding": embedding, "n_frequencies": PERIODIC_FREQUENCIES,
                     "sigma": PERIODIC_SIGMA}
+        if embedding == "auto":
+            return {**args, "embedding": embedding,
+                    "periodic_columns": [int(j) for j in self.periodic_columns_],
+                    "n_frequencies": PERIODIC_FREQUENCIES, "sigma": PERIODIC_SIGMA}
         if embedding == "piecewise_linear":
             bins = [((edges - mean) / scale).tolist()
                     for edges, mean, scale in zip(self.bins_, self.mean_, self.scale_)]
@@ -1130,6 +1218,9 @@ class ContinuousColumns(ColumnKind):
                                      settings["sigma"], n_copies)
         if embedding == "piecewise_linear":
             return PiecewiseLinearEmbedding(settings["bins"], embedding_dim, n_copies)
+        if embedding == "auto":
+            return LinearPeriodicEmbedding(n_columns, embedding_dim, settings["periodic_columns"],
+                                           settings["n_frequencies"], settings["sigma"], n_copies)
         return ContinuousEmbedding(n_columns, embedding_dim, n_copies)
 
     # ONNX: float64 inputs, standardised in float64 inside the graph, then cast.

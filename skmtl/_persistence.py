@@ -600,6 +600,14 @@ def _rebuild_estimator(params, cls):
     return estimator
 
 
+def _recorded_embedding(embedding: str, entry: dict) -> str:
+    """The numeric embedding a continuous entry records for a fitted ``embedding``.
+
+    A joint projection records none (its map is linear), also for ``"auto"``.
+    """
+    return "linear" if embedding == "auto" and "projection" in entry else embedding
+
+
 def _check_consistent(estimator, network: dict) -> None:
     """Cross-checks between the JSON's parts that a well-formed file always passes."""
     encoder = getattr(estimator, "encoder_", None)
@@ -616,7 +624,10 @@ def _check_consistent(estimator, network: dict) -> None:
             and list(encoder.cardinalities) == list(categorical["cardinalities"])
             and len(encoder.continuous.mean_) == len(encoder.continuous.scale_)
             == continuous["n_columns"] == len(encoder.continuous_indices)
-            and encoder.continuous.embedding == continuous.get("embedding", "linear")
+            and _recorded_embedding(encoder.continuous.embedding, continuous)
+            == continuous.get("embedding", "linear")
+            and (encoder.continuous.embedding != "auto" or "projection" in continuous
+                 or list(encoder.continuous.periodic_columns_) == continuous["periodic_columns"])
             and (encoder.continuous.embedding != "piecewise_linear"
                  or len(encoder.continuous.bins_) == len(continuous["bins"]))
         )

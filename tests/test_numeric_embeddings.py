@@ -25,14 +25,22 @@ from test_distributed_training import FakeGroup  # rank 0 of a simulated data-pa
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
 from skmtl._base import FitSeeds
 from skmtl._column_kinds import (
+    AUTO_PERIODIC_SKEWNESS,
     PIECEWISE_LINEAR_BINS,
     QUANTILE_SKETCH_SIZE,
     ContinuousColumns,
     FitContext,
+    _skewness,
+    _third_moments,
     check_continuous_entry,
 )
 from skmtl._distributed import SingleProcess
-from skmtl.nn import PeriodicEmbedding, PiecewiseLinearEmbedding
+from skmtl.nn import (
+    ContinuousEmbedding,
+    LinearPeriodicEmbedding,
+    PeriodicEmbedding,
+    PiecewiseLinearEmbedding,
+)
 
 EMBEDDINGS = ("periodic", "piecewise_linear")
 
@@ -307,19 +315,26 @@ def test_partial_fit_takes_the_bins_from_its_first_chunk():
 
 
 # ------------------------------------------------------------ data-parallel bins
-def _bins_over_shards(shards):
-    def fit_kind(shard, group=None):
-        kind = ContinuousColumns(np.arange(shard.shape[1]), "piecewise_linear")
-        return kind.fit(shard, FitContext(group=group))
+def _fit_kind(shard, embedding, group=None):
+    kind = ContinuousColumns(np.arange(shard.shape[1]), embedding)
+    return kind.fit(shard, FitContext(group=group))
 
+
+def _fitted_over_shards(shards, embedding):
+    """The kind fitted by rank 0 of a data-parallel fit over ``shards``, and over all rows."""
     sent = []
     for shard in shards[1:]:
         recorder = FakeGroup()
-        fit_kind(shard, recorder)
+        _fit_kind(shard, embedding, recorder)
         sent.append(recorder.sent)
-    # One collective for the moments, one for the quantile sketches.
-    combined = fit_kind(shards[0], FakeGroup([list(values) for values in zip(*sent)]))
-    return combined.bins_, fit_kind(np.concatenate(shards)).bins_
+    # One collective for the moments, one for the quantile sketches or the skewness.
+    combined = _fit_kind(shards[0], embedding, FakeGroup([list(values) for values in zip(*sent)]))
+    return combined, _fit_kind(np.concatenate(shards), embedding)
+
+
+def _bins_over_shards(shards):
+    combined, whole = _fitted_over_shards(shards, "piecewise_linear")
+    return combined.bins_, whole.bins_
 
 
 def test_data_parallel_bins_are_the_quantiles_of_all_processes_rows():
@@ -390,3 +405,181 @@ def test_sklearn_checks_pass_with_piecewise_linear(estimator, check):
 )
 def test_sklearn_checks_pass_with_periodic(estimator, check):
     check(estimator)
+
+
+# ------------------------------------------------------ numeric_embedding="auto"
+def auto_data(seed=0, n=600):
+    """Columns: ages (whole numbers, a peaked effect), a measurement, a 0/1 flag, an
+    amount that is 0 on most rows (heavy-tailed), a log-normal price (skewed, not
+    heavy-tailed enough), and a constant."""
+    rng = np.random.RandomState(seed)
+    X = np.column_stack([
+        rng.randint(18, 90, n), rng.normal(size=n), rng.randint(0, 2, n),
+        np.where(rng.rand(n) < 0.9, 0, rng.lognormal(8, 1, n)).round(),
+        rng.lognormal(3, 0.5, n).round(2), np.full(n, 4.0),
+    ]).astype(np.float64)
+    y = np.column_stack([
+        (np.sin(X[:, 0] / 8) + 0.3 * rng.normal(size=n) > 0).astype(int),
+        (X[:, 1] + (X[:, 3] > 0) > 0.5).astype(int),
+    ])
+    return X, y
+
+
+def _skewness_of(values):
+    centred = values - values.mean(axis=0)
+    m2, m3 = (centred**2).mean(axis=0), (centred**3).mean(axis=0)
+    return np.where(m2 > 0, m3 / np.where(m2 > 0, m2, 1.0) ** 1.5, 0.0)
+
+
+def test_auto_adds_the_periodic_term_to_heavy_tailed_columns():
+    X, y = auto_data()
+    skewness = _skewness_of(X)
+    assert abs(skewness[3]) > AUTO_PERIODIC_SKEWNESS > abs(skewness[4]) > 1  # the price is skewed too
+    model = fit(X, y, "auto")
+    np.testing.assert_array_equal(model.encoder_.continuous.periodic_columns_, [3])
+    assert model.network_spec_["embeddings"][1] == {
+        "kind": "continuous", "n_columns": 6, "embedding": "auto", "periodic_columns": [3],
+        "n_frequencies": 16, "sigma": 0.5,
+    }
+    module = model.module_.embedding.kinds["continuous"]
+    assert isinstance(module, LinearPeriodicEmbedding)
+    assert module.periodic.n_tokens == 1 and module.linear.n_tokens == 6
+    X_tail = X.copy()
+    X_tail[:3, 1] = [40.0, 55.0, 70.0]  # three extreme measurements: a heavy tail, left too
+    X_tail[:, 0] *= -1
+    assert abs(_skewness_of(X_tail)[1]) > AUTO_PERIODIC_SKEWNESS
+    np.testing.assert_array_equal(fit(X_tail, y, "auto").encoder_.continuous.periodic_columns_,
+                                  [1, 3])
+
+
+def test_skewness_of_shards_is_the_skewness_of_all_rows():
+    rng = np.random.default_rng(0)
+    shards = [rng.lognormal(size=(n, 3)) * [1, 10, 1e4] + [0, -5, 3] for n in (1, 40, 900, 0, 7)]
+    shards[2][:, 2] = 2.5  # one process holds a constant
+    parts = [_third_moments(shard) for shard in shards]
+    pooled = np.concatenate(shards)
+    np.testing.assert_allclose(_skewness(parts), _skewness_of(pooled), rtol=1e-9)
+    weights = rng.integers(1, 4, size=len(pooled)).astype(float)
+    np.testing.assert_allclose(_skewness([_third_moments(pooled, weights)]),
+                               _skewness_of(np.repeat(pooled, weights.astype(int), axis=0)),
+                               rtol=1e-9)
+    assert _skewness([_third_moments(np.full((5, 1), 3.0))])[0] == 0.0
+
+
+def test_linear_periodic_embedding_by_hand():
+    module = LinearPeriodicEmbedding(3, embedding_dim=2, periodic_columns=[2, 0], n_frequencies=2)
+    module.reset_parameters(torch.Generator().manual_seed(0))
+    linear = ContinuousEmbedding(3, 2)
+    periodic = PeriodicEmbedding(2, 2, n_frequencies=2)
+    linear.load_state_dict(module.linear.state_dict())
+    periodic.load_state_dict(module.periodic.state_dict())
+    x = torch.tensor([[-1.5, 0.3, 2.0], [0.25, -2.0, 0.0]])
+    expected = linear(x).clone()
+    extra = periodic(x[:, [2, 0]])  # periodic token k belongs to column [2, 0][k]
+    expected[:, 2] += extra[:, 0]
+    expected[:, 0] += extra[:, 1]
+    torch.testing.assert_close(module(x), expected)
+    with pytest.raises(ValueError, match="distinct positions"):
+        LinearPeriodicEmbedding(3, 2, [0, 0])
+    with pytest.raises(ValueError, match="distinct positions"):
+        LinearPeriodicEmbedding(3, 2, [3])
+
+
+def test_auto_without_such_a_column_is_the_linear_model_bit_for_bit(data):
+    X, y = data  # uniform values and a constant column
+    auto, linear = fit(X, y, "auto"), fit(X, y, "linear")
+    assert auto.encoder_.continuous.periodic_columns_.size == 0
+    for got, want in zip(auto.predict_proba(X), linear.predict_proba(X)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_auto_looks_at_training_rows_of_positive_weight_only():
+    X, y = auto_data(1)
+    X[:5, 1] = 1e3  # outliers that make the measurement heavy-tailed, on rows that do not count
+    weights = np.ones(len(X))
+    weights[:5] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = MultiTaskClassifier(numeric_embedding="auto", max_iter=2, random_state=0)
+        model.fit(X, y, sample_weight=weights)
+    np.testing.assert_array_equal(model.encoder_.continuous.periodic_columns_, [3])
+    context = FitContext(rows=np.arange(5, len(X)))  # rows 0..4: the validation rows
+    kind = ContinuousColumns(np.arange(X.shape[1]), "auto").fit(X, context)
+    np.testing.assert_array_equal(kind.periodic_columns_, [3])
+    kind = ContinuousColumns(np.arange(X.shape[1]), "auto").fit(X, FitContext())
+    np.testing.assert_array_equal(kind.periodic_columns_, [1, 3])
+
+
+def test_data_parallel_auto_decides_on_all_processes_rows():
+    rng = np.random.default_rng(1)
+    # Column 0: one process holds the tail (its own rows are all 1e3: skewness 0);
+    # column 1: a tail on every process; column 2: normal.
+    shards = [np.column_stack([np.zeros(n), rng.pareto(1.5, n), rng.normal(size=n)])
+              for n in (500, 300, 8)]
+    shards[2][:, 0] = 1e3
+    combined, whole = _fitted_over_shards(shards, "auto")
+    np.testing.assert_array_equal(combined.periodic_columns_, [0, 1])
+    np.testing.assert_array_equal(whole.periodic_columns_, [0, 1])
+    for shard in (shards[0], shards[2]):  # no process alone sees column 0's tail
+        assert 0 not in _fit_kind(shard, "auto").periodic_columns_
+
+
+@pytest.mark.parametrize("architecture", ["mmoe", "single_task"])
+def test_auto_round_trips_and_exports_exactly(architecture, tmp_path):
+    X, y = auto_data(2)
+    model = fit(X, y, "auto", architecture)
+    expected = model.predict_proba(X)
+    for restored in (pickle.loads(pickle.dumps(model)), _saved_and_loaded(model, tmp_path)):
+        for got, want in zip(restored.predict_proba(X), expected):
+            np.testing.assert_array_equal(got, want)
+        assert restored.network_spec_ == model.network_spec_
+        np.testing.assert_array_equal(restored.encoder_.continuous.periodic_columns_, [3])
+    before = torch.random.get_rng_state()
+    again = fit(X, y, "auto", architecture)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    for p, q in zip(model.module_.parameters(), again.module_.parameters()):
+        assert torch.equal(p, q)
+    pytest.importorskip("onnx")
+    ort = pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnxscript")
+    from skmtl.export import onnx_inputs, to_onnx
+
+    session = ort.InferenceSession(to_onnx(model).SerializeToString())
+    held_out = auto_data(8, 50)[0] * 1.5  # fractional and beyond the training range
+    for got, want in zip(session.run(None, onnx_inputs(model, held_out)), model.predict_proba(held_out)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_fit_takes_the_auto_columns_from_its_first_chunk():
+    X, y = auto_data(3, 900)
+    model = MultiTaskClassifier(numeric_embedding="auto", random_state=0)
+    model.partial_fit(X[:300], y[:300])
+    np.testing.assert_array_equal(model.encoder_.continuous.periodic_columns_, [3])
+    X_later = X[300:].copy()
+    X_later[:5, 1] = 1e3  # now heavy-tailed: the choice stays
+    model.partial_fit(X_later, y[300:])
+    np.testing.assert_array_equal(model.encoder_.continuous.periodic_columns_, [3])
+
+
+def test_wide_auto_projects_jointly_and_linearly(tmp_path):
+    rng = np.random.RandomState(0)
+    X = rng.pareto(1.5, size=(300, 300))  # every column heavy-tailed
+    y = np.column_stack([(X[:, 0] > 1).astype(int), (X[:, 1] > 0.5).astype(int)])
+    model = fit(X, y, "auto")
+    assert model.network_spec_["embeddings"][1] == {
+        "kind": "continuous", "n_columns": 300, "projection": "joint", "n_tokens": 16,
+    }
+    np.testing.assert_array_equal(
+        _saved_and_loaded(model, tmp_path).predict_proba(X)[0], model.predict_proba(X)[0]
+    )
+
+
+def test_a_file_with_a_bad_auto_entry_is_refused():
+    good = {"kind": "continuous", "n_columns": 3, "embedding": "auto", "periodic_columns": [0, 2],
+            "n_frequencies": 16, "sigma": 0.5}
+    check_continuous_entry(good)
+    for columns in ([3], [0, 0], [True], "0", [0.0]):
+        with pytest.raises(ValueError, match="periodic_columns"):
+            check_continuous_entry({**good, "periodic_columns": columns})
+    with pytest.raises(ValueError, match="takes"):
+        check_continuous_entry({k: v for k, v in good.items() if k != "periodic_columns"})

@@ -284,6 +284,75 @@ class PeriodicEmbedding(nn.Module):
         )
 
 
+class LinearPeriodicEmbedding(nn.Module):
+    """Every column's linear map, plus a periodic embedding (PLR) on some of them.
+
+    Column ``j``'s token is ``x_j * w_j + b_j`` (as in
+    :class:`ContinuousEmbedding`), to which the columns listed in
+    ``periodic_columns`` add their :class:`PeriodicEmbedding` token,
+    ``relu([cos(2 pi c_j x_j), sin(2 pi c_j x_j)] @ W_j + b'_j)``. The linear
+    term keeps the straight trend a plain map learns easily; the periodic one
+    adds the irregular shape a linear map of one value cannot give (the
+    numeric embeddings of Gorishniy, Rubachev and Babenko, NeurIPS 2022).
+
+    Parameters
+    ----------
+    n_columns, embedding_dim : int
+        ``F_cont`` columns in, ``D`` values per token out.
+    periodic_columns : sequence of int
+        Positions (in ``0 .. F_cont - 1``, distinct) of the columns that also
+        get a periodic term; may be empty.
+    n_frequencies : int, default=16
+        ``k``, the frequencies of each periodic column.
+    sigma : float, default=0.5
+        Standard deviation of the initial frequencies.
+    n_copies : int, default=1
+        ``C`` independent copies of every map, side by side.
+
+    Notes
+    -----
+    Shapes: (B, F_cont) float32 -> tokens (B, F_cont, C * D).
+    """
+
+    def __init__(
+        self, n_columns: int, embedding_dim: int, periodic_columns, n_frequencies: int = 16,
+        sigma: float = 0.5, n_copies: int = 1,
+    ):
+        super().__init__()
+        self.n_tokens = int(n_columns)
+        self.embedding_dim = int(embedding_dim)
+        columns = [int(j) for j in periodic_columns]
+        if len(set(columns)) != len(columns) or not all(0 <= j < self.n_tokens for j in columns):
+            raise ValueError(
+                f"periodic_columns must be distinct positions in 0..{self.n_tokens - 1}; "
+                f"got {list(periodic_columns)!r}."
+            )
+        self.columns_with_periodic = tuple(columns)
+        self.linear = ContinuousEmbedding(n_columns, embedding_dim, n_copies)
+        self.periodic = PeriodicEmbedding(len(columns), embedding_dim, n_frequencies, sigma, n_copies)
+        # Column j takes periodic token token_of_column[j]; len(columns) is a zero token.
+        token_of_column = torch.full((self.n_tokens,), len(columns), dtype=torch.long)
+        token_of_column[columns] = torch.arange(len(columns))
+        self.register_buffer("periodic_columns", torch.tensor(columns, dtype=torch.long),
+                             persistent=False)
+        self.register_buffer("token_of_column", token_of_column, persistent=False)
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        self.linear.reset_parameters(generator)
+        self.periodic.reset_parameters(generator)
+
+    def forward(self, values: torch.Tensor) -> torch.Tensor:
+        tokens = self.linear(values)
+        if not self.periodic.n_tokens:
+            return tokens
+        extra = self.periodic(values.index_select(1, self.periodic_columns))
+        padded = torch.cat([extra, extra.new_zeros(extra.shape[0], 1, extra.shape[2])], dim=1)
+        return tokens + padded.index_select(1, self.token_of_column)
+
+    def extra_repr(self) -> str:
+        return f"periodic_columns={list(self.columns_with_periodic)}"
+
+
 def _bin_edges(edges) -> np.ndarray:
     """One column's edges as strictly increasing float32 (ties once rounded removed)."""
     edges = np.asarray(edges, dtype=np.float64).reshape(-1)
