@@ -133,7 +133,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         column and an unseen category at predict time gets a sensible
         embedding.
 
-    numeric_embedding : {"linear", "periodic", "piecewise_linear", "auto"}, default="linear"
+    numeric_embedding : {"auto", "linear", "periodic", "piecewise_linear"}, default="auto"
         How each continuous column, standardised with its training mean and
         standard deviation, becomes its embedding of ``embedding_dim``
         values:
@@ -160,17 +160,19 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
 
         - ``"auto"``: the linear map for every column, plus the periodic
           term (as ``"periodic"``, added to the linear token) for each
-          heavy-tailed column, whose training values have a skewness beyond
-          5 in absolute value: amounts that are 0 on most rows and large on
-          a few (capital gains, dividends, spend), where most rows sit in a
+          heavy-tailed column, whose training values take more than two
+          values and have a skewness beyond 5 in absolute value: amounts
+          that are 0 on most rows and large on a few (capital gains,
+          dividends, spend), where most rows sit in a
           sliver of the standardised range and the effect comes from
           thresholds and spikes. The other columns keep the linear map
           alone, so data without such a column get exactly the ``"linear"``
           model. The columns are chosen from the training rows of positive weight
           (of all processes in a data-parallel fit, from the first chunk of
           :meth:`partial_fit`) and listed in
-          ``encoder_.continuous.periodic_columns_``; a sparse ``X`` and the
-          joint projection of wide data keep the linear map.
+          ``encoder_.continuous.periodic_columns_`` (a sparse ``X``'s
+          implicit zeros count as values); the joint projection of wide data
+          keeps the linear map.
 
         The non-linear embeddings capture non-monotonic and spiky effects of
         a numeric column that a linear map leaves to the layers above. The
@@ -749,7 +751,7 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
         min_frequency=5,
         max_categories=None,
         category_dropout=0.02,
-        numeric_embedding="linear",
+        numeric_embedding="auto",
         continuous_projection="auto",
         sequence_features=None,
         sequence_pooling="mean",

@@ -41,6 +41,7 @@ from ._sparse import (
     is_sparse,
     sparse_mean_scale,
     sparse_moments,
+    sparse_third_moments,
     standardised_rows,
 )
 from .nn.blocks import (
@@ -316,6 +317,17 @@ def _moments(values: np.ndarray, weights=None) -> tuple[float, np.ndarray, np.nd
         return 0, np.zeros(values.shape[1]), np.zeros(values.shape[1])
     mean = weights @ values / total
     return total, mean, weights @ ((values - mean) ** 2)
+
+
+def _first_values(column: np.ndarray, k: int) -> set:
+    """Up to ``k`` distinct values of ``column``, the first ones met (``k`` passes at most)."""
+    seen: set = set()
+    rest = np.ones(column.shape[0], dtype=bool)
+    while len(seen) < k and rest.any():
+        value = float(column[rest.argmax()])
+        seen.add(value)
+        rest &= column != value
+    return seen
 
 
 def _third_moments(values: np.ndarray, weights=None) -> tuple:
@@ -896,8 +908,10 @@ NUMERIC_EMBEDDINGS = ("linear", "periodic", "piecewise_linear", "auto")
 
 AUTO_PERIODIC_SKEWNESS = 5.0
 """``numeric_embedding="auto"`` adds the periodic term to the columns whose training
-values have a skewness beyond this (in absolute value): heavy tails such as amounts
-that are 0 on most rows. A log-normal column with sigma 0.8 has a skewness near 3.7."""
+values have a skewness beyond this (in absolute value) and take more than two values:
+heavy tails such as amounts that are 0 on most rows. A log-normal column with sigma
+0.8 has a skewness near 3.7; a 0/1 column with 1 on 3 % of the rows, near 5.6, but
+two values need no more than the linear map."""
 
 PIECEWISE_LINEAR_BINS = 48
 """Quantile bins per column of ``numeric_embedding="piecewise_linear"`` (at most)."""
@@ -972,7 +986,8 @@ class ContinuousColumns(ColumnKind):
     - ``"piecewise_linear"``: the piecewise-linear encoding over quantile bins,
       then a linear map (:class:`~skmtl.nn.blocks.PiecewiseLinearEmbedding`);
     - ``"auto"``: the linear map for every column, plus the periodic term for
-      each heavy-tailed column, whose training values have a skewness beyond
+      each heavy-tailed column, whose training values take more than two
+      values and have a skewness beyond
       :data:`AUTO_PERIODIC_SKEWNESS` in absolute value (amounts that are 0 on
       most rows, with a long tail: once standardised, most rows sit in a
       sliver near one value and the effect comes from thresholds and spikes),
@@ -996,8 +1011,8 @@ class ContinuousColumns(ColumnKind):
     them) weighted by its number of rows. The columns of ``"auto"`` are
     chosen from the training rows of positive weight as well (of all
     processes in a data-parallel fit; from the first chunk of
-    ``partial_fit``, like the mean and scale); a sparse ``X`` keeps the linear
-    map for every column.
+    ``partial_fit``, like the mean and scale; the implicit zeros of a sparse
+    ``X`` count as values).
 
     Parameters
     ----------
@@ -1057,13 +1072,14 @@ class ContinuousColumns(ColumnKind):
         weights = context.sample_weight
         if is_sparse(X):  # the columns are all of X's (the estimator checked)
             self._check_sparse(X)
+            rows = X
             if weights is not None:  # rows of weight 0 left out (0 * inf would be NaN)
-                X, weights = X[weights > 0], weights[weights > 0]
+                rows, weights = X[weights > 0], weights[weights > 0]
             if not context.distributed:
-                self.mean_, scale = sparse_mean_scale(X, weights)
+                self.mean_, scale = sparse_mean_scale(rows, weights)
             else:
                 self.mean_, scale = _combine_moments(
-                    context.group.share(lambda: sparse_moments(X, weights))
+                    context.group.share(lambda: sparse_moments(rows, weights))
                 )
         elif not context.distributed and weights is None:
             values = self.values(X, context)
@@ -1089,8 +1105,7 @@ class ContinuousColumns(ColumnKind):
             )
         self.scale_ = np.where(scale > 0, scale, 1.0)
         if self.embedding == "auto":
-            self.periodic_columns_ = (np.zeros(0, dtype=np.int64) if is_sparse(X)
-                                      else self._fit_periodic_columns(X, context))
+            self.periodic_columns_ = self._fit_periodic_columns(X, context)
         if self.embedding == "piecewise_linear":
             self.bins_ = self._fit_bins(X, context)
         return self
@@ -1107,12 +1122,33 @@ class ContinuousColumns(ColumnKind):
 
     def _fit_periodic_columns(self, X, context: FitContext) -> np.ndarray:
         """The columns of ``"auto"`` that get the periodic term (see the class docstring)."""
-        def shard_moments():
-            return _third_moments(*self._training_values(X, context))
+        def shard_summary():
+            """Third moments and up to three distinct values of each column, this shard's."""
+            if not is_sparse(X):
+                values, weights = self._training_values(X, context)
+                return (_third_moments(values, weights),
+                        [_first_values(values[:, k], 3) for k in range(values.shape[1])])
+            rows, weights = X, context.sample_weight
+            if context.rows is not None:
+                rows = rows[context.rows]
+                weights = None if weights is None else weights[context.rows]
+            if weights is not None:
+                rows, weights = rows[weights > 0], weights[weights > 0]
+            by_column = rows.tocsc()
+            stored = np.diff(by_column.indptr)
+            distinct = [
+                _first_values(by_column.data[by_column.indptr[k]:by_column.indptr[k + 1]], 3)
+                | ({0.0} if stored[k] < rows.shape[0] else set())  # its implicit zeros
+                for k in range(rows.shape[1])
+            ]
+            return sparse_third_moments(rows, weights), distinct
 
-        parts = context.group.share(shard_moments) if context.distributed else [shard_moments()]
-        skewness = _skewness(parts)
-        return np.flatnonzero(np.abs(skewness) > AUTO_PERIODIC_SKEWNESS).astype(np.int64)
+        parts = context.group.share(shard_summary) if context.distributed else [shard_summary()]
+        skewness = _skewness([moments for moments, _ in parts])
+        n_values = np.array([len(set().union(*(distinct[k] for _, distinct in parts)))
+                             for k in range(len(self.columns))], dtype=np.int64)
+        chosen = (np.abs(skewness) > AUTO_PERIODIC_SKEWNESS) & (n_values > 2)
+        return np.flatnonzero(chosen).astype(np.int64)
 
     def _fit_bins(self, X, context: FitContext) -> list[np.ndarray]:
         """Distinct quantiles of the training rows, per column (see the class docstring)."""
@@ -1178,7 +1214,8 @@ class ContinuousColumns(ColumnKind):
         """``n_columns``; for the non-linear embeddings ``embedding`` and its settings.
 
         The piecewise-linear ``bins`` are recorded in standardised units (the
-        embedding's input). ``values["numeric_embedding"]``, when it differs
+        embedding's input). ``"auto"`` without a heavy-tailed column is
+        described as ``"linear"``. ``values["numeric_embedding"]``, when it differs
         from the fitted ``embedding``, is recorded without settings, so that a
         continued fit sees that the parameters describe another network. A
         joint projection (``values["continuous_projection"]``, see
@@ -1199,6 +1236,8 @@ class ContinuousColumns(ColumnKind):
             return {**args, "embedding": embedding, "n_frequencies": PERIODIC_FREQUENCIES,
                     "sigma": PERIODIC_SIGMA}
         if embedding == "auto":
+            if not len(self.periodic_columns_):  # the linear network, described as such
+                return args
             return {**args, "embedding": embedding,
                     "periodic_columns": [int(j) for j in self.periodic_columns_],
                     "n_frequencies": PERIODIC_FREQUENCIES, "sigma": PERIODIC_SIGMA}

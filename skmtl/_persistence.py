@@ -311,6 +311,9 @@ def load_model(path, *, key=None, module_class=None):
     if isinstance(params, dict) and "continuous_projection" not in params:
         # Written before the parameter existed, by an skmtl that gave every column a token.
         params = {**params, "continuous_projection": "per_column"}
+    if isinstance(params, dict) and "numeric_embedding" not in params:
+        # Written before the parameter existed, by an skmtl whose columns entered linearly.
+        params = {**params, "numeric_embedding": "linear"}
     if isinstance(params, dict) and "ema_epochs" not in params:
         # Written before the parameter existed, by an skmtl that kept the weights themselves.
         params = {**params, "ema_epochs": None}
@@ -603,9 +606,10 @@ def _rebuild_estimator(params, cls):
 def _recorded_embedding(embedding: str, entry: dict) -> str:
     """The numeric embedding a continuous entry records for a fitted ``embedding``.
 
-    A joint projection records none (its map is linear), also for ``"auto"``.
+    A joint projection records none (its map is linear), and neither does
+    ``"auto"`` without a heavy-tailed column.
     """
-    return "linear" if embedding == "auto" and "projection" in entry else embedding
+    return "linear" if embedding == "auto" and "embedding" not in entry else embedding
 
 
 def _check_consistent(estimator, network: dict) -> None:
@@ -627,7 +631,8 @@ def _check_consistent(estimator, network: dict) -> None:
             and _recorded_embedding(encoder.continuous.embedding, continuous)
             == continuous.get("embedding", "linear")
             and (encoder.continuous.embedding != "auto" or "projection" in continuous
-                 or list(encoder.continuous.periodic_columns_) == continuous["periodic_columns"])
+                 or list(encoder.continuous.periodic_columns_)
+                 == continuous.get("periodic_columns", []))
             and (encoder.continuous.embedding != "piecewise_linear"
                  or len(encoder.continuous.bins_) == len(continuous["bins"]))
         )

@@ -198,7 +198,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         min_frequency=5,
         max_categories=None,
         category_dropout=0.02,
-        numeric_embedding="linear",
+        numeric_embedding="auto",
         continuous_projection="auto",
         sequence_features=None,
         sequence_pooling="mean",

@@ -102,6 +102,21 @@ def sparse_moments(X, weights=None) -> tuple[float, np.ndarray, np.ndarray]:
     return n_rows, mean, variance * n_rows
 
 
+def sparse_third_moments(X, weights=None) -> tuple:
+    """:func:`sparse_moments` plus the column sums of cubed deviations, zeros included."""
+    n_rows, mean, squares = sparse_moments(X, weights)
+    if n_rows == 0:
+        return n_rows, mean, squares, np.zeros(X.shape[1])
+    entry_weights = (np.ones(X.nnz) if weights is None
+                     else np.repeat(np.asarray(weights, dtype=np.float64), np.diff(X.indptr)))
+    with np.errstate(over="ignore", invalid="ignore"):  # as the dense path: inf or NaN, no warning
+        cubes = np.bincount(X.indices, weights=entry_weights * (X.data - mean[X.indices]) ** 3,
+                            minlength=X.shape[1])
+        stored = np.bincount(X.indices, weights=entry_weights, minlength=X.shape[1])
+        cubes += (n_rows - stored) * (-mean) ** 3  # the implicit zeros
+    return n_rows, mean, squares, cubes
+
+
 def standardised_rows(X, mean: np.ndarray, scale: np.ndarray) -> SparseRows:
     """``(X - mean) / scale`` as :class:`SparseRows`, float32 as the dense encoding.
 

@@ -218,9 +218,8 @@ def test_no_continuous_column(embedding, tmp_path):
 
 
 # ------------------------------------------------- the estimator and its files
-def test_linear_stays_the_default_and_describes_the_network_as_before(data):
+def test_linear_describes_the_network_as_before(data):
     X, y = data
-    assert MultiTaskClassifier().numeric_embedding == MultiTaskRegressor().numeric_embedding == "linear"
     model = fit(X, y, "linear")
     assert model.network_spec_["embeddings"][1] == {"kind": "continuous", "n_columns": 3}
     assert not hasattr(model.encoder_.continuous, "bins_")
@@ -444,6 +443,10 @@ def test_auto_adds_the_periodic_term_to_heavy_tailed_columns():
     module = model.module_.embedding.kinds["continuous"]
     assert isinstance(module, LinearPeriodicEmbedding)
     assert module.periodic.n_tokens == 1 and module.linear.n_tokens == 6
+    X_flag = X.copy()
+    X_flag[:, 2] = np.arange(len(X)) % 50 == 0  # a rare 0/1 flag: skewed, but two values
+    assert abs(_skewness_of(X_flag)[2]) > AUTO_PERIODIC_SKEWNESS
+    np.testing.assert_array_equal(fit(X_flag, y, "auto").encoder_.continuous.periodic_columns_, [3])
     X_tail = X.copy()
     X_tail[:3, 1] = [40.0, 55.0, 70.0]  # three extreme measurements: a heavy tail, left too
     X_tail[:, 0] *= -1
@@ -485,12 +488,38 @@ def test_linear_periodic_embedding_by_hand():
         LinearPeriodicEmbedding(3, 2, [3])
 
 
-def test_auto_without_such_a_column_is_the_linear_model_bit_for_bit(data):
+def test_auto_is_the_default_and_without_such_a_column_the_linear_model_bit_for_bit(data, tmp_path):
+    assert MultiTaskClassifier().numeric_embedding == MultiTaskRegressor().numeric_embedding == "auto"
     X, y = data  # uniform values and a constant column
     auto, linear = fit(X, y, "auto"), fit(X, y, "linear")
     assert auto.encoder_.continuous.periodic_columns_.size == 0
+    assert auto.network_spec_ == linear.network_spec_  # described as the linear network
+    assert type(auto.module_.embedding.kinds["continuous"]) is ContinuousEmbedding
+    loaded = _saved_and_loaded(auto, tmp_path)
+    assert loaded.encoder_.continuous.embedding == "auto" and loaded.numeric_embedding == "auto"
     for got, want in zip(auto.predict_proba(X), linear.predict_proba(X)):
         np.testing.assert_array_equal(got, want)
+
+
+def test_sparse_skewness_counts_the_implicit_zeros():
+    from scipy import sparse
+
+    from skmtl._sparse import sparse_third_moments
+
+    rng = np.random.default_rng(3)
+    dense = np.where(rng.random((400, 4)) < 0.8, 0.0, rng.lognormal(2, 1, (400, 4)))
+    dense[:, 3] = np.where(rng.random(400) < 0.5, 0.0, 1.0 + rng.random(400))  # not heavy-tailed
+    X = sparse.csr_matrix(dense)
+    X.data[0] = 0.0  # an explicit zero, stored
+    dense[0, X.indices[0]] = 0.0
+    assert X.nnz > np.count_nonzero(dense)
+    weights = rng.integers(1, 4, size=400).astype(float)
+    for w in (None, weights):
+        np.testing.assert_allclose(_skewness([sparse_third_moments(X, w)]),
+                                   _skewness([_third_moments(dense, w)]), rtol=1e-9)
+    kinds = [ContinuousColumns(np.arange(4), "auto").fit(data, FitContext()) for data in (X, dense)]
+    np.testing.assert_array_equal(kinds[0].periodic_columns_, kinds[1].periodic_columns_)
+    assert 3 not in kinds[0].periodic_columns_ and kinds[0].periodic_columns_.size
 
 
 def test_auto_looks_at_training_rows_of_positive_weight_only():
@@ -513,15 +542,19 @@ def test_auto_looks_at_training_rows_of_positive_weight_only():
 def test_data_parallel_auto_decides_on_all_processes_rows():
     rng = np.random.default_rng(1)
     # Column 0: one process holds the tail (its own rows are all 1e3: skewness 0);
-    # column 1: a tail on every process; column 2: normal.
-    shards = [np.column_stack([np.zeros(n), rng.pareto(1.5, n), rng.normal(size=n)])
+    # column 1: a tail on every process; column 2: normal; column 3: rare 1s on
+    # one process and rare 9s on another (two values each, three in all).
+    shards = [np.column_stack([np.zeros(n), rng.pareto(1.5, n), rng.normal(size=n), np.zeros(n)])
               for n in (500, 300, 8)]
     shards[2][:, 0] = 1e3
+    shards[2][:, 0] += np.arange(8)  # more than two values
+    shards[0][::100, 3] = 1.0
+    shards[1][::100, 3] = 9.0
     combined, whole = _fitted_over_shards(shards, "auto")
-    np.testing.assert_array_equal(combined.periodic_columns_, [0, 1])
-    np.testing.assert_array_equal(whole.periodic_columns_, [0, 1])
-    for shard in (shards[0], shards[2]):  # no process alone sees column 0's tail
-        assert 0 not in _fit_kind(shard, "auto").periodic_columns_
+    np.testing.assert_array_equal(combined.periodic_columns_, [0, 1, 3])
+    np.testing.assert_array_equal(whole.periodic_columns_, [0, 1, 3])
+    for shard in shards:  # no process alone sees column 0's tail or column 3's three values
+        assert not {0, 3} & set(_fit_kind(shard, "auto").periodic_columns_)
 
 
 @pytest.mark.parametrize("architecture", ["mmoe", "single_task"])
@@ -583,3 +616,25 @@ def test_a_file_with_a_bad_auto_entry_is_refused():
             check_continuous_entry({**good, "periodic_columns": columns})
     with pytest.raises(ValueError, match="takes"):
         check_continuous_entry({k: v for k, v in good.items() if k != "periodic_columns"})
+
+
+def test_a_file_written_before_the_parameter_continues_linearly(tmp_path):
+    """A file without numeric_embedding embedded every column linearly: its parameters say so."""
+    import json
+
+    from test_persistence import _members, _rewrite
+
+    X, y = auto_data(4)
+    model = fit(X, y, "linear")
+    path = tmp_path / "model.skmtl"
+    save_model(model, path)
+    document = json.loads(_members(path)["model.json"])
+    del document["params"]["numeric_embedding"]
+    _rewrite(path, document)
+    loaded = load_model(path)
+    assert loaded.numeric_embedding == "linear"
+    loaded.set_params(warm_start=True, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loaded.fit(X, y)  # continues: the parameters describe the fitted network
+    assert type(loaded.module_.embedding.kinds["continuous"]) is ContinuousEmbedding
