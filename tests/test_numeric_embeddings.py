@@ -620,18 +620,10 @@ def test_a_file_with_a_bad_auto_entry_is_refused():
 
 def test_a_file_written_before_the_parameter_continues_linearly(tmp_path):
     """A file without numeric_embedding embedded every column linearly: its parameters say so."""
-    import json
-
-    from test_persistence import _members, _rewrite
+    from test_persistence import loaded_without_param
 
     X, y = auto_data(4)
-    model = fit(X, y, "linear")
-    path = tmp_path / "model.skmtl"
-    save_model(model, path)
-    document = json.loads(_members(path)["model.json"])
-    del document["params"]["numeric_embedding"]
-    _rewrite(path, document)
-    loaded = load_model(path)
+    loaded = loaded_without_param(fit(X, y, "linear"), tmp_path / "model.skmtl", "numeric_embedding")
     assert loaded.numeric_embedding == "linear"
     loaded.set_params(warm_start=True, max_iter=1)
     with warnings.catch_warnings():

@@ -176,6 +176,15 @@ def _rewrite(path, document=None, weights=None, key=None):
     _persistence._write_archive(path, {**members, "weights.pt": weights})
 
 
+def loaded_without_param(model, path, name):
+    """``model`` saved to ``path`` as an skmtl without the parameter ``name`` wrote it, loaded."""
+    save_model(model, path)
+    document = json.loads(_members(path)["model.json"])
+    del document["params"][name]
+    _rewrite(path, document)
+    return load_model(path)
+
+
 def test_file_is_a_zip_of_plain_json_and_tensors(saved):
     clf, path, _ = saved
     members = _members(path)

@@ -212,18 +212,11 @@ def test_pickle_and_model_files_round_trip_exactly(data, architecture, tmp_path)
 def test_a_file_written_before_the_parameter_continues_as_it_was_fitted(tmp_path):
     """A file without continuous_projection had a token per column: its parameters say so,
     so a continued fit (warm_start) of 300 columns is not taken for another network."""
-    import json
-
-    from test_persistence import _members, _rewrite
+    from test_persistence import loaded_without_param
 
     X, y = wide(n_rows=60, n_columns=300, n_tasks=2)
     model = fit(X, y, max_iter=1, continuous_projection="per_column")
-    path = tmp_path / "model.skmtl"
-    save_model(model, path)
-    document = json.loads(_members(path)["model.json"])
-    del document["params"]["continuous_projection"]
-    _rewrite(path, document)
-    loaded = load_model(path)
+    loaded = loaded_without_param(model, tmp_path / "model.skmtl", "continuous_projection")
     assert loaded.continuous_projection == "per_column"
     loaded.set_params(warm_start=True, max_iter=1)
     with warnings.catch_warnings():
