@@ -330,22 +330,14 @@ def _first_values(column: np.ndarray, k: int) -> set:
     return seen
 
 
-def _third_moments(values: np.ndarray, weights=None) -> tuple:
-    """:func:`_moments` of one shard plus the column sums of cubed deviations."""
-    n, mean, m2 = _moments(values, weights)
-    with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e103: skewness inf or NaN
-        cubes = (values - mean) ** 3
-        m3 = cubes.sum(axis=0) if weights is None else weights @ cubes
-    return n, mean, m2, m3
-
-
 def _skewness(parts) -> np.ndarray:
     """Skewness ``m3 / m2**1.5`` (population moments) of the union of the shards.
 
-    The shards of :func:`_third_moments` are merged one at a time with Pébay's
-    pairwise update ("Formulas for robust, one-pass parallel computation of
-    covariances and arbitrary-order statistical moments", Sandia report
-    SAND2008-6212). A constant column has skewness 0; values so large that
+    Each shard is ``(weight, means, sums of squared deviations, sums of cubed
+    deviations)`` (as :func:`_moments`, plus the cubes); they are merged one
+    at a time with Pébay's pairwise update ("Formulas for robust, one-pass
+    parallel computation of covariances and arbitrary-order statistical
+    moments", Sandia report SAND2008-6212). A constant column has skewness 0; values so large that
     their cubes overflow give an infinite or NaN skewness (no warning).
     """
     n, mean, m2, m3 = parts[0]
@@ -1110,24 +1102,12 @@ class ContinuousColumns(ColumnKind):
             self.bins_ = self._fit_bins(X, context)
         return self
 
-    def _training_values(self, X, context: FitContext) -> tuple[np.ndarray, np.ndarray | None]:
-        """The training rows' values and weights (None: unweighted), weight-0 rows left out."""
-        values, weights = self.values(X, context), context.sample_weight
-        if context.rows is not None:
-            values = values[context.rows]
-            weights = None if weights is None else weights[context.rows]
-        if weights is None:
-            return values, None
-        return values[weights > 0], weights[weights > 0]
-
     def _fit_periodic_columns(self, X, context: FitContext) -> np.ndarray:
         """The columns of ``"auto"`` that get the periodic term (see the class docstring)."""
         def shard_summary():
             """Third moments and up to three distinct values of each column, this shard's."""
             if not is_sparse(X):
-                values, weights = self._training_values(X, context)
-                return (_third_moments(values, weights),
-                        [_first_values(values[:, k], 3) for k in range(values.shape[1])])
+                return self._dense_summary(X, context)
             rows, weights = X, context.sample_weight
             if context.rows is not None:
                 rows = rows[context.rows]
@@ -1150,12 +1130,46 @@ class ContinuousColumns(ColumnKind):
         chosen = (np.abs(skewness) > AUTO_PERIODIC_SKEWNESS) & (n_values > 2)
         return np.flatnonzero(chosen).astype(np.int64)
 
+    def _dense_summary(self, X, context: FitContext) -> tuple:
+        """Weight, means and sums of squared and cubed deviations of the training rows of
+        positive weight, and up to three distinct values of each column, one column at a
+        time (no copy of all of them)."""
+        keep, weights = context.rows, context.sample_weight
+        if weights is not None:
+            keep = np.arange(X.shape[0]) if keep is None else np.asarray(keep)
+            keep = keep[weights[keep] > 0]
+            weights = weights[keep]
+        n = (len(X) if keep is None else len(keep)) if weights is None else float(weights.sum())
+        mean, squares, cubes = (np.zeros(len(self.columns)) for _ in range(3))
+        distinct = []
+        for k, j in enumerate(self.columns):
+            values = to_float(column(X, j), context.column_name(j))
+            # contiguous: a column of a C-ordered array is strided
+            values = np.ascontiguousarray(values if keep is None else values[keep])
+            if n:
+                mean[k] = values.mean() if weights is None else weights @ values / n
+                deviations = values - mean[k]
+                squared = deviations * deviations
+                with np.errstate(over="ignore", invalid="ignore"):  # |x| near 1e103: inf or NaN
+                    squares[k] = squared.sum() if weights is None else weights @ squared
+                    cubes[k] = squared @ deviations if weights is None else weights @ (
+                        squared * deviations)
+            distinct.append(_first_values(values, 3))
+        return (n, mean, squares, cubes), distinct
+
     def _fit_bins(self, X, context: FitContext) -> list[np.ndarray]:
         """Distinct quantiles of the training rows, per column (see the class docstring)."""
         levels = np.linspace(0.0, 1.0, int(self.n_bins) + 1)
 
         def training_values() -> tuple[np.ndarray, np.ndarray | None]:
-            return self._training_values(X, context)
+            """The training rows' values and weights (None: unweighted), weight-0 rows left out."""
+            values, weights = self.values(X, context), context.sample_weight
+            if context.rows is not None:
+                values = values[context.rows]
+                weights = None if weights is None else weights[context.rows]
+            if weights is None:
+                return values, None
+            return values[weights > 0], weights[weights > 0]
 
         if not context.distributed:
             values, weights = training_values()

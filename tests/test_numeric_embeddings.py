@@ -31,7 +31,6 @@ from skmtl._column_kinds import (
     ContinuousColumns,
     FitContext,
     _skewness,
-    _third_moments,
     check_continuous_entry,
 )
 from skmtl._distributed import SingleProcess
@@ -424,6 +423,14 @@ def auto_data(seed=0, n=600):
     return X, y
 
 
+def _third_moments(values, weights=None):
+    """(weight, means, sums of squared and of cubed deviations) of one shard, by hand."""
+    weights = np.ones(len(values)) if weights is None else weights
+    n = weights.sum()
+    mean = weights @ values / n if n else np.zeros(values.shape[1])
+    return n, mean, weights @ (values - mean) ** 2, weights @ (values - mean) ** 3
+
+
 def _skewness_of(values):
     centred = values - values.mean(axis=0)
     m2, m3 = (centred**2).mean(axis=0), (centred**3).mean(axis=0)
@@ -514,9 +521,16 @@ def test_sparse_skewness_counts_the_implicit_zeros():
     dense[0, X.indices[0]] = 0.0
     assert X.nnz > np.count_nonzero(dense)
     weights = rng.integers(1, 4, size=400).astype(float)
+    kind = ContinuousColumns(np.arange(4), "auto")
     for w in (None, weights):
-        np.testing.assert_allclose(_skewness([sparse_third_moments(X, w)]),
-                                   _skewness([_third_moments(dense, w)]), rtol=1e-9)
+        expected = _skewness([_third_moments(dense, w)])
+        np.testing.assert_allclose(_skewness([sparse_third_moments(X, w)]), expected, rtol=1e-9)
+        moments, _ = kind._dense_summary(dense, FitContext(sample_weight=w))
+        np.testing.assert_allclose(_skewness([moments]), expected, rtol=1e-9)
+    rows = np.arange(0, 400, 3)  # the training rows only
+    moments, _ = kind._dense_summary(dense, FitContext(rows=rows, sample_weight=weights))
+    np.testing.assert_allclose(_skewness([moments]),
+                               _skewness([_third_moments(dense[rows], weights[rows])]), rtol=1e-9)
     kinds = [ContinuousColumns(np.arange(4), "auto").fit(data, FitContext()) for data in (X, dense)]
     np.testing.assert_array_equal(kinds[0].periodic_columns_, kinds[1].periodic_columns_)
     assert 3 not in kinds[0].periodic_columns_ and kinds[0].periodic_columns_.size
