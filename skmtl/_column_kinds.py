@@ -1244,6 +1244,8 @@ class ContinuousColumns(ColumnKind):
         )
         if n_tokens is not None:
             return {**args, "projection": "joint", "n_tokens": n_tokens}
+        if embedding == "linear":  # whatever was fitted, "linear" asks for the linear network
+            return args
         if embedding != self.embedding:
             return {**args, "embedding": embedding}
         if embedding == "periodic":

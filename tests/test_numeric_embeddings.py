@@ -506,6 +506,16 @@ def test_auto_is_the_default_and_without_such_a_column_the_linear_model_bit_for_
     assert loaded.encoder_.continuous.embedding == "auto" and loaded.numeric_embedding == "auto"
     for got, want in zip(auto.predict_proba(X), linear.predict_proba(X)):
         np.testing.assert_array_equal(got, want)
+    epochs = auto.n_iter_
+    auto.set_params(numeric_embedding="linear", warm_start=True, max_iter=1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        auto.fit(X, y)  # the same (linear) network: the fit continues
+    assert auto.n_iter_ == epochs + 1
+    heavy_X, heavy_y = auto_data(5)
+    heavy = fit(heavy_X, heavy_y, "auto").set_params(numeric_embedding="linear", warm_start=True)
+    with pytest.raises(ValueError, match="describe another"):
+        heavy.fit(heavy_X, heavy_y)  # its heavy-tailed column has a periodic term
 
 
 def test_sparse_skewness_counts_the_implicit_zeros():
