@@ -319,6 +319,16 @@ def _moments(values: np.ndarray, weights=None) -> tuple[float, np.ndarray, np.nd
     return total, mean, weights @ ((values - mean) ** 2)
 
 
+def _training_rows(n_rows: int, context: FitContext) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Positions of the training rows of positive weight (None: all rows) and their weights."""
+    keep, weights = context.rows, context.sample_weight
+    if weights is None:
+        return keep, None
+    keep = np.arange(n_rows) if keep is None else np.asarray(keep)
+    keep = keep[weights[keep] > 0]
+    return keep, weights[keep]
+
+
 def _first_values(column: np.ndarray, k: int) -> set:
     """Up to ``k`` distinct values of ``column``, the first ones met (``k`` passes at most)."""
     seen: set = set()
@@ -1104,26 +1114,9 @@ class ContinuousColumns(ColumnKind):
 
     def _fit_periodic_columns(self, X, context: FitContext) -> np.ndarray:
         """The columns of ``"auto"`` that get the periodic term (see the class docstring)."""
-        def shard_summary():
-            """Third moments and up to three distinct values of each column, this shard's."""
-            if not is_sparse(X):
-                return self._dense_summary(X, context)
-            rows, weights = X, context.sample_weight
-            if context.rows is not None:
-                rows = rows[context.rows]
-                weights = None if weights is None else weights[context.rows]
-            if weights is not None:
-                rows, weights = rows[weights > 0], weights[weights > 0]
-            by_column = rows.tocsc()
-            stored = np.diff(by_column.indptr)
-            distinct = [
-                _first_values(by_column.data[by_column.indptr[k]:by_column.indptr[k + 1]], 3)
-                | ({0.0} if stored[k] < rows.shape[0] else set())  # its implicit zeros
-                for k in range(rows.shape[1])
-            ]
-            return sparse_third_moments(rows, weights), distinct
-
-        parts = context.group.share(shard_summary) if context.distributed else [shard_summary()]
+        summary = self._sparse_summary if is_sparse(X) else self._dense_summary
+        parts = (context.group.share(lambda: summary(X, context)) if context.distributed
+                 else [summary(X, context)])
         skewness = _skewness([moments for moments, _ in parts])
         n_values = np.array([len(set().union(*(distinct[k] for _, distinct in parts)))
                              for k in range(len(self.columns))], dtype=np.int64)
@@ -1134,11 +1127,7 @@ class ContinuousColumns(ColumnKind):
         """Weight, means and sums of squared and cubed deviations of the training rows of
         positive weight, and up to three distinct values of each column, one column at a
         time (no copy of all of them)."""
-        keep, weights = context.rows, context.sample_weight
-        if weights is not None:
-            keep = np.arange(X.shape[0]) if keep is None else np.asarray(keep)
-            keep = keep[weights[keep] > 0]
-            weights = weights[keep]
+        keep, weights = _training_rows(X.shape[0], context)
         n = (len(X) if keep is None else len(keep)) if weights is None else float(weights.sum())
         mean, squares, cubes = (np.zeros(len(self.columns)) for _ in range(3))
         distinct = []
@@ -1156,6 +1145,20 @@ class ContinuousColumns(ColumnKind):
                         squared * deviations)
             distinct.append(_first_values(values, 3))
         return (n, mean, squares, cubes), distinct
+
+    @staticmethod
+    def _sparse_summary(X, context: FitContext) -> tuple:
+        """:meth:`_dense_summary` of a sparse ``X``, whose implicit zeros are values too."""
+        keep, weights = _training_rows(X.shape[0], context)
+        rows = X if keep is None else X[keep]
+        by_column = rows.tocsc()
+        stored = np.diff(by_column.indptr)
+        distinct = [
+            _first_values(by_column.data[by_column.indptr[k]:by_column.indptr[k + 1]], 3)
+            | ({0.0} if stored[k] < rows.shape[0] else set())
+            for k in range(rows.shape[1])
+        ]
+        return sparse_third_moments(rows, weights), distinct
 
     def _fit_bins(self, X, context: FitContext) -> list[np.ndarray]:
         """Distinct quantiles of the training rows, per column (see the class docstring)."""
