@@ -27,6 +27,7 @@ it). The two built-in kinds come first in every encoder:
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -453,8 +454,8 @@ def encode_column(values, vocabulary: pd.Index) -> np.ndarray:
         return encode_column(values, pd.Index(vocabulary.to_numpy().astype(np.int64)))
     if values.dtype == bool and vocabulary.dtype.kind in "iuf":
         values = values.astype(np.int64)
-    table = _integer_table(vocabulary)
-    if table is not None and values.dtype.kind in "iuf":
+    table = _integer_table(vocabulary) if values.dtype.kind in "iuf" else None
+    if table is not None:
         # Integer-coded categories: a direct table lookup, several times faster than
         # hashing. Non-integral, out-of-range, NaN and inf values all miss (code 0).
         offset, codes = table
@@ -490,10 +491,26 @@ def check_declared_kind(values, vocabulary: pd.Index, name: str) -> None:
         )
 
 
+_INTEGER_TABLES: dict[int, tuple | None] = {}  # by id() of a live vocabulary, see below
+
+
 def _integer_table(vocabulary: pd.Index):
-    """``(lowest category, codes by category - lowest)`` for compact integral vocabularies."""
+    """``(lowest category, codes by category - lowest)`` for compact integral vocabularies.
+
+    Built once per vocabulary (an immutable ``pd.Index``) and kept while it
+    lives: building it reads the whole vocabulary, which cost a one-row
+    ``predict_proba`` about a sixth of its time when repeated on every call.
+    """
     if len(vocabulary) == 0 or vocabulary.dtype.kind not in "iuf":
         return None
+    key = id(vocabulary)
+    if key not in _INTEGER_TABLES:
+        _INTEGER_TABLES[key] = _build_integer_table(vocabulary)
+        weakref.finalize(vocabulary, _INTEGER_TABLES.pop, key, None)
+    return _INTEGER_TABLES[key]
+
+
+def _build_integer_table(vocabulary: pd.Index):
     values = vocabulary.to_numpy()
     bounds = _integral_range(values)
     if bounds is None or bounds[1] - bounds[0] + 1 > max(4 * len(values), 1024):
@@ -501,6 +518,7 @@ def _integer_table(vocabulary: pd.Index):
     low, high = bounds
     codes = np.zeros(high - low + 1, dtype=np.int64)
     codes[values.astype(np.int64) - low] = np.arange(1, len(values) + 1)
+    codes.flags.writeable = False  # shared by every later lookup in this vocabulary
     return low, codes
 
 

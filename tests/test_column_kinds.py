@@ -292,3 +292,27 @@ def test_nullable_int64_ids_with_missing_values_and_float_lookups_stay_exact():
     assert codes[0] == 0 and sorted(set(codes[1:].tolist())) == [1, 2, 3, 4, 5, 6]
     vocabulary = pd.Index(np.array([2**60 + 1, 2**60 + 9], dtype=np.int64))
     assert encode_column(np.array([2.0**60, 5.0]), vocabulary).tolist() == [0, 0]
+
+
+def test_integer_lookup_table_is_built_once_per_vocabulary_and_freed_with_it(monkeypatch):
+    """A one-row predict must not rebuild the lookup table of a large vocabulary on every call."""
+    import gc
+
+    from skmtl import _column_kinds as kinds
+
+    built = []
+    build = kinds._build_integer_table
+    monkeypatch.setattr(kinds, "_build_integer_table", lambda v: built.append(1) or build(v))
+    vocabulary = pd.Index(np.arange(10, 5000, 3))
+    for values in (np.array([10, 13, 11, 4999, 7]), np.array([13.0, np.nan, 16.5, -1.0])):
+        first = kinds.encode_column(values, vocabulary)
+        assert kinds.encode_column(values, vocabulary).tolist() == first.tolist()
+    assert first.tolist() == [2, 0, 0, 0]
+    assert len(built) == 1
+    low, codes = kinds._integer_table(vocabulary)
+    assert low == 10 and not codes.flags.writeable
+    key = id(vocabulary)
+    assert key in kinds._INTEGER_TABLES
+    del vocabulary, codes
+    gc.collect()
+    assert key not in kinds._INTEGER_TABLES
