@@ -177,6 +177,7 @@ def test_config_validation_and_context():
         skmtl.set_config(thread_policy="fast")
 
 
+@pytest.mark.exclusive  # another test worker's load would leave it no free core to observe
 def test_other_processes_load_sees_a_busy_process_and_not_our_own_work():
     import subprocess
     import sys
