@@ -42,6 +42,8 @@ def main() -> None:
     distributed = not args.single
     if distributed:
         # torchrun sets RANK, WORLD_SIZE, MASTER_ADDR and MASTER_PORT for every process.
+        # skmtl was imported above, before the group exists: see "Import skmtl before
+        # init_process_group" in docs/data_parallel.rst.
         dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
         rank, world_size = dist.get_rank(), dist.get_world_size()
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))

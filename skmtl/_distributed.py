@@ -33,6 +33,17 @@ import numpy as np
 import torch
 from torch import nn
 
+if torch.distributed.is_available():
+    # ``torch.distributed.nn`` takes the default process group as a default argument
+    # of its functions, evaluated when the module is first imported, and
+    # ``DistributedDataParallel`` imports it. First imported after
+    # ``init_process_group`` (in the first data-parallel fit), it would hold that
+    # group for good: ``destroy_process_group`` could then not stop gloo's threads,
+    # which lived on until the interpreter's own teardown, where one can abort the
+    # process ("terminate called without an active exception") after a fit that
+    # succeeded. Imported with skmtl, before the group exists, it holds None.
+    import torch.distributed.nn
+
 T = TypeVar("T")
 
 

@@ -365,10 +365,27 @@ def main(data_path: str, out_dir: str) -> int:
     except Exception as exc:  # noqa: BLE001 (rank 0 sees a communication error)
         report["crash"] = f"{type(exc).__name__}: {exc}"[:300]
     report["crash_seconds"] = time.perf_counter() - start
-    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(report))
     if dist.is_initialized():
         dist.destroy_process_group()
+    # 10. Torn down, the group leaves no gloo thread behind (one left running until
+    #     the interpreter's teardown can abort the process after a successful run).
+    report["gloo_threads_after_teardown"] = gloo_threads()
+    (Path(out_dir) / f"rank{rank}.json").write_text(json.dumps(report))
     return 0
+
+
+def gloo_threads() -> list[str] | None:
+    """The names of this process's gloo threads (None where /proc can't list them)."""
+    tasks = Path("/proc/self/task")
+    if not tasks.is_dir():
+        return None
+    names = []
+    for task in tasks.iterdir():
+        try:
+            names.append((task / "comm").read_text().strip())
+        except OSError:  # the thread ended while we looked
+            continue
+    return sorted(name for name in names if "gloo" in name)
 
 
 if __name__ == "__main__":

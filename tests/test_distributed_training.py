@@ -377,6 +377,17 @@ def test_a_failure_inside_training_on_one_rank_stops_the_others_at_once(runs):
     assert first["crash_seconds"] < 60, first["crash_seconds"]
 
 
+def test_destroying_the_process_group_stops_gloos_threads(runs):
+    # DistributedDataParallel imports torch.distributed.nn, whose functions keep the
+    # default group as a default argument; imported first inside a fit, it kept the
+    # group (and gloo's threads) alive until the interpreter's teardown.
+    for _, report in runs["ranks"]:
+        threads = report["gloo_threads_after_teardown"]
+        if threads is None:
+            pytest.skip("/proc/self/task can't list this process's threads")
+        assert threads == [], threads
+
+
 def test_distributed_without_a_process_group_is_a_clear_error():
     X, y = frame(make_rows(np.random.default_rng(1), 50))
     with pytest.raises(ValueError, match="torchrun"):
