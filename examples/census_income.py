@@ -13,9 +13,11 @@ model's learning curves, the average gate weight that each task gives each
 expert (MoE and MMoE), and the test AUCs. The figure needs matplotlib
 (``pip install "skmtl[plot]"``); without it the table is still printed.
 
-Run: ``python examples/census_income.py`` (measured on 2026-11-30 on a 2-core CPU
-by ``benchmarks/readme_command.py``, medians of 3 runs: 46.7 s with the machine
-otherwise idle, 97.2 s next to another process training with two torch threads).
+Run: ``python examples/census_income.py`` (measured on a 2-core CPU by
+``benchmarks/readme_command.py``, medians of 3 runs: on 2026-12-01 192.6 s with
+the machine otherwise idle and 312.6 s next to another process training with two
+torch threads, 1.62x, on a day when pip's install steps ran 2.5-2.7x slower than on
+2026-11-30, when the demo took 46.7 s and 97.2 s).
 ``--n-rows 5000 --max-iter 5`` gives a quick look.
 """
 
