@@ -92,6 +92,7 @@ def fit_timed(estimator_class, architecture: str, seed: int, args, X, y):
         max_iter=args.max_iter,
         early_stopping=True,
         n_iter_no_change=args.n_iter_no_change,
+        gate_temperature=getattr(args, "gate_temperature", 1.0),
         device="cpu",
         random_state=seed,
     )
@@ -187,7 +188,8 @@ def format_report(rows: list[dict], args, total_seconds: float, command: str = "
         f"noise=0.01)`, two binary tasks, {args.n_train:,} training and {args.n_test:,} test "
         f"rows, one data set per (correlation, seed); seeds {seeds}.",
         f"Models: shared-bottom with one shared layer of {N_EXPERTS * args.expert_units} "
-        f"units; MoE / MMoE with {N_EXPERTS} experts of {args.expert_units} units; towers "
+        f"units; MoE / MMoE with {N_EXPERTS} experts of {args.expert_units} units, gates "
+        f"softmax(logits / {getattr(args, 'gate_temperature', 1.0):g}); towers "
         f"(8,); Adam lr={args.learning_rate:g}, at most {args.max_iter} epochs, early stopping "
         f"on 10 % of the training rows (patience {args.n_iter_no_change}, best epoch restored).",
         "",
@@ -253,6 +255,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--max-iter", type=int, default=60)
     parser.add_argument("--n-iter-no-change", type=int, default=15)
+    parser.add_argument("--gate-temperature", type=float, default=1.0,
+                        help="the gates' softmax temperature (1: the paper's plain softmax)")
     parser.add_argument("--n-jobs", type=int, default=2,
                         help="processes, one torch thread each (default 2: both cores)")
     parser.add_argument("--output", type=Path, default=OUTPUT)

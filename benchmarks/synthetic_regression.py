@@ -119,7 +119,8 @@ def format_report(rows: list[dict], args, total_seconds: float, command: str = "
         f"{args.n_test:,} test rows, one data set per (correlation, seed); seeds {seeds}.",
         f"Models: `MultiTaskRegressor` (squared error); shared-bottom with one shared layer of "
         f"{N_EXPERTS * args.expert_units} units; MoE (OMoE) / MMoE with {N_EXPERTS} experts of "
-        f"{args.expert_units} units; towers (8,); Adam lr={args.learning_rate:g}, at most "
+        f"{args.expert_units} units, gates softmax(logits / {args.gate_temperature:g}); "
+        f"towers (8,); Adam lr={args.learning_rate:g}, at most "
         f"{args.max_iter} epochs, early stopping on 10 % of the training rows (patience "
         f"{args.n_iter_no_change}, best epoch restored).",
         "",
@@ -185,6 +186,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, default=3e-3)
     parser.add_argument("--max-iter", type=int, default=60)
     parser.add_argument("--n-iter-no-change", type=int, default=15)
+    parser.add_argument("--gate-temperature", type=float, default=1.0,
+                        help="the gates' softmax temperature (1: the paper's plain softmax)")
     parser.add_argument("--n-jobs", type=int, default=2,
                         help="processes, one torch thread each (default 2: both cores)")
     parser.add_argument("--output", type=Path, default=OUTPUT)

@@ -18,8 +18,9 @@ counts, 100 tasks sharing 16 latent factors, about 40 % of the labels NaN);
 - ``skmtl_default``: ``MultiTaskClassifier()`` with every default, which picks
   the joint projection (``continuous_projection="auto"``, more than 256
   continuous columns);
-- optional variants (``--variants``) to compare candidates: the number of joint
-  tokens and smaller MMoE sizes.
+- optional variants to compare candidates: the named ones of ``VARIANTS``
+  (``--methods``: the number of joint tokens, smaller MMoE sizes) and any
+  ``--variant NAME='{"param": value}'`` (estimator parameters as JSON).
 
 Each model is scored by the mean over tasks of the test ROC AUC on the task's
 known test labels; ``oracle`` is the AUC of the true probabilities (the best
@@ -35,6 +36,7 @@ report goes to ``benchmarks/results/wide_data_latest.md``.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -176,6 +178,7 @@ def report(rows: list[dict], args) -> str:
          else "- skmtl_per_column not capped"),
         (f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, torch {torch.__version__} "
          f"with {torch.get_num_threads()} threads, Python {sys.version.split()[0]}"),
+        *(f"- variant `{text}`" for text in args.variant),
         "",
         "Mean test ROC AUC over the tasks (per seed, then the mean over seeds):",
         "",
@@ -218,8 +221,20 @@ def main(argv=None) -> None:
         default=["logistic_regression", "skmtl_per_column", "skmtl_default"],
         choices=["logistic_regression", *VARIANTS],
     )
+    parser.add_argument(
+        "--variant", action="append", default=[], metavar="NAME=JSON",
+        help="one more MultiTaskClassifier with these parameters (JSON), e.g. "
+        "'flat={\"gate_temperature\": 30}'; repeatable",
+    )
     parser.add_argument("--out", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
+    for text in args.variant:
+        name, _, params = text.partition("=")
+        try:
+            VARIANTS[name] = (json.loads(params), None)
+        except json.JSONDecodeError as exc:
+            parser.error(f"--variant {text!r}: {exc}")
+        args.methods.append(name)
     rows = run(args)
     text = report(rows, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
