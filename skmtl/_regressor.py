@@ -208,7 +208,7 @@ class MultiTaskRegressor(RegressorMixin, BaseMultiTaskNetwork):
         shared_embeddings=None,
         expert_layer_sizes=(64, 32),
         n_experts=4,
-        gate_temperature=1.0,
+        gate_temperature=10.0,
         n_levels=2,
         n_task_experts=1,
         n_shared_experts=2,

@@ -132,7 +132,9 @@ def test_string_labels_and_multiclass_tasks():
             "flag": X[:, 1] > 0,
         }
     )
-    clf = MultiTaskClassifier(max_iter=60, random_state=0).fit(X, y)
+    # The default budget (max_iter=200): with 60 epochs the default network of flat
+    # gates (gate_temperature=10) stopped at 0.805 on random_state=0 (1.0 with 200).
+    clf = MultiTaskClassifier(random_state=0).fit(X, y)
     assert clf.classes_[0].tolist() == ["high", "low", "mid"]
     assert clf.classes_[1].tolist() == [False, True]
     proba = clf.predict_proba(X)
@@ -140,7 +142,7 @@ def test_string_labels_and_multiclass_tasks():
     np.testing.assert_allclose(proba[0].sum(1), 1.0)
     pred = clf.predict(X)
     assert pred.shape == (400, 2) and pred.dtype == object
-    assert (pred[:, 0] == y["kind"].to_numpy()).mean() > 0.85
+    assert (pred[:, 0] == y["kind"].to_numpy()).mean() > 0.95
     # predict is the argmax of predict_proba
     assert np.array_equal(pred[:, 0], clf.classes_[0][proba[0].argmax(1)])
 
@@ -582,7 +584,7 @@ def test_integer_category_lookup_matches_hashing():
 @pytest.mark.parametrize(
     "change, match",
     [({"n_experts": 7}, r"n_experts: 4 -> 7"),
-     ({"gate_temperature": 0.5}, r"gate_temperature: 1.0 -> 0.5"),
+     ({"gate_temperature": 0.5}, r"gate_temperature: 10.0 -> 0.5"),
      ({"expert_layer_sizes": (8,)}, r"expert_layer_sizes: \(64, 32\) -> \(8,\)"),
      ({"embedding_dim": 4}, r"embedding_dim: 8 -> 4")],
 )

@@ -39,7 +39,10 @@ def fitted(feed):
     X, y = feed.data, feed.target
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return MultiTaskRegressor(**{**FAST, "max_iter": 30}, loss=MIXED,
+        # The figures below were measured with the plain softmax (gate_temperature=1,
+        # the default until 2026-12): with the default 10 this 2-expert, 16-unit network
+        # stalls at R^2 0.42 on random_state=0 (0.53 on random_state 1 and 2).
+        return MultiTaskRegressor(**{**FAST, "max_iter": 30}, loss=MIXED, gate_temperature=1.0,
                                   learning_rate_init=3e-3).fit(X[:2000], y[:2000])
 
 

@@ -141,8 +141,13 @@ def test_a_regressor_takes_sparse_X_as_its_dense_equivalent(data):
     X, _ = data
     rng = np.random.default_rng(3)
     y = np.column_stack([X[:, :10] @ rng.normal(size=10) * 100 + 50, X[:, 10:20].sum(axis=1)])
-    sparse = MultiTaskRegressor(**FAST).fit(X, y)
-    dense = MultiTaskRegressor(**FAST).fit(X.toarray(), y)
+    # The two fits differ only in rounding (sparse and dense products sum in other orders).
+    # With the default flat gates (gate_temperature=10) this lr=0.01 fit amplifies it to
+    # 4e-4 to 5e-4 of mean |y| on random_state 0 and 2 (measured; at 1: at most 2.2e-4 on
+    # random states 0 to 3, none beyond the tolerance), so the paths are compared at 1.
+    params = dict(FAST, gate_temperature=1.0)
+    sparse = MultiTaskRegressor(**params).fit(X, y)
+    dense = MultiTaskRegressor(**params).fit(X.toarray(), y)
     np.testing.assert_allclose(sparse.predict(X), dense.predict(X.toarray()), rtol=JOINT_FIT_TOL,
                                atol=JOINT_FIT_TOL * np.abs(y).mean())
 
