@@ -230,6 +230,8 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     for text in args.variant:
         name, _, params = text.partition("=")
+        if name in VARIANTS or name == "logistic_regression":
+            parser.error(f"--variant {name!r}: that name is taken; choose another")
         try:
             VARIANTS[name] = (json.loads(params), None)
         except json.JSONDecodeError as exc:
