@@ -92,7 +92,7 @@ def fit_timed(estimator_class, architecture: str, seed: int, args, X, y):
         max_iter=args.max_iter,
         early_stopping=True,
         n_iter_no_change=args.n_iter_no_change,
-        gate_temperature=getattr(args, "gate_temperature", 1.0),
+        gate_temperature=args.gate_temperature,
         device="cpu",
         random_state=seed,
     )
@@ -189,7 +189,7 @@ def format_report(rows: list[dict], args, total_seconds: float, command: str = "
         f"rows, one data set per (correlation, seed); seeds {seeds}.",
         f"Models: shared-bottom with one shared layer of {N_EXPERTS * args.expert_units} "
         f"units; MoE / MMoE with {N_EXPERTS} experts of {args.expert_units} units, gates "
-        f"softmax(logits / {getattr(args, 'gate_temperature', 1.0):g}); towers "
+        f"softmax(logits / {args.gate_temperature:g}); towers "
         f"(8,); Adam lr={args.learning_rate:g}, at most {args.max_iter} epochs, early stopping "
         f"on 10 % of the training rows (patience {args.n_iter_no_change}, best epoch restored).",
         "",

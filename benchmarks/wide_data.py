@@ -145,7 +145,7 @@ def run(args) -> list[dict]:
                 scores, seconds = fit_logistic_regressions(X_train, y_train, X_test)
                 extra = {"epochs": "", "parameters": args.tasks * (args.features + 1), "tokens": ""}
             else:
-                params, tokens = VARIANTS[method]
+                params, tokens = args.variants[method]
                 cap = args.per_column_epochs if method == "skmtl_per_column" else None
                 cap = cap or None  # 0: no cap
                 scores, seconds, epochs, n_parameters, entry = fit_skmtl(
@@ -228,15 +228,16 @@ def main(argv=None) -> None:
     )
     parser.add_argument("--out", type=Path, default=OUTPUT)
     args = parser.parse_args(argv)
+    args.variants = dict(VARIANTS)  # this run's: --variant adds to a copy, never to VARIANTS
     for text in args.variant:
         name, _, params = text.partition("=")
-        if name in VARIANTS or name == "logistic_regression":
+        if name in args.variants or name == "logistic_regression":
             parser.error(f"--variant {name!r}: that name is taken; choose another")
         try:
-            VARIANTS[name] = (json.loads(params), None)
+            args.variants[name] = (json.loads(params), None)
         except json.JSONDecodeError as exc:
             parser.error(f"--variant {text!r}: {exc}")
-        args.methods.append(name)
+        args.methods = [*args.methods, name]  # not .append: the default list is argparse's
     rows = run(args)
     text = report(rows, args)
     args.out.parent.mkdir(parents=True, exist_ok=True)
