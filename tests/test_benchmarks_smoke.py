@@ -23,6 +23,13 @@ pytestmark = [
 ]
 
 
+# For the scripts that leave torch's thread count alone (step_costs.py times raw torch steps,
+# sequence_cost.py predicts on torch's count): these smoke runs assert nothing about speed,
+# and two OpenMP threads spin-waiting for the core the other test worker holds made
+# step_costs.py's run 3.4x slower (81.5 s against 23.9 s with one thread, measured under load).
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+
 def _row(table: str, name: str) -> list[str]:
     for line in table.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
@@ -112,7 +119,7 @@ def test_step_costs_runs_on_tiny_data():
     script = SCRIPT.with_name("step_costs.py")
     proc = subprocess.run(
         [sys.executable, str(script), "--rows", "5000", "--rounds", "2", "--steps", "3"],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True, text=True, timeout=300, env=ONE_THREAD,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     step = _row(proc.stdout, "step ms (median)")
@@ -239,7 +246,7 @@ def test_sequence_cost_tiny_run(tmp_path):
     subprocess.run(
         [sys.executable, str(SCRIPT.parent / "sequence_cost.py"), "--rows", "3000",
          "--test-rows", "1000", "--repeats", "1", "--output", str(out)],
-        check=True, capture_output=True, text=True, timeout=600,
+        check=True, capture_output=True, text=True, timeout=600, env=ONE_THREAD,
     )
     text = out.read_text()
     assert _row(text, "no history")[2] == "1.00x"
