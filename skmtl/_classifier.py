@@ -165,9 +165,15 @@ class MultiTaskClassifier(ClassifierMixin, BaseMultiTaskNetwork):
           that are 0 on most rows and large on a few (capital gains,
           dividends, spend), where most rows sit in a
           sliver of the standardised range and the effect comes from
-          thresholds and spikes. The other columns keep the linear map
-          alone, so data without such a column get exactly the ``"linear"``
-          model. The columns are chosen from the training rows of positive weight
+          thresholds and spikes. With at least 5,000 training rows per
+          continuous column, every column that takes more than two values
+          gets the term (ages, weeks, counts: there are rows enough to learn
+          their thresholds and peaks). Each periodic token is multiplied by a
+          learnt scale that starts at 0, so the fit starts from the linear
+          network and the term grows where the loss pulls it in. The other
+          columns keep the linear map alone, so data with neither such a
+          column nor so many rows get exactly the ``"linear"`` model. The
+          columns are chosen from the training rows of positive weight
           (of all processes in a data-parallel fit, from the first chunk of
           :meth:`partial_fit`) and listed in
           ``encoder_.continuous.periodic_columns_`` (a sparse ``X``'s

@@ -25,6 +25,7 @@ from test_distributed_training import FakeGroup  # rank 0 of a simulated data-pa
 from skmtl import MultiTaskClassifier, MultiTaskRegressor, load_model, save_model
 from skmtl._base import FitSeeds
 from skmtl._column_kinds import (
+    AUTO_PERIODIC_ROWS_PER_COLUMN,
     AUTO_PERIODIC_SKEWNESS,
     PIECEWISE_LINEAR_BINS,
     QUANTILE_SKETCH_SIZE,
@@ -445,7 +446,7 @@ def test_auto_adds_the_periodic_term_to_heavy_tailed_columns():
     np.testing.assert_array_equal(model.encoder_.continuous.periodic_columns_, [3])
     assert model.network_spec_["embeddings"][1] == {
         "kind": "continuous", "n_columns": 6, "embedding": "auto", "periodic_columns": [3],
-        "n_frequencies": 16, "sigma": 0.5,
+        "n_frequencies": 16, "sigma": 0.5, "periodic_scale": True,
     }
     module = model.module_.embedding.kinds["continuous"]
     assert isinstance(module, LinearPeriodicEmbedding)
@@ -477,7 +478,8 @@ def test_skewness_of_shards_is_the_skewness_of_all_rows():
 
 
 def test_linear_periodic_embedding_by_hand():
-    module = LinearPeriodicEmbedding(3, embedding_dim=2, periodic_columns=[2, 0], n_frequencies=2)
+    module = LinearPeriodicEmbedding(3, embedding_dim=2, periodic_columns=[2, 0], n_frequencies=2,
+                                     scaled=False)
     module.reset_parameters(torch.Generator().manual_seed(0))
     linear = ContinuousEmbedding(3, 2)
     periodic = PeriodicEmbedding(2, 2, n_frequencies=2)
@@ -489,6 +491,19 @@ def test_linear_periodic_embedding_by_hand():
     expected[:, 2] += extra[:, 0]
     expected[:, 0] += extra[:, 1]
     torch.testing.assert_close(module(x), expected)
+    scaled = LinearPeriodicEmbedding(3, embedding_dim=2, periodic_columns=[2, 0], n_frequencies=2)
+    scaled.reset_parameters(torch.Generator().manual_seed(0))
+    assert scaled.periodic_scale.shape == (2, 2) and not scaled.periodic_scale.any()
+    for name, tensor in module.state_dict().items():  # the same draws, in the same order
+        assert torch.equal(scaled.state_dict()[name], tensor), name
+    torch.testing.assert_close(scaled(x), linear(x), rtol=0, atol=0)  # starts linear
+    scale = torch.tensor([[0.5, -2.0], [3.0, 0.25]])  # one value per periodic column and value
+    with torch.no_grad():
+        scaled.periodic_scale.copy_(scale)
+    expected = linear(x).clone()
+    expected[:, 2] += extra[:, 0] * scale[0]
+    expected[:, 0] += extra[:, 1] * scale[1]
+    torch.testing.assert_close(scaled(x), expected)
     with pytest.raises(ValueError, match="distinct positions"):
         LinearPeriodicEmbedding(3, 2, [0, 0])
     with pytest.raises(ValueError, match="distinct positions"):
@@ -535,10 +550,10 @@ def test_sparse_skewness_counts_the_implicit_zeros():
     for w in (None, weights):
         expected = _skewness([_third_moments(dense, w)])
         np.testing.assert_allclose(_skewness([sparse_third_moments(X, w)]), expected, rtol=1e-9)
-        moments, _ = kind._dense_summary(dense, FitContext(sample_weight=w))
+        moments, _, _ = kind._dense_summary(dense, FitContext(sample_weight=w))
         np.testing.assert_allclose(_skewness([moments]), expected, rtol=1e-9)
     rows = np.arange(0, 400, 3)  # the training rows only
-    moments, _ = kind._dense_summary(dense, FitContext(rows=rows, sample_weight=weights))
+    moments, _, _ = kind._dense_summary(dense, FitContext(rows=rows, sample_weight=weights))
     np.testing.assert_allclose(_skewness([moments]),
                                _skewness([_third_moments(dense[rows], weights[rows])]), rtol=1e-9)
     kinds = [ContinuousColumns(np.arange(4), "auto").fit(data, FitContext()) for data in (X, dense)]
@@ -579,6 +594,39 @@ def test_data_parallel_auto_decides_on_all_processes_rows():
     np.testing.assert_array_equal(whole.periodic_columns_, [0, 1, 3])
     for shard in shards:  # no process alone sees column 0's tail or column 3's three values
         assert not {0, 3} & set(_fit_kind(shard, "auto").periodic_columns_)
+
+
+def test_auto_adds_the_periodic_term_to_every_column_when_rows_are_many():
+    from scipy import sparse
+
+    n_columns = 3
+    enough = AUTO_PERIODIC_ROWS_PER_COLUMN * n_columns
+    rng = np.random.default_rng(4)
+    X = np.column_stack([rng.normal(size=enough + 10), rng.integers(18, 90, enough + 10),
+                         rng.integers(0, 2, enough + 10)]).astype(float)  # nothing heavy-tailed
+    assert np.all(np.abs(_skewness_of(X)) < 1)
+
+    def chosen(data, **context):
+        kind = ContinuousColumns(np.arange(n_columns), "auto")
+        return kind.fit(data, FitContext(**context)).periodic_columns_.tolist()
+
+    # Every column with more than two values (not the 0/1 one) once the training rows
+    # reach the line, dense or sparse; one row fewer and none of them.
+    assert chosen(X[:enough]) == chosen(sparse.csr_matrix(X[:enough])) == [0, 1]
+    assert chosen(X[:enough - 1]) == chosen(sparse.csr_matrix(X[:enough - 1])) == []
+    # Only training rows count (not the validation rows), and only those of positive weight.
+    assert chosen(X, rows=np.arange(enough)) == [0, 1]
+    assert chosen(X, rows=np.arange(enough - 1)) == []
+    weights = np.ones(len(X))
+    weights[:11] = 0.0  # 11 rows that do not count leave one row too few
+    assert chosen(X, sample_weight=weights) == []
+    weights[:11] = 0.5  # weights below 1 still count their rows
+    assert chosen(X, sample_weight=weights) == [0, 1]
+    # A data-parallel fit counts the rows of all processes.
+    half = enough // 2
+    combined, whole = _fitted_over_shards([X[:half], X[half:enough]], "auto")
+    assert combined.periodic_columns_.tolist() == whole.periodic_columns_.tolist() == [0, 1]
+    assert _fit_kind(X[:half], "auto").periodic_columns_.tolist() == []
 
 
 @pytest.mark.parametrize("architecture", ["mmoe", "single_task"])
@@ -631,10 +679,36 @@ def test_wide_auto_projects_jointly_and_linearly(tmp_path):
     )
 
 
+def test_the_zero_scale_lets_only_the_scale_learn_at_first():
+    """At the first step the periodic maps get no gradient (their output is multiplied by 0)
+    while the scale does, so the fit moves away from the linear network only where the loss
+    pulls the periodic term in."""
+    module = LinearPeriodicEmbedding(4, embedding_dim=3, periodic_columns=[1, 3], n_frequencies=4)
+    module.reset_parameters(torch.Generator().manual_seed(2))
+    x = torch.randn(64, 4, generator=torch.Generator().manual_seed(3))
+    target = torch.sin(3 * x[:, 1:2])  # a shape only the periodic term can give column 1
+    ((module(x)[:, 1] - target) ** 2).mean().backward()
+    for p in module.periodic.parameters():
+        assert p.grad is not None and not p.grad.any()
+    assert module.periodic_scale.grad[0].abs().sum() > 0  # column 1's scale
+    assert module.linear.weight.grad.abs().sum() > 0
+
+
 def test_a_file_with_a_bad_auto_entry_is_refused():
     good = {"kind": "continuous", "n_columns": 3, "embedding": "auto", "periodic_columns": [0, 2],
             "n_frequencies": 16, "sigma": 0.5}
     check_continuous_entry(good)
+    # Files written before the zero-initialised scale have no periodic_scale: unscaled terms.
+    assert ContinuousColumns.make_embedding(2, 1, **good).periodic_scale is None
+    check_continuous_entry({**good, "periodic_scale": True})
+    assert ContinuousColumns.make_embedding(
+        2, 1, **good, periodic_scale=True).periodic_scale.shape == (2, 2)
+    for bad in (1, "true", None):
+        with pytest.raises(ValueError, match="periodic_scale"):
+            check_continuous_entry({**good, "periodic_scale": bad})
+    with pytest.raises(ValueError, match="takes"):
+        check_continuous_entry({"kind": "continuous", "n_columns": 3, "embedding": "periodic",
+                                "n_frequencies": 16, "sigma": 0.5, "periodic_scale": True})
     for columns in ([3], [0, 0], [True], "0", [0.0]):
         with pytest.raises(ValueError, match="periodic_columns"):
             check_continuous_entry({**good, "periodic_columns": columns})

@@ -295,6 +295,12 @@ class LinearPeriodicEmbedding(nn.Module):
     adds the irregular shape a linear map of one value cannot give (the
     numeric embeddings of Gorishniy, Rubachev and Babenko, NeurIPS 2022).
 
+    With ``scaled=True`` each periodic token is multiplied, value by value,
+    by a learnt scale that :meth:`reset_parameters` sets to 0 (as ReZero,
+    Bachlechner et al. 2021, starts its residual branches): the fit starts
+    from the linear network and the periodic term grows only where the
+    gradient keeps pushing it.
+
     Parameters
     ----------
     n_columns, embedding_dim : int
@@ -308,6 +314,10 @@ class LinearPeriodicEmbedding(nn.Module):
         Standard deviation of the initial frequencies.
     n_copies : int, default=1
         ``C`` independent copies of every map, side by side.
+    scaled : bool, default=True
+        Multiply the periodic tokens by the zero-initialised ``periodic_scale``
+        (one value per periodic column and token value); ``False`` adds them as
+        they are (models saved before the scale existed).
 
     Notes
     -----
@@ -316,7 +326,7 @@ class LinearPeriodicEmbedding(nn.Module):
 
     def __init__(
         self, n_columns: int, embedding_dim: int, periodic_columns, n_frequencies: int = 16,
-        sigma: float = 0.5, n_copies: int = 1,
+        sigma: float = 0.5, n_copies: int = 1, scaled: bool = True,
     ):
         super().__init__()
         self.n_tokens = int(n_columns)
@@ -336,21 +346,31 @@ class LinearPeriodicEmbedding(nn.Module):
         self.register_buffer("periodic_columns", torch.tensor(columns, dtype=torch.long),
                              persistent=False)
         self.register_buffer("token_of_column", token_of_column, persistent=False)
+        self.scaled = bool(scaled)
+        self.periodic_scale = (
+            nn.Parameter(torch.zeros(len(columns), n_copies * embedding_dim)) if self.scaled else None
+        )
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
         self.linear.reset_parameters(generator)
         self.periodic.reset_parameters(generator)
+        if self.periodic_scale is not None:
+            with torch.no_grad():
+                self.periodic_scale.zero_()
 
     def forward(self, values: torch.Tensor) -> torch.Tensor:
         tokens = self.linear(values)
         if not self.periodic.n_tokens:
             return tokens
         extra = self.periodic(values.index_select(1, self.periodic_columns))
+        scale = getattr(self, "periodic_scale", None)  # None in pickles from before the scale
+        if scale is not None:
+            extra = extra * scale
         padded = torch.cat([extra, extra.new_zeros(extra.shape[0], 1, extra.shape[2])], dim=1)
         return tokens + padded.index_select(1, self.token_of_column)
 
     def extra_repr(self) -> str:
-        return f"periodic_columns={list(self.columns_with_periodic)}"
+        return f"periodic_columns={list(self.columns_with_periodic)}, scaled={getattr(self, 'scaled', False)}"
 
 
 def _bin_edges(edges) -> np.ndarray:
