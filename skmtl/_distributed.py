@@ -164,12 +164,22 @@ class ProcessGroup(SingleProcess):
         # A column kind without columns (e.g. no categorical column) keeps an empty
         # table that no step uses: DDP must then look for unused parameters too.
         empty = any(p.numel() == 0 for p in module.parameters())
-        return DistributedDataParallel(
+        wrapper = DistributedDataParallel(
             module,
             device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=user_module or empty,
             **{name: user_module},
         )
+        # The wrapper's C++ reducer holds the process group too. Were the reducer the
+        # last to let go of it (after destroy_process_group, e.g. once a rank's error
+        # has been raised), gloo's destructor would join its worker thread with the
+        # GIL held, while that thread needs the GIL to free the collective it just
+        # finished (its state holds a Python object since torch 2.13): a deadlock,
+        # seen as a surviving rank that never returns. The Python object of the
+        # group, released after the reducer (attributes go in the order they were
+        # set), lets go last, and torch releases the GIL there.
+        wrapper._skmtl_process_group = wrapper.process_group
+        return wrapper
 
     def check_device(self, device: torch.device) -> None:
         if self.backend == "nccl" and device.type != "cuda":

@@ -10,6 +10,7 @@ the scenarios and writes what it saw to ``OUT/rank<r>.npz``::
 
 from __future__ import annotations
 
+import faulthandler
 import json
 import sys
 import time
@@ -78,16 +79,29 @@ def state(clf) -> dict:
     return {k: v.detach().cpu().numpy() for k, v in clf.module_.state_dict().items()}
 
 
+HANG_SECONDS = 420
+"""A rank still running after this long prints every thread's stack and exits (the
+test's own limit is 600 s): a hang in CI then says where each rank waited."""
+
+
 def main(data_path: str, out_dir: str) -> int:
     warnings.filterwarnings("ignore")
+    faulthandler.dump_traceback_later(HANG_SECONDS, exit=True)
     torch.set_num_threads(1)
     dist.init_process_group("gloo")
     rank = dist.get_rank()
+    began = time.perf_counter()
+
+    def mark(scenario: str) -> None:
+        """One stderr line per scenario started: with the stacks, where a hang began."""
+        print(f"[rank{rank}] {time.perf_counter() - began:7.1f} s: {scenario}",
+              file=sys.stderr, flush=True)
     data = np.load(data_path, allow_pickle=True)
     params = json.loads(str(data["params"]))
     out: dict[str, np.ndarray] = {}
     report: dict = {"rank": rank, "world_size": dist.get_world_size()}
 
+    mark("1 Equivalence: this rank's rows are its halves")
     # 1. Equivalence: this rank's rows are its halves of the global batches.
     mine = data["shard"] == rank
     X, y = frame(data, "")[mine], labels(data, "")[mine]
@@ -104,6 +118,7 @@ def main(data_path: str, out_dir: str) -> int:
         None if c is None else [str(v) for v in c] for c in clf.categories_
     ]
 
+    mark("1b The same rows as regression targets: the")
     # 1b. The same rows as regression targets: the global target scaling, weights and
     #     unknown targets must give the one-process model.
     y_reg = pd.DataFrame({"spend": data["spend"], "count": data["count"]})[mine]
@@ -113,6 +128,7 @@ def main(data_path: str, out_dir: str) -> int:
     out["regressor_scale"] = reg.target_scale_
     out["regressor_loss_curve"] = np.asarray(reg.loss_curve_)
     out["regressor_predict"] = reg.predict(X_all)
+    mark("1b' A binary task (loss='log_loss', unscaled 0/1")
     # 1b'. A binary task (loss="log_loss", unscaled 0/1 targets) next to a real-valued one.
     y_mixed = pd.DataFrame({"click": data["click"], "spend": data["spend"]})[mine]
     mixed = MultiTaskRegressor(**params, loss={"click": "log_loss"}, distributed=True).fit(
@@ -120,6 +136,7 @@ def main(data_path: str, out_dir: str) -> int:
     out["mixed_loss_curve"] = np.asarray(mixed.loss_curve_)
     out["mixed_predict"] = mixed.predict(X_all)
 
+    mark("1b' task_balancing='uncertainty': the")
     # 1b'. task_balancing="uncertainty": the log-variances learn from the global batch's losses.
     balanced = MultiTaskRegressor(**params, loss={"count": "poisson"}, distributed=True,
                                   task_balancing="uncertainty").fit(X, y_reg, sample_weight=weights)
@@ -127,6 +144,7 @@ def main(data_path: str, out_dir: str) -> int:
     out["uncertainty_weights"] = balanced.task_balance_weights_
     out["uncertainty_predict"] = balanced.predict(X_all)
 
+    mark("1c numeric_embedding='piecewise_linear': the")
     # 1c. numeric_embedding="piecewise_linear": the bins are those of all ranks' rows.
     ple = MultiTaskClassifier(**params, numeric_embedding="piecewise_linear", distributed=True)
     ple.fit(X, y, sample_weight=weights)
@@ -135,18 +153,21 @@ def main(data_path: str, out_dir: str) -> int:
     out["ple_loss_curve"] = np.asarray(ple.loss_curve_)
     out["ple_proba_0"] = ple.predict_proba(X_all)[0]
 
+    mark("1c Numeric columns only: the empty categorical")
     # 1c. Numeric columns only: the empty categorical table gets no gradient, which
     #     DistributedDataParallel must be told about (it raised on the second step).
     numeric = MultiTaskClassifier(**params, distributed=True).fit(
         X[["x0", "x1"]], y, sample_weight=weights)
     out["numeric_only_loss_curve"] = np.asarray(numeric.loss_curve_)
 
+    mark("1d continuous_projection='joint': one matmul of")
     # 1d. continuous_projection="joint": one matmul of all continuous columns, every rank.
     joint = MultiTaskClassifier(**params, continuous_projection="joint", distributed=True)
     joint.fit(X, y, sample_weight=weights)
     out["joint_loss_curve"] = np.asarray(joint.loss_curve_)
     out["joint_proba_0"] = joint.predict_proba(X_all)[0]
 
+    mark("1f A scipy sparse X (one-hot columns and the")
     # 1f. A scipy sparse X (one-hot columns and the numbers), projected jointly: the
     #     one-process model of the same sparse rows.
     sparse = MultiTaskClassifier(**params, continuous_projection="joint", distributed=True)
@@ -154,12 +175,14 @@ def main(data_path: str, out_dir: str) -> int:
     out["sparse_loss_curve"] = np.asarray(sparse.loss_curve_)
     out["sparse_proba_0"] = sparse.predict_proba(sparse_design(X_all))[0]
 
+    mark("1e The training-recipe options (decoupled decay")
     # 1e. The training-recipe options (decoupled decay, plateau schedule, Kaiming init).
     recipe = MultiTaskClassifier(**params, **RECIPE, distributed=True)
     recipe.fit(X, y, sample_weight=weights)
     out["recipe_loss_curve"] = np.asarray(recipe.loss_curve_)
     out["recipe_proba_0"] = recipe.predict_proba(X_all)[0]
 
+    mark("1e' alpha (coupled L2), divided by the global")
     # 1e'. alpha (coupled L2), divided by the global batch's rows on every rank.
     penalised = MultiTaskClassifier(**params, alpha=5.0, distributed=True)
     penalised.fit(X, y, sample_weight=weights)
@@ -167,6 +190,7 @@ def main(data_path: str, out_dir: str) -> int:
     out["alpha_proba_0"] = penalised.predict_proba(X_all)[0]
     out["alpha_rates"] = np.sort([g["weight_decay"] for g in penalised.optimizer_.param_groups])
 
+    mark("1f Embedding dropout: every rank draws its own")
     # 1f. Embedding dropout: every rank draws its own masks, and all end with one model.
     dropped = MultiTaskClassifier(**params, embedding_dropout=0.2, distributed=True)
     dropped.fit(X, y, sample_weight=weights)
@@ -174,6 +198,7 @@ def main(data_path: str, out_dir: str) -> int:
     for name, value in state(dropped).items():
         out[f"edrop_state_{name}"] = value
 
+    mark("2 Shuffled, early-stopped, class-balanced")
     # 2. Shuffled, early-stopped, class-balanced training on uneven shards: the
     #    ranks must end with the same model (and rank 1 runs out of rows first).
     big = frame(data, "big_")
@@ -186,6 +211,7 @@ def main(data_path: str, out_dir: str) -> int:
     ).fit(big.iloc[rows], big_y.iloc[rows])
     for name, value in state(clf).items():
         out[f"early_state_{name}"] = value
+    mark("2b The same, piecewise-linear: the bins of every")
     # 2b. The same, piecewise-linear: the bins of every rank's training rows, on every rank.
     early_ple = MultiTaskClassifier(
         **{**params, "early_stopping": True, "max_iter": 3}, numeric_embedding="piecewise_linear",
@@ -199,6 +225,7 @@ def main(data_path: str, out_dir: str) -> int:
     for t, p in enumerate(clf.predict_proba(test)):
         out[f"early_test_proba_{t}"] = p
 
+    mark("2b Early stopping on a chosen score: every rank")
     # 2b. Early stopping on a chosen score: every rank scores the validation rows of
     #     both, and they take the same decisions.
     scored = []
@@ -222,6 +249,7 @@ def main(data_path: str, out_dir: str) -> int:
         clf, scored[0], big_y.loc[scored[0].index]
     )
 
+    mark("2c A scorer failing on rank 1 only: every rank")
     # 2c. A scorer failing on rank 1 only: every rank raises, none hangs.
     def failing(estimator, X_val, y_val):
         if rank == 1:
@@ -236,6 +264,7 @@ def main(data_path: str, out_dir: str) -> int:
     except Exception as exc:  # noqa: BLE001 (rank 1 sees its own error)
         report["scorer_error"] = f"{type(exc).__name__}: {exc}"
 
+    mark("3 partial_fit over two chunks per rank, classes")
     # 3. partial_fit over two chunks per rank, classes and categories declared.
     chunks = np.array_split(rows, 2)
     clf = MultiTaskClassifier(**params, distributed=True)
@@ -251,6 +280,7 @@ def main(data_path: str, out_dir: str) -> int:
         out[f"partial_state_{name}"] = value
     report["partial_n_iter"] = clf.n_iter_
 
+    mark("4 Bad input on one rank only: every rank must")
     # 4. Bad input on one rank only: every rank must raise (none may hang).
     X_bad = X.copy()
     if rank == 1:
@@ -261,6 +291,7 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["error"] = str(exc)
 
+    mark("4b A continued fit whose y has its tasks in")
     # 4b. A continued fit whose y has its tasks in another order on one rank only.
     try:
         clf.partial_fit(big.iloc[rows], big_y.iloc[rows][["buy", "click"]] if rank == 1
@@ -269,6 +300,7 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["order_error"] = str(exc)
 
+    mark("5 Different parameters on different ranks: a")
     # 5. Different parameters on different ranks: a clear error, not a hang.
     try:
         MultiTaskClassifier(**{**params, "max_iter": 2 + rank}, distributed=True).fit(X, y)
@@ -276,6 +308,7 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["params_error"] = str(exc)
 
+    mark("6 A funnel violation (a purchase without a")
     # 6. A funnel violation (a purchase without a click) on one rank only.
     y_funnel = y.copy()
     if rank == 1:
@@ -286,6 +319,7 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["funnel_error"] = str(exc)
 
+    mark("7 A global batch smaller than the number of")
     # 7. A global batch smaller than the number of processes.
     try:
         MultiTaskClassifier(**{**params, "batch_size": 1}, distributed=True).fit(X, y)
@@ -293,6 +327,7 @@ def main(data_path: str, out_dir: str) -> int:
     except ValueError as exc:
         report["batch_error"] = str(exc)
 
+    mark("7b What differs between ranks in the call itself")
     # 7b. What differs between ranks in the call itself must be a clear ValueError on
     #     every rank, not obscurely paired collectives or two different models.
     def error_of(fit):
@@ -346,6 +381,7 @@ def main(data_path: str, out_dir: str) -> int:
     report["later_categories_error"] = error_of(
         lambda: later.partial_fit(X, y, categories={"city": cities} if rank == 1 else None))
 
+    mark("8 A user module with buffers that training")
     # 8. A user module with buffers that training changes: the ranks must agree.
     clf = MultiTaskClassifier(
         **{**params, "architecture": NormalisedHeads, "shuffle": True}, distributed=True
@@ -356,6 +392,7 @@ def main(data_path: str, out_dir: str) -> int:
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     np.savez(Path(out_dir) / f"rank{rank}.npz", **out)
 
+    mark("9 Last (it tears the process group down): an")
     # 9. Last (it tears the process group down): an error inside training on rank 1
     #    must stop rank 0 at once, not after the 30-minute collective timeout.
     start = time.perf_counter()
@@ -367,6 +404,7 @@ def main(data_path: str, out_dir: str) -> int:
     report["crash_seconds"] = time.perf_counter() - start
     if dist.is_initialized():
         dist.destroy_process_group()
+    mark("10 Torn down, the group leaves no gloo thread")
     # 10. Torn down, the group leaves no gloo thread behind (one left running until
     #     the interpreter's teardown can abort the process after a successful run).
     report["gloo_threads_after_teardown"] = gloo_threads()
